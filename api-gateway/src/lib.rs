@@ -1,0 +1,261 @@
+//! api-gateway: the one listener on :4000. REST under `/api/v1` (and `/api`), native gRPC
+//! and grpc-web for every served `kiln.v1` service, health, readiness, metrics, the
+//! OpenAPI document and its docs page. It reaches services only through their channels.
+
+pub mod error;
+pub mod grpc_edge;
+pub mod openapi;
+pub mod rest;
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use kiln_common::{ErrorCode, grpc};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_governor::{
+    GovernorError, GovernorLayer, governor::GovernorConfigBuilder, key_extractor::PeerIpKeyExtractor,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
+
+pub use error::ApiError;
+pub use grpc_edge::Backends;
+
+/// What the gateway needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub cors_origins: Vec<String>,
+    pub auth_rate_limit_per_minute: u32,
+    pub max_body_bytes: usize,
+}
+
+impl GatewayConfig {
+    pub fn from_config(config: &kiln_common::Config) -> Self {
+        GatewayConfig {
+            cors_origins: config.cors_origins.clone(),
+            auth_rate_limit_per_minute: config.auth_rate_limit_per_minute,
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub backends: Backends,
+    openapi_json: Arc<String>,
+    docs_html: Arc<String>,
+    metrics: PrometheusHandle,
+}
+
+/// The whole app on one router. Serve it with connect info (see [`serve`]): the auth
+/// rate limit is keyed by client address.
+pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result<Router> {
+    let doc = openapi::document(&rest::operations())?;
+    let state = GatewayState {
+        openapi_json: Arc::new(serde_json::to_string_pretty(&doc)?),
+        docs_html: Arc::new(openapi::docs_page(&doc)),
+        metrics: metrics_handle(),
+        backends: backends.clone(),
+    };
+
+    let api = Router::new()
+        .nest("/auth", rate_limited(rest::auth::router(), config.auth_rate_limit_per_minute)?)
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
+
+    let (_health, support) = grpc::with_support(&backends.services, None).await?;
+    let grpc = grpc_edge::router(backends, support);
+
+    Ok(Router::new()
+        .nest("/api/v1", api.clone())
+        .nest("/api", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .merge(grpc)
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(record_metrics))
+        .layer(cors(&config.cors_origins)?)
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| ApiError::new(ErrorCode::Internal, "internal error").into_response())))
+}
+
+/// Serves `router` on `listener` (HTTP/1.1 and h2c together) until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Into::into)
+}
+
+/// Limits each client address to `per_minute` requests on `router`'s routes.
+fn rate_limited(router: Router<GatewayState>, per_minute: u32) -> anyhow::Result<Router<GatewayState>> {
+    let config = GovernorConfigBuilder::default()
+        .key_extractor(PeerIpKeyExtractor)
+        .per_millisecond((60_000 / u64::from(per_minute)).max(1))
+        .burst_size(per_minute)
+        .finish()
+        .ok_or_else(|| anyhow::anyhow!("KILN_AUTH_RATE_LIMIT: cannot build a rate limit of {per_minute}/min"))?;
+    let limiter = config.limiter().clone();
+    // Forget idle addresses now and then so the table does not grow without bound.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+        }
+    });
+    Ok(router.layer(GovernorLayer::new(config).error_handler(|e: GovernorError| {
+        let (message, wait) = match e {
+            GovernorError::TooManyRequests { wait_time, .. } => {
+                (format!("too many requests; retry in {wait_time}s"), Some(wait_time))
+            }
+            _ => ("too many requests".to_string(), None),
+        };
+        let mut response = ApiError::new(ErrorCode::ResourceExhausted, message).into_response();
+        if let Some(wait) = wait {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        }
+        response
+    })))
+}
+
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let expose = [
+        header::HeaderName::from_static("grpc-status"),
+        header::HeaderName::from_static("grpc-message"),
+        header::HeaderName::from_static("grpc-status-details-bin"),
+    ];
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins.iter().map(|o| HeaderValue::from_str(o)).collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-grpc-web"),
+            header::HeaderName::from_static("x-user-agent"),
+            header::HeaderName::from_static("grpc-timeout"),
+        ])
+        .expose_headers(expose)
+        .max_age(Duration::from_secs(600)))
+}
+
+/// One Prometheus recorder per process: metrics are global in `metrics`.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics shows only this one's");
+            }
+            handle
+        })
+        .clone()
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    // The matched route, not the raw path, keeps the label set small.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("kiln_http_requests_total", &labels).increment(1);
+    metrics::histogram!("kiln_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when every served service answers its health check.
+async fn readyz(State(state): State<GatewayState>) -> Response {
+    let mut failing = Vec::new();
+    for service in &state.backends.services {
+        let Some(channel) = state.backends.channel_for(service) else { continue };
+        let check = tokio::time::timeout(Duration::from_secs(2), grpc::check_health(channel, service)).await;
+        if !matches!(check, Ok(Ok(()))) {
+            failing.push(*service);
+        }
+    }
+    if failing.is_empty() {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        ApiError::new(ErrorCode::Unavailable, "not ready")
+            .with_details(serde_json::json!(
+                failing
+                    .iter()
+                    .map(|s| serde_json::json!({ "field": s, "description": "not serving" }))
+                    .collect::<Vec<_>>()
+            ))
+            .into_response()
+    }
+}
+
+async fn openapi_json(State(state): State<GatewayState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.as_str().to_owned())
+}
+
+async fn docs(State(state): State<GatewayState>) -> Html<String> {
+    Html(state.docs_html.as_str().to_owned())
+}
+
+// Nested routers see the path without their prefix; errors name the one the client sent.
+async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::not_found(uri.path())
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Unknown paths: a gRPC status for gRPC clients, the JSON error for everyone else.
+async fn fallback(request: Request) -> Response {
+    if grpc_edge::is_grpc(&request) {
+        return grpc_edge::unimplemented(request).await;
+    }
+    let mut response = ApiError::not_found(request.uri().path()).into_response();
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}

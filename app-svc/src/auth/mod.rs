@@ -1,0 +1,285 @@
+//! AuthService: register, login, refresh with rotation and reuse detection, logout,
+//! profile. Access tokens come from [`kiln_common::TokenKeys`]; refresh tokens are
+//! random, stored only as SHA-256 hashes, and spent on use.
+
+mod input;
+mod password;
+mod store;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use kiln_common::{Principal, ServiceError, error::FieldViolation, timestamp};
+use kiln_proto::v1::{
+    GetProfileRequest, GetProfileResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest,
+    RefreshResponse, RegisterRequest, RegisterResponse, TokenPair, UpdateProfileRequest, UpdateProfileResponse, User,
+    UserSettings, auth_service_server::AuthService,
+};
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+pub use input::{Email, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password};
+use store::{AuditEvent, NewAccount, ProfileChanges, UserRecord};
+
+use crate::AppDeps;
+
+/// The same answer for an unknown email and a wrong password.
+const BAD_CREDENTIALS: &str = "invalid email or password";
+const REFRESH_TOKEN_PREFIX: &str = "krt_";
+
+#[derive(Debug, Clone)]
+pub struct AuthApi {
+    deps: AppDeps,
+}
+
+impl AuthApi {
+    pub fn new(deps: AppDeps) -> Self {
+        AuthApi { deps }
+    }
+
+    async fn register(&self, req: RegisterRequest) -> Result<RegisterResponse, ServiceError> {
+        let mut violations = Vec::new();
+        let email = Email::parse(&req.email).map_err(|v| violations.push(v)).ok();
+        let password = Password::parse(&req.password, email.as_ref()).map_err(|v| violations.push(v)).ok();
+        let display_name = match (req.display_name.trim().is_empty(), &email) {
+            (false, _) => input::display_name(&req.display_name).map_err(|v| violations.push(v)).ok(),
+            (true, Some(email)) => Some(email.local_part().to_string()),
+            (true, None) => None,
+        };
+        let (Some(email), Some(password), Some(display_name)) = (email, password, display_name) else {
+            return Err(ServiceError::invalid(violations));
+        };
+        let password_hash = password::hash(password.expose().to_string()).await?;
+        let db = &self.deps.db;
+        let user = store::create_account(
+            db,
+            NewAccount { email: email.as_str(), display_name: &display_name, password_hash: &password_hash },
+        )
+        .await?;
+        let tokens = self.start_session(&user).await?;
+        store::audit(db, event("register", "success", &user, json!({}))).await;
+        tracing::info!(user_id = %user.id, workspace_id = %user.workspace_id, "user registered");
+        Ok(RegisterResponse { user: Some(user_message(&user)), tokens: Some(tokens) })
+    }
+
+    async fn login(&self, req: LoginRequest) -> Result<LoginResponse, ServiceError> {
+        let db = &self.deps.db;
+        // A malformed email cannot match an account; it gets the same answer as any miss.
+        let found = match Email::parse(&req.email) {
+            Ok(email) => store::find_login(db, email.as_str()).await?,
+            Err(_) => None,
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let matches = password::verify(req.password, hash).await?;
+        match user {
+            Some(user) if matches => {
+                let tokens = self.start_session(&user).await?;
+                store::audit(db, event("login", "success", &user, json!({}))).await;
+                Ok(LoginResponse { user: Some(user_message(&user)), tokens: Some(tokens) })
+            }
+            Some(user) => {
+                store::audit(db, event("login", "bad_password", &user, json!({}))).await;
+                Err(ServiceError::Unauthenticated(BAD_CREDENTIALS.into()))
+            }
+            None => {
+                let attempted = req.email.trim().chars().take(254).collect::<String>().to_lowercase();
+                let detail = json!({ "email": attempted });
+                let unknown =
+                    AuditEvent { action: "login", outcome: "unknown_email", user_id: None, workspace_id: None, detail };
+                store::audit(db, unknown).await;
+                Err(ServiceError::Unauthenticated(BAD_CREDENTIALS.into()))
+            }
+        }
+    }
+
+    async fn refresh(&self, req: RefreshRequest) -> Result<RefreshResponse, ServiceError> {
+        let db = &self.deps.db;
+        let invalid = || ServiceError::Unauthenticated("invalid refresh token".into());
+        if req.refresh_token.trim().is_empty() {
+            return Err(ServiceError::invalid_field("refresh_token", "is required"));
+        }
+        let record = store::find_refresh_token(db, &hash_token(req.refresh_token.trim())).await?.ok_or_else(invalid)?;
+        if record.revoked_at.is_some() {
+            return Err(ServiceError::Unauthenticated("refresh token has been revoked; sign in again".into()));
+        }
+        let reused = record.used_at.is_some() || !store::spend_refresh_token(db, record.id).await?;
+        if reused {
+            // A spent token came back: someone holds a copy. End the whole session.
+            let revoked = store::revoke_family(db, record.family_id).await?;
+            let detail = json!({ "family_id": record.family_id, "revoked": revoked });
+            let reuse = AuditEvent {
+                action: "refresh_token_reuse",
+                outcome: "family_revoked",
+                user_id: Some(record.user_id),
+                workspace_id: None,
+                detail,
+            };
+            store::audit(db, reuse).await;
+            tracing::warn!(user_id = %record.user_id, family_id = %record.family_id, "refresh token reused; session revoked");
+            return Err(ServiceError::Unauthenticated(
+                "refresh token was already used; the session has been revoked, sign in again".into(),
+            ));
+        }
+        if record.expires_at <= Utc::now() {
+            return Err(ServiceError::Unauthenticated("refresh token has expired; sign in again".into()));
+        }
+        let user = store::find_user(db, record.user_id).await?.ok_or_else(invalid)?;
+        let tokens = self.issue_tokens(&user, record.family_id).await?;
+        Ok(RefreshResponse { tokens: Some(tokens) })
+    }
+
+    async fn logout(&self, principal: Principal, req: LogoutRequest) -> Result<LogoutResponse, ServiceError> {
+        let db = &self.deps.db;
+        let family = if req.refresh_token.trim().is_empty() {
+            principal.session_id
+        } else {
+            match store::find_refresh_token(db, &hash_token(req.refresh_token.trim())).await? {
+                Some(record) if record.user_id == principal.user_id => record.family_id,
+                _ => {
+                    return Err(ServiceError::invalid_field("refresh_token", "is not a refresh token of this account"));
+                }
+            }
+        };
+        store::revoke_family(db, family).await?;
+        let detail = json!({ "family_id": family });
+        let logout = AuditEvent {
+            action: "logout",
+            outcome: "success",
+            user_id: Some(principal.user_id),
+            workspace_id: Some(principal.workspace_id),
+            detail,
+        };
+        store::audit(db, logout).await;
+        Ok(LogoutResponse {})
+    }
+
+    async fn profile(&self, principal: Principal) -> Result<UserRecord, ServiceError> {
+        store::find_user(&self.deps.db, principal.user_id)
+            .await?
+            .ok_or_else(|| ServiceError::Unauthenticated("the account no longer exists".into()))
+    }
+
+    async fn update_profile(
+        &self,
+        principal: Principal,
+        req: UpdateProfileRequest,
+    ) -> Result<UserRecord, ServiceError> {
+        let mut violations: Vec<FieldViolation> = Vec::new();
+        let mut check = |result: Option<Result<String, FieldViolation>>| match result {
+            Some(Ok(value)) => Some(value),
+            Some(Err(v)) => {
+                violations.push(v);
+                None
+            }
+            None => None,
+        };
+        let changes = ProfileChanges {
+            display_name: check(req.display_name.as_deref().map(input::display_name)),
+            theme: check(req.theme.as_deref().map(input::theme)),
+            locale: check(req.locale.as_deref().map(input::locale)),
+            notifications: req.notifications,
+        };
+        if !violations.is_empty() {
+            return Err(ServiceError::invalid(violations));
+        }
+        store::update_profile(&self.deps.db, principal.user_id, changes).await?;
+        self.profile(principal).await
+    }
+
+    /// A new session: a new refresh-token family.
+    async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, ServiceError> {
+        self.issue_tokens(user, Uuid::now_v7()).await
+    }
+
+    async fn issue_tokens(&self, user: &UserRecord, family_id: Uuid) -> Result<TokenPair, ServiceError> {
+        let refresh_token = new_refresh_token();
+        let refresh_ttl = self.deps.refresh_ttl;
+        let expires_at = Utc::now() + chrono::Duration::seconds(refresh_ttl.as_secs() as i64);
+        store::insert_refresh_token(&self.deps.db, &hash_token(&refresh_token), user.id, family_id, expires_at).await?;
+        let keys = self.deps.auth.keys();
+        let access_token = keys.issue(user.id, user.workspace_id, family_id)?;
+        Ok(TokenPair {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: keys.access_ttl().as_secs() as i64,
+            refresh_token,
+            refresh_expires_in: refresh_ttl.as_secs() as i64,
+        })
+    }
+}
+
+fn new_refresh_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn event<'a>(action: &'a str, outcome: &'a str, user: &UserRecord, detail: serde_json::Value) -> AuditEvent<'a> {
+    AuditEvent { action, outcome, user_id: Some(user.id), workspace_id: Some(user.workspace_id), detail }
+}
+
+fn user_message(user: &UserRecord) -> User {
+    User {
+        id: user.id.to_string(),
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        workspace_id: user.workspace_id.to_string(),
+        settings: Some(UserSettings {
+            theme: user.theme.clone(),
+            locale: user.locale.clone(),
+            notifications: user.notifications,
+        }),
+        created_at: Some(timestamp(user.created_at)),
+        updated_at: Some(timestamp(user.updated_at)),
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    #[tracing::instrument(skip_all)]
+    async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+        Ok(Response::new(AuthApi::register(self, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        Ok(Response::new(AuthApi::login(self, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
+        Ok(Response::new(AuthApi::refresh(self, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(AuthApi::logout(self, principal, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_profile(&self, request: Request<GetProfileRequest>) -> Result<Response<GetProfileResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let user = self.profile(principal).await?;
+        Ok(Response::new(GetProfileResponse { user: Some(user_message(&user)) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_profile(
+        &self,
+        request: Request<UpdateProfileRequest>,
+    ) -> Result<Response<UpdateProfileResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let user = AuthApi::update_profile(self, principal, request.into_inner()).await?;
+        Ok(Response::new(UpdateProfileResponse { user: Some(user_message(&user)) }))
+    }
+}

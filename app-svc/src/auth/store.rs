@@ -1,0 +1,229 @@
+//! Identity rows: users, their settings and workspaces, refresh tokens, the audit log.
+
+use chrono::{DateTime, Utc};
+use kiln_common::{
+    db::{Db, Id, RowExt, is_unique_violation},
+    error::ServiceError,
+    with_db,
+};
+use uuid::Uuid;
+
+/// A user with their settings, as the API shows them.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub workspace_id: Uuid,
+    pub theme: String,
+    pub locale: String,
+    pub notifications: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.workspace_id, u.created_at, u.updated_at, \
+     s.theme, s.locale, s.notifications";
+
+fn user_from_row(row: &impl RowExt) -> Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id: row.id("id")?,
+        email: row.text("email")?,
+        display_name: row.text("display_name")?,
+        workspace_id: row.id("workspace_id")?,
+        theme: row.text("theme")?,
+        locale: row.text("locale")?,
+        notifications: row.boolean("notifications")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+/// What creating an account writes.
+pub struct NewAccount<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+}
+
+/// Creates the user, their personal workspace and default settings in one transaction.
+pub async fn create_account(db: &Db, account: NewAccount<'_>) -> Result<UserRecord, ServiceError> {
+    let now = Utc::now();
+    let user_id = Id::new();
+    let workspace_id = Id::new();
+    let workspace_name = format!("{}'s workspace", account.display_name);
+    let result: Result<(), sqlx::Error> = with_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("INSERT INTO workspaces (id, name, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
+            .bind(workspace_id).bind(&workspace_name).bind(user_id).bind(now)
+            .execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, password_hash, workspace_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(user_id).bind(account.email).bind(account.display_name).bind(account.password_hash)
+        .bind(workspace_id).bind(now)
+        .execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO user_settings (user_id, theme, locale, notifications, updated_at) VALUES ($1, 'system', 'en', $2, $3)",
+        )
+        .bind(user_id).bind(true).bind(now)
+        .execute(&mut *tx).await?;
+        tx.commit().await
+    }.await);
+    match result {
+        Ok(()) => find_user(db, user_id.0).await?.ok_or_else(|| anyhow::anyhow!("created user vanished").into()),
+        Err(e) if is_unique_violation(&e) => Err(ServiceError::AlreadyExists {
+            message: "an account with this email already exists".into(),
+            field: Some("email".into()),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u JOIN user_settings s ON s.user_id = u.id WHERE u.id = $1");
+    let user = with_db!(db, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).fetch_optional(pool).await?
+            .map(|row| user_from_row(&row)).transpose()?
+    });
+    Ok(user)
+}
+
+/// The user with this (normalised) email and their password hash.
+pub async fn find_login(db: &Db, email: &str) -> Result<Option<(UserRecord, String)>, ServiceError> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN user_settings s ON s.user_id = u.id WHERE u.email = $1"
+    );
+    let found = with_db!(db, pool => {
+        match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(pool).await? {
+            Some(row) => Some((user_from_row(&row)?, row.text("password_hash")?)),
+            None => None,
+        }
+    });
+    Ok(found)
+}
+
+/// Changes to a profile; `None` keeps the stored value.
+#[derive(Debug, Default)]
+pub struct ProfileChanges {
+    pub display_name: Option<String>,
+    pub theme: Option<String>,
+    pub locale: Option<String>,
+    pub notifications: Option<bool>,
+}
+
+pub async fn update_profile(db: &Db, user_id: Uuid, changes: ProfileChanges) -> Result<(), ServiceError> {
+    let now = Utc::now();
+    with_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE users SET display_name = COALESCE($2, display_name), updated_at = $3 WHERE id = $1")
+            .bind(Id(user_id)).bind(&changes.display_name).bind(now)
+            .execute(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE user_settings SET theme = COALESCE($2, theme), locale = COALESCE($3, locale), \
+             notifications = COALESCE($4, notifications), updated_at = $5 WHERE user_id = $1",
+        )
+        .bind(Id(user_id)).bind(&changes.theme).bind(&changes.locale).bind(changes.notifications).bind(now)
+        .execute(&mut *tx).await?;
+        tx.commit().await
+    }.await)?;
+    Ok(())
+}
+
+/// A stored refresh token, found by the hash of what the client presented.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub family_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert_refresh_token(
+    db: &Db,
+    token_hash: &str,
+    user_id: Uuid,
+    family_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    with_db!(db, pool => {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, token_hash, user_id, family_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Id::new()).bind(token_hash).bind(Id(user_id)).bind(Id(family_id)).bind(Utc::now()).bind(expires_at)
+        .execute(pool).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+pub async fn find_refresh_token(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>, ServiceError> {
+    let found = with_db!(db, pool => {
+        match sqlx::query(
+            "SELECT id, user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?
+        {
+            Some(row) => Some(RefreshRecord {
+                id: row.id("id")?,
+                user_id: row.id("user_id")?,
+                family_id: row.id("family_id")?,
+                expires_at: row.time("expires_at")?,
+                used_at: row.opt_time("used_at")?,
+                revoked_at: row.opt_time("revoked_at")?,
+            }),
+            None => None,
+        }
+    });
+    Ok(found)
+}
+
+/// Marks a token spent; false when another request spent or revoked it first.
+pub async fn spend_refresh_token(db: &Db, id: Uuid) -> Result<bool, ServiceError> {
+    let affected = with_db!(db, pool => {
+        sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL")
+            .bind(Id(id)).bind(Utc::now())
+            .execute(pool).await?.rows_affected()
+    });
+    Ok(affected == 1)
+}
+
+/// Revokes every token of a session; returns how many were still live.
+pub async fn revoke_family(db: &Db, family_id: Uuid) -> Result<u64, ServiceError> {
+    let affected = with_db!(db, pool => {
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+            .bind(Id(family_id)).bind(Utc::now())
+            .execute(pool).await?.rows_affected()
+    });
+    Ok(affected)
+}
+
+/// A security event for the audit log.
+pub struct AuditEvent<'a> {
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub user_id: Option<Uuid>,
+    pub workspace_id: Option<Uuid>,
+    pub detail: serde_json::Value,
+}
+
+/// Records a security event. A failure to record is logged, never shown to the caller:
+/// the event itself already happened.
+pub async fn audit(db: &Db, event: AuditEvent<'_>) {
+    let result = with_db!(db, pool => {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, workspace_id, user_id, action, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Id::new()).bind(Utc::now()).bind(event.workspace_id.map(Id)).bind(event.user_id.map(Id))
+        .bind(event.action).bind(event.outcome).bind(sqlx::types::Json(&event.detail))
+        .execute(pool).await.map(|_| ())
+    });
+    if let Err(e) = result {
+        tracing::error!(error = %e, action = event.action, "could not write audit log");
+    }
+}

@@ -1,0 +1,24 @@
+//! app-svc: identity now (AuthService); applications, templates, workflows and prompts
+//! join it as they are built. [`routes`] is the whole gRPC surface of the role.
+
+pub mod auth;
+
+use kiln_common::{Authenticator, Db};
+use kiln_proto::v1::auth_service_server::AuthServiceServer;
+use tonic::{server::NamedService, service::Routes};
+
+/// The gRPC services this role serves, by full name.
+pub const SERVICES: &[&str] = &[<AuthServiceServer<auth::AuthApi> as NamedService>::NAME];
+
+/// What the role's services need.
+#[derive(Debug, Clone)]
+pub struct AppDeps {
+    pub db: Db,
+    pub auth: Authenticator,
+    pub refresh_ttl: std::time::Duration,
+}
+
+/// Every service of the role.
+pub fn routes(deps: AppDeps) -> Routes {
+    Routes::new(AuthServiceServer::new(auth::AuthApi::new(deps)))
+}

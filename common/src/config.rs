@@ -1,0 +1,446 @@
+//! Configuration: one typed `Config`, read once at start-up.
+//!
+//! Every setting has one entry in [`SETTINGS`]: its key in `kiln.toml`, its `KILN_*`
+//! environment variable and its flag. A value given as a flag wins over the environment,
+//! which wins over the file, which wins over the built-in default. A bad value stops
+//! start-up with one line that names where it came from.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+/// One setting: where it can be given and what it means.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Key in `kiln.toml`, and the flag without its leading `--` (with `-` for `_`).
+    pub key: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    pub help: &'static str,
+}
+
+macro_rules! settings {
+    ($($key:literal, $env:literal, $help:literal;)*) => {
+        /// Every setting Kiln reads.
+        pub const SETTINGS: &[Setting] = &[$(Setting { key: $key, env: $env, help: $help }),*];
+    };
+}
+
+settings! {
+    "database_url", "KILN_DATABASE_URL", "Database: sqlite://PATH (created if missing) or postgres://… (the database is created if it does not exist) [default: sqlite://./data/kiln.db]";
+    "redis_url", "KILN_REDIS_URL", "Redis for the build queue; unset means an in-process queue";
+    "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus; unset means in-process events";
+    "jwt_secret", "KILN_JWT_SECRET", "Secret that signs access tokens, at least 32 bytes; required outside all-in-one, where one is generated into the data dir";
+    "jwt_previous_secrets", "KILN_JWT_PREVIOUS_SECRETS", "Comma-separated secrets of earlier keys, still accepted for verification while tokens they signed expire";
+    "http_addr", "KILN_HTTP_ADDR", "Address of the gateway's listener (REST, gRPC, grpc-web) [default: 0.0.0.0:4000]";
+    "grpc_addr", "KILN_GRPC_ADDR", "Address a model, app or build-worker role listens on [default: 0.0.0.0:50051 / 50052 / 50053 by role]";
+    "model_svc_url", "KILN_MODEL_SVC_URL", "Where the gateway reaches model-svc in the mesh [default: http://127.0.0.1:50051]";
+    "app_svc_url", "KILN_APP_SVC_URL", "Where the gateway reaches app-svc in the mesh [default: http://127.0.0.1:50052]";
+    "build_worker_url", "KILN_BUILD_WORKER_URL", "Where the gateway reaches build-worker in the mesh [default: http://127.0.0.1:50053]";
+    "data_dir", "KILN_DATA_DIR", "Directory for embedded data: SQLite files, the generated JWT secret [default: ./data]";
+    "docker_host", "KILN_DOCKER_HOST", "Docker engine for image builds [default: the local socket]";
+    "generated_dir", "KILN_GENERATED_DIR", "Where builds write rendered source trees [default: ./generated]";
+    "otlp_endpoint", "KILN_OTLP_ENDPOINT", "OpenTelemetry collector (OTLP/gRPC); unset means no trace export";
+    "cors_origins", "KILN_CORS_ORIGINS", "Comma-separated origins browsers may call the API from; empty allows none";
+    "access_token_ttl", "KILN_ACCESS_TOKEN_TTL", "Lifetime of access tokens, e.g. 900s, 15m [default: 15m]";
+    "refresh_token_ttl", "KILN_REFRESH_TOKEN_TTL", "Lifetime of refresh tokens, e.g. 30d [default: 30d]";
+    "auth_rate_limit", "KILN_AUTH_RATE_LIMIT", "Requests a client address may make to /auth routes per minute [default: 60]";
+    "max_body_bytes", "KILN_MAX_BODY_BYTES", "Largest REST request body accepted, in bytes [default: 1048576]";
+    "log", "KILN_LOG", "Log filter, e.g. info or kiln=debug,sqlx=warn [default: info]";
+    "log_format", "KILN_LOG_FORMAT", "auto, json or pretty; auto means pretty in a terminal, JSON otherwise [default: auto]";
+}
+
+/// Where a raw value came from, so an error can name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag(&'static str),
+    Env(&'static str),
+    File(PathBuf, &'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(key) => write!(f, "--{}", key.replace('_', "-")),
+            Source::Env(var) => f.write_str(var),
+            Source::File(path, key) => write!(f, "{} `{key}`", path.display()),
+        }
+    }
+}
+
+/// A setting that could not be used; its `Display` is the one line start-up prints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {source_name}: {message}")]
+pub struct ConfigError {
+    pub source_name: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(source: impl fmt::Display, message: impl Into<String>) -> Self {
+        Self { source_name: source.to_string(), message: message.into() }
+    }
+}
+
+/// Raw values by setting key, each with its source, before parsing.
+#[derive(Debug, Default, Clone)]
+pub struct RawSettings {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl RawSettings {
+    /// Values from the environment; `env` is passed in so tests control it.
+    pub fn from_env<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let env: BTreeMap<&str, &str> = env.into_iter().collect();
+        let mut raw = Self::default();
+        for setting in SETTINGS {
+            if let Some(value) = env.get(setting.env) {
+                raw.values.insert(setting.key, (value.to_string(), Source::Env(setting.env)));
+            }
+        }
+        raw
+    }
+
+    /// Values from a `kiln.toml`; unknown keys are refused.
+    pub fn from_toml(path: PathBuf, text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| ConfigError::new(path.display(), e.message().to_string()))?;
+        let mut raw = Self::default();
+        for (key, value) in table {
+            let setting = SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .ok_or_else(|| ConfigError::new(path.display(), format!("unknown setting `{key}`")))?;
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => {
+                    return Err(ConfigError::new(
+                        Source::File(path.clone(), setting.key),
+                        format!("expected a string, number or list, got {}", other.type_str()),
+                    ));
+                }
+            };
+            raw.values.insert(setting.key, (text, Source::File(path.clone(), setting.key)));
+        }
+        Ok(raw)
+    }
+
+    /// Sets a value given as a flag.
+    pub fn set_flag(&mut self, key: &str, value: String) {
+        if let Some(setting) = SETTINGS.iter().find(|s| s.key == key) {
+            self.values.insert(setting.key, (value, Source::Flag(setting.key)));
+        }
+    }
+
+    /// Sets a value as if it came from the environment.
+    pub fn set_env(&mut self, key: &str, value: String) {
+        if let Some(setting) = SETTINGS.iter().find(|s| s.key == key) {
+            self.values.insert(setting.key, (value, Source::Env(setting.env)));
+        }
+    }
+
+    /// Lays `over` on top of `self`: its values win.
+    pub fn overlay(mut self, over: RawSettings) -> Self {
+        self.values.extend(over.values);
+        self
+    }
+
+    fn take(&mut self, key: &str) -> Option<(String, Source)> {
+        self.values.remove(key).filter(|(v, _)| !v.trim().is_empty())
+    }
+
+    fn parse<T>(&mut self, key: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        match self.take(key) {
+            None => Ok(default),
+            Some((value, source)) => parse(value.trim()).map_err(|m| ConfigError::new(source, m)),
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Option<String> {
+        self.take(key).map(|(v, _)| v.trim().to_string())
+    }
+}
+
+/// Which services a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Every service in one process, the gateway in front.
+    AllInOne,
+    Gateway,
+    Model,
+    App,
+    BuildWorker,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::AllInOne => "all-in-one",
+            Role::Gateway => "gateway",
+            Role::Model => "model",
+            Role::App => "app",
+            Role::BuildWorker => "build-worker",
+        }
+    }
+
+    fn default_grpc_port(self) -> u16 {
+        match self {
+            Role::Model => 50051,
+            Role::App => 50052,
+            Role::BuildWorker => 50053,
+            Role::AllInOne | Role::Gateway => 4000,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub role: Role,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub amqp_url: Option<String>,
+    /// None in all-in-one until one is generated into the data dir.
+    pub jwt_secret: Option<String>,
+    pub jwt_previous_secrets: Vec<String>,
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub model_svc_url: String,
+    pub app_svc_url: String,
+    pub build_worker_url: String,
+    pub data_dir: PathBuf,
+    pub docker_host: Option<String>,
+    pub generated_dir: PathBuf,
+    pub otlp_endpoint: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub auth_rate_limit_per_minute: u32,
+    pub max_body_bytes: usize,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// Shortest secret accepted for signing tokens (HS256 wants at least 256 bits).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Parses raw settings for a role.
+    pub fn from_raw(role: Role, mut raw: RawSettings) -> Result<Self, ConfigError> {
+        let database_url = raw.parse("database_url", "sqlite://./data/kiln.db".to_string(), |v| {
+            if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") {
+                Ok(v.to_string())
+            } else {
+                Err(format!("`{v}` is neither sqlite://… nor postgres://…"))
+            }
+        })?;
+        let jwt_secret = raw.parse("jwt_secret", None, |v| {
+            if v.len() < MIN_JWT_SECRET_BYTES {
+                Err(format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long, got {}", v.len()))
+            } else {
+                Ok(Some(v.to_string()))
+            }
+        })?;
+        if jwt_secret.is_none() && !matches!(role, Role::AllInOne) {
+            return Err(ConfigError::new(
+                "KILN_JWT_SECRET",
+                format!("required for the {} role (every role of the mesh must share it)", role.name()),
+            ));
+        }
+        let jwt_previous_secrets = raw.parse("jwt_previous_secrets", Vec::new(), |v| {
+            let list = split_list(v);
+            match list.iter().find(|s| s.len() < MIN_JWT_SECRET_BYTES) {
+                Some(_) => Err(format!("every secret must be at least {MIN_JWT_SECRET_BYTES} bytes long")),
+                None => Ok(list),
+            }
+        })?;
+        let http_addr = raw.parse("http_addr", SocketAddr::from(([0, 0, 0, 0], 4000)), parse_addr)?;
+        let grpc_addr =
+            raw.parse("grpc_addr", SocketAddr::from(([0, 0, 0, 0], role.default_grpc_port())), parse_addr)?;
+        let model_svc_url = raw.parse("model_svc_url", "http://127.0.0.1:50051".into(), parse_url)?;
+        let app_svc_url = raw.parse("app_svc_url", "http://127.0.0.1:50052".into(), parse_url)?;
+        let build_worker_url = raw.parse("build_worker_url", "http://127.0.0.1:50053".into(), parse_url)?;
+        let data_dir = raw.parse("data_dir", PathBuf::from("./data"), |v| Ok(PathBuf::from(v)))?;
+        let generated_dir = raw.parse("generated_dir", PathBuf::from("./generated"), |v| Ok(PathBuf::from(v)))?;
+        let cors_origins = raw.parse("cors_origins", Vec::new(), |v| {
+            let list = split_list(v);
+            for origin in &list {
+                if origin != "*" && http::HeaderValue::from_str(origin).is_err()
+                    || !(origin == "*" || origin.starts_with("http://") || origin.starts_with("https://"))
+                {
+                    return Err(format!("`{origin}` is not an origin like https://app.example.com"));
+                }
+            }
+            Ok(list)
+        })?;
+        let access_token_ttl = raw.parse("access_token_ttl", Duration::from_secs(15 * 60), parse_duration)?;
+        let refresh_token_ttl = raw.parse("refresh_token_ttl", Duration::from_secs(30 * 86_400), parse_duration)?;
+        let auth_rate_limit_per_minute = raw.parse("auth_rate_limit", 60, |v| match v.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("`{v}` is not a whole number above 0")),
+        })?;
+        let max_body_bytes = raw.parse("max_body_bytes", 1 << 20, |v| match v.parse::<usize>() {
+            Ok(n) if n >= 1024 => Ok(n),
+            _ => Err(format!("`{v}` is not a number of bytes of at least 1024")),
+        })?;
+        let log_format = raw.parse("log_format", LogFormat::Auto, |v| match v {
+            "auto" => Ok(LogFormat::Auto),
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err(format!("`{v}` is not one of auto, json, pretty")),
+        })?;
+        let log = raw.parse("log", "info".to_string(), |v| {
+            tracing_subscriber::EnvFilter::try_new(v).map(|_| v.to_string()).map_err(|e| e.to_string())
+        })?;
+        Ok(Config {
+            role,
+            database_url,
+            redis_url: raw.string("redis_url"),
+            amqp_url: raw.string("amqp_url"),
+            jwt_secret,
+            jwt_previous_secrets,
+            http_addr,
+            grpc_addr,
+            model_svc_url,
+            app_svc_url,
+            build_worker_url,
+            data_dir,
+            docker_host: raw.string("docker_host"),
+            generated_dir,
+            otlp_endpoint: raw.string("otlp_endpoint"),
+            cors_origins,
+            access_token_ttl,
+            refresh_token_ttl,
+            auth_rate_limit_per_minute,
+            max_body_bytes,
+            log,
+            log_format,
+        })
+    }
+
+    /// The defaults for a role, as if nothing were set.
+    pub fn defaults(role: Role) -> Result<Self, ConfigError> {
+        Self::from_raw(role, RawSettings::default())
+    }
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| format!("`{v}` is not an address like 0.0.0.0:4000"))
+}
+
+fn parse_url(v: &str) -> Result<String, String> {
+    match v.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => {
+            Ok(v.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!("`{v}` is not a URL like http://model-svc:50051")),
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `12h` or `30d`.
+fn parse_duration(v: &str) -> Result<Duration, String> {
+    let err = || format!("`{v}` is not a duration like 900s, 15m, 12h or 30d");
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = digits.parse().map_err(|_| err())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(err)?,
+        "h" => n.checked_mul(3_600).ok_or_else(err)?,
+        "d" => n.checked_mul(86_400).ok_or_else(err)?,
+        _ => return Err(err()),
+    };
+    if secs == 0 {
+        return Err(err());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::defaults(Role::AllInOne).unwrap();
+        assert_eq!(config.database_url, "sqlite://./data/kiln.db");
+        assert_eq!(config.http_addr.port(), 4000);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert!(config.jwt_secret.is_none());
+        assert!(config.redis_url.is_none());
+    }
+
+    #[test]
+    fn flags_win_over_env_which_wins_over_file() {
+        let file = RawSettings::from_toml(
+            "kiln.toml".into(),
+            "http_addr = \"127.0.0.1:1\"\nlog = \"debug\"\nauth_rate_limit = 5",
+        )
+        .unwrap();
+        let env = RawSettings::from_env([("KILN_HTTP_ADDR", "127.0.0.1:2"), ("KILN_LOG", "warn")]);
+        let mut flags = RawSettings::default();
+        flags.set_flag("http_addr", "127.0.0.1:3".into());
+        let config = Config::from_raw(Role::AllInOne, file.overlay(env).overlay(flags)).unwrap();
+        assert_eq!(config.http_addr, "127.0.0.1:3".parse().unwrap());
+        assert_eq!(config.log, "warn");
+        assert_eq!(config.auth_rate_limit_per_minute, 5);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_source_in_one_line() {
+        let env = RawSettings::from_env([("KILN_HTTP_ADDR", "not-an-address")]);
+        let err = Config::from_raw(Role::AllInOne, env).unwrap_err().to_string();
+        assert_eq!(err, "configuration error: KILN_HTTP_ADDR: `not-an-address` is not an address like 0.0.0.0:4000");
+        assert!(!err.contains('\n'));
+
+        let mut flags = RawSettings::default();
+        flags.set_flag("access_token_ttl", "soon".into());
+        let err = Config::from_raw(Role::AllInOne, flags).unwrap_err().to_string();
+        assert!(err.starts_with("configuration error: --access-token-ttl: "), "{err}");
+
+        let err = RawSettings::from_toml("kiln.toml".into(), "colour = \"red\"").unwrap_err().to_string();
+        assert_eq!(err, "configuration error: kiln.toml: unknown setting `colour`");
+    }
+
+    #[test]
+    fn mesh_roles_need_a_shared_secret() {
+        let err = Config::defaults(Role::Gateway).unwrap_err();
+        assert_eq!(err.source_name, "KILN_JWT_SECRET");
+        let short = RawSettings::from_env([("KILN_JWT_SECRET", "short")]);
+        let err = Config::from_raw(Role::Model, short).unwrap_err();
+        assert!(err.message.contains("at least 32 bytes"), "{err}");
+        let ok = RawSettings::from_env([("KILN_JWT_SECRET", "0123456789abcdef0123456789abcdef")]);
+        let config = Config::from_raw(Role::Model, ok).unwrap();
+        assert_eq!(config.grpc_addr.port(), 50051);
+    }
+
+    #[test]
+    fn durations_and_lists_parse() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert_eq!(split_list(" a, ,b "), vec!["a".to_string(), "b".to_string()]);
+        let env = RawSettings::from_env([("KILN_CORS_ORIGINS", "https://a.example, http://localhost:3000")]);
+        let config = Config::from_raw(Role::AllInOne, env).unwrap();
+        assert_eq!(config.cors_origins.len(), 2);
+        let env = RawSettings::from_env([("KILN_CORS_ORIGINS", "javascript:alert(1)")]);
+        assert!(Config::from_raw(Role::AllInOne, env).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! The platform database: PostgreSQL or SQLite behind one small interface.
+//!
+//! [`Db`] holds a pool of either kind. Queries are written once in the SQL both dialects
+//! accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`) and run through [`with_db!`],
+//! which expands the same code for each pool. Where the dialects differ (DDL, types), each
+//! has its own migration folder. Ids are bound as [`Id`]: `uuid` on PostgreSQL, hyphenated
+//! text on SQLite, so rows read the same in `psql` and `sqlite3`.
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    Database, Decode, Encode, Postgres, Sqlite, Type,
+    encode::IsNull,
+    error::BoxDynError,
+    migrate::{Migration, MigrationType, Migrator},
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
+};
+use uuid::Uuid;
+
+/// A pool of PostgreSQL or SQLite connections.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same block against whichever pool `db` holds: `$pool` is bound to a `&PgPool`
+/// or a `&SqlitePool`.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+macro_rules! migrations {
+    ($dir:literal: $($version:literal $name:literal),* $(,)?) => {
+        vec![$(Migration::new(
+            $version,
+            $name.into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(include_str!(concat!("../migrations/", $dir, "/", $name, ".sql"))),
+            false,
+        )),*]
+    };
+}
+
+fn postgres_migrator() -> Migrator {
+    Migrator::with_migrations(migrations!("postgres": 1 "0001_identity"))
+}
+
+fn sqlite_migrator() -> Migrator {
+    Migrator::with_migrations(migrations!("sqlite": 1 "0001_identity"))
+}
+
+impl Db {
+    /// Connects to `url`, creating the SQLite file or the PostgreSQL database when it does
+    /// not exist, and runs the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let db = if url.starts_with("sqlite:") {
+            Db::Sqlite(connect_sqlite(url).await?)
+        } else {
+            Db::Postgres(connect_postgres(url).await?)
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Brings the platform tables up to date. Safe to run from every role at once: on
+    /// PostgreSQL the migrator holds an advisory lock.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Postgres(pool) => postgres_migrator().run(pool).await,
+            Db::Sqlite(pool) => sqlite_migrator().run(pool).await,
+        }
+        .context("running database migrations")
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())).context("pinging the database")
+    }
+
+    pub fn dialect(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => "postgres",
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_db!(self, pool => pool.close().await)
+    }
+}
+
+async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("KILN_DATABASE_URL: `{url}` is not a valid SQLite URL"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    let path = options.get_filename().to_path_buf();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("opening SQLite database {}", path.display()))
+}
+
+async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("KILN_DATABASE_URL: `{url}` is not a valid PostgreSQL URL"))?;
+    let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10));
+    match pool_options.clone().connect_with(options.clone()).await {
+        Ok(pool) => Ok(pool),
+        // 3D000: invalid_catalog_name, the database does not exist yet.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+            let name = options.get_database().unwrap_or("postgres").to_string();
+            create_postgres_database(&options, &name).await?;
+            pool_options.connect_with(options).await.with_context(|| format!("connecting to database {name}"))
+        }
+        Err(e) => Err(e).context("connecting to PostgreSQL"),
+    }
+}
+
+async fn create_postgres_database(options: &PgConnectOptions, name: &str) -> anyhow::Result<()> {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone().database("postgres"))
+        .await
+        .context("connecting to the `postgres` database to create the configured one")?;
+    let sql = format!("CREATE DATABASE {}", quote_ident(name));
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+    admin.close().await;
+    match result {
+        Ok(_) => {
+            tracing::info!(database = name, "created database");
+            Ok(())
+        }
+        // 42P04: duplicate_database, another role created it first.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating database {name} (does the role have CREATEDB?)")),
+    }
+}
+
+/// Quotes an identifier for either dialect: wrapped in double quotes, inner quotes doubled.
+/// Callers still validate identifiers users type; quoting is the second guard.
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// A UUID as both dialects store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Id(pub Uuid);
+
+impl Id {
+    /// A new time-ordered id (UUID v7).
+    pub fn new() -> Self {
+        Id(Uuid::now_v7())
+    }
+}
+
+impl Default for Id {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for Id {
+    fn from(id: Uuid) -> Self {
+        Id(id)
+    }
+}
+
+impl From<Id> for Uuid {
+    fn from(id: Id) -> Self {
+        id.0
+    }
+}
+
+impl Type<Postgres> for Id {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <Uuid as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Id {
+    fn encode_by_ref(&self, buf: &mut <Postgres as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <Uuid as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Id {
+    fn decode(value: <Postgres as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        <Uuid as Decode<Postgres>>::decode(value).map(Id)
+    }
+}
+
+impl Type<Sqlite> for Id {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <uuid::fmt::Hyphenated as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Id {
+    fn encode_by_ref(&self, buf: &mut <Sqlite as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <uuid::fmt::Hyphenated as Encode<Sqlite>>::encode_by_ref(&self.0.hyphenated(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for Id {
+    fn decode(value: <Sqlite as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        <uuid::fmt::Hyphenated as Decode<Sqlite>>::decode(value).map(|h| Id(h.into_uuid()))
+    }
+}
+
+/// Typed column reads that work on a row of either dialect, so one function maps a
+/// row to a struct for both.
+pub trait RowExt {
+    fn id(&self, column: &str) -> Result<Uuid, sqlx::Error>;
+    fn opt_id(&self, column: &str) -> Result<Option<Uuid>, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn boolean(&self, column: &str) -> Result<bool, sqlx::Error>;
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn time(&self, column: &str) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error>;
+    fn opt_time(&self, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error>;
+    fn json(&self, column: &str) -> Result<serde_json::Value, sqlx::Error>;
+}
+
+macro_rules! impl_row_ext {
+    ($row:ty) => {
+        impl RowExt for $row {
+            fn id(&self, column: &str) -> Result<Uuid, sqlx::Error> {
+                sqlx::Row::try_get::<Id, _>(self, column).map(|id| id.0)
+            }
+            fn opt_id(&self, column: &str) -> Result<Option<Uuid>, sqlx::Error> {
+                sqlx::Row::try_get::<Option<Id>, _>(self, column).map(|id| id.map(|id| id.0))
+            }
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn boolean(&self, column: &str) -> Result<bool, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                // INTEGER columns are 4 bytes on PostgreSQL, 8 on SQLite.
+                sqlx::Row::try_get::<i64, _>(self, column)
+                    .or_else(|_| sqlx::Row::try_get::<i32, _>(self, column).map(i64::from))
+            }
+            fn time(&self, column: &str) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn opt_time(&self, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn json(&self, column: &str) -> Result<serde_json::Value, sqlx::Error> {
+                sqlx::Row::try_get::<sqlx::types::Json<serde_json::Value>, _>(self, column).map(|j| j.0)
+            }
+        }
+    };
+}
+
+impl_row_ext!(sqlx::postgres::PgRow);
+impl_row_ext!(sqlx::sqlite::SqliteRow);
+
+/// Whether an error is a unique-constraint violation, in either dialect.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

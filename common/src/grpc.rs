@@ -1,0 +1,129 @@
+//! How services reach each other: [`GrpcChannel`] is what every generated client is built
+//! on. It wraps either a network channel (mesh) or a service's own routes in this process
+//! (all-in-one); callers never know which. Also the support services every gRPC listener
+//! serves: health and reflection (v1 and v1alpha).
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    task::{Context, Poll},
+};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    body::Body,
+    service::Routes,
+    transport::{Endpoint, Server},
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A channel to one role's gRPC services, local or remote.
+#[derive(Clone)]
+pub struct GrpcChannel {
+    inner: BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>,
+    target: String,
+}
+
+impl std::fmt::Debug for GrpcChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcChannel").field("target", &self.target).finish()
+    }
+}
+
+impl GrpcChannel {
+    /// Calls go straight to `routes` in this process, through the same codec and
+    /// interceptors a network call meets.
+    pub fn local(name: &str, routes: Routes) -> Self {
+        let svc = ServiceExt::<http::Request<Body>>::map_err(routes.prepare(), |never: Infallible| -> BoxError {
+            match never {}
+        });
+        GrpcChannel { inner: BoxCloneSyncService::new(svc), target: format!("in-process:{name}") }
+    }
+
+    /// Calls go over HTTP/2 to `url`; the connection is made on first use and remade
+    /// when it breaks.
+    pub fn remote(url: &str) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .with_context(|| format!("`{url}` is not a valid service URL"))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy().map_err(BoxError::from);
+        Ok(GrpcChannel { inner: BoxCloneSyncService::new(channel), target: url.to_string() })
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+impl Service<http::Request<Body>> for GrpcChannel {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = <BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError> as Service<
+        http::Request<Body>,
+    >>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        self.inner.call(request)
+    }
+}
+
+/// `routes` (the services named in `services`, by full gRPC name) plus health and
+/// reflection for them. Reflection lists only those, plus health and reflection.
+pub async fn with_support(services: &[&str], routes: Option<Routes>) -> anyhow::Result<(HealthReporter, Routes)> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in services {
+        reporter.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let reflection = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kiln_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        for name in services {
+            builder = builder.with_service_name(*name);
+        }
+        builder
+    };
+    let v1 = reflection().build_v1().context("building reflection v1")?;
+    let v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
+    let routes = match routes {
+        Some(routes) => routes.add_service(health),
+        None => Routes::new(health),
+    };
+    Ok((reporter, routes.add_service(v1).add_service(v1alpha)))
+}
+
+/// Serves gRPC (HTTP/2) on `listener` until `shutdown` completes, then drains.
+pub async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("serving gRPC")
+}
+
+/// Checks that a channel's `service` answers its health check with SERVING.
+pub async fn check_health(channel: &GrpcChannel, service: &str) -> Result<(), tonic::Status> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus as Wire, health_client::HealthClient,
+    };
+    let mut client = HealthClient::new(channel.clone());
+    let response = client.check(HealthCheckRequest { service: service.to_string() }).await?.into_inner();
+    if response.status() == Wire::Serving {
+        Ok(())
+    } else {
+        Err(tonic::Status::unavailable(format!("{service} is not serving")))
+    }
+}

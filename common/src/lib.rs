@@ -1,0 +1,20 @@
+//! What every Kiln role shares: typed configuration, logging, the database and its
+//! dialects, access tokens, error codes, and the channels services talk through.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod telemetry;
+pub mod token;
+
+pub use config::Config;
+pub use db::Db;
+pub use error::{ErrorCode, ServiceError};
+pub use grpc::GrpcChannel;
+pub use token::{Authenticator, Principal, TokenKeys};
+
+/// A time as the messages carry it.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> kiln_proto::wkt::Timestamp {
+    kiln_proto::wkt::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}

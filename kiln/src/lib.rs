@@ -1,0 +1,146 @@
+//! Wires roles into a running process: [`start`] binds the listeners a role needs and
+//! serves until its [`Running::stop`] (or a signal, from `main`). Tests start the same
+//! way on port 0.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use kiln_api_gateway::{Backends, GatewayConfig};
+use kiln_common::{
+    Authenticator, Config, Db, GrpcChannel, TokenKeys, config::Role, grpc, token::load_or_generate_secret,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// A started process.
+pub struct Running {
+    /// The gateway's address (all-in-one and gateway roles).
+    pub http_addr: Option<SocketAddr>,
+    /// The gRPC address of a model, app or build-worker role.
+    pub grpc_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Asks the servers to stop and waits until in-flight requests have drained.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits until the servers stop by themselves (after `stop_token` is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+/// All the services of the all-in-one process and their gRPC surface by role.
+fn all_services() -> Vec<&'static str> {
+    [kiln_model_svc::SERVICES, kiln_app_svc::SERVICES, kiln_build_worker::SERVICES].concat()
+}
+
+async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
+    let db = Db::connect(&config.database_url).await?;
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => load_or_generate_secret(&config.data_dir)?,
+    };
+    let keys = TokenKeys::new(&secret, &config.jwt_previous_secrets, config.access_token_ttl);
+    let auth = Authenticator::new(keys, db.clone());
+    Ok((db, auth))
+}
+
+/// Binds and starts the role `config.role` names.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let stop = CancellationToken::new();
+    let shutdown = {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    };
+    match config.role {
+        Role::AllInOne => {
+            let (db, auth) = storage(&config).await?;
+            let model = kiln_model_svc::routes(kiln_model_svc::ModelDeps { db: db.clone(), auth: auth.clone() });
+            let app = kiln_app_svc::routes(kiln_app_svc::AppDeps {
+                db: db.clone(),
+                auth,
+                refresh_ttl: config.refresh_token_ttl,
+            });
+            let backends = Backends {
+                model: GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?),
+                app: GrpcChannel::local("app", with_support(kiln_app_svc::SERVICES, Some(app)).await?),
+                build: None,
+                services: all_services(),
+            };
+            let listener = bind(config.http_addr, "KILN_HTTP_ADDR").await?;
+            let http_addr = listener.local_addr()?;
+            let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
+            tracing::info!(role = "all-in-one", %http_addr, database = db.dialect(), "kiln is up: http://{http_addr}");
+            let task = tokio::spawn(async move {
+                let served = kiln_api_gateway::serve(listener, router, shutdown).await;
+                db.close().await;
+                served
+            });
+            Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
+        }
+        Role::Gateway => {
+            let backends = Backends {
+                model: GrpcChannel::remote(&config.model_svc_url)?,
+                app: GrpcChannel::remote(&config.app_svc_url)?,
+                build: Some(GrpcChannel::remote(&config.build_worker_url)?),
+                services: all_services(),
+            };
+            let listener = bind(config.http_addr, "KILN_HTTP_ADDR").await?;
+            let http_addr = listener.local_addr()?;
+            let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
+            tracing::info!(role = "gateway", %http_addr, model = %config.model_svc_url, app = %config.app_svc_url, "gateway is up");
+            let task = tokio::spawn(kiln_api_gateway::serve(listener, router, shutdown));
+            Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
+        }
+        Role::Model | Role::App | Role::BuildWorker => {
+            let (services, routes, db) = match config.role {
+                Role::Model => {
+                    let (db, auth) = storage(&config).await?;
+                    let routes = kiln_model_svc::routes(kiln_model_svc::ModelDeps { db: db.clone(), auth });
+                    (kiln_model_svc::SERVICES, Some(routes), Some(db))
+                }
+                Role::App => {
+                    let (db, auth) = storage(&config).await?;
+                    let deps = kiln_app_svc::AppDeps { db: db.clone(), auth, refresh_ttl: config.refresh_token_ttl };
+                    (kiln_app_svc::SERVICES, Some(kiln_app_svc::routes(deps)), Some(db))
+                }
+                _ => (kiln_build_worker::SERVICES, None, None),
+            };
+            let routes = with_support(services, routes).await?;
+            let listener = bind(config.grpc_addr, "KILN_GRPC_ADDR").await?;
+            let grpc_addr = listener.local_addr()?;
+            tracing::info!(role = config.role.name(), %grpc_addr, ?services, "role is up");
+            let task = tokio::spawn(async move {
+                let served = grpc::serve(listener, routes, shutdown).await;
+                if let Some(db) = db {
+                    db.close().await;
+                }
+                served
+            });
+            Ok(Running { http_addr: None, grpc_addr: Some(grpc_addr), stop, task })
+        }
+    }
+}
+
+/// A role's routes plus the health and reflection services that describe them, the
+/// same whether the role is reached in process or over the network.
+async fn with_support(
+    services: &[&str],
+    routes: Option<tonic::service::Routes>,
+) -> anyhow::Result<tonic::service::Routes> {
+    Ok(grpc::with_support(services, routes).await?.1)
+}
+
+async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("{setting}: cannot listen on {addr}"))
+}

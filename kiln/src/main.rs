@@ -1,0 +1,163 @@
+//! `kiln`: parses the command line, loads the configuration once, starts the role and
+//! stops it gracefully on SIGINT or SIGTERM.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Arg, ArgAction, ArgMatches, Command, parser::ValueSource};
+use kiln_common::{
+    Config,
+    config::{RawSettings, Role, SETTINGS},
+    telemetry,
+};
+
+const ROLES: [&str; 5] = ["all-in-one", "gateway", "model", "app", "build-worker"];
+
+fn cli() -> Command {
+    let mut serve = Command::new("serve")
+        .about("Run Kiln: every service in one process (default), or one role of the mesh")
+        .arg(
+            Arg::new("role")
+                .long("role")
+                .env("KILN_ROLE")
+                .value_parser(ROLES)
+                .default_value("all-in-one")
+                .help("Which services this process runs"),
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .env("KILN_CONFIG")
+                .value_name("FILE")
+                .help("Configuration file; settings use the keys below with `_` [default: ./kiln.toml if present]"),
+        );
+    for setting in SETTINGS {
+        let flag: &'static str = Box::leak(setting.key.replace('_', "-").into_boxed_str());
+        serve = serve.arg(
+            Arg::new(setting.key)
+                .long(flag)
+                .env(setting.env)
+                .value_name("VALUE")
+                .action(ArgAction::Set)
+                .hide_env_values(setting.key.contains("secret"))
+                .help(setting.help),
+        );
+    }
+    Command::new("kiln")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Kiln: models become tables, APIs and running applications")
+        .after_help(
+            "Settings are read from flags, then KILN_* environment variables, then the configuration \
+             file, then defaults; the first that sets a value wins.",
+        )
+        .subcommand_required(false)
+        .subcommand(serve)
+}
+
+fn load(matches: &ArgMatches) -> Result<Config, String> {
+    let role = match matches.get_one::<String>("role").map(String::as_str) {
+        Some("gateway") => Role::Gateway,
+        Some("model") => Role::Model,
+        Some("app") => Role::App,
+        Some("build-worker") => Role::BuildWorker,
+        _ => Role::AllInOne,
+    };
+    let file = match matches.get_one::<String>("config") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("configuration error: {}: {e}", path.display()))?;
+            RawSettings::from_toml(path, &text).map_err(|e| e.to_string())?
+        }
+        None => match std::fs::read_to_string("kiln.toml") {
+            Ok(text) => RawSettings::from_toml("kiln.toml".into(), &text).map_err(|e| e.to_string())?,
+            Err(_) => RawSettings::default(),
+        },
+    };
+    let mut given = RawSettings::default();
+    for setting in SETTINGS {
+        if let Some(value) = matches.get_one::<String>(setting.key) {
+            match matches.value_source(setting.key) {
+                Some(ValueSource::CommandLine) => given.set_flag(setting.key, value.clone()),
+                _ => given.set_env(setting.key, value.clone()),
+            }
+        }
+    }
+    Config::from_raw(role, file.overlay(given)).map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let matches = cli().get_matches();
+    let serve = match matches.subcommand() {
+        Some(("serve", serve)) => serve.clone(),
+        // `kiln` alone runs all-in-one with defaults.
+        _ => cli().get_matches_from(["kiln", "serve"]).subcommand_matches("serve").cloned().unwrap_or_default(),
+    };
+    let config = match load(&serve) {
+        Ok(config) => config,
+        Err(line) => {
+            eprintln!("{line}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config);
+    let running = match kiln::start(config).await {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("kiln could not start: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = running.stop_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    match running.wait().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln stopped with an error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_documents_every_setting() {
+        cli().debug_assert();
+        let help = cli().find_subcommand_mut("serve").map(|c| c.render_long_help().to_string()).unwrap_or_default();
+        for setting in SETTINGS {
+            assert!(help.contains(setting.env), "{} missing from help", setting.env);
+            assert!(help.contains(&format!("--{}", setting.key.replace('_', "-"))), "{} flag missing", setting.key);
+        }
+    }
+
+    #[test]
+    fn a_bad_flag_value_is_one_line_naming_the_flag() {
+        let matches = cli().get_matches_from(["kiln", "serve", "--http-addr", "nowhere"]);
+        let err = load(matches.subcommand_matches("serve").unwrap()).unwrap_err();
+        assert_eq!(err, "configuration error: --http-addr: `nowhere` is not an address like 0.0.0.0:4000");
+    }
+}
