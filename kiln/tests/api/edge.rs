@@ -1,0 +1,204 @@
+//! The REST edge: the error shape on every failure a client can cause, the OpenAPI
+//! document and docs page, health, readiness, metrics, CORS, the auth rate limit, and
+//! start-up refusing a bad setting.
+
+use serde_json::json;
+
+use crate::harness::{Backend, assert_error, read, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn every_client_mistake_gets_the_json_error_shape() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.max_body_bytes = 2048).await;
+
+    for path in ["/api/v1/nope", "/api/nope", "/nowhere", "/api/v1/auth/nope"] {
+        let (status, body) = read(app.http.get(app.url(path)).send().await.unwrap()).await;
+        let error = assert_error(status, &body, 404, "not_found");
+        assert!(error["message"].as_str().unwrap().contains(path), "{body}");
+    }
+
+    let (status, body) = read(app.http.delete(app.url("/api/v1/auth/login")).send().await.unwrap()).await;
+    assert_error(status, &body, 405, "method_not_allowed");
+
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "body");
+
+    let (status, body) = app.post("/api/v1/auth/login", json!({ "email": 42, "password": true })).await;
+    assert_error(status, &body, 400, "invalid_argument");
+
+    let (status, body) = app.post("/api/v1/auth/login", json!(["not", "an", "object"])).await;
+    assert_error(status, &body, 400, "invalid_argument");
+
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 415, "unsupported_media_type");
+    let response = app.http.post(app.url("/api/v1/auth/login")).send().await.unwrap();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 415, "unsupported_media_type");
+
+    let big = json!({ "email": "a@example.com", "password": "x".repeat(4096) });
+    let (status, body) = app.post("/api/v1/auth/login", big).await;
+    assert_error(status, &body, 413, "payload_too_large");
+
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth("x")
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 415, "unsupported_media_type");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_auth_routes_are_rate_limited_per_client() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.auth_rate_limit_per_minute = 3).await;
+    let login = json!({ "email": "nobody@example.com", "password": "whatever 123" });
+    for _ in 0..3 {
+        assert_eq!(app.post("/api/v1/auth/login", login.clone()).await.0, 401);
+    }
+    let response = app.http.post(app.url("/api/v1/auth/login")).json(&login).send().await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 429, "resource_exhausted");
+    // Only the auth routes are limited.
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_is_generated_and_every_operation_is_routed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for prefix in ["/api", "/api/v1"] {
+        let (status, doc) = read(app.http.get(app.url(&format!("{prefix}/openapi.json"))).send().await.unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(doc["openapi"], "3.1.0");
+        let register = &doc["components"]["schemas"]["RegisterRequest"];
+        assert_eq!(register["properties"]["email"]["type"], "string", "{register}");
+        assert!(doc["components"]["schemas"]["User"]["properties"]["created_at"]["format"] == "date-time");
+        assert!(
+            doc["components"]["schemas"]["TokenPair"]["properties"]["access_token"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("JWT")),
+            "descriptions come from the proto comments"
+        );
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths["/auth/profile"].get("get").is_some() && paths["/auth/profile"].get("put").is_some());
+    }
+
+    // Every documented operation answers on its route (no 404/405), i.e. docs and routes agree.
+    let (_, doc) = read(app.http.get(app.url("/api/openapi.json")).send().await.unwrap()).await;
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = app
+                .http
+                .request(method.clone(), app.url(&format!("/api/v1{path}")))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            assert!(status != 404 && status != 405, "{method} {path} is documented but answers {status}");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 6);
+
+    let docs = app.http.get(app.url("/api/docs")).send().await.unwrap();
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("/auth/register") && html.contains("RegisterRequest"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, body) = read(app.http.get(app.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!({ "status": "ok" })));
+    let (status, body) = read(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!({ "status": "ready" })));
+
+    app.post("/api/v1/auth/login", json!({ "email": "a@example.com", "password": "nope nope 1" })).await;
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("kiln_http_requests_total{")
+            && l.contains("route=\"/api/v1/auth/login\"")
+            && l.contains("status=\"401\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kiln_http_request_duration_seconds"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins_and_exposes_grpc_headers() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.cors_origins = vec!["http://ui.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/kiln.v1.AuthService/Login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,x-grpc-web")
+            .send()
+    };
+    let allowed = preflight("http://ui.example").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "http://ui.example");
+    let denied = preflight("http://evil.example").await.unwrap();
+    assert!(!denied.headers().contains_key("access-control-allow-origin"));
+
+    let response = app.http.get(app.url("/healthz")).header("origin", "http://ui.example").send().await.unwrap();
+    let exposed = response.headers()["access-control-expose-headers"].to_str().unwrap().to_string();
+    assert!(exposed.contains("grpc-status") && exposed.contains("grpc-message"), "{exposed}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["serve"])
+        .env("KILN_HTTP_ADDR", "nowhere")
+        .env("KILN_DATA_DIR", std::env::temp_dir().join("kiln-bad-setting"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("KILN_HTTP_ADDR"), "{stderr}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["serve", "--role", "gateway"])
+        .env_remove("KILN_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("configuration error: KILN_JWT_SECRET:"), "{stderr}");
+
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_kiln")).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for setting in kiln_common::config::SETTINGS {
+        assert!(help.contains(setting.env), "{} is not documented in --help", setting.env);
+    }
+}

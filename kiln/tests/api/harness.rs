@@ -1,0 +1,180 @@
+//! Starting Kiln for a test: [`spawn_app`] on port 0 with a fresh database, and helpers
+//! that speak REST, gRPC and grpc-web to it.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr};
+
+use kiln::Running;
+use kiln_common::{Config, Db, config::Role};
+use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-000";
+pub const PASSWORD: &str = "correct horse 9";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_server_url() -> String {
+    std::env::var("KILN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database for one test; dropped (PostgreSQL) or deleted (SQLite) on drop.
+pub struct TestDatabase {
+    pub url: String,
+    pub dir: PathBuf,
+    postgres_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub fn new(backend: Backend) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("kiln-test-{id}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                TestDatabase { url: format!("sqlite://{}", dir.join("kiln.db").display()), dir, postgres_name: None }
+            }
+            Backend::Postgres => {
+                let name = format!("kiln_test_{id}");
+                let server = PgConnectOptions::from_str(&postgres_server_url()).expect("KILN_TEST_POSTGRES_URL");
+                let url =
+                    format!("postgres://{}@{}:{}/{name}", server.get_username(), server.get_host(), server.get_port());
+                TestDatabase { url, dir, postgres_name: Some(name) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = self.postgres_name.take() {
+            // Drop runs outside any runtime guarantee: use a small one of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&postgres_server_url()).await {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A configuration for tests: loopback port 0, the given database, a fixed secret.
+pub fn test_config(role: Role, db: &TestDatabase) -> Config {
+    let mut config = Config::defaults(Role::AllInOne).expect("defaults");
+    config.role = role;
+    config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.grpc_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.database_url = db.url.clone();
+    config.data_dir = db.dir.clone();
+    config.jwt_secret = Some(JWT_SECRET.into());
+    config.auth_rate_limit_per_minute = 100_000;
+    config
+}
+
+/// A running all-in-one Kiln.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub db: Db,
+    running: Option<Running>,
+    // Dropped last: the database outlives the servers that use it.
+    _database: TestDatabase,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::new(backend);
+    let mut config = test_config(Role::AllInOne, &database);
+    adjust(&mut config);
+    let running = kiln::start(config).await.expect("kiln starts");
+    let addr = running.http_addr.expect("gateway address");
+    let db = Db::connect(&database.url).await.expect("test connects to the app's database");
+    TestApp { addr, http: reqwest::Client::new(), db, running: Some(running), _database: database }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).json(&body).send().await.expect("request");
+        read(response).await
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        read(response).await
+    }
+
+    /// Registers a user; returns the whole 201 body.
+    pub async fn register(&self, email: &str) -> Value {
+        let (status, body) = self.post("/api/v1/auth/register", json!({ "email": email, "password": PASSWORD })).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("graceful stop");
+        }
+        self.db.close().await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop_token().cancel();
+        }
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+/// Asserts the documented error shape and returns the body's `error`.
+pub fn assert_error(status: u16, body: &Value, expected_status: u16, expected_code: &str) -> Value {
+    assert_eq!(status, expected_status, "{body}");
+    let error = body.get("error").unwrap_or_else(|| panic!("no error object in {body}")).clone();
+    assert_eq!(error["code"], expected_code, "{body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(error.get("details").is_some(), "{body}");
+    error
+}
+
+pub fn token(body: &Value, which: &str) -> String {
+    body["tokens"][which].as_str().unwrap_or_else(|| panic!("no {which} in {body}")).to_string()
+}
+
+/// Runs each named `async fn(Backend)` test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Postgres).await })*
+        }
+    };
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `kiln` started on port 0 against a temp SQLite file or a
+//! fresh PostgreSQL database, called over real HTTP/1.1, h2c gRPC and grpc-web.
+
+mod auth;
+mod edge;
+mod grpc;
+mod harness;
+mod mesh;

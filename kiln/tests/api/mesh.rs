@@ -1,0 +1,82 @@
+//! The mesh: model, app and gateway roles as separate servers on loopback ports, sharing
+//! one PostgreSQL database, and one auth flow through the gateway.
+
+use kiln_common::config::Role;
+use kiln_proto::v1::{ListModelsRequest, model_service_client::ModelServiceClient};
+use serde_json::json;
+use tonic::Code;
+
+use crate::{
+    grpc::{channel, with_token},
+    harness::{PASSWORD, TestDatabase, assert_error, read, test_config, token},
+};
+
+#[tokio::test]
+async fn gateway_reaches_model_and_app_roles_over_the_network() {
+    let database = TestDatabase::new(crate::harness::Backend::Postgres);
+    let model = kiln::start(test_config(Role::Model, &database)).await.unwrap();
+    let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+    let build = kiln::start(test_config(Role::BuildWorker, &database)).await.unwrap();
+    let model_addr = model.grpc_addr.unwrap();
+    let mut gateway_config = test_config(Role::Gateway, &database);
+    gateway_config.model_svc_url = format!("http://{model_addr}");
+    gateway_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
+    gateway_config.build_worker_url = format!("http://{}", build.grpc_addr.unwrap());
+    let gateway = kiln::start(gateway_config).await.unwrap();
+    let base = format!("http://{}", gateway.http_addr.unwrap());
+    let http = reqwest::Client::new();
+
+    let (status, body) = read(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+
+    let register = json!({ "email": "mesh@example.com", "password": PASSWORD });
+    let (status, registered) =
+        read(http.post(format!("{base}/api/v1/auth/register")).json(&register).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{registered}");
+    let (status, login) =
+        read(http.post(format!("{base}/api/v1/auth/login")).json(&register).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{login}");
+    let refresh = json!({ "refresh_token": token(&login, "refresh_token") });
+    let (status, refreshed) =
+        read(http.post(format!("{base}/api/v1/auth/refresh")).json(&refresh).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let access = token(&refreshed, "access_token");
+    let profile = http.get(format!("{base}/api/v1/auth/profile")).bearer_auth(&access).send().await.unwrap();
+    let (status, profile) = read(profile).await;
+    assert_eq!((status, &profile["user"]["email"]), (200, &json!("mesh@example.com")));
+    let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+    let (status, body) =
+        read(http.post(format!("{base}/api/v1/auth/refresh")).json(&refresh).send().await.unwrap()).await;
+    assert_error(status, &body, 401, "unauthenticated");
+
+    // model-svc, called directly, refuses a call without a valid token.
+    let mut direct = ModelServiceClient::new(channel(model_addr).await);
+    let denied = direct.list_models(ListModelsRequest::default()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::Unauthenticated);
+    let forged = direct.list_models(with_token(ListModelsRequest::default(), "eyJhbGciOiJub25lIn0.e30.")).await;
+    assert_eq!(forged.unwrap_err().code(), Code::Unauthenticated);
+    let (_, again) = read(http.post(format!("{base}/api/v1/auth/login")).json(&register).send().await.unwrap()).await;
+    let access = token(&again, "access_token");
+    assert!(direct.list_models(with_token(ListModelsRequest::default(), &access)).await.is_ok());
+    // Logged out sessions are refused by model-svc as well.
+    let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+    let ended = direct.list_models(with_token(ListModelsRequest::default(), &access)).await.unwrap_err();
+    assert_eq!(ended.code(), Code::Unauthenticated);
+
+    // Native gRPC through the gateway reaches the app role.
+    let mut through = ModelServiceClient::new(channel(gateway.http_addr.unwrap()).await);
+    assert_eq!(through.list_models(ListModelsRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
+
+    // A role that goes away makes the gateway unready, not broken.
+    model.stop().await.unwrap();
+    let (status, body) = read(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    assert_error(status, &body, 503, "unavailable");
+    let listed = through.list_models(with_token(ListModelsRequest::default(), &access)).await.unwrap_err();
+    assert_eq!(listed.code(), Code::Unavailable);
+
+    for running in [gateway, app, build] {
+        running.stop().await.unwrap();
+    }
+}
