@@ -155,6 +155,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../../README.md");
+        for setting in SETTINGS {
+            assert!(readme.contains(&format!("`{}`", setting.env)), "README lacks {}", setting.env);
+            assert!(readme.contains(&format!("`{}`", setting.key)), "README lacks key {}", setting.key);
+        }
+    }
+
+    #[test]
     fn a_bad_flag_value_is_one_line_naming_the_flag() {
         let matches = cli().get_matches_from(["kiln", "serve", "--http-addr", "nowhere"]);
         let err = load(matches.subcommand_matches("serve").unwrap()).unwrap_err();
