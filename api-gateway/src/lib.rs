@@ -86,6 +86,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
     Ok(Router::new()
         .nest("/api/v1", api.clone())
         .nest("/api", api)
+        .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -203,6 +204,18 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 
 async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// What a browser sees at the root until the UI is served there.
+async fn home() -> Html<&'static str> {
+    Html(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Kiln</title></head>\
+         <body style=\"font:16px system-ui,sans-serif;margin:3rem auto;max-width:40rem\">\
+         <h1>Kiln is running</h1><p>The web UI is not part of this build yet. The API is:</p><ul>\
+         <li><a href=\"/api/docs\">API documentation</a> (<a href=\"/api/openapi.json\">OpenAPI</a>)</li>\
+         <li>gRPC and grpc-web on this port: <code>grpcurl -plaintext HOST:PORT list</code></li>\
+         <li><a href=\"/readyz\">readiness</a> and <a href=\"/metrics\">metrics</a></li></ul></body></html>",
+    )
 }
 
 async fn healthz() -> impl IntoResponse {

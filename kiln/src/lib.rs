@@ -55,8 +55,25 @@ async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
     Ok((db, auth))
 }
 
+/// Settings this version reads but does not act on yet; said at start-up rather than
+/// silently ignored.
+fn warn_unused_settings(config: &Config) {
+    let unused = [
+        ("KILN_REDIS_URL", config.redis_url.is_some()),
+        ("KILN_AMQP_URL", config.amqp_url.is_some()),
+        ("KILN_DOCKER_HOST", config.docker_host.is_some()),
+        ("KILN_OTLP_ENDPOINT", config.otlp_endpoint.is_some()),
+    ];
+    for (setting, set) in unused {
+        if set {
+            tracing::warn!(setting, "set, but this version does not use it yet");
+        }
+    }
+}
+
 /// Binds and starts the role `config.role` names.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    warn_unused_settings(&config);
     let stop = CancellationToken::new();
     let shutdown = {
         let stop = stop.clone();

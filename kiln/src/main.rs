@@ -12,13 +12,24 @@ use kiln_common::{
 
 const ROLES: [&str; 5] = ["all-in-one", "gateway", "model", "app", "build-worker"];
 
+/// The command line. Every setting is a global flag, so `kiln --help` and
+/// `kiln serve --help` both list them, each with its environment variable.
 fn cli() -> Command {
-    let mut serve = Command::new("serve")
-        .about("Run Kiln: every service in one process (default), or one role of the mesh")
+    let mut kiln = Command::new("kiln")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Kiln: models become tables, APIs and running applications")
+        .after_help(
+            "Settings are read from flags, then KILN_* environment variables, then the configuration \
+             file, then defaults; the first that sets a value wins. `kiln` alone is `kiln serve`.",
+        )
+        .subcommand(
+            Command::new("serve").about("Run Kiln: every service in one process (default), or one role of the mesh"),
+        )
         .arg(
             Arg::new("role")
                 .long("role")
                 .env("KILN_ROLE")
+                .global(true)
                 .value_parser(ROLES)
                 .default_value("all-in-one")
                 .help("Which services this process runs"),
@@ -27,30 +38,24 @@ fn cli() -> Command {
             Arg::new("config")
                 .long("config")
                 .env("KILN_CONFIG")
+                .global(true)
                 .value_name("FILE")
-                .help("Configuration file; settings use the keys below with `_` [default: ./kiln.toml if present]"),
+                .help("Configuration file; keys as the flags with `_` for `-` [default: ./kiln.toml if present]"),
         );
     for setting in SETTINGS {
         let flag: &'static str = Box::leak(setting.key.replace('_', "-").into_boxed_str());
-        serve = serve.arg(
+        kiln = kiln.arg(
             Arg::new(setting.key)
                 .long(flag)
                 .env(setting.env)
+                .global(true)
                 .value_name("VALUE")
                 .action(ArgAction::Set)
                 .hide_env_values(setting.key.contains("secret"))
                 .help(setting.help),
         );
     }
-    Command::new("kiln")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("Kiln: models become tables, APIs and running applications")
-        .after_help(
-            "Settings are read from flags, then KILN_* environment variables, then the configuration \
-             file, then defaults; the first that sets a value wins.",
-        )
-        .subcommand_required(false)
-        .subcommand(serve)
+    kiln
 }
 
 fn load(matches: &ArgMatches) -> Result<Config, String> {
@@ -105,12 +110,9 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let matches = cli().get_matches();
-    let serve = match matches.subcommand() {
-        Some(("serve", serve)) => serve.clone(),
-        // `kiln` alone runs all-in-one with defaults.
-        _ => cli().get_matches_from(["kiln", "serve"]).subcommand_matches("serve").cloned().unwrap_or_default(),
-    };
-    let config = match load(&serve) {
+    // Global flags reach the subcommand's matches; `kiln` alone serves with the root's.
+    let serve = matches.subcommand_matches("serve").unwrap_or(&matches);
+    let config = match load(serve) {
         Ok(config) => config,
         Err(line) => {
             eprintln!("{line}");
@@ -147,10 +149,16 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed_and_documents_every_setting() {
         cli().debug_assert();
-        let help = cli().find_subcommand_mut("serve").map(|c| c.render_long_help().to_string()).unwrap_or_default();
-        for setting in SETTINGS {
-            assert!(help.contains(setting.env), "{} missing from help", setting.env);
-            assert!(help.contains(&format!("--{}", setting.key.replace('_', "-"))), "{} flag missing", setting.key);
+        let root = cli().render_long_help().to_string();
+        let mut built = cli();
+        built.build();
+        let serve = built.find_subcommand_mut("serve").map(|c| c.render_long_help().to_string()).unwrap_or_default();
+        for help in [root, serve] {
+            for setting in SETTINGS {
+                assert!(help.contains(setting.env), "{} missing from help", setting.env);
+                assert!(help.contains(&format!("--{}", setting.key.replace('_', "-"))), "{} flag missing", setting.key);
+            }
+            assert!(help.contains("KILN_ROLE") && help.contains("KILN_CONFIG"));
         }
     }
 

@@ -202,3 +202,44 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         assert!(help.contains(setting.env), "{} is not documented in --help", setting.env);
     }
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("serve")
+        .env("KILN_HTTP_ADDR", "127.0.0.1:0")
+        .env("KILN_DATA_DIR", dir.path())
+        .env("KILN_DATABASE_URL", format!("sqlite://{}", dir.path().join("kiln.db").display()))
+        .env("KILN_LOG_FORMAT", "json")
+        .env_remove("KILN_JWT_SECRET")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if let Some(addr) = entry["fields"]["http_addr"].as_str() {
+                return addr.to_string();
+            }
+        }
+        panic!("kiln exited before it was up");
+    })
+    .await
+    .expect("kiln comes up");
+    assert!(dir.path().join("jwt_secret").exists(), "all-in-one generates its secret into the data dir");
+    let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let home = reqwest::get(format!("http://{addr}/")).await.unwrap().text().await.unwrap();
+    assert!(home.contains("/api/docs"));
+
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await.expect("exits").unwrap();
+    assert!(status.success(), "{status:?}");
+}
