@@ -61,6 +61,10 @@ impl ModelApi {
             return Err(ServiceError::invalid_field("id", "is required"));
         }
         let not_found = || ServiceError::NotFound(format!("no model `{key}` in this workspace"));
+        // Ids, slugs and plurals are short ASCII; anything else cannot name a model.
+        if key.len() > 64 || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(not_found());
+        }
         // An id, or else a slug or plural name; all bound, never spliced.
         let by_id = uuid::Uuid::parse_str(key).ok().map(Id);
         let sql = format!(

@@ -87,7 +87,9 @@ impl AuthApi {
                 Err(ServiceError::Unauthenticated(BAD_CREDENTIALS.into()))
             }
             None => {
-                let attempted = req.email.trim().chars().take(254).collect::<String>().to_lowercase();
+                // Kept for the audit trail, minus what a database or log could choke on.
+                let attempted: String =
+                    req.email.trim().chars().filter(|c| !c.is_control()).take(254).collect::<String>().to_lowercase();
                 let detail = json!({ "email": attempted });
                 let unknown =
                     AuditEvent { action: "login", outcome: "unknown_email", user_id: None, workspace_id: None, detail };

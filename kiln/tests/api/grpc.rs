@@ -3,8 +3,8 @@
 
 use kiln_common::error::field_violations;
 use kiln_proto::v1::{
-    GetProfileRequest, ListModelsRequest, LoginRequest, RefreshRequest, RegisterRequest, RegisterResponse,
-    auth_service_client::AuthServiceClient, model_service_client::ModelServiceClient,
+    GetModelRequest, GetProfileRequest, ListModelsRequest, LoginRequest, RefreshRequest, RegisterRequest,
+    RegisterResponse, auth_service_client::AuthServiceClient, model_service_client::ModelServiceClient,
 };
 use prost::Message;
 use tonic::{Code, Request, transport::Channel};
@@ -87,6 +87,26 @@ async fn auth_flow_over_native_grpc(backend: Backend) {
     let bad_page =
         models.list_models(with_token(ListModelsRequest { page_size: 1000, ..Default::default() }, &access)).await;
     assert_eq!(bad_page.unwrap_err().code(), Code::InvalidArgument);
+    let bad_token =
+        models.list_models(with_token(ListModelsRequest { page_token: "%%%".into(), ..Default::default() }, &access));
+    assert_eq!(bad_token.await.unwrap_err().code(), Code::InvalidArgument);
+
+    // Hostile text is refused or simply matches nothing: never a 500.
+    for id in ["x\0y", "'; DROP TABLE users; --", "\"models\"", "ünï", &"a".repeat(5000)] {
+        let answer = models.get_model(with_token(GetModelRequest { id: id.to_string() }, &access)).await;
+        assert_eq!(answer.unwrap_err().code(), Code::NotFound, "{id:?}");
+    }
+    let nul_login = auth.login(LoginRequest { email: "ada\0@example.com".into(), password: "x\0".into() }).await;
+    assert_eq!(nul_login.unwrap_err().code(), Code::Unauthenticated);
+    let nul_name = auth
+        .register(RegisterRequest {
+            email: "nul@example.com".into(),
+            password: PASSWORD.into(),
+            display_name: "a\0b".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(nul_name.code(), Code::InvalidArgument);
     app.stop().await;
 }
 
