@@ -74,6 +74,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
 
     let api = Router::new()
         .nest("/auth", rate_limited(rest::auth::router(), config.auth_rate_limit_per_minute)?)
+        .nest("/models", rest::models::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .fallback(api_not_found)

@@ -51,11 +51,11 @@ macro_rules! migrations {
 }
 
 fn postgres_migrator() -> Migrator {
-    Migrator::with_migrations(migrations!("postgres": 1 "0001_identity"))
+    Migrator::with_migrations(migrations!("postgres": 1 "0001_identity", 2 "0002_seed_version"))
 }
 
 fn sqlite_migrator() -> Migrator {
-    Migrator::with_migrations(migrations!("sqlite": 1 "0001_identity"))
+    Migrator::with_migrations(migrations!("sqlite": 1 "0001_identity", 2 "0002_seed_version"))
 }
 
 impl Db {

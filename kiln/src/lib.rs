@@ -46,6 +46,7 @@ fn all_services() -> Vec<&'static str> {
 
 async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
     let db = Db::connect(&config.database_url).await?;
+    kiln_common::seeds::upgrade_workspaces(&db).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => load_or_generate_secret(&config.data_dir)?,

@@ -6,3 +6,4 @@ mod edge;
 mod grpc;
 mod harness;
 mod mesh;
+mod models;
