@@ -2,6 +2,9 @@
 //! records. [`routes`] is the whole gRPC surface of the role.
 
 pub mod models;
+pub mod names;
+pub mod schema;
+pub mod workspace;
 
 use kiln_common::{Authenticator, Db};
 use kiln_proto::v1::model_service_server::ModelServiceServer;

@@ -1,18 +1,25 @@
-//! ModelService reads: the workspace's models as stored in `models`. Writes (the schema
-//! engine) are not served yet; their RPCs answer UNIMPLEMENTED.
+//! ModelService: the workspace's models as stored in `models`, and their creation with
+//! the table that holds their records. Changes and deletion are not served yet; their
+//! RPCs answer UNIMPLEMENTED.
 
+use kiln_common::error::FieldViolation;
 use kiln_common::{
     Principal, ServiceError,
     db::{Id, RowExt},
     timestamp, with_db,
 };
 use kiln_proto::v1::{
-    Field, GetModelRequest, GetModelResponse, ListModelsRequest, ListModelsResponse, Model,
-    model_service_server::ModelService,
+    CreateModelRequest, CreateModelResponse, Field, GetModelRequest, GetModelResponse, ListModelsRequest,
+    ListModelsResponse, Model, model_service_server::ModelService,
 };
 use tonic::{Request, Response, Status};
 
-use crate::ModelDeps;
+use crate::{
+    ModelDeps,
+    names::{self, ModelNames},
+    schema::{self, FieldSpec, FieldType},
+    workspace::{WorkspacePool, Workspaces},
+};
 
 const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 100;
@@ -22,11 +29,13 @@ const COLUMNS: &str = "id, name, singular, plural, slug, label, label_plural, de
 #[derive(Debug, Clone)]
 pub struct ModelApi {
     deps: ModelDeps,
+    workspaces: Workspaces,
 }
 
 impl ModelApi {
     pub fn new(deps: ModelDeps) -> Self {
-        ModelApi { deps }
+        let workspaces = Workspaces::new(deps.db.clone());
+        ModelApi { deps, workspaces }
     }
 
     async fn list(&self, principal: Principal, req: ListModelsRequest) -> Result<ListModelsResponse, ServiceError> {
@@ -80,6 +89,171 @@ impl ModelApi {
     }
 }
 
+/// A checked CreateModelRequest.
+struct NewModel {
+    name: String,
+    names: ModelNames,
+    label: String,
+    label_plural: String,
+    description: String,
+    title_field: String,
+    specs: Vec<FieldSpec>,
+}
+
+fn text_rule(violations: &mut Vec<FieldViolation>, field: &str, value: &str, max: usize) -> String {
+    let value = value.trim();
+    if value.chars().count() > max || value.chars().any(|c| c.is_control() && c != '\n') {
+        violations
+            .push(FieldViolation::new(field, format!("must be at most {max} characters, without control characters")));
+    }
+    value.to_string()
+}
+
+impl ModelApi {
+    async fn create(&self, principal: Principal, req: CreateModelRequest) -> Result<CreateModelResponse, ServiceError> {
+        let new = self.check_new_model(principal, &req).await?;
+        let id = Id::new();
+        let now = chrono::Utc::now();
+        let fields: Vec<Field> = new.specs.iter().map(|s| s.field.clone()).collect();
+        let fields_json = serde_json::to_value(&fields).map_err(|e| anyhow::anyhow!("encoding fields: {e}"))?;
+        let ns = self.workspaces.namespace(principal.workspace_id);
+        let ddl = schema::create_table(&ns, &new.names.table, &new.specs);
+        let insert_model = "INSERT INTO models (id, workspace_id, name, singular, plural, slug, label, label_plural, \
+             description, title_field, is_system, version, fields, table_name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10, 1, $11, $12, $13, $13)";
+        let insert_version = "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
+             VALUES ($1, 1, $2, $3, 'created', $4)";
+        macro_rules! insert_metadata {
+            ($tx:expr) => {{
+                sqlx::query(insert_model)
+                    .bind(id)
+                    .bind(Id(principal.workspace_id))
+                    .bind(&new.name)
+                    .bind(new.names.singular.as_str())
+                    .bind(new.names.plural.as_str())
+                    .bind(&new.label)
+                    .bind(&new.label_plural)
+                    .bind(&new.description)
+                    .bind(&new.title_field)
+                    .bind(false)
+                    .bind(sqlx::types::Json(&fields_json))
+                    .bind(new.names.table.as_str())
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query(insert_version)
+                    .bind(id)
+                    .bind(sqlx::types::Json(&fields_json))
+                    .bind(Id(principal.user_id))
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?;
+            }};
+        }
+        let taken = || ServiceError::AlreadyExists {
+            message: format!("a model named `{}` already exists in this workspace", new.names.plural),
+            field: Some("name".into()),
+        };
+        let written: Result<(), sqlx::Error> = match self.workspaces.pool(principal.workspace_id).await? {
+            // One transaction: PostgreSQL's DDL is transactional.
+            WorkspacePool::Postgres(pool) => {
+                async {
+                    let mut tx = pool.begin().await?;
+                    insert_metadata!(tx);
+                    for statement in &ddl {
+                        sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await
+                }
+                .await
+            }
+            // Two files: metadata and table are each written in a transaction, the table's
+            // committed first; if the metadata then fails, the table is dropped again.
+            WorkspacePool::Sqlite(ws_pool) => {
+                let kiln_common::Db::Sqlite(platform) = self.workspaces.platform() else {
+                    return Err(anyhow::anyhow!("SQLite workspace on a non-SQLite platform database").into());
+                };
+                async {
+                    let mut meta = platform.begin().await?;
+                    insert_metadata!(meta);
+                    let mut tables = ws_pool.begin().await?;
+                    for statement in &ddl {
+                        sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tables).await?;
+                    }
+                    tables.commit().await?;
+                    if let Err(e) = meta.commit().await {
+                        let drop = format!("DROP TABLE IF EXISTS {}", ns.table(&new.names.table));
+                        if let Err(undo) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&ws_pool).await {
+                            tracing::error!(error = %undo, table = %new.names.table, "could not drop the table of a failed model creation");
+                        }
+                        return Err(e);
+                    }
+                    Ok(())
+                }
+                .await
+            }
+        };
+        match written {
+            Ok(()) => {}
+            Err(e) if kiln_common::db::is_unique_violation(&e) => return Err(taken()),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(workspace_id = %principal.workspace_id, model = %new.names.plural, "model created");
+        let model = self.get(principal, GetModelRequest { id: id.0.to_string() }).await?.model;
+        Ok(CreateModelResponse { model })
+    }
+
+    async fn check_new_model(&self, principal: Principal, req: &CreateModelRequest) -> Result<NewModel, ServiceError> {
+        let mut violations = Vec::new();
+        let names = names::model_names(&req.name, Some(&req.plural))
+            .map_err(|(field, e)| violations.push(FieldViolation::new(field, e.0)))
+            .ok();
+        let specs = schema::parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
+        let label = text_rule(&mut violations, "label", &req.label, 100);
+        let label_plural = text_rule(&mut violations, "label_plural", &req.label_plural, 100);
+        let description = text_rule(&mut violations, "description", &req.description, 2000);
+        // Checked against the fields as given, so these are reported even when a field is bad.
+        let title_field = names::normalise(&req.title_field).unwrap_or_default();
+        let given: Vec<String> = req.fields.iter().filter_map(|f| names::normalise(&f.name).ok()).collect();
+        if !req.title_field.trim().is_empty() && !given.contains(&title_field) {
+            violations.push(FieldViolation::new("title_field", "must be the name of one of the fields"));
+        }
+        for (i, field) in req.fields.iter().enumerate() {
+            let Some(target) = field.relation.as_ref().and_then(|r| names::plural_ref(&r.target).ok()) else {
+                continue;
+            };
+            let found = self.get(principal, GetModelRequest { id: target.to_string() }).await;
+            if !matches!(found, Ok(GetModelResponse { model: Some(ref model) }) if !model.is_system) {
+                violations.push(FieldViolation::new(
+                    format!("fields[{i}].relation.target"),
+                    format!("no user model `{target}` in this workspace"),
+                ));
+            }
+        }
+        let (Some(names), Some(specs), true) = (names, specs, violations.is_empty()) else {
+            return Err(ServiceError::invalid(violations));
+        };
+        let title_field = if title_field.is_empty() {
+            specs.iter().find(|s| s.ty == FieldType::Text).map(|s| s.name.to_string()).unwrap_or_else(|| "id".into())
+        } else {
+            title_field
+        };
+        Ok(NewModel {
+            name: req.name.trim().to_string(),
+            label: if label.is_empty() { schema::default_label(names.singular.as_str()) } else { label },
+            label_plural: if label_plural.is_empty() {
+                schema::default_label(names.plural.as_str())
+            } else {
+                label_plural
+            },
+            names,
+            description,
+            title_field,
+            specs,
+        })
+    }
+}
+
 fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {
     let fields: Vec<Field> = serde_json::from_value(row.json("fields")?)
         .map_err(|e| anyhow::anyhow!("stored fields of a model are malformed: {e}"))?;
@@ -125,6 +299,15 @@ impl ModelService for ModelApi {
     async fn list_models(&self, request: Request<ListModelsRequest>) -> Result<Response<ListModelsResponse>, Status> {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
         Ok(Response::new(self.list(principal, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_model(
+        &self,
+        request: Request<CreateModelRequest>,
+    ) -> Result<Response<CreateModelResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.create(principal, request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]

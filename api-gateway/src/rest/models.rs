@@ -8,15 +8,19 @@ use axum::{
         Path, Query, State,
         rejection::{PathRejection, QueryRejection},
     },
-    http::{HeaderMap, Method},
+    http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
 use kiln_common::GrpcChannel;
-use kiln_proto::v1::{GetModelRequest, model_service_client::ModelServiceClient};
+use kiln_proto::v1::{CreateModelRequest, GetModelRequest, model_service_client::ModelServiceClient};
 
 use super::{bad_request, grpc_request, list_params};
-use crate::{GatewayState, error::ApiError, openapi::Operation};
+use crate::{
+    GatewayState,
+    error::{ApiError, ApiJson},
+    openapi::Operation,
+};
 
 const TAG: &str = "models";
 
@@ -34,6 +38,17 @@ pub fn operations() -> Vec<Operation> {
             secured: true,
         },
         Operation {
+            method: Method::POST,
+            path: "/models",
+            operation_id: "createModel",
+            summary: "Create a model; its table appears in the workspace at once",
+            tag: TAG,
+            request: Some("kiln.v1.CreateModelRequest"),
+            response: Some("kiln.v1.CreateModelResponse"),
+            success: 201,
+            secured: true,
+        },
+        Operation {
             method: Method::GET,
             path: "/models/{id}",
             operation_id: "getModel",
@@ -48,7 +63,7 @@ pub fn operations() -> Vec<Operation> {
 }
 
 pub fn router() -> Router<GatewayState> {
-    Router::new().route("/", get(list)).route("/{id}", get(get_one))
+    Router::new().route("/", get(list).post(create)).route("/{id}", get(get_one))
 }
 
 fn client(state: &GatewayState) -> ModelServiceClient<GrpcChannel> {
@@ -65,6 +80,15 @@ async fn list(
     let request = kiln_proto::v1::ListModelsRequest { page_size, page_token };
     let response = client(&state).list_models(grpc_request(&headers, request)).await?.into_inner();
     Ok(Json(response).into_response())
+}
+
+async fn create(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateModelRequest>,
+) -> Result<Response, ApiError> {
+    let response = client(&state).create_model(grpc_request(&headers, body)).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(response)).into_response())
 }
 
 async fn get_one(

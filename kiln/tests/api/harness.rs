@@ -129,6 +129,50 @@ impl TestApp {
         body
     }
 
+    /// Posts with an access token.
+    pub async fn post_with_token(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.expect("request");
+        read(response).await
+    }
+
+    /// `(name, type, not null)` of each column of a workspace's table, read straight from
+    /// the database: the PostgreSQL schema `ws_<id>` or the workspace's SQLite file.
+    pub async fn columns(&self, workspace_id: uuid::Uuid, table: &str) -> Vec<(String, String, bool)> {
+        match &self.db {
+            Db::Postgres(pool) => sqlx::query_as::<_, (String, String, String)>(
+                "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            )
+            .bind(format!("ws_{}", workspace_id.simple()))
+            .bind(table)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(name, ty, nullable)| (name, ty, nullable == "NO"))
+            .collect(),
+            Db::Sqlite(_) => {
+                let file = self._database.dir.join("workspaces").join(format!("{}.db", workspace_id.hyphenated()));
+                if !file.exists() {
+                    return Vec::new();
+                }
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+                let sql = format!("SELECT name, type, \"notnull\" FROM pragma_table_info('{table}')");
+                let rows = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                rows.into_iter().map(|(name, ty, notnull)| (name, ty, notnull == 1)).collect()
+            }
+        }
+    }
+
+    /// Where SQLite workspace files go.
+    pub fn columns_dir(&self) -> std::path::PathBuf {
+        self._database.dir.join("workspaces")
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("graceful stop");

@@ -10,6 +10,9 @@ crate::on_both_databases!(
     models_page_and_are_found_by_id_slug_or_plural,
     seeding_is_idempotent_and_a_newer_seed_adds_only_what_is_missing,
     another_workspace_cannot_see_or_guess_models,
+    creating_a_model_creates_its_typed_table,
+    model_creation_refuses_bad_and_hostile_input_with_field_details,
+    a_failed_table_creation_leaves_nothing_behind,
 );
 
 const SYSTEM_PLURALS: [&str; 7] =
@@ -130,5 +133,221 @@ async fn another_workspace_cannot_see_or_guess_models(backend: Backend) {
     let ids: Vec<&Value> = body["models"].as_array().unwrap().iter().map(|m| &m["id"]).collect();
     assert_eq!(ids.len(), 7);
     assert!(!ids.iter().any(|id| **id == ada_model), "eve sees only her own workspace's models");
+    app.stop().await;
+}
+
+fn workspace_of(registered: &Value) -> uuid::Uuid {
+    registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap()
+}
+
+fn invoice() -> Value {
+    serde_json::json!({
+        "name": "Invoice",
+        "fields": [
+            { "name": "number", "type": "text", "required": true, "unique": true, "max_length": 20 },
+            { "name": "amount", "type": "decimal", "min": 0 },
+            { "name": "paid", "type": "boolean" },
+            { "name": "due", "type": "date" },
+            { "name": "sent_at", "type": "datetime" },
+            { "name": "status", "type": "enum", "enum_values": ["draft", "sent", "paid"] },
+            { "name": "lines", "type": "json" },
+            { "name": "count", "type": "integer" },
+            { "name": "contact", "type": "email" },
+            { "name": "ref", "type": "uuid" }
+        ]
+    })
+}
+
+async fn creating_a_model_creates_its_typed_table(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace = workspace_of(&registered);
+
+    let (status, body) = app.post_with_token("/api/v1/models", &access, invoice()).await;
+    assert_eq!(status, 201, "{body}");
+    let model = &body["model"];
+    assert_eq!(
+        (&model["singular"], &model["plural"], &model["table_name"], &model["is_system"]),
+        (
+            &serde_json::json!("invoice"),
+            &serde_json::json!("invoices"),
+            &serde_json::json!("ent_invoices"),
+            &serde_json::json!(false)
+        )
+    );
+    assert_eq!(model["label_plural"], "Invoices");
+    assert_eq!(model["title_field"], "number");
+    assert_eq!(model["fields"][4]["label"], "Sent at");
+
+    let columns = app.columns(workspace, "ent_invoices").await;
+    let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "id",
+            "created_at",
+            "updated_at",
+            "created_by",
+            "number",
+            "amount",
+            "paid",
+            "due",
+            "sent_at",
+            "status",
+            "lines",
+            "count",
+            "contact",
+            "ref"
+        ]
+    );
+    let ty = |name: &str| columns.iter().find(|c| c.0 == name).unwrap().1.to_lowercase();
+    let expected = match backend {
+        Backend::Postgres => [
+            ("id", "uuid"),
+            ("created_at", "timestamp with time zone"),
+            ("amount", "numeric"),
+            ("paid", "boolean"),
+            ("due", "date"),
+            ("lines", "jsonb"),
+            ("count", "bigint"),
+            ("ref", "uuid"),
+        ],
+        Backend::Sqlite => [
+            ("id", "text"),
+            ("created_at", "text"),
+            ("amount", "real"),
+            ("paid", "integer"),
+            ("due", "text"),
+            ("lines", "text"),
+            ("count", "integer"),
+            ("ref", "text"),
+        ],
+    };
+    for (column, column_type) in expected {
+        assert_eq!(ty(column), column_type, "{column}");
+    }
+    assert!(columns.iter().find(|c| c.0 == "number").unwrap().2, "required is NOT NULL");
+
+    let (_, listed) = app.get_with_token("/api/v1/models", &access).await;
+    let plurals: Vec<&str> =
+        listed["models"].as_array().unwrap().iter().map(|m| m["plural"].as_str().unwrap()).collect();
+    assert!(plurals.contains(&"invoices"));
+    let (status, versions) = app.get_with_token("/api/v1/models/invoices", &access).await;
+    assert_eq!((status, &versions["model"]["version"]), (200, &serde_json::json!(1)));
+
+    let (status, body) = app.post_with_token("/api/v1/models", &access, serde_json::json!({ "name": "invoice" })).await;
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], "name");
+
+    // A relation to it from a second model.
+    let payment = serde_json::json!({ "name": "Payment", "fields": [
+        { "name": "invoice", "type": "relation", "required": true, "relation": { "target": "invoices", "on_delete": "cascade" } },
+        { "name": "amount", "type": "decimal" }
+    ]});
+    let (status, body) = app.post_with_token("/api/v1/models", &access, payment).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["model"]["fields"][0]["relation"]["kind"], "many_to_one");
+    assert_eq!(app.columns(workspace, "ent_payments").await[4].0, "invoice");
+    app.stop().await;
+}
+
+async fn model_creation_refuses_bad_and_hostile_input_with_field_details(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace = workspace_of(&registered);
+
+    for name in [
+        "Robert'); DROP TABLE users;--",
+        "in\"voice",
+        "Invоice",
+        "invoice\u{200b}",
+        "select",
+        "auth",
+        "Model",
+        "",
+        "9lives",
+    ] {
+        let (status, body) = app.post_with_token("/api/v1/models", &access, serde_json::json!({ "name": name })).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], "name", "{name:?}: {body}");
+    }
+
+    let bad_fields = serde_json::json!({ "name": "Order Line", "fields": [
+        { "name": "id", "type": "text" },
+        { "name": "qty\"; DROP TABLE x; --", "type": "integer" },
+        { "name": "price", "type": "money" },
+        { "name": "state", "type": "enum", "enum_values": ["a', 'b"] },
+        { "name": "customer", "type": "relation", "relation": { "target": "customers" } }
+    ], "title_field": "nope" });
+    let (status, body) = app.post_with_token("/api/v1/models", &access, bad_fields).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    let fields: Vec<&str> = error["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        [
+            "fields[0].name",
+            "fields[1].name",
+            "fields[2].type",
+            "fields[3].enum_values",
+            "title_field",
+            "fields[4].relation.target"
+        ],
+        "{body}"
+    );
+    let (status, body) =
+        app.post_with_token("/api/v1/models", &access, serde_json::json!({ "name": "x", "fields": "nope" })).await;
+    assert_error(status, &body, 400, "invalid_argument");
+
+    assert!(app.columns(workspace, "ent_order_lines").await.is_empty(), "nothing was created");
+    let (_, listed) = app.get_with_token("/api/v1/models", &access).await;
+    assert_eq!(listed["models"].as_array().unwrap().len(), 7);
+    let response = app.http.post(app.url("/api/v1/models")).json(&invoice()).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    app.stop().await;
+}
+
+async fn a_failed_table_creation_leaves_nothing_behind(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace = workspace_of(&registered);
+
+    // A stray table where the model's table must go makes the DDL fail.
+    match &app.db {
+        kiln_common::Db::Postgres(pool) => {
+            let schema = format!("ws_{}", workspace.simple());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE \"{schema}\".\"ent_invoices\" (x int)")))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        kiln_common::Db::Sqlite(_) => {
+            // The workspace file is created on first use; make it exist with the stray table.
+            let (status, _) =
+                app.post_with_token("/api/v1/models", &access, serde_json::json!({ "name": "Warmup" })).await;
+            assert_eq!(status, 201);
+            let dir = app.columns_dir().join(format!("{}.db", workspace.hyphenated()));
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.display())).await.unwrap();
+            sqlx::query("CREATE TABLE \"ent_invoices\" (x INTEGER)").execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let (status, body) = app.post_with_token("/api/v1/models", &access, invoice()).await;
+    assert_error(status, &body, 500, "internal");
+    let (status, body) = app.get_with_token("/api/v1/models/invoices", &access).await;
+    assert_error(status, &body, 404, "not_found");
+    let versions: i64 = with_db!(&app.db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM model_versions v JOIN models m ON m.id = v.model_id WHERE m.plural = 'invoices'")
+            .fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(versions, 0);
+    let columns = app.columns(workspace, "ent_invoices").await;
+    assert_eq!(columns.len(), 1, "the stray table is untouched and no model table was made: {columns:?}");
     app.stop().await;
 }

@@ -1,0 +1,472 @@
+//! The schema engine's vocabulary: field specs parsed from `kiln.v1.Field` (every rule
+//! checked, every failure reported with its field path) and the DDL each dialect needs
+//! for them. Identifiers in the DDL are validated [`Ident`]s, quoted; the only literals
+//! are numbers Rust formatted and enum values restricted to a safe alphabet.
+
+use kiln_common::error::FieldViolation;
+use kiln_proto::v1::{Field, Relation};
+
+use crate::names::{self, Ident};
+
+/// SQL dialect of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// The field types a model can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    LongText,
+    Integer,
+    Decimal,
+    Boolean,
+    Date,
+    DateTime,
+    Email,
+    Url,
+    Enum,
+    Json,
+    Uuid,
+    Relation,
+}
+
+pub const FIELD_TYPES: &str =
+    "text, long_text, integer, decimal, boolean, date, datetime, email, url, enum, json, uuid, relation";
+
+impl FieldType {
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "text" => FieldType::Text,
+            "long_text" => FieldType::LongText,
+            "integer" => FieldType::Integer,
+            "decimal" => FieldType::Decimal,
+            "boolean" => FieldType::Boolean,
+            "date" => FieldType::Date,
+            "datetime" => FieldType::DateTime,
+            "email" => FieldType::Email,
+            "url" => FieldType::Url,
+            "enum" => FieldType::Enum,
+            "json" => FieldType::Json,
+            "uuid" => FieldType::Uuid,
+            "relation" => FieldType::Relation,
+            _ => return None,
+        })
+    }
+
+    pub fn is_textual(self) -> bool {
+        matches!(self, FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Url | FieldType::Enum)
+    }
+
+    pub fn is_numeric(self) -> bool {
+        matches!(self, FieldType::Integer | FieldType::Decimal)
+    }
+
+    fn column_type(self, dialect: Dialect) -> &'static str {
+        match (dialect, self) {
+            (Dialect::Postgres, FieldType::Integer) => "bigint",
+            (Dialect::Postgres, FieldType::Decimal) => "numeric",
+            (Dialect::Postgres, FieldType::Boolean) => "boolean",
+            (Dialect::Postgres, FieldType::Date) => "date",
+            (Dialect::Postgres, FieldType::DateTime) => "timestamptz",
+            (Dialect::Postgres, FieldType::Json) => "jsonb",
+            (Dialect::Postgres, FieldType::Uuid | FieldType::Relation) => "uuid",
+            (Dialect::Postgres, _) => "text",
+            (Dialect::Sqlite, FieldType::Integer | FieldType::Boolean) => "INTEGER",
+            (Dialect::Sqlite, FieldType::Decimal) => "REAL",
+            (Dialect::Sqlite, _) => "TEXT",
+        }
+    }
+}
+
+/// What happens to records pointing at a deleted target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    Restrict,
+    Cascade,
+    SetNull,
+}
+
+impl OnDelete {
+    fn sql(self) -> &'static str {
+        match self {
+            OnDelete::Restrict => "RESTRICT",
+            OnDelete::Cascade => "CASCADE",
+            OnDelete::SetNull => "SET NULL",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDelete::Restrict => "restrict",
+            OnDelete::Cascade => "cascade",
+            OnDelete::SetNull => "set_null",
+        }
+    }
+}
+
+/// A many-to-one relation: the column holds the target record's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationSpec {
+    /// The target model's plural.
+    pub target: Ident,
+    pub on_delete: OnDelete,
+}
+
+/// A checked field.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub name: Ident,
+    pub ty: FieldType,
+    pub required: bool,
+    pub unique: bool,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub min_length: Option<i64>,
+    pub max_length: Option<i64>,
+    pub pattern: Option<regex::Regex>,
+    pub enum_values: Vec<String>,
+    pub relation: Option<RelationSpec>,
+    /// The field as given, normalised (name, label), for storing and answering.
+    pub field: Field,
+}
+
+const MAX_FIELDS: usize = 200;
+const MAX_ENUM_VALUES: usize = 200;
+
+fn enum_value_ok(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.'))
+}
+
+/// Checks every field; all failures are reported, each under `fields[i].<part>`.
+pub fn parse_fields(fields: &[Field]) -> Result<Vec<FieldSpec>, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let mut specs: Vec<FieldSpec> = Vec::new();
+    if fields.len() > MAX_FIELDS {
+        violations.push(FieldViolation::new("fields", format!("at most {MAX_FIELDS} fields")));
+    }
+    for (i, field) in fields.iter().enumerate() {
+        let at = |part: &str| format!("fields[{i}].{part}");
+        let mut bad = |part: &str, why: String| violations.push(FieldViolation::new(at(part), why));
+        let name = match names::field_name(&field.name) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                bad("name", e.0);
+                None
+            }
+        };
+        if let Some(name) = &name
+            && specs.iter().any(|s| &s.name == name)
+        {
+            bad("name", format!("`{name}` is used by another field"));
+        }
+        let ty = FieldType::parse(field.r#type.trim());
+        if ty.is_none() {
+            bad("type", format!("must be one of {FIELD_TYPES}"));
+        }
+        if field.label.chars().count() > 100 || field.label.chars().any(char::is_control) {
+            bad("label", "must be at most 100 characters, without control characters".into());
+        }
+        if field.help_text.chars().count() > 500 {
+            bad("help_text", "must be at most 500 characters".into());
+        }
+        let numeric = ty.is_some_and(FieldType::is_numeric);
+        let textual = ty.is_some_and(FieldType::is_textual);
+        for (part, value) in [("min", field.min), ("max", field.max)] {
+            if value.is_some() && !numeric {
+                bad(part, "applies to integer and decimal fields only".into());
+            }
+            if value.is_some_and(|v| !v.is_finite()) {
+                bad(part, "must be a finite number".into());
+            }
+        }
+        if let (Some(min), Some(max)) = (field.min, field.max)
+            && min > max
+        {
+            bad("min", "must not exceed max".into());
+        }
+        for (part, value) in [("min_length", field.min_length), ("max_length", field.max_length)] {
+            if value.is_some() && !textual {
+                bad(part, "applies to text-like fields only".into());
+            }
+            if value.is_some_and(|v| !(0..=1_000_000).contains(&v)) {
+                bad(part, "must be between 0 and 1000000".into());
+            }
+        }
+        if let (Some(min), Some(max)) = (field.min_length, field.max_length)
+            && min > max
+        {
+            bad("min_length", "must not exceed max_length".into());
+        }
+        let pattern = if field.pattern.is_empty() {
+            None
+        } else if !textual {
+            bad("pattern", "applies to text-like fields only".into());
+            None
+        } else {
+            match regex::RegexBuilder::new(&field.pattern).size_limit(1 << 20).build() {
+                Ok(re) => Some(re),
+                Err(_) => {
+                    bad("pattern", "is not a valid regular expression".into());
+                    None
+                }
+            }
+        };
+        let mut enum_values = Vec::new();
+        if ty == Some(FieldType::Enum) {
+            if field.enum_values.is_empty() || field.enum_values.len() > MAX_ENUM_VALUES {
+                bad("enum_values", format!("an enum needs 1 to {MAX_ENUM_VALUES} values"));
+            }
+            for value in &field.enum_values {
+                if !enum_value_ok(value) {
+                    bad("enum_values", format!("{value:?}: values are 1 to 63 letters, digits, spaces, `_`, `-`, `.`"));
+                } else if enum_values.contains(value) {
+                    bad("enum_values", format!("{value:?} is listed twice"));
+                } else {
+                    enum_values.push(value.clone());
+                }
+            }
+        } else if !field.enum_values.is_empty() {
+            bad("enum_values", "applies to enum fields only".into());
+        }
+        let relation = match (ty, &field.relation) {
+            (Some(FieldType::Relation), Some(relation)) => parse_relation(relation, &mut |part, why| bad(part, why)),
+            (Some(FieldType::Relation), None) => {
+                bad("relation", "a relation field needs {\"target\": <model plural>}".into());
+                None
+            }
+            (_, Some(_)) => {
+                bad("relation", "applies to relation fields only".into());
+                None
+            }
+            _ => None,
+        };
+        if let (Some(name), Some(ty)) = (name, ty) {
+            let mut normalised = field.clone();
+            normalised.name = name.to_string();
+            normalised.r#type = field.r#type.trim().to_string();
+            if normalised.label.trim().is_empty() {
+                normalised.label = default_label(name.as_str());
+            }
+            normalised.previous_name = String::new();
+            if let Some(relation) = &relation {
+                normalised.relation = Some(Relation {
+                    target: relation.target.to_string(),
+                    kind: "many_to_one".into(),
+                    on_delete: relation.on_delete.as_str().into(),
+                });
+            }
+            specs.push(FieldSpec {
+                name,
+                ty,
+                required: field.required,
+                unique: field.unique,
+                min: field.min,
+                max: field.max,
+                min_length: field.min_length,
+                max_length: field.max_length,
+                pattern,
+                enum_values,
+                relation,
+                field: normalised,
+            });
+        }
+    }
+    if violations.is_empty() { Ok(specs) } else { Err(violations) }
+}
+
+fn parse_relation(relation: &Relation, bad: &mut impl FnMut(&str, String)) -> Option<RelationSpec> {
+    let target = match names::plural_ref(&relation.target) {
+        Ok(target) => target,
+        Err(_) => {
+            bad("relation.target", "must name a model by its plural".into());
+            return None;
+        }
+    };
+    match relation.kind.as_str() {
+        "" | "many_to_one" => {}
+        "one_to_many" | "many_to_many" => {
+            bad("relation.kind", "only many_to_one relations are supported so far".into());
+            return None;
+        }
+        _ => {
+            bad("relation.kind", "must be many_to_one, one_to_many or many_to_many".into());
+            return None;
+        }
+    }
+    let on_delete = match relation.on_delete.as_str() {
+        "" | "restrict" => OnDelete::Restrict,
+        "cascade" => OnDelete::Cascade,
+        "set_null" => OnDelete::SetNull,
+        _ => {
+            bad("relation.on_delete", "must be restrict, cascade or set_null".into());
+            return None;
+        }
+    };
+    Some(RelationSpec { target, on_delete })
+}
+
+/// `due_date` → `Due date`.
+pub fn default_label(name: &str) -> String {
+    let text = name.replace('_', " ");
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+/// Where a workspace's tables live: a PostgreSQL schema, or (SQLite) its own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub dialect: Dialect,
+    /// `ws_<id>` on PostgreSQL; `None` on SQLite, where the file is the namespace.
+    pub schema: Option<Ident>,
+}
+
+impl Namespace {
+    /// `"ws_…"."ent_…"` or `"ent_…"`.
+    pub fn table(&self, table: &Ident) -> String {
+        match &self.schema {
+            Some(schema) => format!("{}.{}", schema.quoted(), table.quoted()),
+            None => table.quoted(),
+        }
+    }
+}
+
+/// The statements that create a model's table.
+pub fn create_table(ns: &Namespace, table: &Ident, fields: &[FieldSpec]) -> Vec<String> {
+    let (id, time) = match ns.dialect {
+        Dialect::Postgres => ("uuid", "timestamptz"),
+        Dialect::Sqlite => ("TEXT", "TEXT"),
+    };
+    let mut columns = vec![
+        format!("\"id\" {id} PRIMARY KEY"),
+        format!("\"created_at\" {time} NOT NULL"),
+        format!("\"updated_at\" {time} NOT NULL"),
+        format!("\"created_by\" {id}"),
+    ];
+    columns.extend(fields.iter().map(|f| column_definition(ns, table, f)));
+    let mut statements = Vec::new();
+    if let Some(schema) = &ns.schema {
+        statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", schema.quoted()));
+    }
+    statements.push(format!("CREATE TABLE {} (\n  {}\n)", ns.table(table), columns.join(",\n  ")));
+    // Keyset paging and the default sort read records newest first.
+    statements.push(format!(
+        "CREATE INDEX {} ON {} (\"created_at\", \"id\")",
+        kiln_common::db::quote_ident(&format!("{}_created_idx", table.as_str())),
+        ns.table(table)
+    ));
+    statements
+}
+
+/// One column with its constraints.
+pub fn column_definition(ns: &Namespace, table: &Ident, field: &FieldSpec) -> String {
+    let column = field.name.quoted();
+    let mut sql = format!("{column} {}", field.ty.column_type(ns.dialect));
+    if field.required {
+        sql.push_str(" NOT NULL");
+    }
+    if field.unique {
+        let name = format!("{}_{}_key", table.as_str(), field.name.as_str());
+        sql.push_str(&format!(" CONSTRAINT {} UNIQUE", kiln_common::db::quote_ident(&name)));
+    }
+    let mut checks = Vec::new();
+    if let Some(min) = field.min {
+        checks.push(format!("{column} >= {min}"));
+    }
+    if let Some(max) = field.max {
+        checks.push(format!("{column} <= {max}"));
+    }
+    let length = match ns.dialect {
+        Dialect::Postgres => "char_length",
+        Dialect::Sqlite => "length",
+    };
+    if let Some(min) = field.min_length {
+        checks.push(format!("{length}({column}) >= {min}"));
+    }
+    if let Some(max) = field.max_length {
+        checks.push(format!("{length}({column}) <= {max}"));
+    }
+    if field.ty == FieldType::Enum && !field.enum_values.is_empty() {
+        // Values are restricted to a quote-free alphabet; doubling quotes is belt and braces.
+        let values: Vec<String> = field.enum_values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect();
+        checks.push(format!("{column} IN ({})", values.join(", ")));
+    }
+    if field.ty == FieldType::Boolean && ns.dialect == Dialect::Sqlite {
+        checks.push(format!("{column} IN (0, 1)"));
+    }
+    if !checks.is_empty() {
+        sql.push_str(&format!(" CHECK ({})", checks.join(" AND ")));
+    }
+    if let Some(relation) = &field.relation {
+        let target = Ident::table_of(&relation.target);
+        sql.push_str(&format!(" REFERENCES {} (\"id\") ON DELETE {}", ns.table(&target), relation.on_delete.sql()));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(json: serde_json::Value) -> Field {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn every_failing_field_is_reported_with_its_path() {
+        let fields = vec![
+            field(serde_json::json!({ "name": "id", "type": "text" })),
+            field(serde_json::json!({ "name": "amount", "type": "money" })),
+            field(serde_json::json!({ "name": "status", "type": "enum", "enum_values": ["open", "o'pen"] })),
+            field(serde_json::json!({ "name": "title", "type": "text", "min": 3 })),
+            field(serde_json::json!({ "name": "code", "type": "text", "pattern": "(" })),
+            field(serde_json::json!({ "name": "customer", "type": "relation" })),
+            field(serde_json::json!({ "name": "Title", "type": "text" })),
+        ];
+        let violations = parse_fields(&fields).unwrap_err();
+        let paths: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "fields[0].name",
+                "fields[1].type",
+                "fields[2].enum_values",
+                "fields[3].min",
+                "fields[4].pattern",
+                "fields[5].relation",
+                "fields[6].name"
+            ]
+        );
+    }
+
+    #[test]
+    fn ddl_quotes_identifiers_and_types_columns_per_dialect() {
+        let specs = parse_fields(&[
+            field(serde_json::json!({ "name": "Number", "type": "text", "required": true, "unique": true, "max_length": 20 })),
+            field(serde_json::json!({ "name": "amount", "type": "decimal", "min": 0 })),
+            field(serde_json::json!({ "name": "paid", "type": "boolean" })),
+            field(serde_json::json!({ "name": "status", "type": "enum", "enum_values": ["draft", "sent"] })),
+        ])
+        .unwrap();
+        let table = names::model_names("Invoice", None).unwrap().table;
+        let ws = uuid::Uuid::nil();
+        let pg = Namespace { dialect: Dialect::Postgres, schema: Some(Ident::workspace_schema(ws)) };
+        let sql = create_table(&pg, &table, &specs).join(";\n");
+        let schema = format!("\"ws_{}\"", ws.simple());
+        assert!(sql.contains(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")), "{sql}");
+        assert!(sql.contains(&format!("CREATE TABLE {schema}.\"ent_invoices\"")), "{sql}");
+        assert!(sql.contains("\"number\" text NOT NULL CONSTRAINT \"ent_invoices_number_key\" UNIQUE CHECK (char_length(\"number\") <= 20)"), "{sql}");
+        assert!(sql.contains("\"amount\" numeric CHECK (\"amount\" >= 0)"), "{sql}");
+        assert!(sql.contains("\"status\" text CHECK (\"status\" IN ('draft', 'sent'))"), "{sql}");
+        let sqlite = Namespace { dialect: Dialect::Sqlite, schema: None };
+        let sql = create_table(&sqlite, &table, &specs).join(";\n");
+        assert!(sql.contains("CREATE TABLE \"ent_invoices\""), "{sql}");
+        assert!(sql.contains("\"paid\" INTEGER CHECK (\"paid\" IN (0, 1))"), "{sql}");
+        assert!(sql.contains("\"id\" TEXT PRIMARY KEY"), "{sql}");
+    }
+}
