@@ -73,10 +73,11 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
     };
 
     let api = Router::new()
-        .nest("/auth", rate_limited(rest::auth::router(), config.auth_rate_limit_per_minute)?)
+        .nest("/auth", rate_limited(rest::auth::router().fallback(api_not_found), config.auth_rate_limit_per_minute)?)
         .nest("/models", rest::models::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
+        .merge(rest::entities::router())
         .fallback(api_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes));

@@ -1,17 +1,22 @@
 //! model-svc: the workspace's models and, as the schema engine lands, their tables and
 //! records. [`routes`] is the whole gRPC surface of the role.
 
+pub mod entities;
 pub mod models;
 pub mod names;
+pub mod records;
 pub mod schema;
 pub mod workspace;
 
 use kiln_common::{Authenticator, Db};
-use kiln_proto::v1::model_service_server::ModelServiceServer;
+use kiln_proto::v1::{entity_service_server::EntityServiceServer, model_service_server::ModelServiceServer};
 use tonic::{server::NamedService, service::Routes};
 
 /// The gRPC services this role serves, by full name.
-pub const SERVICES: &[&str] = &[<ModelServiceServer<models::ModelApi> as NamedService>::NAME];
+pub const SERVICES: &[&str] = &[
+    <ModelServiceServer<models::ModelApi> as NamedService>::NAME,
+    <EntityServiceServer<entities::EntityApi> as NamedService>::NAME,
+];
 
 /// What the role's services need.
 #[derive(Debug, Clone)]
@@ -22,5 +27,8 @@ pub struct ModelDeps {
 
 /// Every service of the role.
 pub fn routes(deps: ModelDeps) -> Routes {
-    Routes::new(ModelServiceServer::new(models::ModelApi::new(deps)))
+    // One set of workspace pools for both services.
+    let workspaces = workspace::Workspaces::new(deps.db.clone());
+    Routes::new(ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces.clone())))
+        .add_service(EntityServiceServer::new(entities::EntityApi::new(deps, workspaces)))
 }

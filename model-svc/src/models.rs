@@ -33,8 +33,7 @@ pub struct ModelApi {
 }
 
 impl ModelApi {
-    pub fn new(deps: ModelDeps) -> Self {
-        let workspaces = Workspaces::new(deps.db.clone());
+    pub fn new(deps: ModelDeps, workspaces: Workspaces) -> Self {
         ModelApi { deps, workspaces }
     }
 
@@ -69,24 +68,35 @@ impl ModelApi {
         if key.is_empty() {
             return Err(ServiceError::invalid_field("id", "is required"));
         }
-        let not_found = || ServiceError::NotFound(format!("no model `{key}` in this workspace"));
-        // Ids, slugs and plurals are short ASCII; anything else cannot name a model.
-        if key.len() > 64 || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(not_found());
-        }
-        // An id, or else a slug or plural name; all bound, never spliced.
-        let by_id = uuid::Uuid::parse_str(key).ok().map(Id);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND (id = $2 OR slug = $3 OR plural = $3) LIMIT 1"
-        );
-        let model = with_db!(&self.deps.db, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(Id(principal.workspace_id)).bind(by_id).bind(key)
-                .fetch_optional(pool).await?
-                .as_ref().map(model_from_row).transpose()?
-        });
-        Ok(GetModelResponse { model: Some(model.ok_or_else(not_found)?) })
+        let model = find_model(&self.deps.db, principal.workspace_id, key).await?;
+        Ok(GetModelResponse {
+            model: Some(model.ok_or_else(|| ServiceError::NotFound(format!("no model `{key}` in this workspace")))?),
+        })
     }
+}
+
+/// A workspace's model by id, slug or plural.
+pub(crate) async fn find_model(
+    db: &kiln_common::Db,
+    workspace_id: uuid::Uuid,
+    key: &str,
+) -> Result<Option<Model>, ServiceError> {
+    // Ids, slugs and plurals are short ASCII; anything else cannot name a model.
+    if key.is_empty() || key.len() > 64 || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Ok(None);
+    }
+    // An id, or else a slug or plural name; all bound, never spliced.
+    let by_id = uuid::Uuid::parse_str(key).ok().map(Id);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND (id = $2 OR slug = $3 OR plural = $3) LIMIT 1"
+    );
+    let model = with_db!(db, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Id(workspace_id)).bind(by_id).bind(key)
+            .fetch_optional(pool).await?
+            .as_ref().map(model_from_row).transpose()?
+    });
+    Ok(model)
 }
 
 /// A checked CreateModelRequest.

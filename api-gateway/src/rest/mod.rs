@@ -2,6 +2,7 @@
 //! (what the OpenAPI document shows) and a router built from the same table.
 
 pub mod auth;
+pub mod entities;
 pub mod models;
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use crate::openapi::Operation;
 
 /// Every REST operation, for the OpenAPI document.
 pub fn operations() -> Vec<Operation> {
-    [auth::operations(), models::operations()].concat()
+    [auth::operations(), models::operations(), entities::operations()].concat()
 }
 
 /// A 400 naming one field, for what a URL got wrong.

@@ -223,6 +223,7 @@ async fn health_and_reflection_are_served_on_the_gateway_port() {
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
             "kiln.v1.AuthService",
+            "kiln.v1.EntityService",
             "kiln.v1.ModelService"
         ]
     );

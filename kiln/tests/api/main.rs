@@ -3,6 +3,7 @@
 
 mod auth;
 mod edge;
+mod entities;
 mod grpc;
 mod harness;
 mod mesh;

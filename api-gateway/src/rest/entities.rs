@@ -1,0 +1,179 @@
+//! `/{plural}` and `/{plural}/{id}`: CRUD over any model's records through EntityService.
+//! Static routes (`/models`, `/auth`, …) win over these, and no model may take their names.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json, Router,
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
+    http::{HeaderMap, Method, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use kiln_common::GrpcChannel;
+use kiln_proto::{
+    v1::{
+        CreateEntityRequest, DeleteEntityRequest, GetEntityRequest, ListEntitiesRequest, UpdateEntityRequest,
+        entity_service_client::EntityServiceClient,
+    },
+    wkt::Struct,
+};
+
+use super::{bad_request, grpc_request, list_params};
+use crate::{
+    GatewayState,
+    error::{ApiError, ApiJson},
+    openapi::Operation,
+};
+
+const TAG: &str = "records";
+
+pub fn operations() -> Vec<Operation> {
+    let op = |method, path, operation_id, summary, request, response, success| Operation {
+        method,
+        path,
+        operation_id,
+        summary,
+        tag: TAG,
+        request,
+        response,
+        success,
+        secured: true,
+    };
+    vec![
+        op(
+            Method::GET,
+            "/{plural}",
+            "listRecords",
+            "Records of a model: page_size, page_token, sort (field, `-field` for descending), and any field=value as an equality filter",
+            None,
+            Some("kiln.v1.ListEntitiesResponse"),
+            200,
+        ),
+        op(
+            Method::POST,
+            "/{plural}",
+            "createRecord",
+            "Create a record (the body is the record)",
+            None,
+            Some("kiln.v1.CreateEntityResponse"),
+            201,
+        ),
+        op(Method::GET, "/{plural}/{id}", "getRecord", "One record", None, Some("kiln.v1.GetEntityResponse"), 200),
+        op(
+            Method::PUT,
+            "/{plural}/{id}",
+            "replaceRecord",
+            "Replace a record: absent fields take their default",
+            None,
+            Some("kiln.v1.UpdateEntityResponse"),
+            200,
+        ),
+        op(
+            Method::PATCH,
+            "/{plural}/{id}",
+            "patchRecord",
+            "Change only the fields given",
+            None,
+            Some("kiln.v1.UpdateEntityResponse"),
+            200,
+        ),
+        op(Method::DELETE, "/{plural}/{id}", "deleteRecord", "Delete a record", None, None, 204),
+    ]
+}
+
+pub fn router() -> Router<GatewayState> {
+    Router::new()
+        .route("/{plural}", get(list).post(create))
+        .route("/{plural}/{id}", get(get_one).put(replace).patch(patch).delete(delete))
+}
+
+fn client(state: &GatewayState) -> EntityServiceClient<GrpcChannel> {
+    EntityServiceClient::new(state.backends.model.clone())
+}
+
+type Segments<T> = Result<Path<T>, PathRejection>;
+
+async fn list(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    plural: Segments<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(model) = plural.map_err(|e| bad_request("path", e.body_text()))?;
+    let Query(mut query) = query.map_err(|e| bad_request("query", e.body_text()))?;
+    let (page_size, page_token) = list_params(&query)?;
+    let sort = query.remove("sort").unwrap_or_default();
+    query.remove("page_size");
+    query.remove("page_token");
+    let request = ListEntitiesRequest { model, page_size, page_token, sort, filter: query };
+    let response = client(&state).list_entities(grpc_request(&headers, request)).await?.into_inner();
+    Ok(Json(response).into_response())
+}
+
+async fn create(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    plural: Segments<String>,
+    ApiJson(record): ApiJson<Struct>,
+) -> Result<Response, ApiError> {
+    let Path(model) = plural.map_err(|e| bad_request("path", e.body_text()))?;
+    let request = CreateEntityRequest { model, record: Some(record) };
+    let response = client(&state).create_entity(grpc_request(&headers, request)).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(response)).into_response())
+}
+
+async fn get_one(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    path: Segments<(String, String)>,
+) -> Result<Response, ApiError> {
+    let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
+    let response =
+        client(&state).get_entity(grpc_request(&headers, GetEntityRequest { model, id })).await?.into_inner();
+    Ok(Json(response).into_response())
+}
+
+async fn update(
+    state: GatewayState,
+    headers: HeaderMap,
+    path: Segments<(String, String)>,
+    record: Struct,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
+    let request = UpdateEntityRequest { model, id, record: Some(record), partial };
+    let response = client(&state).update_entity(grpc_request(&headers, request)).await?.into_inner();
+    Ok(Json(response).into_response())
+}
+
+async fn replace(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    path: Segments<(String, String)>,
+    ApiJson(record): ApiJson<Struct>,
+) -> Result<Response, ApiError> {
+    update(state, headers, path, record, false).await
+}
+
+async fn patch(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    path: Segments<(String, String)>,
+    ApiJson(record): ApiJson<Struct>,
+) -> Result<Response, ApiError> {
+    update(state, headers, path, record, true).await
+}
+
+async fn delete(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    path: Segments<(String, String)>,
+) -> Result<Response, ApiError> {
+    let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
+    client(&state).delete_entity(grpc_request(&headers, DeleteEntityRequest { model, id })).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,328 @@
+//! Records of user models: CRUD over REST, gRPC and grpc-web, validation, paging, sort,
+//! filters, relations and tenant isolation, on both databases.
+
+use kiln_proto::{
+    v1::{
+        CreateEntityRequest, GetEntityRequest, GetEntityResponse, ListEntitiesRequest,
+        entity_service_client::EntityServiceClient,
+    },
+    wkt::Struct,
+};
+use prost::Message;
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::{
+    grpc::{channel, with_token},
+    harness::{Backend, TestApp, assert_error, read, spawn_app, token},
+};
+
+crate::on_both_databases!(
+    records_go_through_their_whole_life_over_rest,
+    bad_records_are_refused_field_by_field,
+    lists_page_sort_and_filter_without_gaps,
+    relations_are_enforced_and_cascade,
+    another_workspace_cannot_reach_records,
+    records_over_grpc_with_structs,
+);
+
+async fn with_invoices(app: &TestApp, email: &str) -> String {
+    let access = token(&app.register(email).await, "access_token");
+    let invoice = json!({ "name": "Invoice", "fields": [
+        { "name": "number", "type": "text", "required": true, "unique": true, "max_length": 20 },
+        { "name": "amount", "type": "decimal", "min": 0 },
+        { "name": "paid", "type": "boolean", "default_value": false },
+        { "name": "status", "type": "enum", "enum_values": ["draft", "sent", "paid"] },
+        { "name": "due", "type": "date" },
+        { "name": "meta", "type": "json" }
+    ]});
+    let (status, body) = app.post_with_token("/api/v1/models", &access, invoice).await;
+    assert_eq!(status, 201, "{body}");
+    access
+}
+
+async fn send(app: &TestApp, method: reqwest::Method, path: &str, access: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = app.http.request(method, app.url(path)).bearer_auth(access);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn records_go_through_their_whole_life_over_rest(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = with_invoices(&app, "ada@example.com").await;
+
+    let new = json!({ "number": "INV-1", "amount": 120.5, "status": "draft", "due": "2026-12-31", "meta": { "tags": ["a"] } });
+    let (status, body) = app.post_with_token("/api/invoices", &access, new).await;
+    assert_eq!(status, 201, "{body}");
+    let record = &body["record"];
+    let id = record["id"].as_str().unwrap().to_string();
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7, "ids are UUID v7");
+    assert_eq!(record["amount"], 120.5);
+    assert_eq!(record["paid"], false, "the default applies");
+    assert_eq!(record["due"], "2026-12-31");
+    assert_eq!(record["meta"], json!({ "tags": ["a"] }));
+    assert!(record["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(record["created_by"].as_str().unwrap().len(), 36);
+
+    let (status, got) = app.get_with_token(&format!("/api/v1/invoices/{id}"), &access).await;
+    assert_eq!((status, &got["record"]), (200, record));
+
+    let (status, patched) =
+        send(&app, reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "paid": true })))
+            .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!((&patched["record"]["paid"], &patched["record"]["amount"]), (&json!(true), &json!(120.5)));
+    assert_ne!(patched["record"]["updated_at"], record["updated_at"]);
+
+    let (status, replaced) =
+        send(&app, reqwest::Method::PUT, &format!("/api/invoices/{id}"), &access, Some(json!({ "number": "INV-1b" })))
+            .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["record"]["amount"], Value::Null, "PUT replaces: absent fields are cleared");
+    assert_eq!(replaced["record"]["paid"], false, "… or take their default");
+    assert_eq!(replaced["record"]["created_at"], record["created_at"]);
+
+    let (status, list) = app.get_with_token("/api/invoices", &access).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["records"].as_array().unwrap().len(), 1);
+    assert_eq!(list["next_page_token"], "");
+
+    let (status, _) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &access, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = app.get_with_token(&format!("/api/invoices/{id}"), &access).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &access, None).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app.get_with_token("/api/v1/nothing_here", &access).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app.get_with_token("/api/v1/applications", &access).await;
+    assert_error(status, &body, 409, "failed_precondition");
+    app.stop().await;
+}
+
+async fn bad_records_are_refused_field_by_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = with_invoices(&app, "ada@example.com").await;
+
+    let bad = json!({ "amount": "lots", "paid": "yes", "status": "lost", "due": "31/12/2026", "colour": "red" });
+    let (status, body) = app.post_with_token("/api/invoices", &access, bad).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    let mut fields: Vec<&str> =
+        error["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, ["amount", "colour", "due", "number", "paid", "status"]);
+
+    let (status, body) = app.post_with_token("/api/invoices", &access, json!({ "number": "x", "amount": -1 })).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "amount");
+    let (status, body) = app.post_with_token("/api/invoices", &access, json!({ "number": "a\u{0}b" })).await;
+    assert_error(status, &body, 400, "invalid_argument");
+    let (status, body) = app.post_with_token("/api/invoices", &access, json!({ "number": "x".repeat(21) })).await;
+    assert_error(status, &body, 400, "invalid_argument");
+
+    // Hostile text is data, bound as a value.
+    let evil = "'); DROP TABLE ent_invoices; --";
+    let (status, body) =
+        app.post_with_token("/api/invoices", &access, json!({ "number": evil[..20].to_string() })).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) =
+        app.post_with_token("/api/invoices", &access, json!({ "number": evil[..20].to_string() })).await;
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], "number");
+    let (_, list) = app.get_with_token("/api/invoices", &access).await;
+    assert_eq!(list["records"][0]["number"], evil[..20]);
+
+    let id = list["records"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) =
+        send(&app, reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "number": null })))
+            .await;
+    assert_error(status, &body, 400, "invalid_argument");
+    let (status, body) = send(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/invoices/{id}"),
+        &access,
+        Some(json!({ "id": uuid::Uuid::nil() })),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_argument");
+    let (status, body) = app.get_with_token("/api/invoices/not-a-uuid", &access).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app.post_with_token("/api/invoices", &access, json!([1, 2])).await;
+    assert_error(status, &body, 400, "invalid_argument");
+    app.stop().await;
+}
+
+async fn lists_page_sort_and_filter_without_gaps(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = with_invoices(&app, "ada@example.com").await;
+    let amounts = [30.0, 10.0, 50.0, 20.0, 40.0, 20.0];
+    for (i, amount) in amounts.iter().enumerate() {
+        let status = if i % 2 == 0 { "sent" } else { "draft" };
+        let record = json!({ "number": format!("N{i}"), "amount": amount, "status": status });
+        assert_eq!(app.post_with_token("/api/invoices", &access, record).await.0, 201);
+    }
+    // One record without an amount: nulls sort last either way.
+    assert_eq!(app.post_with_token("/api/invoices", &access, json!({ "number": "N6" })).await.0, 201);
+
+    for (sort, expected) in [
+        ("amount", vec![json!(10.0), json!(20.0), json!(20.0), json!(30.0), json!(40.0), json!(50.0), Value::Null]),
+        ("-amount", vec![json!(50.0), json!(40.0), json!(30.0), json!(20.0), json!(20.0), json!(10.0), Value::Null]),
+    ] {
+        let mut seen = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut page_token = String::new();
+        loop {
+            let (status, body) = app
+                .get_with_token(&format!("/api/invoices?page_size=2&sort={sort}&page_token={page_token}"), &access)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            for record in body["records"].as_array().unwrap() {
+                seen.push(record["amount"].clone());
+                assert!(ids.insert(record["id"].as_str().unwrap().to_string()), "a record came twice");
+            }
+            page_token = body["next_page_token"].as_str().unwrap().to_string();
+            if page_token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(seen, expected, "sort {sort}");
+    }
+
+    let (_, sent) = app.get_with_token("/api/invoices?status=sent&sort=number", &access).await;
+    let numbers: Vec<&str> =
+        sent["records"].as_array().unwrap().iter().map(|r| r["number"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["N0", "N2", "N4"]);
+    let (_, twenty) = app.get_with_token("/api/invoices?amount=20&status=draft", &access).await;
+    assert_eq!(twenty["records"].as_array().unwrap().len(), 2);
+
+    for (query, field) in [
+        ("colour=red", "filter.colour"),
+        ("amount=lots", "filter.amount"),
+        ("sort=meta", "sort"),
+        ("sort=nope", "sort"),
+        ("page_size=1000", "page_size"),
+        ("page_token=garbage", "page_token"),
+    ] {
+        let (status, body) = app.get_with_token(&format!("/api/invoices?{query}"), &access).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], field, "{query}");
+    }
+    app.stop().await;
+}
+
+async fn relations_are_enforced_and_cascade(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = with_invoices(&app, "ada@example.com").await;
+    let payment = json!({ "name": "Payment", "fields": [
+        { "name": "invoice", "type": "relation", "required": true, "relation": { "target": "invoices", "on_delete": "cascade" } },
+        { "name": "amount", "type": "decimal" }
+    ]});
+    assert_eq!(app.post_with_token("/api/v1/models", &access, payment).await.0, 201);
+    let (_, invoice) = app.post_with_token("/api/invoices", &access, json!({ "number": "INV-1" })).await;
+    let invoice_id = invoice["record"]["id"].as_str().unwrap().to_string();
+
+    let (status, body) =
+        app.post_with_token("/api/payments", &access, json!({ "invoice": uuid::Uuid::now_v7(), "amount": 5 })).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "invoice");
+    let (status, body) =
+        app.post_with_token("/api/payments", &access, json!({ "invoice": invoice_id, "amount": 5 })).await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, _) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{invoice_id}"), &access, None).await;
+    assert_eq!(status, 204);
+    let (_, payments) = app.get_with_token("/api/payments", &access).await;
+    assert!(payments["records"].as_array().unwrap().is_empty(), "cascade removed the payment");
+    app.stop().await;
+}
+
+async fn another_workspace_cannot_reach_records(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = with_invoices(&app, "ada@example.com").await;
+    let (_, created) = app.post_with_token("/api/invoices", &ada, json!({ "number": "ADA-1" })).await;
+    let id = created["record"]["id"].as_str().unwrap().to_string();
+
+    // Eve has no such model; then she makes her own, which still holds none of Ada's rows.
+    let eve = token(&app.register("eve@example.com").await, "access_token");
+    for _ in 0..2 {
+        let (status, body) = app.get_with_token(&format!("/api/invoices/{id}"), &eve).await;
+        assert_error(status, &body, 404, "not_found");
+        let (status, body) =
+            send(&app, reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &eve, Some(json!({ "number": "x" })))
+                .await;
+        assert_error(status, &body, 404, "not_found");
+        let (status, body) =
+            send(&app, reqwest::Method::PUT, &format!("/api/invoices/{id}"), &eve, Some(json!({ "number": "x" })))
+                .await;
+        assert_error(status, &body, 404, "not_found");
+        let (status, body) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &eve, None).await;
+        assert_error(status, &body, 404, "not_found");
+        let (status, list) = app.get_with_token(&format!("/api/invoices?id={id}"), &eve).await;
+        if status == 200 {
+            assert!(list["records"].as_array().unwrap().is_empty());
+        } else {
+            assert_error(status, &list, 404, "not_found");
+        }
+        let model = json!({ "name": "Invoice", "fields": [{ "name": "number", "type": "text" }] });
+        app.post_with_token("/api/v1/models", &eve, model).await;
+    }
+    let (status, still) = app.get_with_token(&format!("/api/invoices/{id}"), &ada).await;
+    assert_eq!((status, &still["record"]["number"]), (200, &json!("ADA-1")));
+    app.stop().await;
+}
+
+async fn records_over_grpc_with_structs(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = with_invoices(&app, "ada@example.com").await;
+    let mut entities = EntityServiceClient::new(channel(app.addr).await);
+    let record: Struct = serde_json::from_value(json!({ "number": "G-1", "amount": 7.25, "paid": true })).unwrap();
+    let created = entities
+        .create_entity(with_token(CreateEntityRequest { model: "invoices".into(), record: Some(record) }, &access))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let created = serde_json::to_value(&created).unwrap();
+    assert_eq!((&created["number"], &created["amount"]), (&json!("G-1"), &json!(7.25)));
+    let id = created["id"].as_str().unwrap().to_string();
+
+    let listed = entities
+        .list_entities(with_token(ListEntitiesRequest { model: "invoices".into(), ..Default::default() }, &access))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.records.len(), 1);
+    let bad = entities
+        .create_entity(with_token(CreateEntityRequest { model: "invoices".into(), record: None }, &access))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let denied = entities.list_entities(ListEntitiesRequest { model: "invoices".into(), ..Default::default() }).await;
+    assert_eq!(denied.unwrap_err().code(), Code::Unauthenticated);
+
+    // grpc-web, raw HTTP/1.1.
+    let body = GetEntityRequest { model: "invoices".into(), id: id.clone() }.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&body);
+    let response = app
+        .http
+        .post(app.url("/kiln.v1.EntityService/GetEntity"))
+        .header("content-type", "application/grpc-web+proto")
+        .bearer_auth(&access)
+        .body(framed)
+        .send()
+        .await
+        .unwrap();
+    let bytes = response.bytes().await.unwrap();
+    let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    let got = GetEntityResponse::decode(&bytes[5..5 + len]).unwrap();
+    assert_eq!(serde_json::to_value(got.record.unwrap()).unwrap()["id"], json!(id));
+    let trailer = String::from_utf8_lossy(&bytes[5 + len + 5..]).to_string();
+    assert!(trailer.contains("grpc-status:0"), "{trailer}");
+    app.stop().await;
+}

@@ -1,0 +1,281 @@
+//! Records of a model: JSON values checked against the field specs and turned into
+//! typed SQL values (every failure reported per field), and rows read back into JSON.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kiln_common::{db::Id, error::FieldViolation};
+use serde_json::{Map, Number, Value};
+use sqlx::Row;
+
+use crate::schema::{FieldSpec, FieldType};
+
+/// A value ready to bind, typed so that even NULL has the column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null(FieldType),
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(NaiveDate),
+    DateTime(DateTime<Utc>),
+    Json(Value),
+    Uuid(Id),
+}
+
+/// Binds each value to a query, in order; works on either dialect's query type.
+#[macro_export]
+macro_rules! bind_values {
+    ($query:expr, $values:expr) => {{
+        let mut query = $query;
+        for value in $values {
+            use $crate::{records::SqlValue, schema::FieldType};
+            query = match value {
+                SqlValue::Text(v) => query.bind(v.clone()),
+                SqlValue::Int(v) => query.bind(*v),
+                SqlValue::Float(v) => query.bind(*v),
+                SqlValue::Bool(v) => query.bind(*v),
+                SqlValue::Date(v) => query.bind(*v),
+                SqlValue::DateTime(v) => query.bind(*v),
+                SqlValue::Json(v) => query.bind(sqlx::types::Json(v.clone())),
+                SqlValue::Uuid(v) => query.bind(*v),
+                SqlValue::Null(ty) => match ty {
+                    FieldType::Integer => query.bind(None::<i64>),
+                    FieldType::Decimal => query.bind(None::<f64>),
+                    FieldType::Boolean => query.bind(None::<bool>),
+                    FieldType::Date => query.bind(None::<chrono::NaiveDate>),
+                    FieldType::DateTime => query.bind(None::<chrono::DateTime<chrono::Utc>>),
+                    FieldType::Json => query.bind(None::<sqlx::types::Json<serde_json::Value>>),
+                    FieldType::Uuid | FieldType::Relation => query.bind(None::<kiln_common::db::Id>),
+                    _ => query.bind(None::<String>),
+                },
+            };
+        }
+        query
+    }};
+}
+
+/// Whether a write replaces the record or changes some of its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Create,
+    Replace,
+    Patch,
+}
+
+/// The columns every record has; clients may send them back, but never change them.
+pub const SYSTEM_COLUMNS: &[&str] = &["id", "created_at", "updated_at", "created_by"];
+
+/// Checks `record` against `specs`: returns the (field, value) pairs to write.
+pub fn check_record(
+    specs: &[FieldSpec],
+    record: &Map<String, Value>,
+    write: Write,
+) -> Result<Vec<(usize, SqlValue)>, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    for key in record.keys() {
+        if !SYSTEM_COLUMNS.contains(&key.as_str()) && !specs.iter().any(|s| s.name.as_str() == key) {
+            violations.push(FieldViolation::new(key, "is not a field of this model"));
+        }
+    }
+    let mut values = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let given = record.get(spec.name.as_str());
+        let value = match (given, write) {
+            (None, Write::Patch) => continue,
+            (None, _) => match &spec.field.default_value {
+                Some(default) => serde_json::to_value(default).unwrap_or(Value::Null),
+                None => Value::Null,
+            },
+            (Some(v), _) => v.clone(),
+        };
+        match check_value(spec, &value) {
+            Ok(v) => values.push((i, v)),
+            Err(why) => violations.push(FieldViolation::new(spec.name.as_str(), why)),
+        }
+    }
+    if violations.is_empty() { Ok(values) } else { Err(violations) }
+}
+
+/// Checks one value; the error is the reason shown to the client.
+pub fn check_value(spec: &FieldSpec, value: &Value) -> Result<SqlValue, String> {
+    if value.is_null() {
+        return if spec.required { Err("is required".into()) } else { Ok(SqlValue::Null(spec.ty)) };
+    }
+    let ty = spec.ty;
+    let checked = match ty {
+        FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Url | FieldType::Enum => {
+            let Value::String(text) = value else { return Err("must be a string".into()) };
+            check_text(spec, text)?;
+            SqlValue::Text(text.clone())
+        }
+        FieldType::Integer => {
+            let n = match value {
+                Value::Number(n) => {
+                    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+                }
+                _ => None,
+            }
+            .ok_or("must be a whole number")?;
+            check_bounds(spec, n as f64)?;
+            SqlValue::Int(n)
+        }
+        FieldType::Decimal => {
+            let n = value.as_f64().filter(|f| f.is_finite()).ok_or("must be a number")?;
+            check_bounds(spec, n)?;
+            SqlValue::Float(n)
+        }
+        FieldType::Boolean => SqlValue::Bool(value.as_bool().ok_or("must be true or false")?),
+        FieldType::Date => {
+            let text = value.as_str().ok_or("must be a date like 2026-01-31")?;
+            SqlValue::Date(NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| "must be a date like 2026-01-31")?)
+        }
+        FieldType::DateTime => {
+            let text = value.as_str().ok_or("must be an RFC 3339 time like 2026-01-31T09:30:00Z")?;
+            let time =
+                DateTime::parse_from_rfc3339(text).map_err(|_| "must be an RFC 3339 time like 2026-01-31T09:30:00Z")?;
+            SqlValue::DateTime(time.with_timezone(&Utc))
+        }
+        FieldType::Json => SqlValue::Json(value.clone()),
+        FieldType::Uuid | FieldType::Relation => {
+            let text = value.as_str().ok_or("must be a UUID")?;
+            SqlValue::Uuid(Id(uuid::Uuid::parse_str(text).map_err(|_| "must be a UUID")?))
+        }
+    };
+    Ok(checked)
+}
+
+fn check_text(spec: &FieldSpec, text: &str) -> Result<(), String> {
+    let chars = text.chars().count();
+    if text.contains('\0') {
+        return Err("must not contain NUL characters".into());
+    }
+    if spec.required && text.trim().is_empty() {
+        return Err("is required".into());
+    }
+    if let Some(min) = spec.min_length
+        && (chars as i64) < min
+    {
+        return Err(format!("must be at least {min} characters"));
+    }
+    if let Some(max) = spec.max_length
+        && (chars as i64) > max
+    {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if let Some(pattern) = &spec.pattern
+        && !pattern.is_match(text)
+    {
+        return Err(format!("must match {}", pattern.as_str()));
+    }
+    match spec.ty {
+        FieldType::Enum if !spec.enum_values.iter().any(|v| v == text) => {
+            Err(format!("must be one of {}", spec.enum_values.join(", ")))
+        }
+        FieldType::Email if !looks_like_email(text) => Err("must be an email address".into()),
+        FieldType::Url if !looks_like_url(text) => Err("must be an http or https URL".into()),
+        _ => Ok(()),
+    }
+}
+
+fn check_bounds(spec: &FieldSpec, n: f64) -> Result<(), String> {
+    if let Some(min) = spec.min
+        && n < min
+    {
+        return Err(format!("must be at least {min}"));
+    }
+    if let Some(max) = spec.max
+        && n > max
+    {
+        return Err(format!("must be at most {max}"));
+    }
+    Ok(())
+}
+
+fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else { return false };
+    !local.is_empty() && domain.contains('.') && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn looks_like_url(text: &str) -> bool {
+    text.parse::<http::Uri>()
+        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+}
+
+/// Reads a field's column of a row into JSON.
+pub fn read_value<R>(row: &R, column: &str, ty: FieldType) -> Result<Value, sqlx::Error>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    NaiveDate: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    sqlx::types::Json<Value>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Id: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let value = match ty {
+        FieldType::Integer => row.try_get::<Option<i64>, _>(column)?.map(|n| Value::Number(n.into())),
+        FieldType::Decimal => row.try_get::<Option<f64>, _>(column)?.and_then(Number::from_f64).map(Value::Number),
+        FieldType::Boolean => row.try_get::<Option<bool>, _>(column)?.map(Value::Bool),
+        FieldType::Date => row.try_get::<Option<NaiveDate>, _>(column)?.map(|d| Value::String(d.to_string())),
+        FieldType::DateTime => row.try_get::<Option<DateTime<Utc>>, _>(column)?.map(|t| Value::String(rfc3339(t))),
+        FieldType::Json => row.try_get::<Option<sqlx::types::Json<Value>>, _>(column)?.map(|j| j.0),
+        FieldType::Uuid | FieldType::Relation => {
+            row.try_get::<Option<Id>, _>(column)?.map(|id| Value::String(id.0.to_string()))
+        }
+        _ => row.try_get::<Option<String>, _>(column)?.map(Value::String),
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+/// Times as the API writes them: RFC 3339, UTC, `Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::parse_fields;
+
+    fn specs() -> Vec<FieldSpec> {
+        let fields: Vec<kiln_proto::v1::Field> = serde_json::from_value(serde_json::json!([
+            { "name": "number", "type": "text", "required": true, "max_length": 5, "pattern": "^INV" },
+            { "name": "amount", "type": "decimal", "min": 0 },
+            { "name": "count", "type": "integer", "default_value": 1 },
+            { "name": "status", "type": "enum", "enum_values": ["draft", "sent"] },
+            { "name": "due", "type": "date" },
+            { "name": "site", "type": "url" },
+        ]))
+        .unwrap();
+        parse_fields(&fields).unwrap()
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_by_field() {
+        let record = serde_json::json!({
+            "number": "INVOICE-1", "amount": -1, "count": 1.5, "status": "paid", "due": "31/01/2026",
+            "site": "javascript:alert(1)", "colour": "red"
+        });
+        let violations = check_record(&specs(), record.as_object().unwrap(), Write::Create).unwrap_err();
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["colour", "number", "amount", "count", "status", "due", "site"]);
+    }
+
+    #[test]
+    fn defaults_fill_creates_and_patches_touch_only_what_is_given() {
+        let record = serde_json::json!({ "number": "INV1" });
+        let values = check_record(&specs(), record.as_object().unwrap(), Write::Create).unwrap();
+        assert_eq!(values.len(), 6);
+        assert_eq!(values[2].1, SqlValue::Int(1));
+        assert_eq!(values[1].1, SqlValue::Null(FieldType::Decimal));
+        let patch = serde_json::json!({ "amount": 2.5 });
+        let values = check_record(&specs(), patch.as_object().unwrap(), Write::Patch).unwrap();
+        assert_eq!(values, [(1, SqlValue::Float(2.5))]);
+        let missing = check_record(&specs(), &Map::new(), Write::Replace).unwrap_err();
+        assert_eq!(missing[0].field, "number");
+    }
+}
