@@ -138,6 +138,9 @@ pub enum ServiceError {
     AlreadyExists { message: String, field: Option<String> },
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A change that would destroy data and was not confirmed; `losses` names what.
+    #[error("{message}")]
+    WouldLoseData { message: String, losses: Vec<FieldViolation> },
     #[error("{0}")]
     ResourceExhausted(String),
     #[error("{0}")]
@@ -188,6 +191,13 @@ impl From<ServiceError> for Status {
             ServiceError::PermissionDenied(m) => Status::permission_denied(m),
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ServiceError::WouldLoseData { message, losses } => {
+                let mut details = ErrorDetails::new();
+                for loss in losses {
+                    details.add_precondition_failure_violation("DATA_LOSS", loss.field, loss.description);
+                }
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
             ServiceError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::Internal(e) => {
@@ -198,17 +208,17 @@ impl From<ServiceError> for Status {
     }
 }
 
-/// The field violations a status carries, if any.
+/// The field-level details a status carries, if any: bad-request violations, or the
+/// subjects of failed preconditions (what a change would lose).
 pub fn field_violations(status: &Status) -> Vec<FieldViolation> {
-    status
-        .get_details_bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .into_iter()
-                .map(|v| FieldViolation { field: v.field, description: v.description })
-                .collect()
-        })
-        .unwrap_or_default()
+    let details = status.get_error_details();
+    let bad = details.bad_request().into_iter().flat_map(|bad| {
+        bad.field_violations.iter().map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
+    });
+    let failed = details.precondition_failure().into_iter().flat_map(|failure| {
+        failure.violations.iter().map(|v| FieldViolation::new(v.subject.clone(), v.description.clone()))
+    });
+    bad.chain(failed).collect()
 }
 
 #[cfg(test)]

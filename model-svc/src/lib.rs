@@ -1,6 +1,7 @@
 //! model-svc: the workspace's models and, as the schema engine lands, their tables and
 //! records. [`routes`] is the whole gRPC surface of the role.
 
+pub mod changes;
 pub mod entities;
 pub mod models;
 pub mod names;

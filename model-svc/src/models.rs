@@ -9,8 +9,10 @@ use kiln_common::{
     timestamp, with_db,
 };
 use kiln_proto::v1::{
-    CreateModelRequest, CreateModelResponse, Field, GetModelRequest, GetModelResponse, ListModelsRequest,
-    ListModelsResponse, Model, model_service_server::ModelService,
+    CreateModelRequest, CreateModelResponse, DeleteModelRequest, DeleteModelResponse, Field, GetModelRequest,
+    GetModelResponse, ListModelVersionsRequest, ListModelVersionsResponse, ListModelsRequest, ListModelsResponse,
+    Model, PlanModelChangeRequest, PlanModelChangeResponse, UpdateModelRequest, UpdateModelResponse,
+    model_service_server::ModelService,
 };
 use tonic::{Request, Response, Status};
 
@@ -23,13 +25,13 @@ use crate::{
 
 const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 100;
-const COLUMNS: &str = "id, name, singular, plural, slug, label, label_plural, description, title_field, \
+pub(crate) const COLUMNS: &str = "id, name, singular, plural, slug, label, label_plural, description, title_field, \
      is_system, version, fields, table_name, created_at, updated_at";
 
 #[derive(Debug, Clone)]
 pub struct ModelApi {
-    deps: ModelDeps,
-    workspaces: Workspaces,
+    pub(crate) deps: ModelDeps,
+    pub(crate) workspaces: Workspaces,
 }
 
 impl ModelApi {
@@ -63,7 +65,11 @@ impl ModelApi {
         Ok(ListModelsResponse { models, next_page_token })
     }
 
-    async fn get(&self, principal: Principal, req: GetModelRequest) -> Result<GetModelResponse, ServiceError> {
+    pub(crate) async fn get(
+        &self,
+        principal: Principal,
+        req: GetModelRequest,
+    ) -> Result<GetModelResponse, ServiceError> {
         let key = req.id.trim();
         if key.is_empty() {
             return Err(ServiceError::invalid_field("id", "is required"));
@@ -72,6 +78,26 @@ impl ModelApi {
         Ok(GetModelResponse {
             model: Some(model.ok_or_else(|| ServiceError::NotFound(format!("no model `{key}` in this workspace")))?),
         })
+    }
+}
+
+impl ModelApi {
+    /// Violations for relation fields whose target is not a user model of the workspace.
+    pub(crate) async fn missing_relation_targets(&self, principal: Principal, fields: &[Field]) -> Vec<FieldViolation> {
+        let mut violations = Vec::new();
+        for (i, field) in fields.iter().enumerate() {
+            let Some(target) = field.relation.as_ref().and_then(|r| names::plural_ref(&r.target).ok()) else {
+                continue;
+            };
+            let found = find_model(&self.deps.db, principal.workspace_id, target.as_str()).await;
+            if !matches!(found, Ok(Some(ref model)) if !model.is_system && model.plural == target.as_str()) {
+                violations.push(FieldViolation::new(
+                    format!("fields[{i}].relation.target"),
+                    format!("no user model `{target}` in this workspace"),
+                ));
+            }
+        }
+        violations
     }
 }
 
@@ -110,7 +136,7 @@ struct NewModel {
     specs: Vec<FieldSpec>,
 }
 
-fn text_rule(violations: &mut Vec<FieldViolation>, field: &str, value: &str, max: usize) -> String {
+pub(crate) fn text_rule(violations: &mut Vec<FieldViolation>, field: &str, value: &str, max: usize) -> String {
     let value = value.trim();
     if value.chars().count() > max || value.chars().any(|c| c.is_control() && c != '\n') {
         violations
@@ -228,18 +254,7 @@ impl ModelApi {
         if !req.title_field.trim().is_empty() && !given.contains(&title_field) {
             violations.push(FieldViolation::new("title_field", "must be the name of one of the fields"));
         }
-        for (i, field) in req.fields.iter().enumerate() {
-            let Some(target) = field.relation.as_ref().and_then(|r| names::plural_ref(&r.target).ok()) else {
-                continue;
-            };
-            let found = self.get(principal, GetModelRequest { id: target.to_string() }).await;
-            if !matches!(found, Ok(GetModelResponse { model: Some(ref model) }) if !model.is_system) {
-                violations.push(FieldViolation::new(
-                    format!("fields[{i}].relation.target"),
-                    format!("no user model `{target}` in this workspace"),
-                ));
-            }
-        }
+        violations.extend(self.missing_relation_targets(principal, &req.fields).await);
         let (Some(names), Some(specs), true) = (names, specs, violations.is_empty()) else {
             return Err(ServiceError::invalid(violations));
         };
@@ -264,7 +279,7 @@ impl ModelApi {
     }
 }
 
-fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {
+pub(crate) fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {
     let fields: Vec<Field> = serde_json::from_value(row.json("fields")?)
         .map_err(|e| anyhow::anyhow!("stored fields of a model are malformed: {e}"))?;
     Ok(Model {
@@ -318,6 +333,42 @@ impl ModelService for ModelApi {
     ) -> Result<Response<CreateModelResponse>, Status> {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
         Ok(Response::new(self.create(principal, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn plan_model_change(
+        &self,
+        request: Request<PlanModelChangeRequest>,
+    ) -> Result<Response<PlanModelChangeResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.plan_change(principal, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_model(
+        &self,
+        request: Request<UpdateModelRequest>,
+    ) -> Result<Response<UpdateModelResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.update(principal, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_model(
+        &self,
+        request: Request<DeleteModelRequest>,
+    ) -> Result<Response<DeleteModelResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.delete(principal, request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_model_versions(
+        &self,
+        request: Request<ListModelVersionsRequest>,
+    ) -> Result<Response<ListModelVersionsResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.versions(principal, request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]

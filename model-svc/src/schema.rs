@@ -338,6 +338,18 @@ impl Namespace {
 
 /// The statements that create a model's table.
 pub fn create_table(ns: &Namespace, table: &Ident, fields: &[FieldSpec]) -> Vec<String> {
+    let mut statements = Vec::new();
+    if let Some(schema) = &ns.schema {
+        statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", schema.quoted()));
+    }
+    statements.push(table_statement(ns, &ns.table(table), table, fields));
+    statements.push(index_statement(ns, table));
+    statements
+}
+
+/// `CREATE TABLE <sql_name>`; constraints are named after `table`, so a table built
+/// under a temporary name keeps the names it will have after renaming.
+pub fn table_statement(ns: &Namespace, sql_name: &str, table: &Ident, fields: &[FieldSpec]) -> String {
     let (id, time) = match ns.dialect {
         Dialect::Postgres => ("uuid", "timestamptz"),
         Dialect::Sqlite => ("TEXT", "TEXT"),
@@ -349,18 +361,136 @@ pub fn create_table(ns: &Namespace, table: &Ident, fields: &[FieldSpec]) -> Vec<
         format!("\"created_by\" {id}"),
     ];
     columns.extend(fields.iter().map(|f| column_definition(ns, table, f)));
-    let mut statements = Vec::new();
-    if let Some(schema) = &ns.schema {
-        statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", schema.quoted()));
-    }
-    statements.push(format!("CREATE TABLE {} (\n  {}\n)", ns.table(table), columns.join(",\n  ")));
-    // Keyset paging and the default sort read records newest first.
-    statements.push(format!(
+    format!("CREATE TABLE {sql_name} (\n  {}\n)", columns.join(",\n  "))
+}
+
+/// The index the default sort and keyset paging read.
+pub fn index_statement(ns: &Namespace, table: &Ident) -> String {
+    format!(
         "CREATE INDEX {} ON {} (\"created_at\", \"id\")",
         kiln_common::db::quote_ident(&format!("{}_created_idx", table.as_str())),
         ns.table(table)
-    ));
-    statements
+    )
+}
+
+/// What happens to one field in a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The field stays (perhaps relabelled): `old` index to `new` index.
+    Keep { old: usize, new: usize },
+    /// The column is renamed, data kept.
+    Rename { old: usize, new: usize },
+    /// A new column.
+    Add { new: usize },
+    /// The column and its data go.
+    Drop { old: usize },
+}
+
+/// A planned change from one list of fields to another.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_destructive(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Drop { .. }))
+    }
+
+    /// The steps as the API reports them.
+    pub fn describe(&self, old: &[FieldSpec], new: &[FieldSpec]) -> Vec<kiln_proto::v1::SchemaChange> {
+        use kiln_proto::v1::SchemaChange;
+        self.steps
+            .iter()
+            .filter_map(|step| match *step {
+                Step::Keep { .. } => None,
+                Step::Rename { old: o, new: n } => Some(SchemaChange {
+                    action: "rename_column".into(),
+                    field: new[n].name.to_string(),
+                    description: format!("rename column {} to {}; data is kept", old[o].name, new[n].name),
+                    destructive: false,
+                }),
+                Step::Add { new: n } => Some(SchemaChange {
+                    action: "add_column".into(),
+                    field: new[n].name.to_string(),
+                    description: format!("add column {} ({})", new[n].name, new[n].field.r#type),
+                    destructive: false,
+                }),
+                Step::Drop { old: o } => Some(SchemaChange {
+                    action: "drop_column".into(),
+                    field: old[o].name.to_string(),
+                    description: format!("drop column {} and every value in it", old[o].name),
+                    destructive: true,
+                }),
+            })
+            .collect()
+    }
+}
+
+/// Whether two specs store and check values the same way (labels and help may differ).
+fn same_rules(a: &FieldSpec, b: &FieldSpec) -> bool {
+    a.ty == b.ty
+        && a.required == b.required
+        && a.unique == b.unique
+        && a.min == b.min
+        && a.max == b.max
+        && a.min_length == b.min_length
+        && a.max_length == b.max_length
+        && a.pattern.as_ref().map(regex::Regex::as_str) == b.pattern.as_ref().map(regex::Regex::as_str)
+        && a.enum_values == b.enum_values
+        && a.relation == b.relation
+}
+
+/// Plans the change from `old` to `new`; `given` are the new fields as sent (for
+/// `previous_name`, which marks a rename).
+pub fn plan(old: &[FieldSpec], new: &[FieldSpec], given: &[Field]) -> Result<Plan, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let mut steps = Vec::new();
+    let mut matched = vec![false; old.len()];
+    for (n, spec) in new.iter().enumerate() {
+        let previous = given.get(n).map(|f| f.previous_name.trim()).filter(|p| !p.is_empty());
+        let from = match previous {
+            Some(previous) => {
+                match names::normalise(previous).ok().and_then(|p| old.iter().position(|o| o.name.as_str() == p)) {
+                    Some(o) => Some(o),
+                    None => {
+                        violations.push(FieldViolation::new(
+                            format!("fields[{n}].previous_name"),
+                            "is not a field of this model",
+                        ));
+                        continue;
+                    }
+                }
+            }
+            None => old.iter().position(|o| o.name == spec.name),
+        };
+        match from {
+            Some(o) if matched[o] => {
+                violations
+                    .push(FieldViolation::new(format!("fields[{n}]"), format!("`{}` is changed twice", old[o].name)));
+            }
+            Some(o) => {
+                matched[o] = true;
+                if !same_rules(&old[o], spec) {
+                    violations.push(FieldViolation::new(
+                        format!("fields[{n}]"),
+                        "changing the type or rules of an existing field is not supported yet: add a new field, copy, then remove the old one",
+                    ));
+                } else if old[o].name == spec.name {
+                    steps.push(Step::Keep { old: o, new: n });
+                } else {
+                    steps.push(Step::Rename { old: o, new: n });
+                }
+            }
+            None => steps.push(Step::Add { new: n }),
+        }
+    }
+    for (o, was_matched) in matched.iter().enumerate() {
+        if !was_matched {
+            steps.push(Step::Drop { old: o });
+        }
+    }
+    if violations.is_empty() { Ok(Plan { steps }) } else { Err(violations) }
 }
 
 /// One column with its constraints.
@@ -442,6 +572,45 @@ mod tests {
                 "fields[6].name"
             ]
         );
+    }
+
+    #[test]
+    fn plans_keep_renames_adds_and_drops() {
+        let old_fields = vec![
+            field(serde_json::json!({ "name": "number", "type": "text" })),
+            field(serde_json::json!({ "name": "amount", "type": "decimal" })),
+            field(serde_json::json!({ "name": "note", "type": "text" })),
+        ];
+        let new_fields = vec![
+            field(serde_json::json!({ "name": "number", "type": "text", "label": "No." })),
+            field(serde_json::json!({ "name": "total", "type": "decimal", "previous_name": "amount" })),
+            field(serde_json::json!({ "name": "due", "type": "date" })),
+        ];
+        let old = parse_fields(&old_fields).unwrap();
+        let new = parse_fields(&new_fields).unwrap();
+        let plan = plan(&old, &new, &new_fields).unwrap();
+        assert_eq!(
+            plan.steps,
+            [
+                Step::Keep { old: 0, new: 0 },
+                Step::Rename { old: 1, new: 1 },
+                Step::Add { new: 2 },
+                Step::Drop { old: 2 }
+            ]
+        );
+        assert!(plan.is_destructive());
+        let changes = plan.describe(&old, &new);
+        assert_eq!(
+            changes.iter().map(|c| c.action.as_str()).collect::<Vec<_>>(),
+            ["rename_column", "add_column", "drop_column"]
+        );
+
+        let retyped = vec![field(serde_json::json!({ "name": "number", "type": "integer" }))];
+        let errors = super::plan(&old, &parse_fields(&retyped).unwrap(), &retyped).unwrap_err();
+        assert_eq!(errors[0].field, "fields[0]");
+        let bad_rename = vec![field(serde_json::json!({ "name": "x", "type": "text", "previous_name": "ghost" }))];
+        let errors = super::plan(&old, &parse_fields(&bad_rename).unwrap(), &bad_rename).unwrap_err();
+        assert_eq!(errors[0].field, "fields[0].previous_name");
     }
 
     #[test]

@@ -10,10 +10,13 @@ use axum::{
     },
     http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use kiln_common::GrpcChannel;
-use kiln_proto::v1::{CreateModelRequest, GetModelRequest, model_service_client::ModelServiceClient};
+use kiln_proto::v1::{
+    CreateModelRequest, DeleteModelRequest, GetModelRequest, ListModelVersionsRequest, PlanModelChangeRequest,
+    UpdateModelRequest, model_service_client::ModelServiceClient,
+};
 
 use super::{bad_request, grpc_request, list_params};
 use crate::{
@@ -59,11 +62,59 @@ pub fn operations() -> Vec<Operation> {
             success: 200,
             secured: true,
         },
+        Operation {
+            method: Method::PUT,
+            path: "/models/{id}",
+            operation_id: "updateModel",
+            summary: "Change a model (the complete new field list) as a new version; dropping fields needs confirm_data_loss",
+            tag: TAG,
+            request: Some("kiln.v1.UpdateModelRequest"),
+            response: Some("kiln.v1.UpdateModelResponse"),
+            success: 200,
+            secured: true,
+        },
+        Operation {
+            method: Method::POST,
+            path: "/models/{id}/plan",
+            operation_id: "planModelChange",
+            summary: "What a change would do, without doing it",
+            tag: TAG,
+            request: Some("kiln.v1.PlanModelChangeRequest"),
+            response: Some("kiln.v1.PlanModelChangeResponse"),
+            success: 200,
+            secured: true,
+        },
+        Operation {
+            method: Method::DELETE,
+            path: "/models/{id}",
+            operation_id: "deleteModel",
+            summary: "Delete a user model and its table; needs ?confirm_data_loss=true",
+            tag: TAG,
+            request: None,
+            response: None,
+            success: 204,
+            secured: true,
+        },
+        Operation {
+            method: Method::GET,
+            path: "/models/{id}/versions",
+            operation_id: "listModelVersions",
+            summary: "A model's versions, newest first",
+            tag: TAG,
+            request: None,
+            response: Some("kiln.v1.ListModelVersionsResponse"),
+            success: 200,
+            secured: true,
+        },
     ]
 }
 
 pub fn router() -> Router<GatewayState> {
-    Router::new().route("/", get(list).post(create)).route("/{id}", get(get_one))
+    Router::new()
+        .route("/", get(list).post(create))
+        .route("/{id}", get(get_one).put(update).delete(delete))
+        .route("/{id}/plan", post(plan))
+        .route("/{id}/versions", get(versions))
 }
 
 fn client(state: &GatewayState) -> ModelServiceClient<GrpcChannel> {
@@ -98,5 +149,60 @@ async fn get_one(
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
     let response = client(&state).get_model(grpc_request(&headers, GetModelRequest { id })).await?.into_inner();
+    Ok(Json(response).into_response())
+}
+
+async fn update(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    ApiJson(mut body): ApiJson<UpdateModelRequest>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
+    body.id = id;
+    let response = client(&state).update_model(grpc_request(&headers, body)).await?.into_inner();
+    Ok(Json(response).into_response())
+}
+
+async fn plan(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    ApiJson(mut body): ApiJson<PlanModelChangeRequest>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
+    body.id = id;
+    let response = client(&state).plan_model_change(grpc_request(&headers, body)).await?.into_inner();
+    Ok(Json(response).into_response())
+}
+
+async fn delete(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
+    let Query(query) = query.map_err(|e| bad_request("query", e.body_text()))?;
+    let confirm_data_loss = match query.get("confirm_data_loss").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(bad_request("confirm_data_loss", "must be true or false")),
+    };
+    client(&state).delete_model(grpc_request(&headers, DeleteModelRequest { id, confirm_data_loss })).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn versions(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
+    let Query(query) = query.map_err(|e| bad_request("query", e.body_text()))?;
+    let (page_size, page_token) = list_params(&query)?;
+    let request = ListModelVersionsRequest { id, page_size, page_token };
+    let response = client(&state).list_model_versions(grpc_request(&headers, request)).await?.into_inner();
     Ok(Json(response).into_response())
 }

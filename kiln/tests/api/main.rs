@@ -8,3 +8,4 @@ mod grpc;
 mod harness;
 mod mesh;
 mod models;
+mod schema_changes;

@@ -1,0 +1,158 @@
+//! Changing and deleting models: planned diffs, renames that keep data, confirmation
+//! before anything is dropped, versions, on both databases.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, TestApp, assert_error, read, spawn_app, token};
+
+crate::on_both_databases!(
+    fields_are_added_renamed_and_dropped_keeping_data,
+    deleting_models_needs_confirmation_and_respects_relations,
+);
+
+async fn put(app: &TestApp, path: &str, access: &str, body: Value) -> (u16, Value) {
+    read(app.http.put(app.url(path)).bearer_auth(access).json(&body).send().await.unwrap()).await
+}
+
+async fn delete(app: &TestApp, path: &str, access: &str) -> (u16, Value) {
+    read(app.http.delete(app.url(path)).bearer_auth(access).send().await.unwrap()).await
+}
+
+async fn fields_are_added_renamed_and_dropped_keeping_data(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
+    let model = json!({ "name": "Invoice", "fields": [
+        { "name": "number", "type": "text", "required": true, "unique": true },
+        { "name": "amount", "type": "decimal" },
+        { "name": "note", "type": "text" }
+    ]});
+    assert_eq!(app.post_with_token("/api/v1/models", &access, model).await.0, 201);
+    let (_, one) =
+        app.post_with_token("/api/invoices", &access, json!({ "number": "A", "amount": 10, "note": "x" })).await;
+    let id = one["record"]["id"].as_str().unwrap().to_string();
+
+    let change = json!({ "fields": [
+        { "name": "number", "type": "text", "required": true, "unique": true, "label": "Invoice no." },
+        { "name": "total", "type": "decimal", "previous_name": "amount" },
+        { "name": "currency", "type": "text", "required": true, "default_value": "EUR" }
+    ]});
+    let (status, plan) = app.post_with_token("/api/v1/models/invoices/plan", &access, change.clone()).await;
+    assert_eq!(status, 200, "{plan}");
+    let actions: Vec<&str> =
+        plan["changes"].as_array().unwrap().iter().map(|c| c["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["rename_column", "add_column", "drop_column"]);
+    assert_eq!(plan["destructive"], true);
+
+    let (status, body) = put(&app, "/api/v1/models/invoices", &access, change.clone()).await;
+    let error = assert_error(status, &body, 409, "failed_precondition");
+    assert_eq!(error["details"], json!([{ "field": "note", "description": "column and every value in it" }]));
+    let (_, unchanged) = app.get_with_token("/api/v1/models/invoices", &access).await;
+    assert_eq!(unchanged["model"]["version"], 1, "planning and refusing change nothing");
+
+    let mut confirmed = change.clone();
+    confirmed["confirm_data_loss"] = json!(true);
+    let (status, body) = put(&app, "/api/v1/models/invoices", &access, confirmed).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model"]["version"], 2);
+    assert_eq!(body["model"]["fields"][0]["label"], "Invoice no.");
+
+    let columns: Vec<String> = app.columns(workspace, "ent_invoices").await.into_iter().map(|c| c.0).collect();
+    assert_eq!(
+        columns.iter().filter(|c| !c.ends_with("_at") && *c != "id" && *c != "created_by").collect::<Vec<_>>().len(),
+        3
+    );
+    assert!(
+        columns.contains(&"total".to_string())
+            && !columns.contains(&"amount".to_string())
+            && !columns.contains(&"note".to_string())
+    );
+    let (_, record) = app.get_with_token(&format!("/api/invoices/{id}"), &access).await;
+    assert_eq!(record["record"]["total"], 10.0, "a rename keeps the data");
+    assert_eq!(record["record"]["currency"], "EUR", "a required field added with a default is backfilled");
+    assert_eq!(record["record"].get("note"), None);
+    let (status, body) = app.post_with_token("/api/invoices", &access, json!({ "number": "A", "total": 1 })).await;
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], "number", "unique still holds after the change");
+
+    // A required field without a default cannot be added to a model with records, and
+    // a field's type cannot change in place.
+    let (status, body) = put(
+        &app,
+        "/api/v1/models/invoices",
+        &access,
+        json!({ "fields": [
+            { "name": "number", "type": "text", "required": true, "unique": true },
+            { "name": "total", "type": "decimal" },
+            { "name": "currency", "type": "text", "required": true, "default_value": "EUR" },
+            { "name": "owner", "type": "text", "required": true }
+        ]}),
+    )
+    .await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "fields[3]");
+    let (status, body) = put(
+        &app,
+        "/api/v1/models/invoices",
+        &access,
+        json!({ "fields": [
+            { "name": "number", "type": "integer", "required": true, "unique": true },
+            { "name": "total", "type": "decimal" },
+            { "name": "currency", "type": "text", "required": true, "default_value": "EUR" }
+        ]}),
+    )
+    .await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "fields[0]");
+
+    let (status, versions) = app.get_with_token("/api/v1/models/invoices/versions", &access).await;
+    assert_eq!(status, 200, "{versions}");
+    let numbers: Vec<i64> =
+        versions["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, [2, 1]);
+    assert!(versions["versions"][0]["summary"].as_str().unwrap().contains("rename column amount to total"));
+    assert_eq!(versions["versions"][0]["author"], registered["user"]["id"]);
+
+    let (status, body) = put(&app, "/api/v1/models/users", &access, json!({ "fields": [] })).await;
+    assert_error(status, &body, 409, "failed_precondition");
+    app.stop().await;
+}
+
+async fn deleting_models_needs_confirmation_and_respects_relations(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
+    let invoice = json!({ "name": "Invoice", "fields": [{ "name": "number", "type": "text" }] });
+    let payment = json!({ "name": "Payment", "fields": [
+        { "name": "invoice", "type": "relation", "relation": { "target": "invoices" } }
+    ]});
+    assert_eq!(app.post_with_token("/api/v1/models", &access, invoice).await.0, 201);
+    assert_eq!(app.post_with_token("/api/v1/models", &access, payment).await.0, 201);
+    assert_eq!(app.post_with_token("/api/invoices", &access, json!({ "number": "A" })).await.0, 201);
+
+    let (status, body) = delete(&app, "/api/v1/models/invoices", &access).await;
+    let error = assert_error(status, &body, 409, "failed_precondition");
+    assert_eq!(error["details"][0]["field"], "invoices");
+    let (status, body) = delete(&app, "/api/v1/models/invoices?confirm_data_loss=true", &access).await;
+    let error = assert_error(status, &body, 409, "failed_precondition");
+    assert!(error["message"].as_str().unwrap().contains("payments.invoice"), "{body}");
+
+    let (status, _) = delete(&app, "/api/v1/models/payments?confirm_data_loss=true", &access).await;
+    assert_eq!(status, 204);
+    let (status, _) = delete(&app, "/api/v1/models/invoices?confirm_data_loss=true", &access).await;
+    assert_eq!(status, 204);
+    assert!(app.columns(workspace, "ent_invoices").await.is_empty(), "the table is dropped");
+    let (status, body) = app.get_with_token("/api/invoices", &access).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = delete(&app, "/api/v1/models/applications?confirm_data_loss=true", &access).await;
+    assert_error(status, &body, 409, "failed_precondition");
+    let (status, body) = delete(&app, "/api/v1/models/invoices?confirm_data_loss=maybe", &access).await;
+    assert_error(status, &body, 400, "invalid_argument");
+
+    // The name is free again.
+    let again = json!({ "name": "Invoice", "fields": [{ "name": "total", "type": "decimal" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, again).await.0, 201);
+    app.stop().await;
+}
