@@ -25,6 +25,19 @@ fn cli() -> Command {
         .subcommand(
             Command::new("serve").about("Run Kiln: every service in one process (default), or one role of the mesh"),
         )
+        .subcommand(
+            Command::new("healthcheck")
+                .about(
+                    "Exit 0 when the Kiln process at --url answers its gRPC health check with SERVING (for containers)",
+                )
+                .arg(
+                    Arg::new("url")
+                        .long("url")
+                        .value_name("URL")
+                        .default_value("http://127.0.0.1:4000")
+                        .help("Any role's address: the gateway's or a service's gRPC listener"),
+                ),
+        )
         .arg(
             Arg::new("role")
                 .long("role")
@@ -107,9 +120,31 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// One gRPC health check of the whole server (service ""), with a short deadline.
+async fn healthcheck(url: &str) -> ExitCode {
+    let result = async {
+        let channel = kiln_common::GrpcChannel::remote(url)?;
+        let check = kiln_common::grpc::check_health(&channel, "");
+        tokio::time::timeout(std::time::Duration::from_secs(3), check).await??;
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let matches = cli().get_matches();
+    if let Some(check) = matches.subcommand_matches("healthcheck") {
+        let url = check.get_one::<String>("url").map(String::as_str).unwrap_or("http://127.0.0.1:4000");
+        return healthcheck(url).await;
+    }
     // Global flags reach the subcommand's matches; `kiln` alone serves with the root's.
     let serve = matches.subcommand_matches("serve").unwrap_or(&matches);
     let config = match load(serve) {

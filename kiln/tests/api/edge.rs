@@ -237,6 +237,13 @@ async fn sigterm_drains_and_exits_cleanly() {
     assert_eq!(health.status(), 200);
     let home = reqwest::get(format!("http://{addr}/")).await.unwrap().text().await.unwrap();
     assert!(home.contains("/api/docs"));
+    let healthcheck = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln")).args(["healthcheck", "--url", &url]).output().unwrap()
+    };
+    assert!(healthcheck(format!("http://{addr}")).status.success(), "the container health check passes");
+    let down = healthcheck("http://127.0.0.1:1".into());
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy: http://127.0.0.1:1"));
 
     let pid = child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
