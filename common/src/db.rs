@@ -51,11 +51,13 @@ macro_rules! migrations {
 }
 
 fn postgres_migrator() -> Migrator {
-    Migrator::with_migrations(migrations!("postgres": 1 "0001_identity", 2 "0002_seed_version"))
+    Migrator::with_migrations(
+        migrations!("postgres": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records"),
+    )
 }
 
 fn sqlite_migrator() -> Migrator {
-    Migrator::with_migrations(migrations!("sqlite": 1 "0001_identity", 2 "0002_seed_version"))
+    Migrator::with_migrations(migrations!("sqlite": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records"))
 }
 
 impl Db {

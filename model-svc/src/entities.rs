@@ -1,5 +1,6 @@
-//! EntityService: CRUD over the records of the workspace's user models, in their
-//! `ent_<plural>` tables. Paging is keyset on (sort column, id): no OFFSET scans and no
+//! EntityService: CRUD over the records of any model of the workspace: user models in
+//! their `ent_<plural>` tables, system models (applications, components, templates,
+//! workflows, prompts) in their platform tables, limited to the workspace. Paging is keyset on (sort column, id): no OFFSET scans and no
 //! COUNT(*). Every identifier comes from a checked spec and is quoted; every value is bound.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -21,7 +22,7 @@ use crate::{
     models::find_model,
     names::{self, Ident},
     records::{self, SqlValue, Write, check_record, check_value, read_value},
-    schema::{Dialect, FieldSpec, FieldType, Namespace, parse_fields},
+    schema::{Dialect, FieldSpec, FieldType, Namespace, parse_fields, parse_system_fields},
     workspace::{WorkspacePool, Workspaces},
 };
 
@@ -38,9 +39,28 @@ pub struct EntityApi {
 struct Target {
     plural: Ident,
     specs: Vec<FieldSpec>,
+    /// Quoted (and schema-qualified) for SQL.
     table: String,
+    /// Bare, for reading constraint names.
+    table_name: String,
     dialect: Dialect,
     pool: WorkspacePool,
+    /// Set for system models: their platform tables hold every workspace's rows, so
+    /// every statement is limited to this workspace.
+    scope: Option<Id>,
+}
+
+impl Target {
+    /// ` AND "workspace_id" = $n` for scoped tables (binding the scope), else nothing.
+    fn scope_condition(&self, bound: &mut Vec<SqlValue>) -> String {
+        match self.scope {
+            Some(scope) => {
+                bound.push(SqlValue::Uuid(scope));
+                format!(" AND \"workspace_id\" = ${}", bound.len())
+            }
+            None => String::new(),
+        }
+    }
 }
 
 /// Runs the same block against whichever pool a workspace has.
@@ -142,7 +162,7 @@ fn write_error(e: sqlx::Error, target: &Target, written: &[&FieldSpec]) -> Servi
         let constraint = db.constraint()?;
         Some(constraint.strip_prefix(prefix)?.strip_suffix(suffix)?.to_string())
     };
-    let table = names::Ident::table_of(&target.plural);
+    let table = &target.table_name;
     if db.is_unique_violation() {
         // PostgreSQL names the constraint; SQLite says "UNIQUE constraint failed: t.col".
         let field = field_of(&format!("{table}_"), "_key")
@@ -179,16 +199,57 @@ impl EntityApi {
             return Err(not_found());
         }
         if model.is_system {
-            return Err(ServiceError::FailedPrecondition(format!(
-                "records of the system model `{plural}` are not served through the generic API yet"
-            )));
+            let elsewhere = match plural.as_str() {
+                "models" => Some("/api/v1/models"),
+                "users" => Some("/api/v1/auth/profile"),
+                _ => None,
+            };
+            if let Some(api) = elsewhere {
+                return Err(ServiceError::FailedPrecondition(format!("{plural} are managed through {api}")));
+            }
+            let specs = parse_system_fields(&model.fields)
+                .map_err(|v| anyhow::anyhow!("seeded fields of {plural} do not parse: {v:?}"))?;
+            let table =
+                names::plural_ref(&model.table_name).map_err(|e| anyhow::anyhow!("platform table of {plural}: {e}"))?;
+            let (pool, dialect) = match &self.deps.db {
+                kiln_common::Db::Postgres(p) => (WorkspacePool::Postgres(p.clone()), Dialect::Postgres),
+                kiln_common::Db::Sqlite(p) => (WorkspacePool::Sqlite(p.clone()), Dialect::Sqlite),
+            };
+            return Ok(Target {
+                plural,
+                specs,
+                table: table.quoted(),
+                table_name: table.to_string(),
+                dialect,
+                pool,
+                scope: Some(Id(principal.workspace_id)),
+            });
         }
         let specs = parse_fields(&model.fields)
             .map_err(|v| anyhow::anyhow!("stored fields of {plural} no longer parse: {v:?}"))?;
         let ns: Namespace = self.workspaces.namespace(principal.workspace_id);
-        let table = ns.table(&Ident::table_of(&plural));
+        let table_ident = Ident::table_of(&plural);
+        let table = ns.table(&table_ident);
         let pool = self.workspaces.pool(principal.workspace_id).await?;
-        Ok(Target { plural, specs, table, dialect: ns.dialect, pool })
+        Ok(Target { plural, specs, table, table_name: table_ident.to_string(), dialect: ns.dialect, pool, scope: None })
+    }
+
+    /// Relation values of a system record must point into the same workspace: the
+    /// platform tables' foreign keys alone would accept another workspace's ids.
+    async fn check_scoped_relations(&self, target: &Target, values: &[(usize, SqlValue)]) -> Result<(), ServiceError> {
+        let Some(scope) = target.scope else { return Ok(()) };
+        for (i, value) in values {
+            let spec = &target.specs[*i];
+            let (Some(relation), SqlValue::Uuid(id)) = (&spec.relation, value) else { continue };
+            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", relation.target.quoted());
+            let found = with_ws!(&target.pool, pool => {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*id).bind(scope).fetch_optional(pool).await?.is_some()
+            });
+            if !found {
+                return Err(ServiceError::invalid_field(spec.name.as_str(), "points at no record of the target model"));
+            }
+        }
+        Ok(())
     }
 
     async fn create(
@@ -199,10 +260,14 @@ impl EntityApi {
         let target = self.target(principal, &req.model).await?;
         let record = from_struct(req.record)?;
         let values = check_record(&target.specs, &record, Write::Create).map_err(ServiceError::invalid)?;
+        self.check_scoped_relations(&target, &values).await?;
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &target.specs[*i]).collect();
         let mut columns =
             vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
         columns.extend(written.iter().map(|s| s.name.quoted()));
+        if target.scope.is_some() {
+            columns.push("\"workspace_id\"".into());
+        }
         let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
@@ -219,6 +284,9 @@ impl EntityApi {
             SqlValue::Uuid(Id(principal.user_id)),
         ];
         bound.extend(values.into_iter().map(|(_, v)| v));
+        if let Some(scope) = target.scope {
+            bound.push(SqlValue::Uuid(scope));
+        }
         let record = with_ws!(&target.pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
             let row = query.fetch_one(pool).await.map_err(|e| write_error(e, &target, &written))?;
@@ -231,9 +299,11 @@ impl EntityApi {
         let target = self.target(principal, &req.model).await?;
         let not_found = || ServiceError::NotFound(format!("no {} record `{}`", target.plural, req.id));
         let id = uuid::Uuid::parse_str(req.id.trim()).map_err(|_| not_found())?;
-        let sql = format!("SELECT {} FROM {} WHERE \"id\" = $1", target.select_list(), target.table);
+        let mut bound = vec![SqlValue::Uuid(Id(id))];
+        let scoped = target.scope_condition(&mut bound);
+        let sql = format!("SELECT {} FROM {} WHERE \"id\" = $1{scoped}", target.select_list(), target.table);
         let record = with_ws!(&target.pool, pool => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).fetch_optional(pool).await? {
+            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await? {
                 Some(row) => Some(row_to_record(&row, &target.specs)?),
                 None => None,
             }
@@ -257,19 +327,21 @@ impl EntityApi {
         }
         let write = if req.partial { Write::Patch } else { Write::Replace };
         let values = check_record(&target.specs, &record, write).map_err(ServiceError::invalid)?;
+        self.check_scoped_relations(&target, &values).await?;
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &target.specs[*i]).collect();
         let mut sets = vec!["\"updated_at\" = $1".to_string()];
         sets.extend(written.iter().enumerate().map(|(n, s)| format!("{} = ${}", s.name.quoted(), n + 2)));
-        let sql = format!(
-            "UPDATE {} SET {} WHERE \"id\" = ${} RETURNING {}",
-            target.table,
-            sets.join(", "),
-            written.len() + 2,
-            target.select_list()
-        );
         let mut bound = vec![SqlValue::DateTime(Utc::now())];
         bound.extend(values.into_iter().map(|(_, v)| v));
         bound.push(SqlValue::Uuid(Id(id)));
+        let id_param = bound.len();
+        let scoped = target.scope_condition(&mut bound);
+        let sql = format!(
+            "UPDATE {} SET {} WHERE \"id\" = ${id_param}{scoped} RETURNING {}",
+            target.table,
+            sets.join(", "),
+            target.select_list()
+        );
         let record = with_ws!(&target.pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
             match query.fetch_optional(pool).await.map_err(|e| write_error(e, &target, &written))? {
@@ -288,9 +360,11 @@ impl EntityApi {
         let target = self.target(principal, &req.model).await?;
         let not_found = || ServiceError::NotFound(format!("no {} record `{}`", target.plural, req.id));
         let id = uuid::Uuid::parse_str(req.id.trim()).map_err(|_| not_found())?;
-        let sql = format!("DELETE FROM {} WHERE \"id\" = $1", target.table);
+        let mut bound = vec![SqlValue::Uuid(Id(id))];
+        let scoped = target.scope_condition(&mut bound);
+        let sql = format!("DELETE FROM {} WHERE \"id\" = $1{scoped}", target.table);
         let deleted = with_ws!(&target.pool, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).execute(pool).await.map_err(|e| match &e {
+            bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).execute(pool).await.map_err(|e| match &e {
                 sqlx::Error::Database(db) if db.is_foreign_key_violation() => ServiceError::FailedPrecondition(
                     "other records point at this one; delete or change them first".into(),
                 ),
@@ -324,6 +398,10 @@ impl EntityApi {
 
         let mut conditions = Vec::new();
         let mut bound = Vec::new();
+        if let Some(scope) = target.scope {
+            bound.push(SqlValue::Uuid(scope));
+            conditions.push("\"workspace_id\" = $1".to_string());
+        }
         let mut violations = Vec::new();
         let mut filters: Vec<(&String, &String)> = req.filter.iter().collect();
         filters.sort();

@@ -276,6 +276,13 @@ pub fn normalise(raw: &str) -> Result<String, NameError> {
     Ok(out.trim_end_matches('_').to_string())
 }
 
+fn not_keyword(name: &str) -> Result<(), NameError> {
+    match SQL_KEYWORDS.binary_search(&name) {
+        Ok(_) => Err(NameError(format!("`{name}` is an SQL keyword"))),
+        Err(_) => Ok(()),
+    }
+}
+
 fn check_shape(name: &str, max: usize) -> Result<(), NameError> {
     let mut chars = name.chars();
     let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
@@ -288,9 +295,6 @@ fn check_shape(name: &str, max: usize) -> Result<(), NameError> {
     if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
         return Err(NameError("must match ^[a-z][a-z0-9_]{0,62}$".into()));
     }
-    if SQL_KEYWORDS.binary_search(&name).is_ok() {
-        return Err(NameError(format!("`{name}` is an SQL keyword")));
-    }
     Ok(())
 }
 
@@ -298,11 +302,23 @@ fn check_shape(name: &str, max: usize) -> Result<(), NameError> {
 pub fn plural_ref(raw: &str) -> Result<Ident, NameError> {
     let name = normalise(raw)?;
     check_shape(&name, MAX_PLURAL_LEN)?;
+    not_keyword(&name)?;
     Ok(Ident(name))
 }
 
 /// A field name: normalised, shaped, not a keyword nor a column every table has.
 pub fn field_name(raw: &str) -> Result<Ident, NameError> {
+    let name = normalise(raw)?;
+    check_shape(&name, 63)?;
+    if SQL_KEYWORDS.binary_search(&name.as_str()).is_ok() {
+        return Err(NameError(format!("`{name}` is an SQL keyword")));
+    }
+    system_field_name(&name)
+}
+
+/// A field name of a system model (from the seeds, not typed by users): shaped and not
+/// a column every table has, but keywords such as `set` are allowed; it is quoted anyway.
+pub fn system_field_name(raw: &str) -> Result<Ident, NameError> {
     let name = normalise(raw)?;
     check_shape(&name, 63)?;
     if RESERVED_COLUMNS.contains(&name.as_str()) {
@@ -324,12 +340,14 @@ pub struct ModelNames {
 pub fn model_names(name: &str, plural: Option<&str>) -> Result<ModelNames, (&'static str, NameError)> {
     let singular = normalise(name).map_err(|e| ("name", e))?;
     check_shape(&singular, MAX_PLURAL_LEN).map_err(|e| ("name", e))?;
+    not_keyword(&singular).map_err(|e| ("name", e))?;
     let plural = match plural.map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => normalise(p).map_err(|e| ("plural", e))?,
         None => pluralise(&singular),
     };
     let field = if plural == singular { "plural" } else { "name" };
     check_shape(&plural, MAX_PLURAL_LEN).map_err(|e| (field, e))?;
+    not_keyword(&plural).map_err(|e| (field, e))?;
     if plural == singular {
         return Err(("plural", NameError(format!("must differ from the singular `{singular}`"))));
     }

@@ -140,8 +140,20 @@ fn enum_value_ok(v: &str) -> bool {
     !v.is_empty() && v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.'))
 }
 
-/// Checks every field; all failures are reported, each under `fields[i].<part>`.
+/// Checks every field a user sent; all failures are reported, each under `fields[i].<part>`.
 pub fn parse_fields(fields: &[Field]) -> Result<Vec<FieldSpec>, Vec<FieldViolation>> {
+    parse_fields_named(fields, names::field_name)
+}
+
+/// The same for a system model's fields (from the seeds), whose names may be keywords.
+pub fn parse_system_fields(fields: &[Field]) -> Result<Vec<FieldSpec>, Vec<FieldViolation>> {
+    parse_fields_named(fields, names::system_field_name)
+}
+
+fn parse_fields_named(
+    fields: &[Field],
+    field_name: fn(&str) -> Result<Ident, names::NameError>,
+) -> Result<Vec<FieldSpec>, Vec<FieldViolation>> {
     let mut violations = Vec::new();
     let mut specs: Vec<FieldSpec> = Vec::new();
     if fields.len() > MAX_FIELDS {
@@ -150,7 +162,7 @@ pub fn parse_fields(fields: &[Field]) -> Result<Vec<FieldSpec>, Vec<FieldViolati
     for (i, field) in fields.iter().enumerate() {
         let at = |part: &str| format!("fields[{i}].{part}");
         let mut bad = |part: &str, why: String| violations.push(FieldViolation::new(at(part), why));
-        let name = match names::field_name(&field.name) {
+        let name = match field_name(&field.name) {
             Ok(name) => Some(name),
             Err(e) => {
                 bad("name", e.0);

@@ -97,6 +97,29 @@ fn client(state: &GatewayState) -> EntityServiceClient<GrpcChannel> {
 
 type Segments<T> = Result<Path<T>, PathRejection>;
 
+/// Records travel as `Struct`, whose numbers are doubles; REST shows whole numbers as
+/// integers (`8080`, not `8080.0`) so integer fields read as they were written.
+fn tidy_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0) {
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(tidy_numbers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(tidy_numbers),
+        _ => {}
+    }
+}
+
+/// A response with its records' numbers tidied.
+fn records_json(response: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut value = serde_json::to_value(response)
+        .map_err(|_| ApiError::new(kiln_common::ErrorCode::Internal, "internal error"))?;
+    tidy_numbers(&mut value);
+    Ok(Json(value))
+}
+
 async fn list(
     State(state): State<GatewayState>,
     headers: HeaderMap,
@@ -111,7 +134,7 @@ async fn list(
     query.remove("page_token");
     let request = ListEntitiesRequest { model, page_size, page_token, sort, filter: query };
     let response = client(&state).list_entities(grpc_request(&headers, request)).await?.into_inner();
-    Ok(Json(response).into_response())
+    Ok(records_json(response)?.into_response())
 }
 
 async fn create(
@@ -123,7 +146,7 @@ async fn create(
     let Path(model) = plural.map_err(|e| bad_request("path", e.body_text()))?;
     let request = CreateEntityRequest { model, record: Some(record) };
     let response = client(&state).create_entity(grpc_request(&headers, request)).await?.into_inner();
-    Ok((StatusCode::CREATED, Json(response)).into_response())
+    Ok((StatusCode::CREATED, records_json(response)?).into_response())
 }
 
 async fn get_one(
@@ -134,7 +157,7 @@ async fn get_one(
     let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
     let response =
         client(&state).get_entity(grpc_request(&headers, GetEntityRequest { model, id })).await?.into_inner();
-    Ok(Json(response).into_response())
+    Ok(records_json(response)?.into_response())
 }
 
 async fn update(
@@ -147,7 +170,7 @@ async fn update(
     let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
     let request = UpdateEntityRequest { model, id, record: Some(record), partial };
     let response = client(&state).update_entity(grpc_request(&headers, request)).await?.into_inner();
-    Ok(Json(response).into_response())
+    Ok(records_json(response)?.into_response())
 }
 
 async fn replace(

@@ -9,3 +9,4 @@ mod harness;
 mod mesh;
 mod models;
 mod schema_changes;
+mod system_records;

@@ -1,0 +1,133 @@
+//! The system models' records through the same generic API as user models, stored in
+//! their platform tables and kept to the caller's workspace.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, TestApp, assert_error, read, spawn_app, token};
+
+crate::on_both_databases!(
+    applications_are_generic_records,
+    system_records_stay_in_their_workspace,
+    every_served_system_model_accepts_a_record
+);
+
+async fn send(app: &TestApp, method: reqwest::Method, path: &str, access: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = app.http.request(method, app.url(path)).bearer_auth(access);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn applications_are_generic_records(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    let shop = json!({ "name": "Shop", "slug": "shop", "model_ids": [], "template_set": "rust-axum", "config": { "port": 8080 } });
+    let (status, created) = app.post_with_token("/api/applications", &access, shop.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["record"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["record"]["config"], json!({ "port": 8080 }));
+
+    let (status, list) = app.get_with_token("/api/v1/applications", &access).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["records"].as_array().unwrap().len(), 1);
+    let (status, body) = app.post_with_token("/api/applications", &access, shop).await;
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], "slug");
+    let (status, patched) = send(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/applications/{id}"),
+        &access,
+        Some(json!({ "description": "web shop" })),
+    )
+    .await;
+    assert_eq!((status, &patched["record"]["description"]), (200, &json!("web shop")));
+    let (status, body) = app.post_with_token("/api/applications", &access, json!({ "slug": "x" })).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "name");
+
+    let (status, _) = send(&app, reqwest::Method::DELETE, &format!("/api/applications/{id}"), &access, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = app.get_with_token("/api/users", &access).await;
+    assert_error(status, &body, 409, "failed_precondition");
+    app.stop().await;
+}
+
+async fn system_records_stay_in_their_workspace(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = token(&app.register("ada@example.com").await, "access_token");
+    let eve = token(&app.register("eve@example.com").await, "access_token");
+    let (_, created) = app.post_with_token("/api/applications", &ada, json!({ "name": "Shop", "slug": "shop" })).await;
+    let id = created["record"]["id"].as_str().unwrap().to_string();
+
+    let (_, list) = app.get_with_token("/api/applications", &eve).await;
+    assert!(list["records"].as_array().unwrap().is_empty());
+    let (_, list) = app.get_with_token(&format!("/api/applications?id={id}"), &eve).await;
+    assert!(list["records"].as_array().unwrap().is_empty());
+    for (method, body) in [
+        (reqwest::Method::GET, None),
+        (reqwest::Method::PATCH, Some(json!({ "name": "Mine" }))),
+        (reqwest::Method::PUT, Some(json!({ "name": "Mine", "slug": "mine" }))),
+        (reqwest::Method::DELETE, None),
+    ] {
+        let (status, body) = send(&app, method.clone(), &format!("/api/applications/{id}"), &eve, body).await;
+        assert_error(status, &body, 404, "not_found");
+    }
+    // Eve may use the same slug in her workspace, but not point at Ada's application.
+    assert_eq!(app.post_with_token("/api/applications", &eve, json!({ "name": "Shop", "slug": "shop" })).await.0, 201);
+    let component = json!({ "application": id, "name": "List", "kind": "list" });
+    let (status, body) = app.post_with_token("/api/components", &eve, component.clone()).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "application");
+    assert_eq!(app.post_with_token("/api/components", &ada, component).await.0, 201);
+
+    let (status, still) = app.get_with_token(&format!("/api/applications/{id}"), &ada).await;
+    assert_eq!((status, &still["record"]["name"]), (200, &json!("Shop")));
+    app.stop().await;
+}
+
+async fn every_served_system_model_accepts_a_record(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    let (_, application) =
+        app.post_with_token("/api/applications", &access, json!({ "name": "Shop", "slug": "shop" })).await;
+    let application = application["record"]["id"].clone();
+    let samples = [
+        (
+            "components",
+            json!({ "application": application, "name": "Orders", "kind": "list", "props": { "model": "orders" } }),
+        ),
+        (
+            "templates",
+            json!({ "set": "rust-axum", "name": "main", "output_path": "src/main.rs", "body": "fn main() {}", "scope": "once", "language": "rust" }),
+        ),
+        (
+            "workflows",
+            json!({ "name": "Build", "trigger": { "kind": "manual" }, "actions": [{ "kind": "publish_event" }], "enabled": true }),
+        ),
+        (
+            "prompts",
+            json!({ "name": "Describe", "category": "docs", "type": "llm", "content": "Describe {{ model }}", "variables": ["model"], "current_version": 1 }),
+        ),
+    ];
+    for (plural, record) in samples {
+        let (status, body) = app.post_with_token(&format!("/api/{plural}"), &access, record.clone()).await;
+        assert_eq!(status, 201, "{plural}: {body}");
+        for (field, value) in record.as_object().unwrap() {
+            assert_eq!(&body["record"][field], value, "{plural}.{field}");
+        }
+        let (status, list) = app.get_with_token(&format!("/api/{plural}?sort=-created_at"), &access).await;
+        assert_eq!((status, list["records"].as_array().unwrap().len()), (200, 1), "{plural}");
+    }
+    let (status, body) = app
+        .post_with_token(
+            "/api/components",
+            &access,
+            json!({ "application": application, "name": "x", "kind": "carousel" }),
+        )
+        .await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "kind");
+    app.stop().await;
+}
