@@ -1,7 +1,8 @@
-//! Workspace seeding from `seeds/*.yaml`, compiled in: the system models every workspace
-//! starts with. Seeding is idempotent (what exists is left alone, user edits included)
-//! and versioned: a workspace records the seed version it has, and workspaces behind the
-//! current one get what is missing at start-up.
+//! Workspace seeding from `seeds/`, compiled in: the system models every workspace starts
+//! with, the starter workflows and the starter template set. Seeding is idempotent (what
+//! exists is left alone, user edits included; a seeded item the user deleted is not
+//! brought back) and versioned: a workspace records the seed version it has, and
+//! workspaces behind the current one get what is missing at start-up.
 
 use std::sync::LazyLock;
 
@@ -17,6 +18,47 @@ use crate::{
 };
 
 const MODELS_YAML: &str = include_str!("../../seeds/models.yaml");
+const WORKFLOWS_YAML: &str = include_str!("../../seeds/workflows.yaml");
+const TEMPLATE_SETS: &[(&str, &str)] = &[("rust-axum", include_str!("../../seeds/templates/rust-axum.yaml"))];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkflowFile {
+    workflows: Vec<SeedWorkflow>,
+}
+
+/// A starter workflow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedWorkflow {
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub trigger: serde_json::Value,
+    pub actions: serde_json::Value,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateFile {
+    set: String,
+    templates: Vec<SeedTemplate>,
+}
+
+/// A starter template of a set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedTemplate {
+    pub key: String,
+    #[serde(skip)]
+    pub set: String,
+    pub name: String,
+    pub output_path: String,
+    pub scope: String,
+    pub language: String,
+    pub body: String,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,11 +85,20 @@ pub struct SeedModel {
 struct Seeds {
     version: i32,
     models: Vec<SeedModel>,
+    workflows: Vec<SeedWorkflow>,
+    templates: Vec<SeedTemplate>,
 }
 
 static SEEDS: LazyLock<Result<Seeds, String>> = LazyLock::new(|| {
     let file: SeedFile = yaml_serde::from_str(MODELS_YAML).map_err(|e| format!("seeds/models.yaml: {e}"))?;
-    Ok(Seeds { version: file.version, models: file.models })
+    let workflows: WorkflowFile =
+        yaml_serde::from_str(WORKFLOWS_YAML).map_err(|e| format!("seeds/workflows.yaml: {e}"))?;
+    let mut templates = Vec::new();
+    for (name, text) in TEMPLATE_SETS {
+        let set: TemplateFile = yaml_serde::from_str(text).map_err(|e| format!("seeds/templates/{name}.yaml: {e}"))?;
+        templates.extend(set.templates.into_iter().map(|t| SeedTemplate { set: set.set.clone(), ..t }));
+    }
+    Ok(Seeds { version: file.version, models: file.models, workflows: workflows.workflows, templates })
 });
 
 fn seeds() -> anyhow::Result<&'static Seeds> {
@@ -64,7 +115,17 @@ pub fn system_models() -> anyhow::Result<&'static [SeedModel]> {
     Ok(&seeds()?.models)
 }
 
-/// Adds to a workspace whatever of the seeds it lacks; returns how many models were added.
+/// The starter workflows.
+pub fn starter_workflows() -> anyhow::Result<&'static [SeedWorkflow]> {
+    Ok(&seeds()?.workflows)
+}
+
+/// The starter templates of every set.
+pub fn starter_templates() -> anyhow::Result<&'static [SeedTemplate]> {
+    Ok(&seeds()?.templates)
+}
+
+/// Adds to a workspace whatever of the seeds it lacks; returns how many items were added.
 pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize> {
     let seeds = seeds()?;
     let now = Utc::now();
@@ -72,6 +133,21 @@ pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize
     for model in &seeds.models {
         let fields = serde_json::to_value(&model.fields).context("encoding seed fields")?;
         rows.push((model, fields));
+    }
+    // Records that the workspace received an item; false when it already had.
+    macro_rules! claim {
+        ($tx:expr, $key:expr) => {
+            sqlx::query(
+                "INSERT INTO seed_items (workspace_id, item_key, seeded_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(Id(workspace_id))
+            .bind($key)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+                == 1
+        };
     }
     let added = with_db!(db, pool => async {
         let mut tx = pool.begin().await?;
@@ -94,6 +170,32 @@ pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize
                      VALUES ($1, 1, $2, NULL, $3, $4)",
                 )
                 .bind(id).bind(sqlx::types::Json(fields)).bind("seeded").bind(now)
+                .execute(&mut *tx).await?;
+                added += 1;
+            }
+        }
+        // Workflows and templates are seeded once each, remembered by key.
+        for workflow in &seeds.workflows {
+            if claim!(tx, format!("workflow:{}", workflow.key)) {
+                sqlx::query(
+                    "INSERT INTO workflows (id, workspace_id, created_at, updated_at, created_by, name, description, \
+                     \"trigger\", actions, enabled) VALUES ($1, $2, $3, $3, NULL, $4, $5, $6, $7, $8)",
+                )
+                .bind(Id::new()).bind(Id(workspace_id)).bind(now).bind(&workflow.name).bind(&workflow.description)
+                .bind(sqlx::types::Json(&workflow.trigger)).bind(sqlx::types::Json(&workflow.actions)).bind(workflow.enabled)
+                .execute(&mut *tx).await?;
+                added += 1;
+            }
+        }
+        for template in &seeds.templates {
+            let key = format!("template:{}/{}", template.set, template.key);
+            if claim!(tx, key) {
+                sqlx::query(
+                    "INSERT INTO templates (id, workspace_id, created_at, updated_at, created_by, \"set\", name, \
+                     output_path, body, scope, language) VALUES ($1, $2, $3, $3, NULL, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(Id::new()).bind(Id(workspace_id)).bind(now).bind(&template.set).bind(&template.name)
+                .bind(&template.output_path).bind(&template.body).bind(&template.scope).bind(&template.language)
                 .execute(&mut *tx).await?;
                 added += 1;
             }
@@ -141,5 +243,21 @@ mod tests {
             }
         }
         assert!(current_version().unwrap() >= 1);
+    }
+
+    #[test]
+    fn the_starter_content_is_complete() {
+        let build = starter_workflows().unwrap().iter().find(|w| w.key == "build-application").unwrap();
+        assert_eq!(build.name, "Export/Build Application");
+        assert_eq!(build.actions[0]["kind"], "publish_event");
+        assert_eq!(build.actions[0]["config"]["queue"], "app_builds");
+        let templates = starter_templates().unwrap();
+        assert!(templates.iter().all(|t| t.set == "rust-axum" && ["once", "per_model"].contains(&t.scope.as_str())));
+        let paths: Vec<&str> = templates.iter().map(|t| t.output_path.as_str()).collect();
+        assert!(paths.contains(&"Cargo.toml") && paths.contains(&"Dockerfile") && paths.contains(&"src/main.rs"));
+        let mut keys: Vec<&str> = templates.iter().map(|t| t.key.as_str()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), templates.len(), "template keys are unique");
     }
 }

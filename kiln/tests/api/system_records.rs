@@ -8,8 +8,31 @@ use crate::harness::{Backend, TestApp, assert_error, read, spawn_app, token};
 crate::on_both_databases!(
     applications_are_generic_records,
     system_records_stay_in_their_workspace,
-    every_served_system_model_accepts_a_record
+    every_served_system_model_accepts_a_record,
+    a_new_workspace_has_the_starter_workflow_and_templates,
 );
+
+async fn a_new_workspace_has_the_starter_workflow_and_templates(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let (_, workflows) = app.get_with_token("/api/workflows", &access).await;
+    let workflows = workflows["records"].as_array().unwrap().clone();
+    assert_eq!(workflows.len(), 1);
+    assert_eq!(workflows[0]["name"], "Export/Build Application");
+    assert_eq!(workflows[0]["actions"][0]["kind"], "publish_event");
+    let (_, templates) = app.get_with_token("/api/templates?set=rust-axum", &access).await;
+    assert_eq!(templates["records"].as_array().unwrap().len(), kiln_common::seeds::starter_templates().unwrap().len());
+
+    // Seeding again adds nothing; a starter item the user deleted stays deleted.
+    let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
+    let id = workflows[0]["id"].as_str().unwrap();
+    assert_eq!(send(&app, reqwest::Method::DELETE, &format!("/api/workflows/{id}"), &access, None).await.0, 204);
+    assert_eq!(kiln_common::seeds::seed_workspace(&app.db, workspace).await.unwrap(), 0);
+    let (_, workflows) = app.get_with_token("/api/workflows", &access).await;
+    assert!(workflows["records"].as_array().unwrap().is_empty());
+    app.stop().await;
+}
 
 async fn send(app: &TestApp, method: reqwest::Method, path: &str, access: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = app.http.request(method, app.url(path)).bearer_auth(access);
@@ -117,7 +140,8 @@ async fn every_served_system_model_accepts_a_record(backend: Backend) {
         for (field, value) in record.as_object().unwrap() {
             assert_eq!(&body["record"][field], value, "{plural}.{field}");
         }
-        let (status, list) = app.get_with_token(&format!("/api/{plural}?sort=-created_at"), &access).await;
+        let id = body["record"]["id"].as_str().unwrap();
+        let (status, list) = app.get_with_token(&format!("/api/{plural}?sort=-created_at&id={id}"), &access).await;
         assert_eq!((status, list["records"].as_array().unwrap().len()), (200, 1), "{plural}");
     }
     let (status, body) = app
