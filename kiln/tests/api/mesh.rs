@@ -65,6 +65,38 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
     let ended = direct.list_models(with_token(ListModelsRequest::default(), &access)).await.unwrap_err();
     assert_eq!(ended.code(), Code::Unauthenticated);
 
+    // The meta-loop through the mesh: a model becomes a table in the workspace's schema,
+    // its records answer over REST and over gRPC through the gateway.
+    let (_, fresh) = read(http.post(format!("{base}/api/v1/auth/login")).json(&register).send().await.unwrap()).await;
+    let access = token(&fresh, "access_token");
+    let invoice = json!({ "name": "Invoice", "fields": [
+        { "name": "number", "type": "text", "required": true, "unique": true },
+        { "name": "amount", "type": "decimal" }
+    ]});
+    let created = http.post(format!("{base}/api/v1/models")).bearer_auth(&access).json(&invoice).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let record = json!({ "number": "M-1", "amount": 12.5 });
+    let (status, body) =
+        read(http.post(format!("{base}/api/invoices")).bearer_auth(&access).json(&record).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["record"]["id"].as_str().unwrap().to_string();
+    let (status, body) =
+        read(http.get(format!("{base}/api/invoices/{id}")).bearer_auth(&access).send().await.unwrap()).await;
+    assert_eq!((status, &body["record"]["amount"]), (200, &json!(12.5)));
+    let mut entities =
+        kiln_proto::v1::entity_service_client::EntityServiceClient::new(channel(gateway.http_addr.unwrap()).await);
+    let listed = entities
+        .list_entities(with_token(
+            kiln_proto::v1::ListEntitiesRequest { model: "invoices".into(), ..Default::default() },
+            &access,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.records.len(), 1);
+    let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+
     // Native gRPC through the gateway reaches the app role.
     let mut through = ModelServiceClient::new(channel(gateway.http_addr.unwrap()).await);
     assert_eq!(through.list_models(ListModelsRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);

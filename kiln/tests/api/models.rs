@@ -133,6 +133,41 @@ async fn another_workspace_cannot_see_or_guess_models(backend: Backend) {
     let ids: Vec<&Value> = body["models"].as_array().unwrap().iter().map(|m| &m["id"]).collect();
     assert_eq!(ids.len(), 7);
     assert!(!ids.iter().any(|id| **id == ada_model), "eve sees only her own workspace's models");
+
+    // Every model route, with Ada's user model's id and plural, from Eve's token.
+    let invoice = serde_json::json!({ "name": "Invoice", "fields": [{ "name": "number", "type": "text" }] });
+    let (_, created) = app.post_with_token("/api/v1/models", &ada, invoice).await;
+    let invoice_id = created["model"]["id"].as_str().unwrap().to_string();
+    for key in [invoice_id.as_str(), "invoices"] {
+        let (status, body) = app.get_with_token(&format!("/api/v1/models/{key}"), &eve).await;
+        assert_error(status, &body, 404, "not_found");
+        let (status, body) = app.get_with_token(&format!("/api/v1/models/{key}/versions"), &eve).await;
+        assert_error(status, &body, 404, "not_found");
+        let (status, body) =
+            app.post_with_token(&format!("/api/v1/models/{key}/plan"), &eve, serde_json::json!({ "fields": [] })).await;
+        assert_error(status, &body, 404, "not_found");
+        let response = app
+            .http
+            .put(app.url(&format!("/api/v1/models/{key}")))
+            .bearer_auth(&eve)
+            .json(&serde_json::json!({ "fields": [], "confirm_data_loss": true }))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::harness::read(response).await;
+        assert_error(status, &body, 404, "not_found");
+        let response = app
+            .http
+            .delete(app.url(&format!("/api/v1/models/{key}?confirm_data_loss=true")))
+            .bearer_auth(&eve)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::harness::read(response).await;
+        assert_error(status, &body, 404, "not_found");
+    }
+    let (status, still) = app.get_with_token(&format!("/api/v1/models/{invoice_id}"), &ada).await;
+    assert_eq!((status, &still["model"]["version"]), (200, &serde_json::json!(1)));
     app.stop().await;
 }
 
