@@ -21,7 +21,7 @@ use crate::{
     ModelDeps, bind_values,
     models::find_model,
     names::{self, Ident},
-    records::{self, SqlValue, Write, check_record, check_value, read_value},
+    records::{self, RecordRow, SqlValue, Write, check_record, check_value},
     schema::{Dialect, FieldSpec, FieldType, Namespace, parse_fields, parse_system_fields},
     workspace::{WorkspacePool, Workspaces},
 };
@@ -106,27 +106,14 @@ impl Target {
     }
 }
 
-fn row_to_record<R>(row: &R, specs: &[FieldSpec]) -> Result<Map<String, Value>, sqlx::Error>
-where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    f64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    chrono::NaiveDate: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    chrono::DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    sqlx::types::Json<Value>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Id: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+fn row_to_record(row: &impl RecordRow, specs: &[FieldSpec]) -> Result<Map<String, Value>, sqlx::Error> {
     let mut record = Map::new();
     for column in records::SYSTEM_COLUMNS {
         let ty = system_spec(column).unwrap_or(FieldType::Text);
-        record.insert(column.to_string(), read_value(row, column, ty)?);
+        record.insert(column.to_string(), row.value(column, ty)?);
     }
     for spec in specs {
-        record.insert(spec.name.to_string(), read_value(row, spec.name.as_str(), spec.ty)?);
+        record.insert(spec.name.to_string(), row.value(spec.name.as_str(), spec.ty)?);
     }
     Ok(record)
 }

@@ -201,8 +201,26 @@ fn looks_like_url(text: &str) -> bool {
         .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
 }
 
-/// Reads a field's column of a row into JSON.
-pub fn read_value<R>(row: &R, column: &str, ty: FieldType) -> Result<Value, sqlx::Error>
+/// A row of either dialect, read column by column into JSON.
+pub trait RecordRow {
+    /// A column of type `ty` as JSON.
+    fn value(&self, column: &str, ty: FieldType) -> Result<Value, sqlx::Error>;
+}
+
+macro_rules! impl_record_row {
+    ($row:ty) => {
+        impl RecordRow for $row {
+            fn value(&self, column: &str, ty: FieldType) -> Result<Value, sqlx::Error> {
+                read_value(self, column, ty)
+            }
+        }
+    };
+}
+
+impl_record_row!(sqlx::postgres::PgRow);
+impl_record_row!(sqlx::sqlite::SqliteRow);
+
+fn read_value<R>(row: &R, column: &str, ty: FieldType) -> Result<Value, sqlx::Error>
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
