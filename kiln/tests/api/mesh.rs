@@ -94,6 +94,26 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.records.len(), 1);
+    // …and over grpc-web, plain HTTP/1.1 to the gateway.
+    let message =
+        prost::Message::encode_to_vec(&kiln_proto::v1::GetEntityRequest { model: "invoices".into(), id: id.clone() });
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let web = http
+        .post(format!("{base}/kiln.v1.EntityService/GetEntity"))
+        .header("content-type", "application/grpc-web+proto")
+        .bearer_auth(&access)
+        .body(framed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(web.version(), reqwest::Version::HTTP_11);
+    let bytes = web.bytes().await.unwrap();
+    let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    let got: kiln_proto::v1::GetEntityResponse = prost::Message::decode(&bytes[5..5 + len]).unwrap();
+    assert_eq!(serde_json::to_value(got.record.unwrap()).unwrap()["number"], json!("M-1"));
+    assert!(String::from_utf8_lossy(&bytes[5 + len..]).contains("grpc-status:0"));
     let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
     assert_eq!(logout.status(), 204);
 
