@@ -212,9 +212,7 @@ impl ModelApi {
                 .await
             }
             WorkspacePool::Sqlite(ws_pool) => {
-                let kiln_common::Db::Sqlite(platform) = &self.deps.db else {
-                    return Err(anyhow::anyhow!("SQLite workspace on a non-SQLite platform database").into());
-                };
+                let platform = self.workspaces.sqlite_platform()?;
                 async {
                     let mut meta = platform.begin().await?;
                     write_metadata!(meta);
@@ -288,9 +286,7 @@ impl ModelApi {
                 .await
             }
             WorkspacePool::Sqlite(ws_pool) => {
-                let kiln_common::Db::Sqlite(platform) = &self.deps.db else {
-                    return Err(anyhow::anyhow!("SQLite workspace on a non-SQLite platform database").into());
-                };
+                let platform = self.workspaces.sqlite_platform()?;
                 async {
                     let mut meta = platform.begin().await?;
                     sqlx::query("DELETE FROM models WHERE id = $1").bind(model_id).execute(&mut *meta).await?;

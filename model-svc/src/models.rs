@@ -206,9 +206,7 @@ impl ModelApi {
             // Two files: metadata and table are each written in a transaction, the table's
             // committed first; if the metadata then fails, the table is dropped again.
             WorkspacePool::Sqlite(ws_pool) => {
-                let kiln_common::Db::Sqlite(platform) = self.workspaces.platform() else {
-                    return Err(anyhow::anyhow!("SQLite workspace on a non-SQLite platform database").into());
-                };
+                let platform = self.workspaces.sqlite_platform()?;
                 async {
                     let mut meta = platform.begin().await?;
                     insert_metadata!(meta);

@@ -48,6 +48,15 @@ impl Workspaces {
         &self.db
     }
 
+    /// The platform pool when workspaces are SQLite files: metadata changes are written
+    /// there, beside (not inside) the workspace file's transaction.
+    pub fn sqlite_platform(&self) -> anyhow::Result<&SqlitePool> {
+        match &self.db {
+            Db::Sqlite(pool) => Ok(pool),
+            Db::Postgres(_) => anyhow::bail!("SQLite workspace on a non-SQLite platform database"),
+        }
+    }
+
     pub fn namespace(&self, workspace_id: Uuid) -> Namespace {
         match self.db {
             Db::Postgres(_) => {
