@@ -3,7 +3,7 @@
 //! (bad JSON, wrong content type, oversized body) answer in the same shape.
 
 use axum::{
-    extract::{FromRequest, Request, rejection::JsonRejection},
+    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -98,4 +98,47 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                 .with_details(json!([{ "field": "body", "description": reason }]))
         }
     }
+}
+
+/// A URL's path parameters; a rejection names the path.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(url_error("path", rejection.body_text())),
+        }
+    }
+}
+
+/// A URL's query string; a rejection names the query.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(url_error("query", rejection.body_text())),
+        }
+    }
+}
+
+/// A 400 naming the part of a request that is wrong.
+pub fn url_error(field: &str, description: impl Into<String>) -> ApiError {
+    let description = description.into();
+    ApiError::new(ErrorCode::InvalidArgument, format!("{field}: {description}"))
+        .with_details(json!([{ "field": field, "description": description }]))
 }

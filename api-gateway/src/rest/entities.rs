@@ -5,10 +5,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json, Router,
-    extract::{
-        Path, Query, State,
-        rejection::{PathRejection, QueryRejection},
-    },
+    extract::State,
     http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -22,10 +19,10 @@ use kiln_proto::{
     wkt::Struct,
 };
 
-use super::{bad_request, grpc_request, list_params};
+use super::{grpc_request, list_params};
 use crate::{
     GatewayState,
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ApiPath, ApiQuery},
     openapi::Operation,
 };
 
@@ -95,8 +92,6 @@ fn client(state: &GatewayState) -> EntityServiceClient<GrpcChannel> {
     EntityServiceClient::new(state.backends.model.clone())
 }
 
-type Segments<T> = Result<Path<T>, PathRejection>;
-
 /// Records travel as `Struct`, whose numbers are doubles; REST shows whole numbers as
 /// integers (`8080`, not `8080.0`) so integer fields read as they were written.
 fn tidy_numbers(value: &mut serde_json::Value) {
@@ -123,11 +118,9 @@ fn records_json(response: impl serde::Serialize) -> Result<Json<serde_json::Valu
 async fn list(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    plural: Segments<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    ApiPath(model): ApiPath<String>,
+    ApiQuery(mut query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let Path(model) = plural.map_err(|e| bad_request("path", e.body_text()))?;
-    let Query(mut query) = query.map_err(|e| bad_request("query", e.body_text()))?;
     let (page_size, page_token) = list_params(&query)?;
     let sort = query.remove("sort").unwrap_or_default();
     query.remove("page_size");
@@ -140,10 +133,9 @@ async fn list(
 async fn create(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    plural: Segments<String>,
+    ApiPath(model): ApiPath<String>,
     ApiJson(record): ApiJson<Struct>,
 ) -> Result<Response, ApiError> {
-    let Path(model) = plural.map_err(|e| bad_request("path", e.body_text()))?;
     let request = CreateEntityRequest { model, record: Some(record) };
     let response = client(&state).create_entity(grpc_request(&headers, request)).await?.into_inner();
     Ok((StatusCode::CREATED, records_json(response)?).into_response())
@@ -152,9 +144,8 @@ async fn create(
 async fn get_one(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    path: Segments<(String, String)>,
+    ApiPath((model, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
     let response =
         client(&state).get_entity(grpc_request(&headers, GetEntityRequest { model, id })).await?.into_inner();
     Ok(records_json(response)?.into_response())
@@ -163,11 +154,10 @@ async fn get_one(
 async fn update(
     state: GatewayState,
     headers: HeaderMap,
-    path: Segments<(String, String)>,
+    (model, id): (String, String),
     record: Struct,
     partial: bool,
 ) -> Result<Response, ApiError> {
-    let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
     let request = UpdateEntityRequest { model, id, record: Some(record), partial };
     let response = client(&state).update_entity(grpc_request(&headers, request)).await?.into_inner();
     Ok(records_json(response)?.into_response())
@@ -176,27 +166,26 @@ async fn update(
 async fn replace(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    path: Segments<(String, String)>,
+    ApiPath((model, id)): ApiPath<(String, String)>,
     ApiJson(record): ApiJson<Struct>,
 ) -> Result<Response, ApiError> {
-    update(state, headers, path, record, false).await
+    update(state, headers, (model, id), record, false).await
 }
 
 async fn patch(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    path: Segments<(String, String)>,
+    ApiPath((model, id)): ApiPath<(String, String)>,
     ApiJson(record): ApiJson<Struct>,
 ) -> Result<Response, ApiError> {
-    update(state, headers, path, record, true).await
+    update(state, headers, (model, id), record, true).await
 }
 
 async fn delete(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    path: Segments<(String, String)>,
+    ApiPath((model, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let Path((model, id)) = path.map_err(|e| bad_request("path", e.body_text()))?;
     client(&state).delete_entity(grpc_request(&headers, DeleteEntityRequest { model, id })).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use axum::http::HeaderMap;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
+pub use crate::error::url_error;
 use crate::openapi::Operation;
 
 /// Every REST operation, for the OpenAPI document.
@@ -17,18 +18,11 @@ pub fn operations() -> Vec<Operation> {
     [auth::operations(), models::operations(), entities::operations()].concat()
 }
 
-/// A 400 naming one field, for what a URL got wrong.
-pub fn bad_request(field: &str, description: impl Into<String>) -> crate::ApiError {
-    let description = description.into();
-    crate::ApiError::new(kiln_common::ErrorCode::InvalidArgument, format!("{field}: {description}"))
-        .with_details(serde_json::json!([{ "field": field, "description": description }]))
-}
-
 /// `page_size` and `page_token` from a list call's query string.
 pub fn list_params(query: &HashMap<String, String>) -> Result<(i32, String), crate::ApiError> {
     let page_size = match query.get("page_size") {
         None => 0,
-        Some(raw) => raw.parse::<i32>().map_err(|_| bad_request("page_size", "must be a whole number"))?,
+        Some(raw) => raw.parse::<i32>().map_err(|_| url_error("page_size", "must be a whole number"))?,
     };
     Ok((page_size, query.get("page_token").cloned().unwrap_or_default()))
 }

@@ -4,10 +4,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json, Router,
-    extract::{
-        Path, Query, State,
-        rejection::{PathRejection, QueryRejection},
-    },
+    extract::State,
     http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -18,10 +15,10 @@ use kiln_proto::v1::{
     UpdateModelRequest, model_service_client::ModelServiceClient,
 };
 
-use super::{bad_request, grpc_request, list_params};
+use super::{grpc_request, list_params, url_error};
 use crate::{
     GatewayState,
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ApiPath, ApiQuery},
     openapi::Operation,
 };
 
@@ -124,9 +121,8 @@ fn client(state: &GatewayState) -> ModelServiceClient<GrpcChannel> {
 async fn list(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| bad_request("query", e.body_text()))?;
     let (page_size, page_token) = list_params(&query)?;
     let request = kiln_proto::v1::ListModelsRequest { page_size, page_token };
     let response = client(&state).list_models(grpc_request(&headers, request)).await?.into_inner();
@@ -145,9 +141,8 @@ async fn create(
 async fn get_one(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
     let response = client(&state).get_model(grpc_request(&headers, GetModelRequest { id })).await?.into_inner();
     Ok(Json(response).into_response())
 }
@@ -155,10 +150,9 @@ async fn get_one(
 async fn update(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(mut body): ApiJson<UpdateModelRequest>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
     body.id = id;
     let response = client(&state).update_model(grpc_request(&headers, body)).await?.into_inner();
     Ok(Json(response).into_response())
@@ -167,10 +161,9 @@ async fn update(
 async fn plan(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(mut body): ApiJson<PlanModelChangeRequest>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
     body.id = id;
     let response = client(&state).plan_model_change(grpc_request(&headers, body)).await?.into_inner();
     Ok(Json(response).into_response())
@@ -179,15 +172,13 @@ async fn plan(
 async fn delete(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
-    let Query(query) = query.map_err(|e| bad_request("query", e.body_text()))?;
     let confirm_data_loss = match query.get("confirm_data_loss").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
-        Some(_) => return Err(bad_request("confirm_data_loss", "must be true or false")),
+        Some(_) => return Err(url_error("confirm_data_loss", "must be true or false")),
     };
     client(&state).delete_model(grpc_request(&headers, DeleteModelRequest { id, confirm_data_loss })).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -196,11 +187,9 @@ async fn delete(
 async fn versions(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id.map_err(|e| bad_request("id", e.body_text()))?;
-    let Query(query) = query.map_err(|e| bad_request("query", e.body_text()))?;
     let (page_size, page_token) = list_params(&query)?;
     let request = ListModelVersionsRequest { id, page_size, page_token };
     let response = client(&state).list_model_versions(grpc_request(&headers, request)).await?.into_inner();
