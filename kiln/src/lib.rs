@@ -46,7 +46,6 @@ fn all_services() -> Vec<&'static str> {
 
 async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
     let db = Db::connect(&config.database_url).await?;
-    kiln_common::seeds::upgrade_workspaces(&db).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => load_or_generate_secret(&config.data_dir)?,
@@ -83,6 +82,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     match config.role {
         Role::AllInOne => {
             let (db, auth) = storage(&config).await?;
+            kiln_common::seeds::upgrade_workspaces(&db).await?;
             let model = kiln_model_svc::routes(kiln_model_svc::ModelDeps { db: db.clone(), auth: auth.clone() });
             let app = kiln_app_svc::routes(kiln_app_svc::AppDeps {
                 db: db.clone(),
@@ -129,6 +129,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 }
                 Role::App => {
                     let (db, auth) = storage(&config).await?;
+                    // Seeding belongs with registration, in app-svc: one role upgrades.
+                    kiln_common::seeds::upgrade_workspaces(&db).await?;
                     let deps = kiln_app_svc::AppDeps { db: db.clone(), auth, refresh_ttl: config.refresh_token_ttl };
                     (kiln_app_svc::SERVICES, Some(kiln_app_svc::routes(deps)), Some(db))
                 }
