@@ -102,12 +102,15 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .layer(CatchPanicLayer::custom(|_| ApiError::new(ErrorCode::Internal, "internal error").into_response())))
 }
 
-/// Serves `router` on `listener` (HTTP/1.1 and h2c together) until `shutdown` completes.
+/// Serves `router` on `listener` (HTTP/1.1 and h2c together) until `shutdown` completes;
+/// accepted connections get [`kiln_common::net::configure_accepted`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|stream| kiln_common::net::configure_accepted(stream));
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
 use tonic::{
     body::Body,
     service::Routes,
@@ -105,13 +105,17 @@ pub async fn with_support(services: &[&str], routes: Option<Routes>) -> anyhow::
     Ok((reporter, routes.add_service(v1).add_service(v1alpha)))
 }
 
-/// Serves gRPC (HTTP/2) on `listener` until `shutdown` completes, then drains.
+/// Serves gRPC (HTTP/2) on `listener` until `shutdown` completes, then drains. Accepted
+/// connections get [`crate::net::configure_accepted`]: tonic's own socket options apply
+/// only to listeners it binds itself.
 pub async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .context("serving gRPC")
+    let incoming = TcpListenerStream::new(listener).map(|accepted| {
+        if let Ok(stream) = &accepted {
+            crate::net::configure_accepted(stream);
+        }
+        accepted
+    });
+    Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, shutdown).await.context("serving gRPC")
 }
 
 /// Checks that a channel's `service` answers its health check with SERVING.

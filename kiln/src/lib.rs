@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use kiln_api_gateway::{Backends, GatewayConfig};
 use kiln_common::{
-    Authenticator, Config, Db, GrpcChannel, TokenKeys, config::Role, grpc, token::load_or_generate_secret,
+    Authenticator, Config, Db, GrpcChannel, TokenKeys, config::Role, grpc, net, token::load_or_generate_secret,
 };
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A started process.
@@ -95,7 +95,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 build: None,
                 services: all_services(),
             };
-            let listener = bind(config.http_addr, "KILN_HTTP_ADDR").await?;
+            let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
             let http_addr = listener.local_addr()?;
             let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
             tracing::info!(role = "all-in-one", %http_addr, database = db.dialect(), "kiln is up: http://{http_addr}");
@@ -113,7 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 build: Some(GrpcChannel::remote(&config.build_worker_url)?),
                 services: all_services(),
             };
-            let listener = bind(config.http_addr, "KILN_HTTP_ADDR").await?;
+            let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
             let http_addr = listener.local_addr()?;
             let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
             tracing::info!(role = "gateway", %http_addr, model = %config.model_svc_url, app = %config.app_svc_url, "gateway is up");
@@ -137,7 +137,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 _ => (kiln_build_worker::SERVICES, None, None),
             };
             let routes = with_support(services, routes).await?;
-            let listener = bind(config.grpc_addr, "KILN_GRPC_ADDR").await?;
+            let listener = net::bind(config.grpc_addr, "KILN_GRPC_ADDR").await?;
             let grpc_addr = listener.local_addr()?;
             tracing::info!(role = config.role.name(), %grpc_addr, ?services, "role is up");
             let task = tokio::spawn(async move {
@@ -159,8 +159,4 @@ async fn with_support(
     routes: Option<tonic::service::Routes>,
 ) -> anyhow::Result<tonic::service::Routes> {
     Ok(grpc::with_support(services, routes).await?.1)
-}
-
-async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("{setting}: cannot listen on {addr}"))
 }

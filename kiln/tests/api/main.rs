@@ -9,4 +9,5 @@ mod harness;
 mod mesh;
 mod models;
 mod schema_changes;
+mod sockets;
 mod system_records;
