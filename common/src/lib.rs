@@ -7,6 +7,7 @@ pub mod error;
 pub mod grpc;
 pub mod net;
 pub mod seeds;
+pub mod sessions;
 pub mod telemetry;
 pub mod token;
 

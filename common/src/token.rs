@@ -3,8 +3,9 @@
 //! Access tokens are HS256 JWTs with a `kid` header naming the key that signed them, so
 //! the signing secret can rotate: the current key signs, earlier keys still verify until
 //! their tokens expire. Each token names its session (`sid`, the refresh-token family);
-//! [`Authenticator`] refuses tokens whose session has been revoked, so logout takes
-//! effect at once on every service, not when the token expires.
+//! [`Authenticator`] refuses tokens whose session has ended or is not the named user's in
+//! the named workspace ([`crate::sessions`]), so logout takes effect on every service
+//! without waiting for the token to expire.
 
 use std::{path::Path, time::Duration};
 
@@ -16,12 +17,7 @@ use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
-use crate::{
-    config::MIN_JWT_SECRET_BYTES,
-    db::{Db, Id},
-    error::ServiceError,
-    with_db,
-};
+use crate::{config::MIN_JWT_SECRET_BYTES, db::Db, error::ServiceError, sessions::LiveSessions};
 
 const ISSUER: &str = "kiln";
 const AUDIENCE: &str = "kiln";
@@ -172,12 +168,12 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     keys: TokenKeys,
-    db: Db,
+    sessions: LiveSessions,
 }
 
 impl Authenticator {
     pub fn new(keys: TokenKeys, db: Db) -> Self {
-        Authenticator { keys, db }
+        Authenticator { keys, sessions: LiveSessions::new(db) }
     }
 
     pub fn keys(&self) -> &TokenKeys {
@@ -189,17 +185,16 @@ impl Authenticator {
     pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ServiceError> {
         let token = bearer_token(metadata)?;
         let claims = self.keys.verify(token)?;
-        let session = Id(claims.sid);
-        let live: Option<i32> = with_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL LIMIT 1")
-                .bind(session)
-                .fetch_optional(pool)
-                .await
-        })?;
-        if live.is_none() {
+        if !self.sessions.is_live(claims.sid, claims.sub, claims.ws).await? {
             return Err(ServiceError::Unauthenticated("the session has ended; sign in again".into()));
         }
         Ok(Principal { user_id: claims.sub, workspace_id: claims.ws, session_id: claims.sid })
+    }
+
+    /// Tells every service that session `sid` ended (logout, reuse of a refresh token);
+    /// call it once the end has committed.
+    pub async fn session_ended(&self, sid: Uuid) {
+        self.sessions.ended(sid).await
     }
 }
 

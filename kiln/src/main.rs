@@ -212,4 +212,29 @@ mod tests {
         let err = load(matches.subcommand_matches("serve").unwrap()).unwrap_err();
         assert_eq!(err, "configuration error: --http-addr: `nowhere` is not an address like 0.0.0.0:4000");
     }
+
+    /// The compose file must not run with a secret or password anyone can read here, nor
+    /// publish the data services beyond the host's loopback.
+    #[test]
+    fn compose_requires_its_secrets_and_keeps_data_services_on_loopback() {
+        let compose: yaml_serde::Value = yaml_serde::from_str(include_str!("../../docker-compose.yml")).unwrap();
+        let env = &compose["x-kiln-env"];
+        for key in ["KILN_JWT_SECRET", "KILN_DATABASE_URL", "KILN_REDIS_URL", "KILN_AMQP_URL"] {
+            let value = env[key].as_str().unwrap_or_default();
+            assert!(value.contains(":?"), "{key} must come from a required variable, not a default: {value}");
+        }
+        let services = &compose["services"];
+        for (service, secret) in
+            [("postgres", "POSTGRES_PASSWORD"), ("redis", "REDISCLI_AUTH"), ("rabbitmq", "RABBITMQ_DEFAULT_PASS")]
+        {
+            let value = services[service]["environment"][secret].as_str().unwrap_or_default();
+            assert!(value.starts_with("${") && value.contains(":?"), "{service}: {secret} = {value}");
+            let ports = services[service]["ports"].as_sequence().cloned().unwrap_or_default();
+            assert!(!ports.is_empty(), "{service} publishes its port for local tools");
+            for port in ports {
+                let port = port.as_str().unwrap_or_default().to_string();
+                assert!(port.starts_with("127.0.0.1:"), "{service} publishes {port} beyond loopback");
+            }
+        }
+    }
 }

@@ -105,37 +105,46 @@ impl AuthApi {
     async fn refresh(&self, req: RefreshRequest) -> Result<RefreshResponse, ServiceError> {
         let db = &self.deps.db;
         let invalid = || ServiceError::Unauthenticated("invalid refresh token".into());
+        let ended = || ServiceError::Unauthenticated("refresh token has been revoked; sign in again".into());
         if req.refresh_token.trim().is_empty() {
             return Err(ServiceError::invalid_field("refresh_token", "is required"));
         }
         let record = store::find_refresh_token(db, &hash_token(req.refresh_token.trim())).await?.ok_or_else(invalid)?;
         if record.revoked_at.is_some() {
-            return Err(ServiceError::Unauthenticated("refresh token has been revoked; sign in again".into()));
-        }
-        let reused = record.used_at.is_some() || !store::spend_refresh_token(db, record.id).await?;
-        if reused {
-            // A spent token came back: someone holds a copy. End the whole session.
-            let revoked = store::revoke_family(db, record.family_id).await?;
-            let detail = json!({ "family_id": record.family_id, "revoked": revoked });
-            let reuse = AuditEvent {
-                action: "refresh_token_reuse",
-                outcome: "family_revoked",
-                user_id: Some(record.user_id),
-                workspace_id: None,
-                detail,
-            };
-            store::audit(db, reuse).await;
-            tracing::warn!(user_id = %record.user_id, family_id = %record.family_id, "refresh token reused; session revoked");
-            return Err(ServiceError::Unauthenticated(
-                "refresh token was already used; the session has been revoked, sign in again".into(),
-            ));
+            return Err(ended());
         }
         if record.expires_at <= Utc::now() {
             return Err(ServiceError::Unauthenticated("refresh token has expired; sign in again".into()));
         }
         let user = store::find_user(db, record.user_id).await?.ok_or_else(invalid)?;
-        let tokens = self.issue_tokens(&user, record.family_id).await?;
-        Ok(RefreshResponse { tokens: Some(tokens) })
+        let (tokens, successor) = self.new_tokens(&user, record.family_id)?;
+        let rotation = if record.used_at.is_some() {
+            // Spent already: no need to try; the reuse ends the session below.
+            store::Rotation::Reused { revoked: store::end_session(db, record.family_id).await? }
+        } else {
+            store::rotate_refresh_token(db, &record, successor.stored()).await?
+        };
+        match rotation {
+            store::Rotation::Rotated => Ok(RefreshResponse { tokens: Some(tokens) }),
+            store::Rotation::SessionEnded => Err(ended()),
+            store::Rotation::Reused { revoked } => {
+                // A spent token came back: someone holds a copy. The whole session ended.
+                self.deps.auth.session_ended(record.family_id).await;
+                let detail = json!({ "family_id": record.family_id, "revoked": revoked });
+                let reuse = AuditEvent {
+                    action: "refresh_token_reuse",
+                    outcome: "family_revoked",
+                    user_id: Some(record.user_id),
+                    workspace_id: Some(user.workspace_id),
+                    detail,
+                };
+                store::audit(db, reuse).await;
+                tracing::warn!(user_id = %record.user_id, family_id = %record.family_id, "refresh token reused; session revoked");
+                Err(ServiceError::Unauthenticated(
+                    "refresh token was already used; the session has been revoked, sign in again".into(),
+                ))
+            }
+        }
     }
 
     async fn logout(&self, principal: Principal, req: LogoutRequest) -> Result<LogoutResponse, ServiceError> {
@@ -150,7 +159,8 @@ impl AuthApi {
                 }
             }
         };
-        store::revoke_family(db, family).await?;
+        store::end_session(db, family).await?;
+        self.deps.auth.session_ended(family).await;
         let detail = json!({ "family_id": family });
         let logout = AuditEvent {
             action: "logout",
@@ -198,23 +208,43 @@ impl AuthApi {
 
     /// A new session: a new refresh-token family.
     async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, ServiceError> {
-        self.issue_tokens(user, Uuid::now_v7()).await
+        let session_id = Uuid::now_v7();
+        let (tokens, refresh) = self.new_tokens(user, session_id)?;
+        store::start_session(&self.deps.db, session_id, user, refresh.stored()).await?;
+        Ok(tokens)
     }
 
-    async fn issue_tokens(&self, user: &UserRecord, family_id: Uuid) -> Result<TokenPair, ServiceError> {
+    /// An access token and a refresh token for a session; the refresh token is not
+    /// stored yet.
+    fn new_tokens(&self, user: &UserRecord, session_id: Uuid) -> Result<(TokenPair, IssuedRefresh), ServiceError> {
         let refresh_token = new_refresh_token();
         let refresh_ttl = self.deps.refresh_ttl;
-        let expires_at = Utc::now() + chrono::Duration::seconds(refresh_ttl.as_secs() as i64);
-        store::insert_refresh_token(&self.deps.db, &hash_token(&refresh_token), user.id, family_id, expires_at).await?;
+        let issued = IssuedRefresh {
+            hash: hash_token(&refresh_token),
+            expires_at: Utc::now() + chrono::Duration::seconds(refresh_ttl.as_secs() as i64),
+        };
         let keys = self.deps.auth.keys();
-        let access_token = keys.issue(user.id, user.workspace_id, family_id)?;
-        Ok(TokenPair {
+        let access_token = keys.issue(user.id, user.workspace_id, session_id)?;
+        let tokens = TokenPair {
             access_token,
             token_type: "Bearer".into(),
             expires_in: keys.access_ttl().as_secs() as i64,
             refresh_token,
             refresh_expires_in: refresh_ttl.as_secs() as i64,
-        })
+        };
+        Ok((tokens, issued))
+    }
+}
+
+/// A refresh token handed out: the hash and expiry that are stored.
+struct IssuedRefresh {
+    hash: String,
+    expires_at: chrono::DateTime<Utc>,
+}
+
+impl IssuedRefresh {
+    fn stored(&self) -> store::NewRefreshToken<'_> {
+        store::NewRefreshToken { token_hash: &self.hash, expires_at: self.expires_at }
     }
 }
 

@@ -142,22 +142,113 @@ pub struct RefreshRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert_refresh_token(
-    db: &Db,
-    token_hash: &str,
-    user_id: Uuid,
-    family_id: Uuid,
-    expires_at: DateTime<Utc>,
-) -> Result<(), ServiceError> {
-    with_db!(db, pool => {
+/// A refresh token about to be handed out: what is stored of it.
+pub struct NewRefreshToken<'a> {
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+macro_rules! insert_refresh_token {
+    ($tx:expr, $token:expr, $user_id:expr, $family_id:expr, $now:expr) => {
         sqlx::query(
             "INSERT INTO refresh_tokens (id, token_hash, user_id, family_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(Id::new()).bind(token_hash).bind(Id(user_id)).bind(Id(family_id)).bind(Utc::now()).bind(expires_at)
-        .execute(pool).await.map(|_| ())
-    })?;
+        .bind(Id::new())
+        .bind($token.token_hash)
+        .bind(Id($user_id))
+        .bind(Id($family_id))
+        .bind($now)
+        .bind($token.expires_at)
+        .execute(&mut *$tx)
+        .await
+    };
+}
+
+macro_rules! revoke_session {
+    ($tx:expr, $session_id:expr, $now:expr) => {
+        async {
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(Id($session_id))
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                .bind(Id($session_id))
+                .bind($now)
+                .execute(&mut *$tx)
+                .await
+                .map(|done| done.rows_affected())
+        }
+        .await
+    };
+}
+
+/// Starts a session for `user` with its first refresh token.
+pub async fn start_session(
+    db: &Db,
+    session_id: Uuid,
+    user: &UserRecord,
+    token: NewRefreshToken<'_>,
+) -> Result<(), ServiceError> {
+    let now = Utc::now();
+    with_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, workspace_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(Id(session_id)).bind(Id(user.id)).bind(Id(user.workspace_id)).bind(now)
+        .execute(&mut *tx).await?;
+        insert_refresh_token!(tx, token, user.id, session_id, now)?;
+        tx.commit().await
+    }.await)?;
     Ok(())
+}
+
+/// What spending a refresh token came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Spent; its successor is stored.
+    Rotated,
+    /// The session had already ended.
+    SessionEnded,
+    /// The token was spent before: the session is now ended; `revoked` tokens were live.
+    Reused { revoked: u64 },
+}
+
+/// Spends `spent` and stores its successor, in one transaction that first locks the
+/// session's row: a logout of the same session waits for it, or it for the logout, so
+/// the successor is never stored into an ended session.
+pub async fn rotate_refresh_token(
+    db: &Db,
+    spent: &RefreshRecord,
+    successor: NewRefreshToken<'_>,
+) -> Result<Rotation, ServiceError> {
+    let now = Utc::now();
+    let rotation = with_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) at once.
+        let live = sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(Id(spent.family_id)).bind(now)
+            .execute(&mut *tx).await?.rows_affected() == 1;
+        if !live {
+            return Ok(Rotation::SessionEnded);
+        }
+        let spendable = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(Id(spent.id)).bind(now)
+        .execute(&mut *tx).await?.rows_affected() == 1;
+        if !spendable {
+            let revoked = revoke_session!(tx, spent.family_id, now)?;
+            tx.commit().await?;
+            return Ok(Rotation::Reused { revoked });
+        }
+        insert_refresh_token!(tx, successor, spent.user_id, spent.family_id, now)?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(Rotation::Rotated)
+    }.await)?;
+    Ok(rotation)
 }
 
 pub async fn find_refresh_token(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>, ServiceError> {
@@ -183,24 +274,16 @@ pub async fn find_refresh_token(db: &Db, token_hash: &str) -> Result<Option<Refr
     Ok(found)
 }
 
-/// Marks a token spent; false when another request spent or revoked it first.
-pub async fn spend_refresh_token(db: &Db, id: Uuid) -> Result<bool, ServiceError> {
-    let affected = with_db!(db, pool => {
-        sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL")
-            .bind(Id(id)).bind(Utc::now())
-            .execute(pool).await?.rows_affected()
-    });
-    Ok(affected == 1)
-}
-
-/// Revokes every token of a session; returns how many were still live.
-pub async fn revoke_family(db: &Db, family_id: Uuid) -> Result<u64, ServiceError> {
-    let affected = with_db!(db, pool => {
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
-            .bind(Id(family_id)).bind(Utc::now())
-            .execute(pool).await?.rows_affected()
-    });
-    Ok(affected)
+/// Ends a session and revokes its refresh tokens; returns how many were still live.
+pub async fn end_session(db: &Db, session_id: Uuid) -> Result<u64, ServiceError> {
+    let now = Utc::now();
+    let revoked = with_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let revoked = revoke_session!(tx, session_id, now)?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(revoked)
+    }.await)?;
+    Ok(revoked)
 }
 
 /// A security event for the audit log.

@@ -9,5 +9,6 @@ mod harness;
 mod mesh;
 mod models;
 mod schema_changes;
+mod security;
 mod sockets;
 mod system_records;

@@ -1,0 +1,160 @@
+//! Which sessions are live: the check every access token passes after its signature.
+//!
+//! A token names its session (`sid`), user (`sub`) and workspace (`ws`); it is accepted
+//! only while that session is live *and belongs to that user and workspace*, so a token
+//! signed with a leaked secret cannot borrow someone else's workspace through its own
+//! session. Answers are remembered for [`SESSION_CACHE_TTL`] so calls do not pay a database
+//! round trip each. Ending a session forgets it at once in this process
+//! ([`LiveSessions::ended`]) and, on PostgreSQL, in every other process through
+//! `NOTIFY kiln_session_ended`. **Staleness bound:** a process that misses the
+//! notification (its listening connection was down) refuses the ended session at most
+//! [`SESSION_CACHE_TTL`] later; a lost listening connection also clears the cache.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use uuid::Uuid;
+
+use crate::{
+    db::{Db, Id},
+    error::ServiceError,
+    with_db,
+};
+
+/// How long a live session is remembered without asking the database again.
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Sessions remembered at most; past that, expired entries go, then everything.
+const CAPACITY: usize = 100_000;
+const CHANNEL: &str = "kiln_session_ended";
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    user_id: Uuid,
+    workspace_id: Uuid,
+    checked: Instant,
+}
+
+/// The live-session check with its cache; cheap to clone, shared by a process's services.
+#[derive(Debug, Clone)]
+pub struct LiveSessions {
+    db: Db,
+    cache: Arc<Mutex<HashMap<Uuid, Entry>>>,
+    /// Bumped whenever sessions are forgotten: an answer read from the database before a
+    /// bump may be stale and is not remembered.
+    forgotten: Arc<AtomicU64>,
+}
+
+impl LiveSessions {
+    /// The check for `db`; on PostgreSQL it also starts listening for sessions ended
+    /// elsewhere.
+    pub fn new(db: Db) -> Self {
+        let sessions = LiveSessions { db, cache: Arc::default(), forgotten: Arc::new(AtomicU64::new(0)) };
+        if let Db::Postgres(pool) = &sessions.db {
+            tokio::spawn(sessions.clone().listen(pool.clone()));
+        }
+        sessions
+    }
+
+    /// Whether session `sid` is live and belongs to `user_id` in `workspace_id`.
+    pub async fn is_live(&self, sid: Uuid, user_id: Uuid, workspace_id: Uuid) -> Result<bool, ServiceError> {
+        if let Some(entry) = self.lock().get(&sid).copied()
+            && entry.checked.elapsed() < SESSION_CACHE_TTL
+        {
+            return Ok(entry.user_id == user_id && entry.workspace_id == workspace_id);
+        }
+        let generation = self.forgotten.load(Ordering::Acquire);
+        let owner: Option<(Id, Id)> = with_db!(&self.db, pool => {
+            sqlx::query_as("SELECT user_id, workspace_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+                .bind(Id(sid))
+                .fetch_optional(pool)
+                .await
+        })?;
+        let Some((owner, workspace)) = owner else {
+            self.lock().remove(&sid);
+            return Ok(false);
+        };
+        let entry = Entry { user_id: owner.0, workspace_id: workspace.0, checked: Instant::now() };
+        let mut cache = self.lock();
+        if self.forgotten.load(Ordering::Acquire) == generation {
+            if cache.len() >= CAPACITY {
+                cache.retain(|_, e| e.checked.elapsed() < SESSION_CACHE_TTL);
+                if cache.len() >= CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(sid, entry);
+        }
+        Ok(entry.user_id == user_id && entry.workspace_id == workspace_id)
+    }
+
+    /// Forgets a session that has just ended (its end committed), here and, on
+    /// PostgreSQL, in every process listening.
+    pub async fn ended(&self, sid: Uuid) {
+        self.forget(Some(sid));
+        if let Db::Postgres(pool) = &self.db {
+            let notified =
+                sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(sid.to_string()).execute(pool).await;
+            if let Err(e) = notified {
+                tracing::warn!(error = %e, "could not announce an ended session; others refuse it within the cache TTL");
+            }
+        }
+    }
+
+    fn forget(&self, sid: Option<Uuid>) {
+        let mut cache = self.lock();
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        match sid {
+            Some(sid) => {
+                cache.remove(&sid);
+            }
+            None => cache.clear(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry>> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets sessions other processes announce as ended, until the pool closes.
+    async fn listen(self, pool: sqlx::PgPool) {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(listener) => listener,
+                Err(_) if pool.is_closed() => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for ended sessions; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "cannot listen for ended sessions; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => match notification.payload().parse::<Uuid>() {
+                        Ok(sid) => self.forget(Some(sid)),
+                        Err(_) => tracing::warn!(payload = notification.payload(), "malformed ended-session notice"),
+                    },
+                    // The connection was lost and remade: notices may have been missed.
+                    Ok(None) => self.forget(None),
+                    Err(_) if pool.is_closed() => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the ended-session listener; reconnecting");
+                        self.forget(None);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Defects found in a read of the code, each kept fixed by the test that showed it:
+//! sessions bound to their user and workspace, refresh racing logout.
+
+use kiln_common::{TokenKeys, db::Id, sessions::SESSION_CACHE_TTL, with_db};
+use serde_json::json;
+
+use crate::harness::{Backend, JWT_SECRET, PASSWORD, assert_error, spawn_app, token};
+
+crate::on_both_databases!(
+    a_token_naming_another_workspace_with_ones_own_session_is_refused,
+    a_refresh_racing_a_logout_never_leaves_the_session_live,
+    session_checks_are_remembered_within_the_documented_bound,
+);
+
+fn claims_of(body: &serde_json::Value) -> (uuid::Uuid, uuid::Uuid, uuid::Uuid) {
+    let keys = TokenKeys::new(JWT_SECRET, &[], std::time::Duration::from_secs(900));
+    let claims = keys.verify(&token(body, "access_token")).expect("a token Kiln issued verifies");
+    (claims.sub, claims.ws, claims.sid)
+}
+
+/// Whoever holds the signing secret (a leaked or default one) could take their own live
+/// session and sign a token for any user and workspace: the session must be theirs.
+async fn a_token_naming_another_workspace_with_ones_own_session_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let victim = app.register("victim@example.com").await;
+    let attacker = app.register("attacker@example.com").await;
+    let (victim_user, victim_ws, _) = claims_of(&victim);
+    let (attacker_user, _, attacker_sid) = claims_of(&attacker);
+    let keys = TokenKeys::new(JWT_SECRET, &[], std::time::Duration::from_secs(900));
+
+    for (user, workspace) in [(attacker_user, victim_ws), (victim_user, victim_ws)] {
+        let forged = keys.issue(user, workspace, attacker_sid).unwrap();
+        let (status, body) = app.get_with_token("/api/v1/models", &forged).await;
+        assert_error(status, &body, 401, "unauthenticated");
+        let (status, body) = app.get_with_token("/api/v1/auth/profile", &forged).await;
+        assert_error(status, &body, 401, "unauthenticated");
+    }
+    let (status, _) = app.get_with_token("/api/v1/models", &token(&attacker, "access_token")).await;
+    assert_eq!(status, 200, "the attacker's own token still works");
+    app.stop().await;
+}
+
+/// Logout and a refresh of the same session at the same moment: whichever wins, once
+/// logout has answered 204 nothing of the session may work any more.
+async fn a_refresh_racing_a_logout_never_leaves_the_session_live(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("racer@example.com").await;
+    let credentials = json!({ "email": "racer@example.com", "password": PASSWORD });
+    for round in 0..12 {
+        let (status, login) = app.post("/api/v1/auth/login", credentials.clone()).await;
+        assert_eq!(status, 200, "{login}");
+        let access = token(&login, "access_token");
+        let refresh = json!({ "refresh_token": token(&login, "refresh_token") });
+        let refreshing = app.post("/api/v1/auth/refresh", refresh);
+        let logging_out = app.http.post(app.url("/api/v1/auth/logout")).bearer_auth(&access).send();
+        let ((refresh_status, refreshed), logout) = tokio::join!(refreshing, logging_out);
+        assert_eq!(logout.unwrap().status(), 204, "round {round}");
+        if refresh_status != 200 {
+            assert_error(refresh_status, &refreshed, 401, "unauthenticated");
+            continue;
+        }
+        let (status, body) = app.get_with_token("/api/v1/auth/profile", &token(&refreshed, "access_token")).await;
+        assert_error(status, &body, 401, "unauthenticated");
+        let again = json!({ "refresh_token": token(&refreshed, "refresh_token") });
+        let (status, body) = app.post("/api/v1/auth/refresh", again).await;
+        assert_error(status, &body, 401, "unauthenticated");
+    }
+    app.stop().await;
+}
+
+/// A call does not ask the database whether its session is live each time: a session
+/// ended behind Kiln's back (straight in the database, no announcement) still works at
+/// once, and is refused within the documented staleness bound.
+async fn session_checks_are_remembered_within_the_documented_bound(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = app.register("cached@example.com").await;
+    let access = token(&body, "access_token");
+    let (_, _, sid) = claims_of(&body);
+    let (status, _) = app.get_with_token("/api/v1/auth/profile", &access).await;
+    assert_eq!(status, 200);
+    with_db!(&app.db, pool => {
+        sqlx::query("UPDATE sessions SET revoked_at = created_at WHERE id = $1").bind(Id(sid)).execute(pool).await.unwrap();
+    });
+    let ended_at = std::time::Instant::now();
+    let (status, body) = app.get_with_token("/api/v1/auth/profile", &access).await;
+    assert_eq!(status, 200, "answered from the cache: {body}");
+    loop {
+        let (status, body) = app.get_with_token("/api/v1/auth/profile", &access).await;
+        if status == 401 {
+            break;
+        }
+        assert!(ended_at.elapsed() < SESSION_CACHE_TTL + std::time::Duration::from_secs(2), "still live: {body}");
+        tokio::task::yield_now().await;
+    }
+    app.stop().await;
+}
