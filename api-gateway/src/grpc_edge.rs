@@ -10,6 +10,8 @@ use axum::{
     routing::post,
 };
 use kiln_common::GrpcChannel;
+
+use crate::limits::{self, AuthLimit};
 use tonic::service::Routes;
 use tower::ServiceExt;
 
@@ -58,12 +60,22 @@ impl Backends {
     }
 }
 
+/// Services whose methods share the auth surface's per-address rate limit.
+const AUTH_LIMITED: &[&str] = &["kiln.v1.AuthService"];
+
 /// The gRPC side of the listener: forwarding routes for served services plus the
-/// gateway's own health and reflection, wrapped for grpc-web.
-pub fn router(backends: Backends, support: Routes) -> Router {
+/// gateway's own health and reflection, wrapped for grpc-web. `auth_limit` guards the
+/// AuthService methods as it guards REST `/auth`.
+pub fn router(backends: Backends, support: Routes, auth_limit: AuthLimit) -> Router {
     let mut router = Router::new();
     for service in &backends.services {
-        router = router.route(&format!("/{service}/{{method}}"), post(forward));
+        let route = post(forward);
+        let route = if AUTH_LIMITED.contains(service) {
+            route.route_layer(axum::middleware::from_fn_with_state(auth_limit.clone(), limits::limit_auth))
+        } else {
+            route
+        };
+        router = router.route(&format!("/{service}/{{method}}"), route);
     }
     router
         .with_state(backends)

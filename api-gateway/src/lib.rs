@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod grpc_edge;
+pub mod limits;
 pub mod openapi;
 pub mod rest;
 
@@ -22,9 +23,6 @@ use axum::{
 };
 use kiln_common::{ErrorCode, grpc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tower_governor::{
-    GovernorError, GovernorLayer, governor::GovernorConfigBuilder, key_extractor::PeerIpKeyExtractor,
-};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
@@ -39,6 +37,7 @@ pub use grpc_edge::Backends;
 pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
     pub auth_rate_limit_per_minute: u32,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub max_body_bytes: usize,
 }
 
@@ -47,6 +46,7 @@ impl GatewayConfig {
         GatewayConfig {
             cors_origins: config.cors_origins.clone(),
             auth_rate_limit_per_minute: config.auth_rate_limit_per_minute,
+            trusted_proxies: config.trusted_proxies.clone(),
             max_body_bytes: config.max_body_bytes,
         }
     }
@@ -62,7 +62,8 @@ pub struct GatewayState {
 }
 
 /// The whole app on one router. Serve it with connect info (see [`serve`]): the auth
-/// rate limit is keyed by client address.
+/// rate limit is keyed by client address, one budget for REST `/auth` and AuthService
+/// over gRPC and grpc-web.
 pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result<Router> {
     let doc = openapi::document(&rest::operations())?;
     let state = GatewayState {
@@ -72,8 +73,17 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         backends: backends.clone(),
     };
 
+    let auth_limit = limits::AuthLimit {
+        limit: limits::KeyedLimit::per_minute(config.auth_rate_limit_per_minute),
+        clients: limits::ClientAddress::new(config.trusted_proxies.clone()),
+    };
     let api = Router::new()
-        .nest("/auth", rate_limited(rest::auth::router().fallback(api_not_found), config.auth_rate_limit_per_minute)?)
+        .nest(
+            "/auth",
+            rest::auth::router()
+                .fallback(api_not_found)
+                .layer(middleware::from_fn_with_state(auth_limit.clone(), limits::limit_auth)),
+        )
         .nest("/models", rest::models::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
@@ -83,7 +93,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
 
     let (_health, support) = grpc::with_support(&backends.services, None).await?;
-    let grpc = grpc_edge::router(backends, support);
+    let grpc = grpc_edge::router(backends, support, auth_limit);
 
     Ok(Router::new()
         .nest("/api/v1", api.clone())
@@ -115,38 +125,6 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(Into::into)
-}
-
-/// Limits each client address to `per_minute` requests on `router`'s routes.
-fn rate_limited(router: Router<GatewayState>, per_minute: u32) -> anyhow::Result<Router<GatewayState>> {
-    let config = GovernorConfigBuilder::default()
-        .key_extractor(PeerIpKeyExtractor)
-        .per_millisecond((60_000 / u64::from(per_minute)).max(1))
-        .burst_size(per_minute)
-        .finish()
-        .ok_or_else(|| anyhow::anyhow!("KILN_AUTH_RATE_LIMIT: cannot build a rate limit of {per_minute}/min"))?;
-    let limiter = config.limiter().clone();
-    // Forget idle addresses now and then so the table does not grow without bound.
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            limiter.retain_recent();
-        }
-    });
-    Ok(router.layer(GovernorLayer::new(config).error_handler(|e: GovernorError| {
-        let (message, wait) = match e {
-            GovernorError::TooManyRequests { wait_time, .. } => {
-                (format!("too many requests; retry in {wait_time}s"), Some(wait_time))
-            }
-            _ => ("too many requests".to_string(), None),
-        };
-        let mut response = ApiError::new(ErrorCode::ResourceExhausted, message).into_response();
-        if let Some(wait) = wait {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        }
-        response
-    })))
 }
 
 fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {

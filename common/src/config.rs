@@ -42,7 +42,8 @@ settings! {
     "cors_origins", "KILN_CORS_ORIGINS", "Comma-separated origins browsers may call the API from; empty allows none";
     "access_token_ttl", "KILN_ACCESS_TOKEN_TTL", "Lifetime of access tokens, e.g. 900s, 15m [default: 15m]";
     "refresh_token_ttl", "KILN_REFRESH_TOKEN_TTL", "Lifetime of refresh tokens, e.g. 30d [default: 30d]";
-    "auth_rate_limit", "KILN_AUTH_RATE_LIMIT", "Requests a client address may make to /auth routes per minute [default: 60]";
+    "auth_rate_limit", "KILN_AUTH_RATE_LIMIT", "Requests a client address may make to /auth routes and AuthService (REST, gRPC, grpc-web together) per minute [default: 60]";
+    "trusted_proxies", "KILN_TRUSTED_PROXIES", "Comma-separated addresses or networks (CIDR) of reverse proxies in front of the gateway; only their X-Forwarded-For names the client [default: none, the peer is the client]";
     "max_body_bytes", "KILN_MAX_BODY_BYTES", "Largest REST request body accepted, in bytes [default: 1048576]";
     "log", "KILN_LOG", "Log filter, e.g. info or kiln=debug,sqlx=warn [default: info]";
     "log_format", "KILN_LOG_FORMAT", "auto, json or pretty; auto means pretty in a terminal, JSON otherwise [default: auto]";
@@ -229,6 +230,7 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub auth_rate_limit_per_minute: u32,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub max_body_bytes: usize,
     pub log: String,
     pub log_format: LogFormat,
@@ -292,6 +294,16 @@ impl Config {
             Ok(n) if n > 0 => Ok(n),
             _ => Err(format!("`{v}` is not a whole number above 0")),
         })?;
+        let trusted_proxies = raw.parse("trusted_proxies", Vec::new(), |v| {
+            split_list(v)
+                .iter()
+                .map(|item| {
+                    item.parse::<ipnet::IpNet>()
+                        .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| format!("`{item}` is not an address or network like 10.0.0.0/8"))
+                })
+                .collect()
+        })?;
         let max_body_bytes = raw.parse("max_body_bytes", 1 << 20, |v| match v.parse::<usize>() {
             Ok(n) if n >= 1024 => Ok(n),
             _ => Err(format!("`{v}` is not a number of bytes of at least 1024")),
@@ -325,6 +337,7 @@ impl Config {
             access_token_ttl,
             refresh_token_ttl,
             auth_rate_limit_per_minute,
+            trusted_proxies,
             max_body_bytes,
             log,
             log_format,
@@ -441,6 +454,10 @@ mod tests {
         let config = Config::from_raw(Role::AllInOne, env).unwrap();
         assert_eq!(config.cors_origins.len(), 2);
         let env = RawSettings::from_env([("KILN_CORS_ORIGINS", "javascript:alert(1)")]);
+        assert!(Config::from_raw(Role::AllInOne, env).is_err());
+        let env = RawSettings::from_env([("KILN_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]);
+        assert_eq!(Config::from_raw(Role::AllInOne, env).unwrap().trusted_proxies.len(), 3);
+        let env = RawSettings::from_env([("KILN_TRUSTED_PROXIES", "10.0.0.0/33")]);
         assert!(Config::from_raw(Role::AllInOne, env).is_err());
     }
 }

@@ -69,6 +69,14 @@ impl AuthApi {
 
     async fn login(&self, req: LoginRequest) -> Result<LoginResponse, ServiceError> {
         let db = &self.deps.db;
+        // No account has a longer password; refusing it says nothing about accounts and
+        // spares hashing whatever size a client sends.
+        if req.password.chars().count() > MAX_PASSWORD_CHARS {
+            return Err(ServiceError::invalid_field(
+                "password",
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            ));
+        }
         // A malformed email cannot match an account; it gets the same answer as any miss.
         let found = match Email::parse(&req.email) {
             Ok(email) => store::find_login(db, email.as_str()).await?,

@@ -4,12 +4,13 @@
 use kiln_common::{TokenKeys, db::Id, sessions::SESSION_CACHE_TTL, with_db};
 use serde_json::json;
 
-use crate::harness::{Backend, JWT_SECRET, PASSWORD, assert_error, spawn_app, token};
+use crate::harness::{Backend, JWT_SECRET, PASSWORD, assert_error, read, spawn_app, spawn_app_with, token};
 
 crate::on_both_databases!(
     a_token_naming_another_workspace_with_ones_own_session_is_refused,
     a_refresh_racing_a_logout_never_leaves_the_session_live,
     session_checks_are_remembered_within_the_documented_bound,
+    an_oversized_password_is_refused_before_hashing,
 );
 
 fn claims_of(body: &serde_json::Value) -> (uuid::Uuid, uuid::Uuid, uuid::Uuid) {
@@ -91,6 +92,57 @@ async fn session_checks_are_remembered_within_the_documented_bound(backend: Back
         }
         assert!(ended_at.elapsed() < SESSION_CACHE_TTL + std::time::Duration::from_secs(2), "still live: {body}");
         tokio::task::yield_now().await;
+    }
+    app.stop().await;
+}
+
+/// AuthService over gRPC and grpc-web spends the same per-address budget as REST `/auth`.
+#[tokio::test]
+async fn auth_over_grpc_and_grpc_web_shares_the_rest_rate_limit() {
+    use kiln_proto::v1::{LoginRequest, auth_service_client::AuthServiceClient};
+    let app = spawn_app_with(Backend::Sqlite, |c| c.auth_rate_limit_per_minute = 4).await;
+    let login = LoginRequest { email: "nobody@example.com".into(), password: "whatever 123".into() };
+    let mut grpc = AuthServiceClient::new(crate::grpc::channel(app.addr).await);
+    for _ in 0..2 {
+        assert_eq!(grpc.login(login.clone()).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    }
+    let (status, _) = app.post("/api/v1/auth/login", json!({ "email": "nobody@example.com", "password": "x" })).await;
+    assert_eq!(status, 401);
+    let web = |app: &crate::harness::TestApp| {
+        let message = prost::Message::encode_to_vec(&login);
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        app.http
+            .post(app.url("/kiln.v1.AuthService/Login"))
+            .header("content-type", "application/grpc-web+proto")
+            .body(framed)
+            .send()
+    };
+    let response = web(&app).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "16", "the fourth call is still within the budget");
+
+    // The budget is spent, whichever protocol asks next.
+    let refused = grpc.login(login.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("retry in"), "{refused:?}");
+    let response = web(&app).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "8");
+    assert!(response.headers().contains_key("retry-after"));
+    let response = app.http.post(app.url("/api/auth/login")).json(&json!({})).send().await.unwrap();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 429, "resource_exhausted");
+    app.stop().await;
+}
+
+async fn an_oversized_password_is_refused_before_hashing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("long@example.com").await;
+    for email in ["long@example.com", "nobody@example.com"] {
+        let login = json!({ "email": email, "password": "a1".repeat(50_000) });
+        let (status, body) = app.post("/api/v1/auth/login", login).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], "password", "{body}");
     }
     app.stop().await;
 }

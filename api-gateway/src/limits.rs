@@ -1,0 +1,173 @@
+//! Rate limits at the edge, the same for every protocol: a limit guards REST routes and
+//! the gRPC and grpc-web methods of the same service with one budget, and answers in the
+//! caller's protocol (a JSON 429 with `Retry-After`, or `RESOURCE_EXHAUSTED`).
+//!
+//! Who the client is: the peer address, unless the peer is a trusted proxy
+//! (`KILN_TRUSTED_PROXIES`); then the right-most address of `X-Forwarded-For` that is not
+//! itself a trusted proxy. A client cannot pick its own address by sending the header.
+
+use std::{
+    hash::Hash,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+use ipnet::IpNet;
+use kiln_common::ErrorCode;
+
+use crate::{ApiError, grpc_edge};
+
+/// Requests per key over a window; the whole window may be spent at once (burst).
+pub struct KeyedLimit<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimit<K> {
+    /// `per_minute` requests per key and minute, all of them at once if need be.
+    pub fn per_minute(per_minute: u32) -> Arc<Self> {
+        let burst = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_minute(burst).allow_burst(burst);
+        let limit = Arc::new(KeyedLimit { limiter: DefaultKeyedRateLimiter::keyed(quota) });
+        // Forget idle keys now and then so the table does not grow without bound.
+        let weak = Arc::downgrade(&limit);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(limit) = weak.upgrade() else { return };
+                limit.limiter.retain_recent();
+                limit.limiter.shrink_to_fit();
+            }
+        });
+        limit
+    }
+
+    /// `Ok` if `key` may make one more request, else how long until it may.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+    }
+}
+
+/// Finds the client's address behind trusted proxies.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAddress {
+    trusted_proxies: Arc<Vec<IpNet>>,
+}
+
+impl ClientAddress {
+    pub fn new(trusted_proxies: Vec<IpNet>) -> Self {
+        ClientAddress { trusted_proxies: Arc::new(trusted_proxies) }
+    }
+
+    fn trusted(&self, ip: &IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client of a request that came from `peer`.
+    pub fn of(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusted(&peer) {
+            return peer;
+        }
+        // Each proxy appends the address it saw; walk back over the trusted ones.
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.trusted(&ip) => continue,
+                Ok(ip) => return ip,
+                // Garbage in the chain: trust nothing left of it.
+                Err(_) => return peer,
+            }
+        }
+        peer
+    }
+}
+
+/// The per-address limit of the auth surface, with how to find the address.
+#[derive(Clone)]
+pub struct AuthLimit {
+    pub limit: Arc<KeyedLimit<IpAddr>>,
+    pub clients: ClientAddress,
+}
+
+/// Middleware: one request of the client's budget, or a refusal in its protocol.
+pub async fn limit_auth(State(auth): State<AuthLimit>, request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let client = auth.clients.of(peer, request.headers());
+    match auth.limit.check(&client) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => too_many(&request, wait),
+    }
+}
+
+/// The refusal: `RESOURCE_EXHAUSTED` for gRPC and grpc-web, else a JSON 429; both say
+/// when to retry.
+fn too_many(request: &Request, wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let message = format!("too many requests; retry in {seconds}s");
+    let mut response = if grpc_edge::is_grpc(request) {
+        tonic::Status::resource_exhausted(message).into_http::<axum::body::Body>()
+    } else {
+        ApiError::new(ErrorCode::ResourceExhausted, message).into_response()
+    };
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let proxies = ClientAddress::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        let outsider: IpAddr = "203.0.113.9".parse().unwrap();
+        // An untrusted peer cannot choose its address.
+        assert_eq!(proxies.of(outsider, &forwarded("198.51.100.1")), outsider);
+        // Behind two trusted hops, the first untrusted address from the right.
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let chain = forwarded("198.51.100.1, 203.0.113.7, 10.9.9.9");
+        assert_eq!(proxies.of(proxy, &chain), "203.0.113.7".parse::<IpAddr>().unwrap());
+        // Nothing forwarded, or garbage: the proxy itself.
+        assert_eq!(proxies.of(proxy, &HeaderMap::new()), proxy);
+        assert_eq!(proxies.of(proxy, &forwarded("not-an-ip")), proxy);
+        assert_eq!(ClientAddress::default().of(proxy, &chain), proxy);
+    }
+
+    #[tokio::test]
+    async fn a_key_spends_its_budget_and_is_told_when_to_retry() {
+        let limit = KeyedLimit::per_minute(2);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert!(limit.check(&a).is_ok() && limit.check(&a).is_ok());
+        let wait = limit.check(&a).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(limit.check(&b).is_ok(), "another key has its own budget");
+    }
+}
