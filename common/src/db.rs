@@ -124,7 +124,8 @@ async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
 async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)
         .with_context(|| format!("KILN_DATABASE_URL: `{url}` is not a valid PostgreSQL URL"))?;
-    let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10));
+    // A request waits this long for a connection before it is told the database is unavailable.
+    let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3));
     match pool_options.clone().connect_with(options.clone()).await {
         Ok(pool) => Ok(pool),
         // 3D000: invalid_catalog_name, the database does not exist yet.
@@ -155,6 +156,19 @@ async fn create_postgres_database(options: &PgConnectOptions, name: &str) -> any
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
         Err(e) => Err(e).with_context(|| format!("creating database {name} (does the role have CREATEDB?)")),
     }
+}
+
+/// The current time at the precision both databases keep and the API shows
+/// (microseconds). SQLite keeps times as text and compares them as text: a time stored
+/// with nanoseconds would never equal the microsecond time a page token carries back.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    truncate_time(chrono::Utc::now())
+}
+
+/// A time cut to microseconds, as stored.
+pub fn truncate_time(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
 }
 
 /// Quotes an identifier for either dialect: wrapped in double quotes, inner quotes doubled.

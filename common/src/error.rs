@@ -147,7 +147,38 @@ pub enum ServiceError {
     Unavailable(String),
     /// Anything the client did not cause. Logged in full, answered generically.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// What clients are told while the database cannot be reached.
+const DATABASE_UNAVAILABLE: &str = "the database is unavailable; try again shortly";
+
+/// Whether a database error means "cannot reach the database now", not "this failed".
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exceptions; 57P01-03: shutting down or starting up;
+        // 53300: too many connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+impl From<anyhow::Error> for ServiceError {
+    /// An unreachable database stays UNAVAILABLE however deep in the chain it was met.
+    fn from(e: anyhow::Error) -> Self {
+        if e.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable)) {
+            tracing::warn!(error = format!("{e:#}"), "database unavailable");
+            return ServiceError::Unavailable(DATABASE_UNAVAILABLE.into());
+        }
+        ServiceError::Internal(e)
+    }
 }
 
 impl ServiceError {
@@ -166,7 +197,7 @@ impl ServiceError {
 
 impl From<sqlx::Error> for ServiceError {
     fn from(e: sqlx::Error) -> Self {
-        ServiceError::Internal(anyhow::Error::new(e).context("database"))
+        anyhow::Error::new(e).context("database").into()
     }
 }
 
@@ -255,6 +286,20 @@ mod tests {
         let violations = field_violations(&status);
         assert_eq!(violations.len(), 2);
         assert_eq!(violations[0].field, "email");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_not_internal() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::Io(refused)] {
+            let status: Status = ServiceError::from(e).into();
+            assert_eq!(status.code(), Code::Unavailable);
+            assert_eq!(status.message(), DATABASE_UNAVAILABLE);
+        }
+        let wrapped = anyhow::Error::new(sqlx::Error::PoolClosed).context("opening workspace database");
+        assert!(matches!(ServiceError::from(wrapped), ServiceError::Unavailable(_)));
+        let status: Status = ServiceError::from(sqlx::Error::RowNotFound).into();
+        assert_eq!(status.code(), Code::Internal);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 use std::sync::LazyLock;
 
 use anyhow::Context;
-use chrono::Utc;
 use kiln_proto::v1::Field;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -128,7 +127,7 @@ pub fn starter_templates() -> anyhow::Result<&'static [SeedTemplate]> {
 /// Adds to a workspace whatever of the seeds it lacks; returns how many items were added.
 pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize> {
     let seeds = seeds()?;
-    let now = Utc::now();
+    let now = crate::db::now();
     let mut rows = Vec::with_capacity(seeds.models.len());
     for model in &seeds.models {
         let fields = serde_json::to_value(&model.fields).context("encoding seed fields")?;

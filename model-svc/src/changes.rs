@@ -4,7 +4,6 @@
 //! PostgreSQL alters the table in place; SQLite rebuilds it (create, copy, swap), the
 //! way SQLite documents for changes ALTER TABLE cannot make.
 
-use chrono::Utc;
 use kiln_common::{
     Principal, ServiceError,
     db::{Id, RowExt},
@@ -22,7 +21,7 @@ use crate::{
     models::{ModelApi, find_model, text_rule},
     names::{self, Ident},
     records::{SqlValue, check_value},
-    schema::{self, FieldSpec, Namespace, Plan, Step},
+    schema::{self, Constraint, FieldSpec, Namespace, Plan, Step},
     workspace::WorkspacePool,
 };
 
@@ -140,7 +139,7 @@ impl ModelApi {
 
         let fields: Vec<Field> = new.iter().map(|s| s.field.clone()).collect();
         let fields_json = serde_json::to_value(&fields).map_err(|e| anyhow::anyhow!("encoding fields: {e}"))?;
-        let now = Utc::now();
+        let now = kiln_common::db::now();
         let model_id = Id(uuid::Uuid::parse_str(&model.id).map_err(|e| anyhow::anyhow!("stored model id: {e}"))?);
         let version = model.version + 1;
         let changes = plan.describe(&old, &new);
@@ -407,9 +406,11 @@ fn alter_statements(ns: &Namespace, table: &Ident, plan: &Plan, old: &[FieldSpec
                     old[o].name.quoted(),
                     new[n].name.quoted()
                 ));
-                if new[n].unique {
-                    let from = kiln_common::db::quote_ident(&format!("{table}_{}_key", old[o].name));
-                    let to = kiln_common::db::quote_ident(&format!("{table}_{}_key", new[n].name));
+                // Constraints are named after their field: they follow it, so errors
+                // still name the field.
+                for kind in Constraint::ALL.into_iter().filter(|k| k.applies(ns.dialect, &new[n])) {
+                    let from = kiln_common::db::quote_ident(&kind.name(table.as_str(), old[o].name.as_str()));
+                    let to = kiln_common::db::quote_ident(&kind.name(table.as_str(), new[n].name.as_str()));
                     renames.push(format!("ALTER TABLE {target} RENAME CONSTRAINT {from} TO {to}"));
                 }
             }

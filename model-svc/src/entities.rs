@@ -22,7 +22,7 @@ use crate::{
     models::find_model,
     names::{self, Ident},
     records::{self, RecordRow, SqlValue, Write, check_record, check_value},
-    schema::{Dialect, FieldSpec, FieldType, Namespace, parse_fields, parse_system_fields},
+    schema::{Constraint, Dialect, FieldSpec, FieldType, Namespace, parse_fields, parse_system_fields},
     workspace::{WorkspacePool, Workspaces},
 };
 
@@ -145,15 +145,24 @@ fn decode_token(token: &str) -> Result<(Value, uuid::Uuid), ServiceError> {
 /// A write's database error, told in the client's terms where the client caused it.
 fn write_error(e: sqlx::Error, target: &Target, written: &[&FieldSpec]) -> ServiceError {
     let sqlx::Error::Database(db) = &e else { return e.into() };
-    let field_of = |prefix: &str, suffix: &str| -> Option<String> {
-        let constraint = db.constraint()?;
-        Some(constraint.strip_prefix(prefix)?.strip_suffix(suffix)?.to_string())
+    // The field whose named constraint failed: PostgreSQL names the constraint; SQLite
+    // names a CHECK's constraint in its message and a UNIQUE's column.
+    let message = db.message();
+    let constraint = db
+        .constraint()
+        .map(str::to_string)
+        .or_else(|| message.strip_prefix("CHECK constraint failed: ").map(str::to_string));
+    let field_of = |kind: Constraint| -> Option<String> {
+        let constraint = constraint.as_deref()?;
+        target
+            .specs
+            .iter()
+            .find(|s| kind.name(&target.table_name, s.name.as_str()) == constraint)
+            .map(|s| s.name.to_string())
     };
-    let table = &target.table_name;
     if db.is_unique_violation() {
-        // PostgreSQL names the constraint; SQLite says "UNIQUE constraint failed: t.col".
-        let field = field_of(&format!("{table}_"), "_key")
-            .or_else(|| db.message().rsplit_once('.').map(|(_, col)| col.to_string()))
+        let field = field_of(Constraint::Unique)
+            .or_else(|| message.rsplit_once('.').map(|(_, col)| col.to_string()))
             .filter(|f| target.specs.iter().any(|s| s.name.as_str() == f));
         let message = match &field {
             Some(field) => format!("another record already has this {field}"),
@@ -162,13 +171,16 @@ fn write_error(e: sqlx::Error, target: &Target, written: &[&FieldSpec]) -> Servi
         return ServiceError::AlreadyExists { message, field };
     }
     if db.is_foreign_key_violation() {
-        let field = field_of(&format!("{table}_"), "_fkey")
+        let field = field_of(Constraint::ForeignKey)
             .or_else(|| written.iter().find(|s| s.ty == FieldType::Relation).map(|s| s.name.to_string()))
             .unwrap_or_else(|| "relation".to_string());
         return ServiceError::invalid_field(field, "points at no record of the target model");
     }
     if db.is_check_violation() {
-        return ServiceError::invalid_field("record", "breaks a rule of the model");
+        return match field_of(Constraint::Check) {
+            Some(field) => ServiceError::invalid_field(field, "breaks a rule of the field"),
+            None => ServiceError::invalid_field("record", "breaks a rule of the model"),
+        };
     }
     e.into()
 }
@@ -263,7 +275,7 @@ impl EntityApi {
             placeholders.join(", "),
             target.select_list()
         );
-        let now = Utc::now();
+        let now = kiln_common::db::now();
         let mut bound = vec![
             SqlValue::Uuid(Id::new()),
             SqlValue::DateTime(now),
@@ -318,7 +330,7 @@ impl EntityApi {
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &target.specs[*i]).collect();
         let mut sets = vec!["\"updated_at\" = $1".to_string()];
         sets.extend(written.iter().enumerate().map(|(n, s)| format!("{} = ${}", s.name.quoted(), n + 2)));
-        let mut bound = vec![SqlValue::DateTime(Utc::now())];
+        let mut bound = vec![SqlValue::DateTime(kiln_common::db::now())];
         bound.extend(values.into_iter().map(|(_, v)| v));
         bound.push(SqlValue::Uuid(Id(id)));
         let id_param = bound.len();
@@ -478,7 +490,7 @@ fn system_value(ty: FieldType, value: &Value) -> Result<SqlValue, String> {
     let text = value.as_str().ok_or("must be a string")?;
     match ty {
         FieldType::DateTime => chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| SqlValue::DateTime(t.with_timezone(&Utc)))
+            .map(|t| SqlValue::DateTime(kiln_common::db::truncate_time(t.with_timezone(&Utc))))
             .map_err(|_| "must be an RFC 3339 time".into()),
         _ => uuid::Uuid::parse_str(text).map(|id| SqlValue::Uuid(Id(id))).map_err(|_| "must be a UUID".into()),
     }

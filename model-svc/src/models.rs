@@ -149,7 +149,7 @@ impl ModelApi {
     async fn create(&self, principal: Principal, req: CreateModelRequest) -> Result<CreateModelResponse, ServiceError> {
         let new = self.check_new_model(principal, &req).await?;
         let id = Id::new();
-        let now = chrono::Utc::now();
+        let now = kiln_common::db::now();
         let fields: Vec<Field> = new.specs.iter().map(|s| s.field.clone()).collect();
         let fields_json = serde_json::to_value(&fields).map_err(|e| anyhow::anyhow!("encoding fields: {e}"))?;
         let ns = self.workspaces.namespace(principal.workspace_id);

@@ -133,7 +133,7 @@ pub fn check_value(spec: &FieldSpec, value: &Value) -> Result<SqlValue, String> 
             let text = value.as_str().ok_or("must be an RFC 3339 time like 2026-01-31T09:30:00Z")?;
             let time =
                 DateTime::parse_from_rfc3339(text).map_err(|_| "must be an RFC 3339 time like 2026-01-31T09:30:00Z")?;
-            SqlValue::DateTime(time.with_timezone(&Utc))
+            SqlValue::DateTime(kiln_common::db::truncate_time(time.with_timezone(&Utc)))
         }
         FieldType::Json => SqlValue::Json(value.clone()),
         FieldType::Uuid | FieldType::Relation => {

@@ -380,7 +380,7 @@ pub fn table_statement(ns: &Namespace, sql_name: &str, table: &Ident, fields: &[
 pub fn index_statement(ns: &Namespace, table: &Ident) -> String {
     format!(
         "CREATE INDEX {} ON {} (\"created_at\", \"id\")",
-        kiln_common::db::quote_ident(&format!("{}_created_idx", table.as_str())),
+        kiln_common::db::quote_ident(&derived_name(table.as_str(), "created_idx")),
         ns.table(table)
     )
 }
@@ -505,17 +505,57 @@ pub fn plan(old: &[FieldSpec], new: &[FieldSpec], given: &[Field]) -> Result<Pla
     if violations.is_empty() { Ok(Plan { steps }) } else { Err(violations) }
 }
 
-/// One column with its constraints.
-pub fn column_definition(ns: &Namespace, table: &Ident, field: &FieldSpec) -> String {
+/// PostgreSQL's longest identifier, in bytes.
+const MAX_IDENT_BYTES: usize = 63;
+
+/// `<table>_<part>` for an index or constraint of `table`, within [`MAX_IDENT_BYTES`]:
+/// when the whole name does not fit, its start plus 8 hex digits of a hash of the whole
+/// name, so long names stay distinct instead of being cut to the same 63 bytes.
+pub fn derived_name(table: &str, part: &str) -> String {
+    let full = format!("{table}_{part}");
+    if full.len() <= MAX_IDENT_BYTES {
+        return full;
+    }
+    use sha2::Digest;
+    let digest = hex::encode(&sha2::Sha256::digest(full.as_bytes())[..4]);
+    // Identifiers are ASCII (see `names`), so any byte index is a character boundary.
+    format!("{}_{digest}", &full[..MAX_IDENT_BYTES - 1 - digest.len()])
+}
+
+/// The constraints a field's column may carry, each named after table and field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    Unique,
+    ForeignKey,
+    Check,
+}
+
+impl Constraint {
+    pub const ALL: [Constraint; 3] = [Constraint::Unique, Constraint::ForeignKey, Constraint::Check];
+
+    /// The constraint's name for `field` of `table`.
+    pub fn name(self, table: &str, field: &str) -> String {
+        let suffix = match self {
+            Constraint::Unique => "key",
+            Constraint::ForeignKey => "fkey",
+            Constraint::Check => "check",
+        };
+        derived_name(table, &format!("{field}_{suffix}"))
+    }
+
+    /// Whether `field`'s column has this constraint in `dialect`.
+    pub fn applies(self, dialect: Dialect, field: &FieldSpec) -> bool {
+        match self {
+            Constraint::Unique => field.unique,
+            Constraint::ForeignKey => field.relation.is_some(),
+            Constraint::Check => !checks(dialect, field).is_empty(),
+        }
+    }
+}
+
+/// The CHECK conditions of a field's column.
+fn checks(dialect: Dialect, field: &FieldSpec) -> Vec<String> {
     let column = field.name.quoted();
-    let mut sql = format!("{column} {}", field.ty.column_type(ns.dialect));
-    if field.required {
-        sql.push_str(" NOT NULL");
-    }
-    if field.unique {
-        let name = format!("{}_{}_key", table.as_str(), field.name.as_str());
-        sql.push_str(&format!(" CONSTRAINT {} UNIQUE", kiln_common::db::quote_ident(&name)));
-    }
     let mut checks = Vec::new();
     if let Some(min) = field.min {
         checks.push(format!("{column} >= {min}"));
@@ -523,7 +563,7 @@ pub fn column_definition(ns: &Namespace, table: &Ident, field: &FieldSpec) -> St
     if let Some(max) = field.max {
         checks.push(format!("{column} <= {max}"));
     }
-    let length = match ns.dialect {
+    let length = match dialect {
         Dialect::Postgres => "char_length",
         Dialect::Sqlite => "length",
     };
@@ -538,15 +578,35 @@ pub fn column_definition(ns: &Namespace, table: &Ident, field: &FieldSpec) -> St
         let values: Vec<String> = field.enum_values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect();
         checks.push(format!("{column} IN ({})", values.join(", ")));
     }
-    if field.ty == FieldType::Boolean && ns.dialect == Dialect::Sqlite {
+    if field.ty == FieldType::Boolean && dialect == Dialect::Sqlite {
         checks.push(format!("{column} IN (0, 1)"));
     }
+    checks
+}
+
+/// One column with its constraints, each named (see [`Constraint::name`]).
+pub fn column_definition(ns: &Namespace, table: &Ident, field: &FieldSpec) -> String {
+    let column = field.name.quoted();
+    let named = |kind: Constraint| kiln_common::db::quote_ident(&kind.name(table.as_str(), field.name.as_str()));
+    let mut sql = format!("{column} {}", field.ty.column_type(ns.dialect));
+    if field.required {
+        sql.push_str(" NOT NULL");
+    }
+    if field.unique {
+        sql.push_str(&format!(" CONSTRAINT {} UNIQUE", named(Constraint::Unique)));
+    }
+    let checks = checks(ns.dialect, field);
     if !checks.is_empty() {
-        sql.push_str(&format!(" CHECK ({})", checks.join(" AND ")));
+        sql.push_str(&format!(" CONSTRAINT {} CHECK ({})", named(Constraint::Check), checks.join(" AND ")));
     }
     if let Some(relation) = &field.relation {
         let target = Ident::table_of(&relation.target);
-        sql.push_str(&format!(" REFERENCES {} (\"id\") ON DELETE {}", ns.table(&target), relation.on_delete.sql()));
+        sql.push_str(&format!(
+            " CONSTRAINT {} REFERENCES {} (\"id\") ON DELETE {}",
+            named(Constraint::ForeignKey),
+            ns.table(&target),
+            relation.on_delete.sql()
+        ));
     }
     sql
 }
@@ -641,13 +701,38 @@ mod tests {
         let schema = format!("\"ws_{}\"", ws.simple());
         assert!(sql.contains(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")), "{sql}");
         assert!(sql.contains(&format!("CREATE TABLE {schema}.\"ent_invoices\"")), "{sql}");
-        assert!(sql.contains("\"number\" text NOT NULL CONSTRAINT \"ent_invoices_number_key\" UNIQUE CHECK (char_length(\"number\") <= 20)"), "{sql}");
-        assert!(sql.contains("\"amount\" numeric CHECK (\"amount\" >= 0)"), "{sql}");
-        assert!(sql.contains("\"status\" text CHECK (\"status\" IN ('draft', 'sent'))"), "{sql}");
+        assert!(sql.contains("\"number\" text NOT NULL CONSTRAINT \"ent_invoices_number_key\" UNIQUE CONSTRAINT \"ent_invoices_number_check\" CHECK (char_length(\"number\") <= 20)"), "{sql}");
+        assert!(
+            sql.contains("\"amount\" numeric CONSTRAINT \"ent_invoices_amount_check\" CHECK (\"amount\" >= 0)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "\"status\" text CONSTRAINT \"ent_invoices_status_check\" CHECK (\"status\" IN ('draft', 'sent'))"
+            ),
+            "{sql}"
+        );
         let sqlite = Namespace { dialect: Dialect::Sqlite, schema: None };
         let sql = create_table(&sqlite, &table, &specs).join(";\n");
         assert!(sql.contains("CREATE TABLE \"ent_invoices\""), "{sql}");
-        assert!(sql.contains("\"paid\" INTEGER CHECK (\"paid\" IN (0, 1))"), "{sql}");
+        assert!(
+            sql.contains("\"paid\" INTEGER CONSTRAINT \"ent_invoices_paid_check\" CHECK (\"paid\" IN (0, 1))"),
+            "{sql}"
+        );
         assert!(sql.contains("\"id\" TEXT PRIMARY KEY"), "{sql}");
+    }
+
+    #[test]
+    fn derived_names_fit_postgres_and_stay_distinct() {
+        let table = format!("ent_{}", "k".repeat(59));
+        let index = derived_name(&table, "created_idx");
+        let unique = Constraint::Unique.name(&table, &format!("code_{}", "y".repeat(58)));
+        let check = Constraint::Check.name(&table, &format!("code_{}", "y".repeat(58)));
+        for name in [&index, &unique, &check] {
+            assert_eq!(name.len(), 63, "{name}");
+        }
+        assert!(index != unique && unique != check && index != check);
+        assert_eq!(derived_name("ent_invoices", "created_idx"), "ent_invoices_created_idx");
+        assert_eq!(derived_name(&table, "created_idx"), index, "the same input always names the same thing");
     }
 }

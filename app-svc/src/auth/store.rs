@@ -48,7 +48,7 @@ pub struct NewAccount<'a> {
 
 /// Creates the user, their personal workspace and default settings in one transaction.
 pub async fn create_account(db: &Db, account: NewAccount<'_>) -> Result<UserRecord, ServiceError> {
-    let now = Utc::now();
+    let now = kiln_common::db::now();
     let user_id = Id::new();
     let workspace_id = Id::new();
     let workspace_name = format!("{}'s workspace", account.display_name);
@@ -114,7 +114,7 @@ pub struct ProfileChanges {
 }
 
 pub async fn update_profile(db: &Db, user_id: Uuid, changes: ProfileChanges) -> Result<(), ServiceError> {
-    let now = Utc::now();
+    let now = kiln_common::db::now();
     with_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         sqlx::query("UPDATE users SET display_name = COALESCE($2, display_name), updated_at = $3 WHERE id = $1")
@@ -191,7 +191,7 @@ pub async fn start_session(
     user: &UserRecord,
     token: NewRefreshToken<'_>,
 ) -> Result<(), ServiceError> {
-    let now = Utc::now();
+    let now = kiln_common::db::now();
     with_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         sqlx::query(
@@ -224,7 +224,7 @@ pub async fn rotate_refresh_token(
     spent: &RefreshRecord,
     successor: NewRefreshToken<'_>,
 ) -> Result<Rotation, ServiceError> {
-    let now = Utc::now();
+    let now = kiln_common::db::now();
     let rotation = with_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) at once.
@@ -276,7 +276,7 @@ pub async fn find_refresh_token(db: &Db, token_hash: &str) -> Result<Option<Refr
 
 /// Ends a session and revokes its refresh tokens; returns how many were still live.
 pub async fn end_session(db: &Db, session_id: Uuid) -> Result<u64, ServiceError> {
-    let now = Utc::now();
+    let now = kiln_common::db::now();
     let revoked = with_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         let revoked = revoke_session!(tx, session_id, now)?;
@@ -302,7 +302,7 @@ pub async fn audit(db: &Db, event: AuditEvent<'_>) {
         sqlx::query(
             "INSERT INTO audit_log (id, at, workspace_id, user_id, action, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(Id::new()).bind(Utc::now()).bind(event.workspace_id.map(Id)).bind(event.user_id.map(Id))
+        .bind(Id::new()).bind(kiln_common::db::now()).bind(event.workspace_id.map(Id)).bind(event.user_id.map(Id))
         .bind(event.action).bind(event.outcome).bind(sqlx::types::Json(&event.detail))
         .execute(pool).await.map(|_| ())
     });

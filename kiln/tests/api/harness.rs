@@ -222,3 +222,59 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// A TCP proxy in front of the test PostgreSQL server that a test can cut, as if the
+/// database went away (established connections are killed, new ones closed at once),
+/// and restore.
+pub struct DatabaseProxy {
+    pub port: u16,
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl DatabaseProxy {
+    pub async fn start() -> Self {
+        let server = PgConnectOptions::from_str(&postgres_server_url()).expect("KILN_TEST_POSTGRES_URL");
+        let upstream = format!("{}:{}", server.get_host(), server.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let port = listener.local_addr().expect("proxy address").port();
+        let (up, _) = tokio::sync::watch::channel(true);
+        let up = std::sync::Arc::new(up);
+        let state = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut running = state.subscribe();
+                if !*running.borrow() {
+                    continue; // dropped: the client sees its connection closed
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = running.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        DatabaseProxy { port, up }
+    }
+
+    /// `url` (a test database's) through the proxy.
+    pub fn via(&self, url: &str) -> String {
+        let direct = PgConnectOptions::from_str(url).expect("test database URL");
+        format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            direct.get_username(),
+            self.port,
+            direct.get_database().expect("a database name")
+        )
+    }
+
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}

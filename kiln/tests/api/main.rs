@@ -4,6 +4,7 @@
 mod auth;
 mod edge;
 mod entities;
+mod faults;
 mod grpc;
 mod harness;
 mod mesh;

@@ -11,6 +11,8 @@ crate::on_both_databases!(
     a_refresh_racing_a_logout_never_leaves_the_session_live,
     session_checks_are_remembered_within_the_documented_bound,
     an_oversized_password_is_refused_before_hashing,
+    paging_in_the_default_order_advances,
+    a_model_with_the_longest_name_works_end_to_end,
 );
 
 fn claims_of(body: &serde_json::Value) -> (uuid::Uuid, uuid::Uuid, uuid::Uuid) {
@@ -144,5 +146,71 @@ async fn an_oversized_password_is_refused_before_hashing(backend: Backend) {
         let error = assert_error(status, &body, 400, "invalid_argument");
         assert_eq!(error["details"][0]["field"], "password", "{body}");
     }
+    app.stop().await;
+}
+
+/// Every page of the default order (creation time) moves on, records created within the
+/// same microsecond included.
+async fn paging_in_the_default_order_advances(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("pages@example.com").await, "access_token");
+    let model = json!({ "name": "Note", "fields": [{ "name": "title", "type": "text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, model).await.0, 201);
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let (status, body) = app.post_with_token("/api/notes", &access, json!({ "title": format!("n{i}") })).await;
+        assert_eq!(status, 201, "{body}");
+        created.push(body["record"]["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    for _ in 0..10 {
+        let path = format!("/api/notes?page_size=1&page_token={page_token}");
+        let (status, body) = app.get_with_token(&path, &access).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(body["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()));
+        page_token = body["next_page_token"].as_str().unwrap().to_string();
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, created, "each record once, in creation order");
+    app.stop().await;
+}
+
+/// The longest plural a model may have still names a table, its index and constraints
+/// within PostgreSQL's 63 bytes, and every write maps its errors to the field.
+async fn a_model_with_the_longest_name_works_end_to_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("long-names@example.com").await, "access_token");
+    let name = format!("m{}", "k".repeat(57));
+    let model = json!({ "name": name, "fields": [
+        { "name": format!("code_{}", "y".repeat(58)), "type": "text", "unique": true },
+        { "name": "parent", "type": "text" }
+    ]});
+    let (status, body) = app.post_with_token("/api/v1/models", &access, model).await;
+    assert_eq!(status, 201, "{body}");
+    let plural = body["model"]["plural"].as_str().unwrap().to_string();
+    assert_eq!(plural.len(), 59);
+    let code = format!("code_{}", "y".repeat(58));
+    let (status, body) = app.post_with_token(&format!("/api/{plural}"), &access, json!({ code.clone(): "A" })).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.post_with_token(&format!("/api/{plural}"), &access, json!({ code.clone(): "A" })).await;
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], code.as_str(), "{body}");
+    // A rename keeps the unique rule under the new name, and it is still reported.
+    let renamed = format!("ref_{}", "z".repeat(58));
+    let change = json!({ "fields": [
+        { "name": renamed, "type": "text", "unique": true, "previous_name": code },
+        { "name": "parent", "type": "text" }
+    ]});
+    let response = app.http.put(app.url(&format!("/api/v1/models/{plural}"))).bearer_auth(&access).json(&change);
+    let (status, body) = read(response.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.post_with_token(&format!("/api/{plural}"), &access, json!({ renamed.clone(): "A" })).await;
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], renamed.as_str(), "{body}");
+    let (status, body) = app.get_with_token(&format!("/api/{plural}?page_size=1"), &access).await;
+    assert_eq!(status, 200, "{body}");
     app.stop().await;
 }
