@@ -170,7 +170,13 @@ fn metrics_handle() -> PrometheusHandle {
 
 async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    // Clients choose the method: only the ones served become label values.
+    let method = match *request.method() {
+        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::HEAD | Method::OPTIONS => {
+            request.method().as_str().to_string()
+        }
+        _ => "other".to_string(),
+    };
     // The matched route, not the raw path, keeps the label set small.
     let route = request
         .extensions()

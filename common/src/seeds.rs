@@ -157,13 +157,17 @@ pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize
                 "INSERT INTO models (id, workspace_id, name, singular, plural, slug, label, label_plural, description, \
                  title_field, is_system, version, fields, table_name, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10, 1, $11, $12, $13, $13) \
-                 ON CONFLICT (workspace_id, plural) DO NOTHING",
+                 ON CONFLICT DO NOTHING",
             )
             .bind(id).bind(Id(workspace_id)).bind(&model.name).bind(model.name.to_lowercase()).bind(&model.plural)
             .bind(&model.label).bind(&model.label_plural).bind(&model.description).bind(&model.title_field)
             .bind(true).bind(sqlx::types::Json(fields)).bind(&model.table).bind(now)
             .execute(&mut *tx).await?.rows_affected();
-            if inserted == 1 {
+            if inserted == 0 {
+                // The plural or the slug is taken: by this system model, or by a user model
+                // made before this version of the seeds. Either way, the user's stays.
+                tracing::debug!(%workspace_id, model = %model.plural, "system model not added: its name is taken");
+            } else {
                 sqlx::query(
                     "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
                      VALUES ($1, 1, $2, NULL, $3, $4)",

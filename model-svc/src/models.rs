@@ -111,10 +111,12 @@ pub(crate) async fn find_model(
     if key.is_empty() || key.len() > 64 || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Ok(None);
     }
-    // An id, or else a slug or plural name; all bound, never spliced.
+    // An id, or else a plural, or else a slug, in that order should two models answer;
+    // all bound, never spliced.
     let by_id = uuid::Uuid::parse_str(key).ok().map(Id);
     let sql = format!(
-        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND (id = $2 OR slug = $3 OR plural = $3) LIMIT 1"
+        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND (id = $2 OR slug = $3 OR plural = $3) \
+         ORDER BY CASE WHEN id = $2 THEN 0 WHEN plural = $3 THEN 1 ELSE 2 END LIMIT 1"
     );
     let model = with_db!(db, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -190,6 +192,19 @@ impl ModelApi {
             message: format!("a model named `{}` already exists in this workspace", new.names.plural),
             field: Some("name".into()),
         };
+        // Plurals and slugs share one namespace (both name a model in URLs): neither may
+        // be another model's plural or slug.
+        let (plural, slug) = (new.names.plural.as_str(), new.names.singular.as_str());
+        let clash: Option<i32> = with_db!(&self.deps.db, pool => {
+            sqlx::query_scalar(
+                "SELECT 1 FROM models WHERE workspace_id = $1 AND (plural IN ($2, $3) OR slug IN ($2, $3)) LIMIT 1",
+            )
+            .bind(Id(principal.workspace_id)).bind(plural).bind(slug)
+            .fetch_optional(pool).await?
+        });
+        if clash.is_some() {
+            return Err(taken());
+        }
         let written: Result<(), sqlx::Error> = match self.workspaces.pool(principal.workspace_id).await? {
             // One transaction: PostgreSQL's DDL is transactional.
             WorkspacePool::Postgres(pool) => {

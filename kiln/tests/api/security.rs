@@ -13,6 +13,8 @@ crate::on_both_databases!(
     an_oversized_password_is_refused_before_hashing,
     paging_in_the_default_order_advances,
     a_model_with_the_longest_name_works_end_to_end,
+    a_plural_and_a_slug_never_name_two_models,
+    a_seed_upgrade_leaves_a_user_model_holding_a_system_name_alone,
 );
 
 fn claims_of(body: &serde_json::Value) -> (uuid::Uuid, uuid::Uuid, uuid::Uuid) {
@@ -212,5 +214,60 @@ async fn a_model_with_the_longest_name_works_end_to_end(backend: Backend) {
     assert_eq!(error["details"][0]["field"], renamed.as_str(), "{body}");
     let (status, body) = app.get_with_token(&format!("/api/{plural}?page_size=1"), &access).await;
     assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
+/// `/api/{key}` and `/models/{key}` take a plural or a slug: no model may take a name
+/// another model answers to, so a key never reaches the wrong model.
+async fn a_plural_and_a_slug_never_name_two_models(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("names@example.com").await, "access_token");
+    let goods = json!({ "name": "Item", "plural": "goods", "fields": [{ "name": "title", "type": "text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, goods).await.0, 201);
+    // Its slug would be `goods`, the plural of the first.
+    let clash = json!({ "name": "Goods", "plural": "goods_lists", "fields": [{ "name": "x", "type": "text" }] });
+    let (status, body) = app.post_with_token("/api/v1/models", &access, clash).await;
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], "name", "{body}");
+    // Its plural would be `item`, the slug of the first.
+    let clash = json!({ "name": "Thing", "plural": "item", "fields": [{ "name": "x", "type": "text" }] });
+    let (status, body) = app.post_with_token("/api/v1/models", &access, clash).await;
+    assert_error(status, &body, 409, "already_exists");
+    let (status, body) = app.get_with_token("/api/v1/models/goods", &access).await;
+    assert_eq!((status, body["model"]["name"].as_str()), (200, Some("Item")), "{body}");
+    app.stop().await;
+}
+
+/// A user model made before a seed version that adds a system model of the same name:
+/// the upgrade skips that model and start-up goes on.
+async fn a_seed_upgrade_leaves_a_user_model_holding_a_system_name_alone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = app.register("early@example.com").await;
+    let access = token(&body, "access_token");
+    let (_, workspace, _) = claims_of(&body);
+    // As if the Prompt system model were new in a later seed version.
+    with_db!(&app.db, pool => {
+        sqlx::query("DELETE FROM models WHERE workspace_id = $1 AND plural = 'prompts'").bind(Id(workspace)).execute(pool).await.unwrap();
+        sqlx::query("UPDATE workspaces SET seed_version = 0 WHERE id = $1").bind(Id(workspace)).execute(pool).await.unwrap();
+    });
+    let mine = json!({ "name": "Prompt", "plural": "prompt_ideas", "fields": [{ "name": "text", "type": "text" }] });
+    let (status, body) = app.post_with_token("/api/v1/models", &access, mine).await;
+    assert_eq!(status, 201, "{body}");
+    kiln_common::seeds::upgrade_workspaces(&app.db).await.expect("the upgrade goes on");
+    let (status, body) = app.get_with_token("/api/v1/models/prompt", &access).await;
+    assert_eq!((status, &body["model"]["plural"]), (200, &json!("prompt_ideas")), "the user's model stays");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_label_only_the_methods_kiln_serves() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for method in ["BREW", "PROPFIND"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.http.request(method, app.url("/healthz")).send().await.unwrap();
+    }
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("BREW") && !metrics.contains("PROPFIND"), "{metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
     app.stop().await;
 }
