@@ -44,6 +44,7 @@ settings! {
     "refresh_token_ttl", "KILN_REFRESH_TOKEN_TTL", "Lifetime of refresh tokens, e.g. 30d [default: 30d]";
     "auth_rate_limit", "KILN_AUTH_RATE_LIMIT", "Requests a client address may make to /auth routes and AuthService (REST, gRPC, grpc-web together) per minute [default: 60]";
     "trusted_proxies", "KILN_TRUSTED_PROXIES", "Comma-separated addresses or networks (CIDR) of reverse proxies in front of the gateway; only their X-Forwarded-For names the client [default: none, the peer is the client]";
+    "statement_timeout", "KILN_STATEMENT_TIMEOUT", "Longest a database statement of a request may run on PostgreSQL, e.g. 5s; longer ones answer 504 [default: 5s]";
     "max_body_bytes", "KILN_MAX_BODY_BYTES", "Largest REST request body accepted, in bytes [default: 1048576]";
     "log", "KILN_LOG", "Log filter, e.g. info or kiln=debug,sqlx=warn [default: info]";
     "log_format", "KILN_LOG_FORMAT", "auto, json or pretty; auto means pretty in a terminal, JSON otherwise [default: auto]";
@@ -231,6 +232,7 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub auth_rate_limit_per_minute: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub statement_timeout: Duration,
     pub max_body_bytes: usize,
     pub log: String,
     pub log_format: LogFormat,
@@ -246,7 +248,7 @@ impl Config {
             if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") {
                 Ok(v.to_string())
             } else {
-                Err(format!("`{v}` is neither sqlite://… nor postgres://…"))
+                Err(format!("`{}` is neither sqlite://… nor postgres://…", crate::db::redact_url(v)))
             }
         })?;
         let jwt_secret = raw.parse("jwt_secret", None, |v| {
@@ -288,8 +290,18 @@ impl Config {
             }
             Ok(list)
         })?;
-        let access_token_ttl = raw.parse("access_token_ttl", Duration::from_secs(15 * 60), parse_duration)?;
-        let refresh_token_ttl = raw.parse("refresh_token_ttl", Duration::from_secs(30 * 86_400), parse_duration)?;
+        // Bounded: a token outliving these is a risk, and a huge value would overflow the
+        // time arithmetic of issuing one.
+        let access_token_ttl = raw.parse(
+            "access_token_ttl",
+            Duration::from_secs(15 * 60),
+            duration_at_most(Duration::from_secs(86_400), "1d"),
+        )?;
+        let refresh_token_ttl = raw.parse(
+            "refresh_token_ttl",
+            Duration::from_secs(30 * 86_400),
+            duration_at_most(Duration::from_secs(365 * 86_400), "365d"),
+        )?;
         let auth_rate_limit_per_minute = raw.parse("auth_rate_limit", 60, |v| match v.parse::<u32>() {
             Ok(n) if n > 0 => Ok(n),
             _ => Err(format!("`{v}` is not a whole number above 0")),
@@ -304,6 +316,7 @@ impl Config {
                 })
                 .collect()
         })?;
+        let statement_timeout = raw.parse("statement_timeout", Duration::from_secs(5), parse_duration)?;
         let max_body_bytes = raw.parse("max_body_bytes", 1 << 20, |v| match v.parse::<usize>() {
             Ok(n) if n >= 1024 => Ok(n),
             _ => Err(format!("`{v}` is not a number of bytes of at least 1024")),
@@ -338,6 +351,7 @@ impl Config {
             refresh_token_ttl,
             auth_rate_limit_per_minute,
             trusted_proxies,
+            statement_timeout,
             max_body_bytes,
             log,
             log_format,
@@ -367,22 +381,31 @@ fn parse_url(v: &str) -> Result<String, String> {
     }
 }
 
-/// Parses `90`, `90s`, `15m`, `12h` or `30d`.
+/// Parses `250ms`, `90`, `90s`, `15m`, `12h` or `30d`.
 fn parse_duration(v: &str) -> Result<Duration, String> {
     let err = || format!("`{v}` is not a duration like 900s, 15m, 12h or 30d");
     let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
     let n: u64 = digits.parse().map_err(|_| err())?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.checked_mul(60).ok_or_else(err)?,
-        "h" => n.checked_mul(3_600).ok_or_else(err)?,
-        "d" => n.checked_mul(86_400).ok_or_else(err)?,
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
+        "h" => Duration::from_secs(n.checked_mul(3_600).ok_or_else(err)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400).ok_or_else(err)?),
         _ => return Err(err()),
     };
-    if secs == 0 {
+    if duration.is_zero() {
         return Err(err());
     }
-    Ok(Duration::from_secs(secs))
+    Ok(duration)
+}
+
+/// A duration of at most `max` (named as `max_text` in the error).
+fn duration_at_most(max: Duration, max_text: &'static str) -> impl Fn(&str) -> Result<Duration, String> {
+    move |v| match parse_duration(v)? {
+        d if d > max => Err(format!("`{v}` is longer than the {max_text} allowed")),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +471,15 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert!(parse_duration("0").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        let env = RawSettings::from_env([("KILN_REFRESH_TOKEN_TTL", "213503982334601d")]);
+        let err = Config::from_raw(Role::AllInOne, env).unwrap_err().to_string();
+        assert!(err.contains("longer than the 365d allowed"), "{err}");
+        let env = RawSettings::from_env([("KILN_ACCESS_TOKEN_TTL", "2d")]);
+        assert!(Config::from_raw(Role::AllInOne, env).is_err());
+        let env = RawSettings::from_env([("KILN_DATABASE_URL", "mysql://kiln:s3cret@db/kiln")]);
+        let err = Config::from_raw(Role::AllInOne, env).unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
         assert!(parse_duration("5w").is_err());
         assert_eq!(split_list(" a, ,b "), vec!["a".to_string(), "b".to_string()]);
         let env = RawSettings::from_env([("KILN_CORS_ORIGINS", "https://a.example, http://localhost:3000")]);

@@ -9,6 +9,7 @@
 use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
+use sqlx::Connection as _;
 use sqlx::{
     Database, Decode, Encode, Postgres, Sqlite, Type,
     encode::IsNull,
@@ -62,27 +63,42 @@ fn sqlite_migrator() -> Migrator {
     )
 }
 
+/// How Kiln uses its database, beyond where it is.
+#[derive(Debug, Clone, Copy)]
+pub struct DbOptions {
+    /// Longest a statement of a request may run (PostgreSQL): a sort over an unindexed
+    /// column of a huge table is cut off instead of holding a connection every tenant
+    /// shares. Migrations are not limited.
+    pub statement_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions { statement_timeout: Duration::from_secs(5) }
+    }
+}
+
 impl Db {
     /// Connects to `url`, creating the SQLite file or the PostgreSQL database when it does
     /// not exist, and runs the migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let db = if url.starts_with("sqlite:") {
-            Db::Sqlite(connect_sqlite(url).await?)
+    pub async fn connect(url: &str, options: DbOptions) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            let pool = connect_sqlite(url).await?;
+            sqlite_migrator().run(&pool).await.context("running database migrations")?;
+            Ok(Db::Sqlite(pool))
         } else {
-            Db::Postgres(connect_postgres(url).await?)
-        };
-        db.migrate().await?;
-        Ok(db)
-    }
-
-    /// Brings the platform tables up to date. Safe to run from every role at once: on
-    /// PostgreSQL the migrator holds an advisory lock.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Db::Postgres(pool) => postgres_migrator().run(pool).await,
-            Db::Sqlite(pool) => sqlite_migrator().run(pool).await,
+            let base = PgConnectOptions::from_str(url).map_err(|_| {
+                anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid PostgreSQL URL", redact_url(url))
+            })?;
+            let pool = connect_postgres(&base, options).await?;
+            // On a connection of its own, free of the statement timeout. Safe to run from
+            // every role at once: the migrator holds an advisory lock.
+            let mut conn = sqlx::PgConnection::connect_with(&base).await.context("connecting to PostgreSQL")?;
+            let migrated = postgres_migrator().run(&mut conn).await.context("running database migrations");
+            sqlx::Connection::close(conn).await.ok();
+            migrated?;
+            Ok(Db::Postgres(pool))
         }
-        .context("running database migrations")
     }
 
     /// Checks that the database answers.
@@ -104,7 +120,7 @@ impl Db {
 
 async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
     let options = SqliteConnectOptions::from_str(url)
-        .with_context(|| format!("KILN_DATABASE_URL: `{url}` is not a valid SQLite URL"))?
+        .map_err(|_| anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid SQLite URL", redact_url(url)))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -121,9 +137,9 @@ async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
         .with_context(|| format!("opening SQLite database {}", path.display()))
 }
 
-async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)
-        .with_context(|| format!("KILN_DATABASE_URL: `{url}` is not a valid PostgreSQL URL"))?;
+async fn connect_postgres(base: &PgConnectOptions, db: DbOptions) -> anyhow::Result<PgPool> {
+    let timeout_ms = db.statement_timeout.as_millis().to_string();
+    let options = base.clone().options([("statement_timeout", timeout_ms.as_str())]);
     // A request waits this long for a connection before it is told the database is unavailable.
     let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3));
     match pool_options.clone().connect_with(options.clone()).await {
@@ -131,10 +147,23 @@ async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
         // 3D000: invalid_catalog_name, the database does not exist yet.
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
             let name = options.get_database().unwrap_or("postgres").to_string();
-            create_postgres_database(&options, &name).await?;
+            create_postgres_database(base, &name).await?;
             pool_options.connect_with(options).await.with_context(|| format!("connecting to database {name}"))
         }
         Err(e) => Err(e).context("connecting to PostgreSQL"),
+    }
+}
+
+/// `url` with its password, if any, replaced by `***`: for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }
 
@@ -294,4 +323,18 @@ impl_row_ext!(sqlx::sqlite::SqliteRow);
 /// Whether an error is a unique-constraint violation, in either dialect.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://kiln:s3cret@db:5432/kiln"), "postgres://kiln:***@db:5432/kiln");
+        assert_eq!(redact_url("redis://:s3cret@redis:6379"), "redis://:***@redis:6379");
+        assert_eq!(redact_url("amqp://u:p@q@h/%2f"), "amqp://u:***@h/%2f");
+        assert_eq!(redact_url("postgres://kiln@db/kiln"), "postgres://kiln@db/kiln");
+        assert_eq!(redact_url("sqlite://./data/kiln.db"), "sqlite://./data/kiln.db");
+    }
 }

@@ -145,6 +145,9 @@ pub enum ServiceError {
     ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The work took longer than it may (a statement timeout).
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// Anything the client did not cause. Logged in full, answered generically.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -170,12 +173,26 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// 57014: query_canceled, which is what a statement timeout raises.
+fn is_timeout(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+}
+
 impl From<anyhow::Error> for ServiceError {
-    /// An unreachable database stays UNAVAILABLE however deep in the chain it was met.
+    /// An unreachable database stays UNAVAILABLE, and a statement timeout DEADLINE_EXCEEDED,
+    /// however deep in the chain they were met.
     fn from(e: anyhow::Error) -> Self {
-        if e.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable)) {
+        let database = || e.chain().filter_map(|cause| cause.downcast_ref::<sqlx::Error>());
+        if database().any(is_unavailable) {
             tracing::warn!(error = format!("{e:#}"), "database unavailable");
             return ServiceError::Unavailable(DATABASE_UNAVAILABLE.into());
+        }
+        if database().any(is_timeout) {
+            tracing::warn!(error = format!("{e:#}"), "statement timed out");
+            return ServiceError::DeadlineExceeded(
+                "the query took longer than allowed; narrow it with filters, or sort by created_at or a unique field"
+                    .into(),
+            );
         }
         ServiceError::Internal(e)
     }
@@ -231,6 +248,7 @@ impl From<ServiceError> for Status {
             }
             ServiceError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
+            ServiceError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
             ServiceError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 Status::internal("internal error")

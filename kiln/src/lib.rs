@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use kiln_api_gateway::{Backends, GatewayConfig};
 use kiln_common::{
-    Authenticator, Config, Db, GrpcChannel, TokenKeys, config::Role, grpc, net, token::load_or_generate_secret,
+    Authenticator, Config, Db, GrpcChannel, TokenKeys, config::Role, db::DbOptions, grpc, net,
+    token::load_or_generate_secret,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +46,7 @@ fn all_services() -> Vec<&'static str> {
 }
 
 async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::connect(&config.database_url, DbOptions { statement_timeout: config.statement_timeout }).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => load_or_generate_secret(&config.data_dir)?,

@@ -420,12 +420,24 @@ impl EntityApi {
         if !violations.is_empty() {
             return Err(ServiceError::invalid(violations));
         }
+        // Columns that cannot hold NULL page and sort on (column, id) alone, which the
+        // (created_at, id) index and unique indexes serve; nullable ones sort NULLs last.
+        // System models' platform columns are taken as nullable whatever their seeds say.
+        let nullable = sort_spec.is_some_and(|spec| !spec.required || target.scope.is_some());
         if !req.page_token.is_empty() {
             let (last_value, last_id) = decode_token(&req.page_token)?;
             let (cmp, id_cmp) = if descending { ("<", "<") } else { (">", ">") };
             bound.push(SqlValue::Uuid(Id(last_id)));
             let id_param = bound.len();
-            if last_value.is_null() {
+            if !nullable {
+                let value = match sort_spec {
+                    Some(spec) => check_value(spec, &last_value),
+                    None => system_value(sort_type, &last_value),
+                }
+                .map_err(|_| ServiceError::invalid_field("page_token", "is not a token this API returned"))?;
+                bound.push(value);
+                conditions.push(format!("({sort}, \"id\") {cmp} (${}, ${id_param})", bound.len()));
+            } else if last_value.is_null() {
                 conditions.push(format!("({sort} IS NULL AND \"id\" {id_cmp} ${id_param})"));
             } else {
                 let value = match sort_spec {
@@ -443,8 +455,9 @@ impl EntityApi {
         let direction = if descending { "DESC" } else { "ASC" };
         let where_clause =
             if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let nulls_last = if nullable { format!("({sort} IS NULL), ") } else { String::new() };
         let sql = format!(
-            "SELECT {} FROM {} {where_clause} ORDER BY ({sort} IS NULL), {sort} {direction}, \"id\" {direction} LIMIT {}",
+            "SELECT {} FROM {} {where_clause} ORDER BY {nulls_last}{sort} {direction}, \"id\" {direction} LIMIT {}",
             target.select_list(),
             target.table,
             page_size + 1

@@ -48,3 +48,32 @@ async fn a_database_that_goes_away_answers_503_and_recovers_without_restart() {
     }
     app.stop().await;
 }
+
+/// A statement that runs past `KILN_STATEMENT_TIMEOUT` (a sort over an unindexed column of
+/// a big table) is cut off with 504 and frees its connection; other calls go on.
+#[tokio::test]
+async fn a_slow_statement_is_cut_off_with_504() {
+    let app = spawn_app_with(Backend::Postgres, |c| c.statement_timeout = Duration::from_millis(20)).await;
+    let body = app.register("slow@example.com").await;
+    let access = token(&body, "access_token");
+    let workspace = body["user"]["workspace_id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
+    let model = json!({ "name": "Event", "fields": [{ "name": "label", "type": "text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, model).await.0, 201);
+    let kiln_common::Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL test") };
+    let fill = format!(
+        "INSERT INTO \"ws_{}\".\"ent_events\" (id, created_at, updated_at, label) \
+         SELECT gen_random_uuid(), now(), now(), md5(i::text) FROM generate_series(1, 300000) AS i",
+        workspace.simple()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(fill)).execute(pool).await.unwrap();
+
+    let (status, body) = app.get_with_token("/api/events?sort=-label&page_size=5", &access).await;
+    let error = assert_error(status, &body, 504, "deadline_exceeded");
+    assert!(error["message"].as_str().unwrap().contains("longer than allowed"), "{body}");
+    // The indexed default order still answers, and so does everything else.
+    let (status, body) = app.get_with_token("/api/events?page_size=5", &access).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get_with_token("/api/v1/models", &access).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}

@@ -103,7 +103,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     adjust(&mut config);
     let running = kiln::start(config).await.expect("kiln starts");
     let addr = running.http_addr.expect("gateway address");
-    let db = Db::connect(&database.url).await.expect("test connects to the app's database");
+    let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
     TestApp { addr, http: reqwest::Client::new(), db, running: Some(running), _database: database }
 }
 

@@ -164,19 +164,21 @@ async fn paging_in_the_default_order_advances(backend: Backend) {
         assert_eq!(status, 201, "{body}");
         created.push(body["record"]["id"].as_str().unwrap().to_string());
     }
-    let mut seen = Vec::new();
-    let mut page_token = String::new();
-    for _ in 0..10 {
-        let path = format!("/api/notes?page_size=1&page_token={page_token}");
-        let (status, body) = app.get_with_token(&path, &access).await;
-        assert_eq!(status, 200, "{body}");
-        seen.extend(body["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()));
-        page_token = body["next_page_token"].as_str().unwrap().to_string();
-        if page_token.is_empty() {
-            break;
+    for (sort, expected) in [("", created.clone()), ("-created_at", created.iter().rev().cloned().collect())] {
+        let mut seen = Vec::new();
+        let mut page_token = String::new();
+        for _ in 0..10 {
+            let path = format!("/api/notes?page_size=1&sort={sort}&page_token={page_token}");
+            let (status, body) = app.get_with_token(&path, &access).await;
+            assert_eq!(status, 200, "{body}");
+            seen.extend(body["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()));
+            page_token = body["next_page_token"].as_str().unwrap().to_string();
+            if page_token.is_empty() {
+                break;
+            }
         }
+        assert_eq!(seen, expected, "each record once, in order `{sort}`");
     }
-    assert_eq!(seen, created, "each record once, in creation order");
     app.stop().await;
 }
 
