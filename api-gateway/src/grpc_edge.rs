@@ -92,6 +92,9 @@ async fn forward(State(backends): State<Backends>, request: Request) -> Response
     let (mut parts, body) = request.into_parts();
     // The channel sets its own authority; a client's Host must not leak through.
     parts.headers.remove(header::HOST);
+    if let Some(deadline) = parts.extensions.get::<limits::Deadline>() {
+        parts.headers.insert("grpc-timeout", deadline.grpc_timeout());
+    }
     if let Some(path) = parts.uri.path_and_query().cloned() {
         parts.uri = path.into();
     }

@@ -39,6 +39,8 @@ pub struct GatewayConfig {
     pub auth_rate_limit_per_minute: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
 }
 
 impl GatewayConfig {
@@ -47,6 +49,8 @@ impl GatewayConfig {
             cors_origins: config.cors_origins.clone(),
             auth_rate_limit_per_minute: config.auth_rate_limit_per_minute,
             trusted_proxies: config.trusted_proxies.clone(),
+            request_timeout: config.request_timeout,
+            max_concurrent_requests: config.max_concurrent_requests,
             max_body_bytes: config.max_body_bytes,
         }
     }
@@ -106,6 +110,10 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .merge(grpc)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            limits::Admission::new(config.max_concurrent_requests, config.request_timeout),
+            limits::admit,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(cors(&config.cors_origins)?)
         .layer(TraceLayer::new_for_http())

@@ -1,6 +1,8 @@
-//! Rate limits at the edge, the same for every protocol: a limit guards REST routes and
-//! the gRPC and grpc-web methods of the same service with one budget, and answers in the
-//! caller's protocol (a JSON 429 with `Retry-After`, or `RESOURCE_EXHAUSTED`).
+//! Limits at the edge, the same for every protocol, each answering in the caller's
+//! protocol (JSON error, or gRPC status): rate limits guard REST routes and the gRPC and
+//! grpc-web methods of the same service with one budget (429 with `Retry-After`, or
+//! `RESOURCE_EXHAUSTED`); [`admit`] bounds how many requests run at once (503 or
+//! `UNAVAILABLE`) and how long one may take to answer (504 or `DEADLINE_EXCEEDED`).
 //!
 //! Who the client is: the peer address, unless the peer is a trusted proxy
 //! (`KILN_TRUSTED_PROXIES`); then the right-most address of `X-Forwarded-For` that is not
@@ -135,6 +137,92 @@ fn too_many(request: &Request, wait: Duration) -> Response {
     response
 }
 
+/// How many requests run at once, and how long each may take to begin its answer.
+#[derive(Clone)]
+pub struct Admission {
+    in_flight: Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
+}
+
+impl Admission {
+    pub fn new(max_concurrent: usize, timeout: Duration) -> Self {
+        Admission { in_flight: Arc::new(tokio::sync::Semaphore::new(max_concurrent)), timeout }
+    }
+}
+
+/// Paths that answer whatever the load: probes and metrics.
+const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// Middleware: admits a request if fewer than the maximum are running, and gives it until
+/// the request timeout (or the client's shorter `grpc-timeout`) to answer.
+pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    if UNLIMITED.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let grpc = grpc_edge::is_grpc(&request);
+    let Ok(_permit) = admission.in_flight.clone().try_acquire_owned() else {
+        let message = "the server is busy; retry shortly";
+        let mut response = if grpc {
+            tonic::Status::unavailable(message).into_http::<axum::body::Body>()
+        } else {
+            ApiError::new(ErrorCode::Unavailable, message).into_response()
+        };
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+        return response;
+    };
+    let limit = match grpc.then(|| grpc_timeout(request.headers())).flatten() {
+        Some(asked) => asked.min(admission.timeout),
+        None => admission.timeout,
+    };
+    let mut request = request;
+    request.extensions_mut().insert(Deadline(tokio::time::Instant::now() + limit));
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let message = format!("no answer within {}ms", limit.as_millis());
+            if grpc {
+                tonic::Status::deadline_exceeded(message).into_http::<axum::body::Body>()
+            } else {
+                ApiError::new(ErrorCode::DeadlineExceeded, message).into_response()
+            }
+        }
+    }
+}
+
+/// When the gateway gives up on a request; forwarded calls tell their backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub tokio::time::Instant);
+
+impl Deadline {
+    /// The `grpc-timeout` a backend gets: a little past the gateway's own deadline, so the
+    /// gateway answers DEADLINE_EXCEEDED first and the backend stops soon after.
+    pub fn grpc_timeout(self) -> HeaderValue {
+        let left = self.0.saturating_duration_since(tokio::time::Instant::now()) + Duration::from_millis(50);
+        // At most 8 digits, as the header allows.
+        let millis = left.as_millis().min(99_999_999);
+        HeaderValue::try_from(format!("{millis}m")).unwrap_or(HeaderValue::from_static("99999999m"))
+    }
+}
+
+/// A gRPC client's deadline: `grpc-timeout: <up to 8 digits><H|M|S|m|u|n>`.
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +247,19 @@ mod tests {
         assert_eq!(proxies.of(proxy, &HeaderMap::new()), proxy);
         assert_eq!(proxies.of(proxy, &forwarded("not-an-ip")), proxy);
         assert_eq!(ClientAddress::default().of(proxy, &chain), proxy);
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_spec_writes_them() {
+        let mut headers = HeaderMap::new();
+        for (value, expected) in [("250m", Some(Duration::from_millis(250))), ("2S", Some(Duration::from_secs(2)))] {
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(grpc_timeout(&headers), expected, "{value}");
+        }
+        for bad in ["", "m", "123456789S", "5x", "-1S"] {
+            headers.insert("grpc-timeout", bad.parse().unwrap());
+            assert_eq!(grpc_timeout(&headers), None, "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -16,9 +16,12 @@ pub struct AppDeps {
     pub db: Db,
     pub auth: Authenticator,
     pub refresh_ttl: std::time::Duration,
+    /// Largest request message accepted, as large as the largest REST body.
+    pub max_message_bytes: usize,
 }
 
 /// Every service of the role.
 pub fn routes(deps: AppDeps) -> Routes {
-    Routes::new(AuthServiceServer::new(auth::AuthApi::new(deps)))
+    let limit = deps.max_message_bytes;
+    Routes::new(AuthServiceServer::new(auth::AuthApi::new(deps)).max_decoding_message_size(limit))
 }

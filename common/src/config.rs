@@ -44,6 +44,8 @@ settings! {
     "refresh_token_ttl", "KILN_REFRESH_TOKEN_TTL", "Lifetime of refresh tokens, e.g. 30d [default: 30d]";
     "auth_rate_limit", "KILN_AUTH_RATE_LIMIT", "Requests a client address may make to /auth routes and AuthService (REST, gRPC, grpc-web together) per minute [default: 60]";
     "trusted_proxies", "KILN_TRUSTED_PROXIES", "Comma-separated addresses or networks (CIDR) of reverse proxies in front of the gateway; only their X-Forwarded-For names the client [default: none, the peer is the client]";
+    "request_timeout", "KILN_REQUEST_TIMEOUT", "Longest the gateway waits for a response to begin, for REST, gRPC and grpc-web alike (a shorter grpc-timeout from the client wins); then 504 or DEADLINE_EXCEEDED [default: 30s]";
+    "max_concurrent_requests", "KILN_MAX_CONCURRENT_REQUESTS", "Requests the gateway works on at once, every protocol together; beyond that it answers 503 or UNAVAILABLE at once [default: 1024]";
     "statement_timeout", "KILN_STATEMENT_TIMEOUT", "Longest a database statement of a request may run on PostgreSQL, e.g. 5s; longer ones answer 504 [default: 5s]";
     "max_body_bytes", "KILN_MAX_BODY_BYTES", "Largest REST request body accepted, in bytes [default: 1048576]";
     "log", "KILN_LOG", "Log filter, e.g. info or kiln=debug,sqlx=warn [default: info]";
@@ -232,6 +234,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub auth_rate_limit_per_minute: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
     pub statement_timeout: Duration,
     pub max_body_bytes: usize,
     pub log: String,
@@ -316,6 +320,11 @@ impl Config {
                 })
                 .collect()
         })?;
+        let request_timeout = raw.parse("request_timeout", Duration::from_secs(30), parse_duration)?;
+        let max_concurrent_requests = raw.parse("max_concurrent_requests", 1024, |v| match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("`{v}` is not a whole number above 0")),
+        })?;
         let statement_timeout = raw.parse("statement_timeout", Duration::from_secs(5), parse_duration)?;
         let max_body_bytes = raw.parse("max_body_bytes", 1 << 20, |v| match v.parse::<usize>() {
             Ok(n) if n >= 1024 => Ok(n),
@@ -351,6 +360,8 @@ impl Config {
             refresh_token_ttl,
             auth_rate_limit_per_minute,
             trusted_proxies,
+            request_timeout,
+            max_concurrent_requests,
             statement_timeout,
             max_body_bytes,
             log,

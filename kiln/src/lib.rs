@@ -84,11 +84,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Role::AllInOne => {
             let (db, auth) = storage(&config).await?;
             kiln_common::seeds::upgrade_workspaces(&db).await?;
-            let model = kiln_model_svc::routes(kiln_model_svc::ModelDeps { db: db.clone(), auth: auth.clone() });
+            let model = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
+                db: db.clone(),
+                auth: auth.clone(),
+                max_message_bytes: config.max_body_bytes,
+            });
             let app = kiln_app_svc::routes(kiln_app_svc::AppDeps {
                 db: db.clone(),
                 auth,
                 refresh_ttl: config.refresh_token_ttl,
+                max_message_bytes: config.max_body_bytes,
             });
             let backends = Backends {
                 model: GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?),
@@ -125,14 +130,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let (services, routes, db) = match config.role {
                 Role::Model => {
                     let (db, auth) = storage(&config).await?;
-                    let routes = kiln_model_svc::routes(kiln_model_svc::ModelDeps { db: db.clone(), auth });
+                    let routes = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
+                        db: db.clone(),
+                        auth,
+                        max_message_bytes: config.max_body_bytes,
+                    });
                     (kiln_model_svc::SERVICES, Some(routes), Some(db))
                 }
                 Role::App => {
                     let (db, auth) = storage(&config).await?;
                     // Seeding belongs with registration, in app-svc: one role upgrades.
                     kiln_common::seeds::upgrade_workspaces(&db).await?;
-                    let deps = kiln_app_svc::AppDeps { db: db.clone(), auth, refresh_ttl: config.refresh_token_ttl };
+                    let deps = kiln_app_svc::AppDeps {
+                        db: db.clone(),
+                        auth,
+                        refresh_ttl: config.refresh_token_ttl,
+                        max_message_bytes: config.max_body_bytes,
+                    };
                     (kiln_app_svc::SERVICES, Some(kiln_app_svc::routes(deps)), Some(db))
                 }
                 _ => (kiln_build_worker::SERVICES, None, None),

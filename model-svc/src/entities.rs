@@ -28,6 +28,8 @@ use crate::{
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 100;
+/// Encoded size past which a page ends early (below gRPC's 4 MiB message limit).
+const LIST_BYTES: usize = 2 << 20;
 
 #[derive(Debug, Clone)]
 pub struct EntityApi {
@@ -466,15 +468,28 @@ impl EntityApi {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
             query.fetch_all(pool).await?.iter().map(|row| row_to_record(row, &target.specs)).collect::<Result<Vec<_>, _>>()?
         });
-        let next_page_token = if records.len() > page_size {
-            records.truncate(page_size);
-            let last = records.last().cloned().unwrap_or_default();
-            encode_token(last.get(sort_name).unwrap_or(&Value::Null), last.get("id").unwrap_or(&Value::Null))
-        } else {
-            String::new()
+        // A page ends at page_size records, or sooner once it holds LIST_BYTES: a page of
+        // big records must stay well within what a gRPC message may carry.
+        let mut more = records.len() > page_size;
+        records.truncate(page_size);
+        let mut page = Vec::with_capacity(records.len());
+        let (mut bytes, mut last) = (0, None);
+        for record in records {
+            let key = [sort_name, "id"].map(|column| record.get(column).cloned().unwrap_or(Value::Null));
+            let message = to_struct(record)?;
+            bytes += prost::Message::encoded_len(&message);
+            if bytes > LIST_BYTES && !page.is_empty() {
+                more = true;
+                break;
+            }
+            page.push(message);
+            last = Some(key);
+        }
+        let next_page_token = match (more, last) {
+            (true, Some([value, id])) => encode_token(&value, &id),
+            _ => String::new(),
         };
-        let records = records.into_iter().map(to_struct).collect::<Result<Vec<_>, _>>()?;
-        Ok(ListEntitiesResponse { records, next_page_token })
+        Ok(ListEntitiesResponse { records: page, next_page_token })
     }
 }
 

@@ -24,12 +24,18 @@ pub const SERVICES: &[&str] = &[
 pub struct ModelDeps {
     pub db: Db,
     pub auth: Authenticator,
+    /// Largest request message accepted, as large as the largest REST body.
+    pub max_message_bytes: usize,
 }
 
 /// Every service of the role.
 pub fn routes(deps: ModelDeps) -> Routes {
     // One set of workspace pools for both services.
     let workspaces = workspace::Workspaces::new(deps.db.clone());
-    Routes::new(ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces.clone())))
-        .add_service(EntityServiceServer::new(entities::EntityApi::new(deps, workspaces)))
+    let limit = deps.max_message_bytes;
+    Routes::new(
+        ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(EntityServiceServer::new(entities::EntityApi::new(deps, workspaces)).max_decoding_message_size(limit))
 }

@@ -135,7 +135,12 @@ pub fn check_value(spec: &FieldSpec, value: &Value) -> Result<SqlValue, String> 
                 DateTime::parse_from_rfc3339(text).map_err(|_| "must be an RFC 3339 time like 2026-01-31T09:30:00Z")?;
             SqlValue::DateTime(kiln_common::db::truncate_time(time.with_timezone(&Utc)))
         }
-        FieldType::Json => SqlValue::Json(value.clone()),
+        FieldType::Json => {
+            if kiln_common::limits::json_depth(value) > kiln_common::limits::MAX_JSON_DEPTH {
+                return Err(kiln_common::limits::too_deep());
+            }
+            SqlValue::Json(value.clone())
+        }
         FieldType::Uuid | FieldType::Relation => {
             let text = value.as_str().ok_or("must be a UUID")?;
             SqlValue::Uuid(Id(uuid::Uuid::parse_str(text).map_err(|_| "must be a UUID")?))

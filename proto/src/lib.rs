@@ -2,6 +2,8 @@
 //! `proto/kiln/v1/*.proto`, with serde impls that follow the proto3 JSON mapping
 //! (field names as written in the proto, defaults emitted).
 
+pub mod codec;
+
 /// Package `kiln.v1`.
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]

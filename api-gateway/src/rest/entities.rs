@@ -10,7 +10,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use kiln_common::GrpcChannel;
+use kiln_common::{
+    ErrorCode, GrpcChannel,
+    limits::{MAX_JSON_DEPTH, json_depth, too_deep},
+};
 use kiln_proto::{
     v1::{
         CreateEntityRequest, DeleteEntityRequest, GetEntityRequest, ListEntitiesRequest, UpdateEntityRequest,
@@ -18,6 +21,7 @@ use kiln_proto::{
     },
     wkt::Struct,
 };
+use serde_json::{Map, Value, json};
 
 use super::{grpc_request, list_params};
 use crate::{
@@ -107,6 +111,24 @@ fn tidy_numbers(value: &mut serde_json::Value) {
     }
 }
 
+/// A record as a client sent it, as the `Struct` it travels in: a field nested past
+/// [`MAX_JSON_DEPTH`] is refused here, naming the field, before it reaches a decoder.
+fn record_struct(record: Map<String, Value>) -> Result<Struct, ApiError> {
+    let violations: Vec<Value> = record
+        .iter()
+        .filter(|(_, value)| json_depth(value) > MAX_JSON_DEPTH)
+        .map(|(field, _)| json!({ "field": field, "description": too_deep() }))
+        .collect();
+    if !violations.is_empty() {
+        let message = format!("{}: {}", violations[0]["field"].as_str().unwrap_or("record"), too_deep());
+        return Err(ApiError::new(ErrorCode::InvalidArgument, message).with_details(Value::Array(violations)));
+    }
+    serde_json::from_value(Value::Object(record)).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidArgument, "the request body is not a record")
+            .with_details(json!([{ "field": "body", "description": e.to_string() }]))
+    })
+}
+
 /// A response with its records' numbers tidied.
 fn records_json(response: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiError> {
     let mut value = serde_json::to_value(response)
@@ -134,9 +156,9 @@ async fn create(
     State(state): State<GatewayState>,
     headers: HeaderMap,
     ApiPath(model): ApiPath<String>,
-    ApiJson(record): ApiJson<Struct>,
+    ApiJson(record): ApiJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let request = CreateEntityRequest { model, record: Some(record) };
+    let request = CreateEntityRequest { model, record: Some(record_struct(record)?) };
     let response = client(&state).create_entity(grpc_request(&headers, request)).await?.into_inner();
     Ok((StatusCode::CREATED, records_json(response)?).into_response())
 }
@@ -167,18 +189,18 @@ async fn replace(
     State(state): State<GatewayState>,
     headers: HeaderMap,
     ApiPath((model, id)): ApiPath<(String, String)>,
-    ApiJson(record): ApiJson<Struct>,
+    ApiJson(record): ApiJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    update(state, headers, (model, id), record, false).await
+    update(state, headers, (model, id), record_struct(record)?, false).await
 }
 
 async fn patch(
     State(state): State<GatewayState>,
     headers: HeaderMap,
     ApiPath((model, id)): ApiPath<(String, String)>,
-    ApiJson(record): ApiJson<Struct>,
+    ApiJson(record): ApiJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    update(state, headers, (model, id), record, true).await
+    update(state, headers, (model, id), record_struct(record)?, true).await
 }
 
 async fn delete(

@@ -77,3 +77,80 @@ async fn a_slow_statement_is_cut_off_with_504() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+/// REST and gRPC get the same bounds: a request that cannot answer within the request
+/// timeout (the database hangs) is cut off with 504 / DEADLINE_EXCEEDED, and past the
+/// concurrency limit the gateway answers 503 / UNAVAILABLE at once. Probes still answer.
+#[tokio::test]
+async fn deadlines_and_the_concurrency_limit_hold_for_every_protocol() {
+    use kiln_proto::v1::{ListModelsRequest, model_service_client::ModelServiceClient};
+    let proxy = DatabaseProxy::start().await;
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.database_url = proxy.via(&c.database_url);
+        c.request_timeout = Duration::from_millis(1500);
+        c.max_concurrent_requests = 2;
+    })
+    .await;
+    let access = token(&app.register("hang@example.com").await, "access_token");
+    let mut grpc = ModelServiceClient::new(crate::grpc::channel(app.addr).await);
+    proxy.stall();
+
+    let (status, body) = app.get_with_token("/api/v1/models", &access).await;
+    assert_error(status, &body, 504, "deadline_exceeded");
+    let timed_out = grpc.list_models(crate::grpc::with_token(ListModelsRequest::default(), &access)).await;
+    assert_eq!(timed_out.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+    // A client's shorter deadline wins. Sent over grpc-web, whose client here keeps no
+    // timer of its own, so it is the gateway that gives up.
+    let started = Instant::now();
+    let response = app
+        .http
+        .post(app.url("/kiln.v1.ModelService/ListModels"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("grpc-timeout", "100m")
+        .bearer_auth(&access)
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
+    assert!(started.elapsed() < Duration::from_millis(1400), "the client's deadline was not the one used");
+
+    // Two requests hang on the database; the third is turned away at once.
+    let hanging = [app.get_with_token("/api/v1/models", &access), app.get_with_token("/api/v1/models", &access)];
+    let turned_away = async {
+        // Both hanging requests are admitted before this one asks.
+        tokio::task::yield_now().await;
+        let mut refused = None;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            let (status, body) = app.get_with_token("/api/v1/models", &access).await;
+            if status == 503 {
+                refused = Some(body);
+                break;
+            }
+        }
+        let grpc_refused = grpc.list_models(crate::grpc::with_token(ListModelsRequest::default(), &access)).await;
+        let (status, _) = crate::harness::read(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+        (refused, grpc_refused, status)
+    };
+    let (hung, (refused, grpc_refused, ready)) = tokio::join!(futures_join(hanging), turned_away);
+    let refused = refused.expect("a third request was refused while two hung");
+    assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("busy"), "{refused}");
+    assert_eq!(grpc_refused.unwrap_err().code(), tonic::Code::Unavailable);
+    assert_eq!(ready, 200, "probes are not counted against the limit");
+    assert!(hung.iter().all(|(status, _)| *status == 504), "{hung:?}");
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get_with_token("/api/v1/models", &access).await.0 != 200 {
+        assert!(Instant::now() < deadline, "not back after the database returned");
+    }
+    app.stop().await;
+}
+
+async fn futures_join<F: std::future::Future>(futures: [F; 2]) -> Vec<F::Output> {
+    let [a, b] = futures;
+    let (a, b) = tokio::join!(a, b);
+    vec![a, b]
+}

@@ -225,10 +225,17 @@ macro_rules! on_both_databases {
 
 /// A TCP proxy in front of the test PostgreSQL server that a test can cut, as if the
 /// database went away (established connections are killed, new ones closed at once),
-/// and restore.
+/// stall (established connections are killed, new ones hang unanswered) and restore.
 pub struct DatabaseProxy {
     pub port: u16,
-    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    state: std::sync::Arc<tokio::sync::watch::Sender<ProxyState>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxyState {
+    Up,
+    Down,
+    Stalled,
 }
 
 impl DatabaseProxy {
@@ -237,26 +244,33 @@ impl DatabaseProxy {
         let upstream = format!("{}:{}", server.get_host(), server.get_port());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let port = listener.local_addr().expect("proxy address").port();
-        let (up, _) = tokio::sync::watch::channel(true);
-        let up = std::sync::Arc::new(up);
-        let state = up.clone();
+        let (state, _) = tokio::sync::watch::channel(ProxyState::Up);
+        let state = std::sync::Arc::new(state);
+        let shared = state.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                let mut running = state.subscribe();
-                if !*running.borrow() {
-                    continue; // dropped: the client sees its connection closed
-                }
+                let mut watching = shared.subscribe();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
+                    let now = *watching.borrow_and_update();
+                    match now {
+                        ProxyState::Down => return, // dropped: the client sees its connection closed
+                        // Held unanswered until the state changes, then dropped.
+                        ProxyState::Stalled => {
+                            let _ = watching.changed().await;
+                            return;
+                        }
+                        ProxyState::Up => {}
+                    }
                     let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = running.wait_for(|up| !*up) => {}
+                        _ = watching.wait_for(|state| *state != ProxyState::Up) => {}
                     }
                 });
             }
         });
-        DatabaseProxy { port, up }
+        DatabaseProxy { port, state }
     }
 
     /// `url` (a test database's) through the proxy.
@@ -271,10 +285,14 @@ impl DatabaseProxy {
     }
 
     pub fn cut(&self) {
-        self.up.send_replace(false);
+        self.state.send_replace(ProxyState::Down);
+    }
+
+    pub fn stall(&self) {
+        self.state.send_replace(ProxyState::Stalled);
     }
 
     pub fn restore(&self) {
-        self.up.send_replace(true);
+        self.state.send_replace(ProxyState::Up);
     }
 }

@@ -15,6 +15,8 @@ crate::on_both_databases!(
     a_model_with_the_longest_name_works_end_to_end,
     a_plural_and_a_slug_never_name_two_models,
     a_seed_upgrade_leaves_a_user_model_holding_a_system_name_alone,
+    deeply_nested_json_is_refused_naming_the_field,
+    a_page_of_big_records_stays_within_a_message,
 );
 
 fn claims_of(body: &serde_json::Value) -> (uuid::Uuid, uuid::Uuid, uuid::Uuid) {
@@ -271,5 +273,118 @@ async fn metrics_label_only_the_methods_kiln_serves() {
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(!metrics.contains("BREW") && !metrics.contains("PROPFIND"), "{metrics}");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
+    app.stop().await;
+}
+
+fn nested(depth: usize, object: bool) -> serde_json::Value {
+    let mut value = json!("leaf");
+    for _ in 0..depth {
+        value = if object { json!({ "k": value }) } else { json!([value]) };
+    }
+    value
+}
+
+/// A `json` value may nest 32 levels of arrays or objects (documented); deeper is a 400
+/// naming the field on REST and INVALID_ARGUMENT on gRPC, never a 500, however deep.
+async fn deeply_nested_json_is_refused_naming_the_field(backend: Backend) {
+    use kiln_proto::v1::{CreateEntityRequest, entity_service_client::EntityServiceClient};
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("deep@example.com").await, "access_token");
+    let model = json!({ "name": "Blob", "fields": [{ "name": "body", "type": "json" }] });
+    let (status, body) = app.post_with_token("/api/v1/models", &access, model).await;
+    assert_eq!(status, 201, "{body}");
+    for object in [false, true] {
+        let deepest = nested(kiln_common::limits::MAX_JSON_DEPTH, object);
+        let (status, body) = app.post_with_token("/api/blobs", &access, json!({ "body": deepest })).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["record"]["id"].as_str().unwrap();
+        let (status, body) = app.get_with_token(&format!("/api/blobs/{id}"), &access).await;
+        assert_eq!((status, &body["record"]["body"]), (200, &deepest));
+        for depth in [kiln_common::limits::MAX_JSON_DEPTH + 1, 60, 120] {
+            let (status, body) =
+                app.post_with_token("/api/blobs", &access, json!({ "body": nested(depth, object) })).await;
+            let error = assert_error(status, &body, 400, "invalid_argument");
+            assert_eq!(error["details"][0]["field"], "body", "depth {depth}: {body}");
+        }
+    }
+    // Over gRPC: within what decodes, the field is named; past it, still the client's error.
+    let mut grpc = EntityServiceClient::new(crate::grpc::channel(app.addr).await);
+    for depth in [kiln_common::limits::MAX_JSON_DEPTH + 1, 60] {
+        let record = serde_json::from_value(json!({ "body": nested(depth, false) })).unwrap();
+        let request = CreateEntityRequest { model: "blobs".into(), record: Some(record) };
+        let status = grpc.create_entity(crate::grpc::with_token(request, &access)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "depth {depth}: {status:?}");
+    }
+    app.stop().await;
+}
+
+/// Eight records of 600 kB each would make a 4.8 MB page, past gRPC's 4 MiB message
+/// limit: pages end early instead, and paging still yields every record once.
+async fn a_page_of_big_records_stays_within_a_message(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("big@example.com").await, "access_token");
+    let model = json!({ "name": "Scan", "fields": [{ "name": "data", "type": "long_text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, model).await.0, 201);
+    for i in 0..8 {
+        let data = format!("{i}{}", "x".repeat(600_000));
+        let (status, body) = app.post_with_token("/api/scans", &access, json!({ "data": data })).await;
+        assert_eq!(status, 201, "{}", body["error"]);
+    }
+    let (mut seen, mut pages, mut page_token) = (std::collections::HashSet::new(), 0, String::new());
+    loop {
+        let path = format!("/api/scans?page_size=100&page_token={page_token}");
+        let (status, body) = app.get_with_token(&path, &access).await;
+        assert_eq!(status, 200, "{}", body["error"]);
+        for record in body["records"].as_array().unwrap() {
+            assert!(seen.insert(record["id"].as_str().unwrap().to_string()));
+        }
+        pages += 1;
+        page_token = body["next_page_token"].as_str().unwrap().to_string();
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 8);
+    assert!(pages >= 3, "pages end early by size: {pages}");
+    app.stop().await;
+}
+
+/// The largest REST body is also the largest gRPC and grpc-web request message.
+#[tokio::test]
+async fn a_message_larger_than_the_body_limit_is_refused_on_every_protocol() {
+    use kiln_proto::v1::{CreateEntityRequest, entity_service_client::EntityServiceClient};
+    let app = spawn_app_with(Backend::Sqlite, |c| c.max_body_bytes = 64 * 1024).await;
+    let access = token(&app.register("sizes@example.com").await, "access_token");
+    let model = json!({ "name": "Page", "fields": [{ "name": "text", "type": "long_text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, model).await.0, 201);
+    let big = "x".repeat(100 * 1024);
+    let (status, body) = app.post_with_token("/api/pages", &access, json!({ "text": big })).await;
+    assert_error(status, &body, 413, "payload_too_large");
+
+    let record = serde_json::from_value(json!({ "text": big })).unwrap();
+    let request = CreateEntityRequest { model: "pages".into(), record: Some(record) };
+    let mut grpc = EntityServiceClient::new(crate::grpc::channel(app.addr).await);
+    let refused = grpc.create_entity(crate::grpc::with_token(request.clone(), &access)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    let small = serde_json::from_value(json!({ "text": "fits" })).unwrap();
+    let fits = CreateEntityRequest { model: "pages".into(), record: Some(small) };
+    assert!(grpc.create_entity(crate::grpc::with_token(fits, &access)).await.is_ok());
+
+    let message = prost::Message::encode_to_vec(&request);
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let response = app
+        .http
+        .post(app.url("/kiln.v1.EntityService/CreateEntity"))
+        .header("content-type", "application/grpc-web+proto")
+        .bearer_auth(&access)
+        .body(framed)
+        .send()
+        .await
+        .unwrap();
+    let status = response.headers().get("grpc-status").cloned();
+    let text = String::from_utf8_lossy(&response.bytes().await.unwrap()).to_string();
+    assert!(status.is_some_and(|s| s == "11") || text.contains("grpc-status:11"), "{text}");
     app.stop().await;
 }
