@@ -2,7 +2,8 @@
 //!
 //! [`Db`] holds a pool of either kind. Queries are written once in the SQL both dialects
 //! accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`) and run through [`with_db!`],
-//! which expands the same code for each pool. Where the dialects differ (DDL, types), each
+//! which expands the same code for each pool ([`with_db_read!`] for read-only statements
+//! that may use SQLite's readers, see [`SqlitePools`]). Where the dialects differ (DDL, types), each
 //! has its own migration folder. Ids are bound as [`Id`]: `uuid` on PostgreSQL, hyphenated
 //! text on SQLite, so rows read the same in `psql` and `sqlite3`.
 
@@ -24,17 +25,78 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub enum Db {
     Postgres(PgPool),
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
+}
+
+/// One SQLite file as it is best used from many tasks: a single writer connection, so
+/// writes queue in the pool instead of spinning on `SQLITE_BUSY`, and a pool of read-only
+/// connections that WAL lets read while the writer writes. `synchronous=NORMAL`: WAL
+/// keeps the database consistent across a crash; a power cut may lose the last commits.
+#[derive(Debug, Clone)]
+pub struct SqlitePools {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+}
+
+impl SqlitePools {
+    /// Opens (creating it if need be) the database file `path`.
+    pub async fn open(path: &std::path::Path, readers: u32) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let opening = || format!("opening SQLite database {}", path.display());
+        // The writer first: it creates the file and switches it to WAL.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone().create_if_missing(true))
+            .await
+            .with_context(opening)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(opening)?;
+        Ok(SqlitePools { writer, reader })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// The database file.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.writer.connect_options().get_filename().to_path_buf()
+    }
 }
 
 /// Runs the same block against whichever pool `db` holds: `$pool` is bound to a `&PgPool`
-/// or a `&SqlitePool`.
+/// or to SQLite's writer, a `&SqlitePool`.
 #[macro_export]
 macro_rules! with_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
             $crate::db::Db::Postgres($pool) => $body,
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite($crate::db::SqlitePools { writer: $pool, .. }) => $body,
+        }
+    };
+}
+
+/// [`with_db!`] for a block that only reads: on SQLite `$pool` is the reader pool.
+#[macro_export]
+macro_rules! with_db_read {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($crate::db::SqlitePools { reader: $pool, .. }) => $body,
         }
     };
 }
@@ -83,9 +145,13 @@ impl Db {
     /// not exist, and runs the migrations.
     pub async fn connect(url: &str, options: DbOptions) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
-            let pool = connect_sqlite(url).await?;
-            sqlite_migrator().run(&pool).await.context("running database migrations")?;
-            Ok(Db::Sqlite(pool))
+            let path = SqliteConnectOptions::from_str(url)
+                .map_err(|_| anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid SQLite URL", redact_url(url)))?
+                .get_filename()
+                .to_path_buf();
+            let pools = SqlitePools::open(&path, 8).await?;
+            sqlite_migrator().run(&pools.writer).await.context("running database migrations")?;
+            Ok(Db::Sqlite(pools))
         } else {
             let base = PgConnectOptions::from_str(url).map_err(|_| {
                 anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid PostgreSQL URL", redact_url(url))
@@ -114,27 +180,11 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        with_db!(self, pool => pool.close().await)
+        match self {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(pools) => pools.close().await,
+        }
     }
-}
-
-async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(|_| anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid SQLite URL", redact_url(url)))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    let path = options.get_filename().to_path_buf();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await
-        .with_context(|| format!("opening SQLite database {}", path.display()))
 }
 
 async fn connect_postgres(base: &PgConnectOptions, db: DbOptions) -> anyhow::Result<PgPool> {

@@ -62,6 +62,8 @@ impl ModelApi {
         principal: Principal,
         req: UpdateModelRequest,
     ) -> Result<UpdateModelResponse, ServiceError> {
+        // Exclusive from the read of the model to the forgetting of its compiled form.
+        let _exclusive = self.workspaces.schema_exclusive(principal.workspace_id).await;
         let (model, old) = self.user_model(principal, &req.id, "changed").await?;
         let mut violations = Vec::new();
         let new = schema::parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
@@ -210,24 +212,38 @@ impl ModelApi {
                 }
                 .await
             }
-            WorkspacePool::Sqlite(ws_pool) => {
-                let platform = self.workspaces.sqlite_platform()?;
-                async {
+            // Two files. The table is rebuilt in a transaction of the workspace file, left
+            // open while the metadata commits in a short platform transaction (the platform
+            // writer is not held across the copy), then committed. A failure before the
+            // metadata commits leaves both as they were.
+            WorkspacePool::Sqlite(ws) => {
+                let platform = &self.workspaces.sqlite_platform()?.writer;
+                let mut conn = ws.writer.acquire().await?;
+                // Foreign keys cannot be switched inside a transaction; the rebuild's
+                // foreign_key_check stands in.
+                sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+                let applied = async {
+                    let mut tx = conn.begin().await?;
+                    rebuild_sqlite_table(&mut tx, &ns, &table, &plan, &old, &new, &backfill).await?;
                     let mut meta = platform.begin().await?;
                     write_metadata!(meta);
-                    rebuild_sqlite_table(ws_pool, &ns, &table, &plan, &old, &new, &backfill).await?;
-                    // The table is rebuilt; should the metadata fail now, the change stands
-                    // in the table but not in the model. Logged loudly: it is repairable by
-                    // applying the same change again.
-                    if let Err(e) = meta.commit().await {
-                        tracing::error!(error = %e, model = %plural, "table changed but its model version was not saved");
+                    meta.commit().await?;
+                    if let Err(e) = tx.commit().await {
+                        tracing::error!(error = %e, model = %plural, "model version saved but its table change failed to commit");
                         return Err(e);
                     }
                     Ok(())
                 }
-                .await
+                .await;
+                // A connection whose foreign keys might still be off never goes back to the pool.
+                let restored = sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await;
+                if restored.is_err() {
+                    conn.close_on_drop();
+                }
+                applied.and(restored.map(|_| ()))
             }
         };
+        self.catalog.forget(principal.workspace_id);
         match applied {
             Ok(()) => {}
             Err(sqlx::Error::RowNotFound) => {
@@ -253,6 +269,7 @@ impl ModelApi {
         principal: Principal,
         req: DeleteModelRequest,
     ) -> Result<DeleteModelResponse, ServiceError> {
+        let _exclusive = self.workspaces.schema_exclusive(principal.workspace_id).await;
         let (model, _) = self.user_model(principal, &req.id, "deleted").await?;
         let plural = names::plural_ref(&model.plural).map_err(|e| anyhow::anyhow!("stored plural: {e}"))?;
         let table = Ident::table_of(&plural);
@@ -284,15 +301,17 @@ impl ModelApi {
                 }
                 .await
             }
-            WorkspacePool::Sqlite(ws_pool) => {
-                let platform = self.workspaces.sqlite_platform()?;
+            // The table is dropped in a transaction of the workspace file, committed once
+            // the metadata is gone: a failure to drop leaves both as they were.
+            WorkspacePool::Sqlite(ws) => {
+                let platform = &self.workspaces.sqlite_platform()?.writer;
                 async {
+                    let mut tables = ws.writer.begin().await?;
+                    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *tables).await?;
                     let mut meta = platform.begin().await?;
                     sqlx::query("DELETE FROM models WHERE id = $1").bind(model_id).execute(&mut *meta).await?;
                     meta.commit().await?;
-                    // The model is gone; a table left behind by a failure here holds no
-                    // model's records and is logged for removal.
-                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&ws_pool).await {
+                    if let Err(e) = tables.commit().await {
                         tracing::error!(error = %e, %table, "model deleted but its table could not be dropped");
                     }
                     Ok(())
@@ -300,6 +319,7 @@ impl ModelApi {
                 .await
             }
         };
+        self.catalog.forget(principal.workspace_id);
         done?;
         tracing::info!(workspace_id = %principal.workspace_id, model = %plural, "model deleted");
         Ok(DeleteModelResponse {})
@@ -384,7 +404,7 @@ async fn has_rows(pool: &WorkspacePool, table: &str) -> Result<bool, ServiceErro
     let sql = format!("SELECT 1 FROM {table} LIMIT 1");
     let found = match pool {
         WorkspacePool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(p).await?.is_some(),
-        WorkspacePool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(p).await?.is_some(),
+        WorkspacePool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(&p.reader).await?.is_some(),
     };
     Ok(found)
 }
@@ -429,9 +449,10 @@ fn alter_statements(ns: &Namespace, table: &Ident, plan: &Plan, old: &[FieldSpec
 
 /// SQLite: builds the table anew under a temporary name, copies every record (renamed
 /// columns mapped, added ones backfilled with bound defaults), swaps it in and checks
-/// foreign keys, all in one transaction with foreign-key enforcement paused.
+/// foreign keys, inside the caller's transaction, with foreign-key enforcement paused by
+/// the caller.
 async fn rebuild_sqlite_table(
-    pool: &sqlx::SqlitePool,
+    tx: &mut sqlx::SqliteConnection,
     ns: &Namespace,
     table: &Ident,
     plan: &Plan,
@@ -460,30 +481,21 @@ async fn rebuild_sqlite_table(
             Step::Drop { .. } => {}
         }
     }
-    let mut conn = pool.acquire().await?;
-    // Foreign keys cannot be switched inside a transaction; the check below stands in.
-    sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
-    let result = async {
-        let mut tx = conn.begin().await?;
-        sqlx::query(sqlx::AssertSqlSafe(schema::table_statement(ns, &temporary, table, new))).execute(&mut *tx).await?;
-        let copy = format!(
-            "INSERT INTO {temporary} ({}) SELECT {} FROM {}",
-            targets.join(", "),
-            sources.join(", "),
-            ns.table(table)
-        );
-        bind_values!(sqlx::query(sqlx::AssertSqlSafe(copy)), &values).execute(&mut *tx).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {}", ns.table(table)))).execute(&mut *tx).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE {temporary} RENAME TO {}", table.quoted())))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(sqlx::AssertSqlSafe(schema::index_statement(ns, table))).execute(&mut *tx).await?;
-        if sqlx::query("PRAGMA foreign_key_check").fetch_optional(&mut *tx).await?.is_some() {
-            return Err(sqlx::Error::Protocol("records would point at missing targets".into()));
-        }
-        tx.commit().await
+    sqlx::query(sqlx::AssertSqlSafe(schema::table_statement(ns, &temporary, table, new))).execute(&mut *tx).await?;
+    let copy = format!(
+        "INSERT INTO {temporary} ({}) SELECT {} FROM {}",
+        targets.join(", "),
+        sources.join(", "),
+        ns.table(table)
+    );
+    bind_values!(sqlx::query(sqlx::AssertSqlSafe(copy)), &values).execute(&mut *tx).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {}", ns.table(table)))).execute(&mut *tx).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE {temporary} RENAME TO {}", table.quoted())))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(schema::index_statement(ns, table))).execute(&mut *tx).await?;
+    if sqlx::query("PRAGMA foreign_key_check").fetch_optional(&mut *tx).await?.is_some() {
+        return Err(sqlx::Error::Protocol("records would point at missing targets".into()));
     }
-    .await;
-    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-    result
+    Ok(())
 }

@@ -1,7 +1,10 @@
 //! EntityService: CRUD over the records of any model of the workspace: user models in
 //! their `ent_<plural>` tables, system models (applications, components, templates,
-//! workflows, prompts) in their platform tables, limited to the workspace. Paging is keyset on (sort column, id): no OFFSET scans and no
-//! COUNT(*). Every identifier comes from a checked spec and is quoted; every value is bound.
+//! workflows, prompts) in their platform tables, limited to the workspace. Models come
+//! compiled from the [`Catalog`]; a call that finds its model changed by another process
+//! is run once more on a fresh one. Paging is keyset on (sort column, id): no OFFSET scans
+//! and no COUNT(*). Every identifier comes from a checked spec and is quoted; every value
+//! is bound. Reads use SQLite's readers, writes its writer.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
@@ -14,15 +17,17 @@ use kiln_proto::{
     },
     wkt::Struct,
 };
+use std::{future::Future, sync::Arc};
+
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
 use crate::{
     ModelDeps, bind_values,
-    models::find_model,
-    names::{self, Ident},
+    catalog::{Catalog, CompiledModel, system_column},
+    names,
     records::{self, RecordRow, SqlValue, Write, check_record, check_value},
-    schema::{Constraint, Dialect, FieldSpec, FieldType, Namespace, parse_fields, parse_system_fields},
+    schema::{Constraint, FieldSpec, FieldType},
     workspace::{WorkspacePool, Workspaces},
 };
 
@@ -35,83 +40,55 @@ const LIST_BYTES: usize = 2 << 20;
 pub struct EntityApi {
     deps: ModelDeps,
     workspaces: Workspaces,
+    catalog: Catalog,
 }
 
-/// The model a call works on, resolved in the caller's workspace.
-struct Target {
-    plural: Ident,
-    specs: Vec<FieldSpec>,
-    /// Quoted (and schema-qualified) for SQL.
-    table: String,
-    /// Bare, for reading constraint names.
-    table_name: String,
-    dialect: Dialect,
-    pool: WorkspacePool,
-    /// Set for system models: their platform tables hold every workspace's rows, so
-    /// every statement is limited to this workspace.
-    scope: Option<Id>,
+/// What one try of a call came to.
+enum Tried<T> {
+    Done(T),
+    /// The model was changed by another process since it was compiled.
+    Stale,
 }
 
-impl Target {
-    /// ` AND "workspace_id" = $n` for scoped tables (binding the scope), else nothing.
-    fn scope_condition(&self, bound: &mut Vec<SqlValue>) -> String {
-        match self.scope {
-            Some(scope) => {
-                bound.push(SqlValue::Uuid(scope));
-                format!(" AND \"workspace_id\" = ${}", bound.len())
-            }
-            None => String::new(),
-        }
-    }
-}
-
-/// Runs the same block against whichever pool a workspace has.
+/// Runs the same block against whichever pool a workspace has; on SQLite, its writer.
 macro_rules! with_ws {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
             WorkspacePool::Postgres($p) => $body,
-            WorkspacePool::Sqlite($p) => $body,
+            WorkspacePool::Sqlite(kiln_common::db::SqlitePools { writer: $p, .. }) => $body,
         }
     };
 }
 
-/// A column everyone can sort and filter by, beyond the model's fields.
-fn system_spec(name: &str) -> Option<FieldType> {
-    match name {
-        "id" | "created_by" => Some(FieldType::Uuid),
-        "created_at" | "updated_at" => Some(FieldType::DateTime),
-        _ => None,
-    }
+/// [`with_ws!`] for a block that only reads: on SQLite, its readers.
+macro_rules! with_ws_read {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            WorkspacePool::Postgres($p) => $body,
+            WorkspacePool::Sqlite(kiln_common::db::SqlitePools { reader: $p, .. }) => $body,
+        }
+    };
 }
 
-impl Target {
-    /// The columns of a record, decimals read as doubles (what a Struct carries).
-    fn select_list(&self) -> String {
-        let mut columns: Vec<String> =
-            records::SYSTEM_COLUMNS.iter().map(|c| kiln_common::db::quote_ident(c)).collect();
-        for spec in &self.specs {
-            let column = spec.name.quoted();
-            columns.push(match (self.dialect, spec.ty) {
-                (Dialect::Postgres, FieldType::Decimal) => format!("{column}::float8 AS {column}"),
-                _ => column,
-            });
-        }
-        columns.join(", ")
-    }
+/// `WHERE` with `conditions` and the model's version guard, if any.
+fn where_clause(mut conditions: Vec<String>, guard: Option<String>) -> String {
+    conditions.extend(guard);
+    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
+}
 
-    /// The type of a sortable or filterable column, by name.
-    fn column_type(&self, name: &str) -> Option<(Ident, FieldType, Option<&FieldSpec>)> {
-        if let Some(ty) = system_spec(name) {
-            return Some((names::plural_ref(name).ok()?, ty, None));
-        }
-        self.specs.iter().find(|s| s.name.as_str() == name).map(|s| (s.name.clone(), s.ty, Some(s)))
+/// A statement's error: a column or table it names is gone (PostgreSQL 42703, 42P01)
+/// when the model changed under it; anything else is mapped by `map`.
+fn stale_or<T>(e: sqlx::Error, map: impl FnOnce(sqlx::Error) -> ServiceError) -> Result<Tried<T>, ServiceError> {
+    match &e {
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42703" | "42P01")) => Ok(Tried::Stale),
+        _ => Err(map(e)),
     }
 }
 
 fn row_to_record(row: &impl RecordRow, specs: &[FieldSpec]) -> Result<Map<String, Value>, sqlx::Error> {
-    let mut record = Map::new();
+    let mut record = Map::with_capacity(records::SYSTEM_COLUMNS.len() + specs.len());
     for column in records::SYSTEM_COLUMNS {
-        let ty = system_spec(column).unwrap_or(FieldType::Text);
+        let ty = system_column(column).unwrap_or(FieldType::Text);
         record.insert(column.to_string(), row.value(column, ty)?);
     }
     for spec in specs {
@@ -145,7 +122,7 @@ fn decode_token(token: &str) -> Result<(Value, uuid::Uuid), ServiceError> {
 }
 
 /// A write's database error, told in the client's terms where the client caused it.
-fn write_error(e: sqlx::Error, target: &Target, written: &[&FieldSpec]) -> ServiceError {
+fn write_error(e: sqlx::Error, target: &CompiledModel, written: &[&FieldSpec]) -> ServiceError {
     let sqlx::Error::Database(db) = &e else { return e.into() };
     // The field whose named constraint failed: PostgreSQL names the constraint; SQLite
     // names a CHECK's constraint in its message and a UNIQUE's column.
@@ -188,62 +165,72 @@ fn write_error(e: sqlx::Error, target: &Target, written: &[&FieldSpec]) -> Servi
 }
 
 impl EntityApi {
-    pub fn new(deps: ModelDeps, workspaces: Workspaces) -> Self {
-        EntityApi { deps, workspaces }
+    pub fn new(deps: ModelDeps, workspaces: Workspaces, catalog: Catalog) -> Self {
+        EntityApi { deps, workspaces, catalog }
     }
 
-    async fn target(&self, principal: Principal, model: &str) -> Result<Target, ServiceError> {
-        let not_found = || ServiceError::NotFound(format!("no model `{model}` in this workspace"));
-        let plural = names::plural_ref(model).map_err(|_| not_found())?;
-        let model = find_model(&self.deps.db, principal.workspace_id, plural.as_str()).await?.ok_or_else(not_found)?;
-        if model.plural != plural.as_str() {
-            return Err(not_found());
-        }
-        if model.is_system {
-            let elsewhere = match plural.as_str() {
-                "models" => Some("/api/v1/models"),
-                "users" => Some("/api/v1/auth/profile"),
+    /// Runs `attempt` on the caller's model `key` (a plural) holding the workspace's schema
+    /// lock shared; once more on a fresh lookup if the model changed in another process.
+    async fn on_model<T, F, Fut>(&self, principal: Principal, key: &str, attempt: F) -> Result<T, ServiceError>
+    where
+        F: Fn(Arc<CompiledModel>, WorkspacePool) -> Fut,
+        Fut: Future<Output = Result<Tried<T>, ServiceError>>,
+    {
+        let not_found = || ServiceError::NotFound(format!("no model `{key}` in this workspace"));
+        let plural = names::plural_ref(key).map_err(|_| not_found())?;
+        let workspace = principal.workspace_id;
+        for _ in 0..2 {
+            let _shared = self.workspaces.schema_shared(workspace).await;
+            let model = self.catalog.model(workspace, plural.as_str()).await?.ok_or_else(not_found)?;
+            let elsewhere = match (model.scope.is_some(), plural.as_str()) {
+                (true, "models") => Some("/api/v1/models"),
+                (true, "users") => Some("/api/v1/auth/profile"),
                 _ => None,
             };
             if let Some(api) = elsewhere {
                 return Err(ServiceError::FailedPrecondition(format!("{plural} are managed through {api}")));
             }
-            let specs = parse_system_fields(&model.fields)
-                .map_err(|v| anyhow::anyhow!("seeded fields of {plural} do not parse: {v:?}"))?;
-            let table =
-                names::plural_ref(&model.table_name).map_err(|e| anyhow::anyhow!("platform table of {plural}: {e}"))?;
-            let (pool, dialect) = match &self.deps.db {
-                kiln_common::Db::Postgres(p) => (WorkspacePool::Postgres(p.clone()), Dialect::Postgres),
-                kiln_common::Db::Sqlite(p) => (WorkspacePool::Sqlite(p.clone()), Dialect::Sqlite),
-            };
-            return Ok(Target {
-                plural,
-                specs,
-                table: table.quoted(),
-                table_name: table.to_string(),
-                dialect,
-                pool,
-                scope: Some(Id(principal.workspace_id)),
-            });
+            let pool = self.catalog.pool(workspace, &model).await?;
+            match attempt(model.clone(), pool).await {
+                Ok(Tried::Done(result)) => return Ok(result),
+                Ok(Tried::Stale) => self.catalog.forget(workspace),
+                // A refusal may come from rules another process has since changed (a field
+                // renamed there is "not a field" here): worth one look, on the error path only.
+                Err(e) => {
+                    let guarded = model.guard(&mut Vec::new()).is_some();
+                    if !guarded || self.catalog.is_current(&model).await.unwrap_or(true) {
+                        return Err(e);
+                    }
+                    self.catalog.forget(workspace);
+                }
+            }
         }
-        let specs = parse_fields(&model.fields)
-            .map_err(|v| anyhow::anyhow!("stored fields of {plural} no longer parse: {v:?}"))?;
-        let ns: Namespace = self.workspaces.namespace(principal.workspace_id);
-        let table_ident = Ident::table_of(&plural);
-        let table = ns.table(&table_ident);
-        let pool = self.workspaces.pool(principal.workspace_id).await?;
-        Ok(Target { plural, specs, table, table_name: table_ident.to_string(), dialect: ns.dialect, pool, scope: None })
+        Err(ServiceError::Unavailable("the model is being changed; retry shortly".into()))
+    }
+
+    /// No row where one was expected: the record is not there, or (PostgreSQL, where the
+    /// guard may have failed) the model moved on.
+    async fn missing<T>(&self, model: &CompiledModel, not_found: ServiceError) -> Result<Tried<T>, ServiceError> {
+        if model.guard(&mut Vec::new()).is_some() && !self.catalog.is_current(model).await? {
+            return Ok(Tried::Stale);
+        }
+        Err(not_found)
     }
 
     /// Relation values of a system record must point into the same workspace: the
     /// platform tables' foreign keys alone would accept another workspace's ids.
-    async fn check_scoped_relations(&self, target: &Target, values: &[(usize, SqlValue)]) -> Result<(), ServiceError> {
-        let Some(scope) = target.scope else { return Ok(()) };
+    async fn check_scoped_relations(
+        &self,
+        model: &CompiledModel,
+        pool: &WorkspacePool,
+        values: &[(usize, SqlValue)],
+    ) -> Result<(), ServiceError> {
+        let Some(scope) = model.scope else { return Ok(()) };
         for (i, value) in values {
-            let spec = &target.specs[*i];
+            let spec = &model.specs[*i];
             let (Some(relation), SqlValue::Uuid(id)) = (&spec.relation, value) else { continue };
             let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", relation.target.quoted());
-            let found = with_ws!(&target.pool, pool => {
+            let found = with_ws_read!(pool, pool => {
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*id).bind(scope).fetch_optional(pool).await?.is_some()
             });
             if !found {
@@ -258,25 +245,29 @@ impl EntityApi {
         principal: Principal,
         req: CreateEntityRequest,
     ) -> Result<CreateEntityResponse, ServiceError> {
-        let target = self.target(principal, &req.model).await?;
         let record = from_struct(req.record)?;
-        let values = check_record(&target.specs, &record, Write::Create).map_err(ServiceError::invalid)?;
-        self.check_scoped_relations(&target, &values).await?;
-        let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &target.specs[*i]).collect();
+        let record = self
+            .on_model(principal, &req.model, |model, pool| self.create_once(principal, model, pool, &record))
+            .await?;
+        Ok(CreateEntityResponse { record: Some(to_struct(record)?) })
+    }
+
+    async fn create_once(
+        &self,
+        principal: Principal,
+        model: Arc<CompiledModel>,
+        pool: WorkspacePool,
+        record: &Map<String, Value>,
+    ) -> Result<Tried<Map<String, Value>>, ServiceError> {
+        let values = check_record(&model.specs, record, Write::Create).map_err(ServiceError::invalid)?;
+        self.check_scoped_relations(&model, &pool, &values).await?;
+        let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
         let mut columns =
             vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
         columns.extend(written.iter().map(|s| s.name.quoted()));
-        if target.scope.is_some() {
+        if model.scope.is_some() {
             columns.push("\"workspace_id\"".into());
         }
-        let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
-            target.table,
-            columns.join(", "),
-            placeholders.join(", "),
-            target.select_list()
-        );
         let now = kiln_common::db::now();
         let mut bound = vec![
             SqlValue::Uuid(Id::new()),
@@ -285,31 +276,57 @@ impl EntityApi {
             SqlValue::Uuid(Id(principal.user_id)),
         ];
         bound.extend(values.into_iter().map(|(_, v)| v));
-        if let Some(scope) = target.scope {
+        if let Some(scope) = model.scope {
             bound.push(SqlValue::Uuid(scope));
         }
-        let record = with_ws!(&target.pool, pool => {
+        let placeholders: Vec<String> = (1..=bound.len()).map(|n| format!("${n}")).collect();
+        // With a guard, INSERT … SELECT … WHERE inserts nothing once the model moved on.
+        let source = match model.guard(&mut bound) {
+            Some(guard) => format!("SELECT {} WHERE {guard}", placeholders.join(", ")),
+            None => format!("VALUES ({})", placeholders.join(", ")),
+        };
+        let sql =
+            format!("INSERT INTO {} ({}) {source} RETURNING {}", model.table, columns.join(", "), model.select_list);
+        let row = with_ws!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
-            let row = query.fetch_one(pool).await.map_err(|e| write_error(e, &target, &written))?;
-            row_to_record(&row, &target.specs)?
+            match query.fetch_optional(pool).await {
+                Ok(Some(row)) => row_to_record(&row, &model.specs)?,
+                Ok(None) => return Ok(Tried::Stale),
+                Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
+            }
         });
-        Ok(CreateEntityResponse { record: Some(to_struct(record)?) })
+        Ok(Tried::Done(row))
     }
 
     async fn get(&self, principal: Principal, req: GetEntityRequest) -> Result<GetEntityResponse, ServiceError> {
-        let target = self.target(principal, &req.model).await?;
-        let not_found = || ServiceError::NotFound(format!("no {} record `{}`", target.plural, req.id));
-        let id = uuid::Uuid::parse_str(req.id.trim()).map_err(|_| not_found())?;
+        let record = self.on_model(principal, &req.model, |model, pool| self.get_once(model, pool, &req.id)).await?;
+        Ok(GetEntityResponse { record: Some(to_struct(record)?) })
+    }
+
+    async fn get_once(
+        &self,
+        model: Arc<CompiledModel>,
+        pool: WorkspacePool,
+        id: &str,
+    ) -> Result<Tried<Map<String, Value>>, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
+        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
         let mut bound = vec![SqlValue::Uuid(Id(id))];
-        let scoped = target.scope_condition(&mut bound);
-        let sql = format!("SELECT {} FROM {} WHERE \"id\" = $1{scoped}", target.select_list(), target.table);
-        let record = with_ws!(&target.pool, pool => {
-            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await? {
-                Some(row) => Some(row_to_record(&row, &target.specs)?),
-                None => None,
+        let mut conditions = vec!["\"id\" = $1".to_string()];
+        conditions.extend(model.scope_condition(&mut bound));
+        let guard = model.guard(&mut bound);
+        let sql = format!("SELECT {} FROM {}{}", model.select_list, model.table, where_clause(conditions, guard));
+        let found = with_ws_read!(&pool, pool => {
+            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await {
+                Ok(Some(row)) => Some(row_to_record(&row, &model.specs)?),
+                Ok(None) => None,
+                Err(e) => return stale_or(e, ServiceError::from),
             }
         });
-        Ok(GetEntityResponse { record: Some(to_struct(record.ok_or_else(not_found)?)?) })
+        match found {
+            Some(record) => Ok(Tried::Done(record)),
+            None => self.missing(&model, not_found()).await,
+        }
     }
 
     async fn update(
@@ -317,40 +334,59 @@ impl EntityApi {
         principal: Principal,
         req: UpdateEntityRequest,
     ) -> Result<UpdateEntityResponse, ServiceError> {
-        let target = self.target(principal, &req.model).await?;
-        let not_found = || ServiceError::NotFound(format!("no {} record `{}`", target.plural, req.id));
-        let id = uuid::Uuid::parse_str(req.id.trim()).map_err(|_| not_found())?;
         let record = from_struct(req.record)?;
         if let Some(Value::String(given)) = record.get("id")
-            && given != &id.to_string()
+            && uuid::Uuid::parse_str(req.id.trim()).map_or(true, |id| given != &id.to_string())
         {
             return Err(ServiceError::invalid_field("id", "differs from the record being updated"));
         }
         let write = if req.partial { Write::Patch } else { Write::Replace };
-        let values = check_record(&target.specs, &record, write).map_err(ServiceError::invalid)?;
-        self.check_scoped_relations(&target, &values).await?;
-        let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &target.specs[*i]).collect();
+        let record = self
+            .on_model(principal, &req.model, |model, pool| self.update_once(model, pool, &req.id, &record, write))
+            .await?;
+        Ok(UpdateEntityResponse { record: Some(to_struct(record)?) })
+    }
+
+    async fn update_once(
+        &self,
+        model: Arc<CompiledModel>,
+        pool: WorkspacePool,
+        id: &str,
+        record: &Map<String, Value>,
+        write: Write,
+    ) -> Result<Tried<Map<String, Value>>, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
+        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
+        let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
+        self.check_scoped_relations(&model, &pool, &values).await?;
+        let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
         let mut sets = vec!["\"updated_at\" = $1".to_string()];
         sets.extend(written.iter().enumerate().map(|(n, s)| format!("{} = ${}", s.name.quoted(), n + 2)));
         let mut bound = vec![SqlValue::DateTime(kiln_common::db::now())];
         bound.extend(values.into_iter().map(|(_, v)| v));
         bound.push(SqlValue::Uuid(Id(id)));
-        let id_param = bound.len();
-        let scoped = target.scope_condition(&mut bound);
+        let mut conditions = vec![format!("\"id\" = ${}", bound.len())];
+        conditions.extend(model.scope_condition(&mut bound));
+        let guard = model.guard(&mut bound);
         let sql = format!(
-            "UPDATE {} SET {} WHERE \"id\" = ${id_param}{scoped} RETURNING {}",
-            target.table,
+            "UPDATE {} SET {}{} RETURNING {}",
+            model.table,
             sets.join(", "),
-            target.select_list()
+            where_clause(conditions, guard),
+            model.select_list
         );
-        let record = with_ws!(&target.pool, pool => {
+        let found = with_ws!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
-            match query.fetch_optional(pool).await.map_err(|e| write_error(e, &target, &written))? {
-                Some(row) => Some(row_to_record(&row, &target.specs)?),
-                None => None,
+            match query.fetch_optional(pool).await {
+                Ok(Some(row)) => Some(row_to_record(&row, &model.specs)?),
+                Ok(None) => None,
+                Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
             }
         });
-        Ok(UpdateEntityResponse { record: Some(to_struct(record.ok_or_else(not_found)?)?) })
+        match found {
+            Some(record) => Ok(Tried::Done(record)),
+            None => self.missing(&model, not_found()).await,
+        }
     }
 
     async fn delete(
@@ -358,28 +394,50 @@ impl EntityApi {
         principal: Principal,
         req: DeleteEntityRequest,
     ) -> Result<DeleteEntityResponse, ServiceError> {
-        let target = self.target(principal, &req.model).await?;
-        let not_found = || ServiceError::NotFound(format!("no {} record `{}`", target.plural, req.id));
-        let id = uuid::Uuid::parse_str(req.id.trim()).map_err(|_| not_found())?;
-        let mut bound = vec![SqlValue::Uuid(Id(id))];
-        let scoped = target.scope_condition(&mut bound);
-        let sql = format!("DELETE FROM {} WHERE \"id\" = $1{scoped}", target.table);
-        let deleted = with_ws!(&target.pool, pool => {
-            bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).execute(pool).await.map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => ServiceError::FailedPrecondition(
-                    "other records point at this one; delete or change them first".into(),
-                ),
-                _ => e.into(),
-            })?.rows_affected()
-        });
-        if deleted == 0 {
-            return Err(not_found());
-        }
+        self.on_model(principal, &req.model, |model, pool| self.delete_once(model, pool, &req.id)).await?;
         Ok(DeleteEntityResponse {})
     }
 
+    async fn delete_once(
+        &self,
+        model: Arc<CompiledModel>,
+        pool: WorkspacePool,
+        id: &str,
+    ) -> Result<Tried<()>, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
+        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
+        let mut bound = vec![SqlValue::Uuid(Id(id))];
+        let mut conditions = vec!["\"id\" = $1".to_string()];
+        conditions.extend(model.scope_condition(&mut bound));
+        let guard = model.guard(&mut bound);
+        let sql = format!("DELETE FROM {}{}", model.table, where_clause(conditions, guard));
+        let deleted = with_ws!(&pool, pool => {
+            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).execute(pool).await {
+                Ok(done) => done.rows_affected(),
+                Err(e) => return stale_or(e, |e| match &e {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => ServiceError::FailedPrecondition(
+                        "other records point at this one; delete or change them first".into(),
+                    ),
+                    _ => e.into(),
+                }),
+            }
+        });
+        if deleted == 0 {
+            return self.missing(&model, not_found()).await;
+        }
+        Ok(Tried::Done(()))
+    }
+
     async fn list(&self, principal: Principal, req: ListEntitiesRequest) -> Result<ListEntitiesResponse, ServiceError> {
-        let target = self.target(principal, &req.model).await?;
+        self.on_model(principal, &req.model, |model, pool| self.list_once(model, pool, &req)).await
+    }
+
+    async fn list_once(
+        &self,
+        target: Arc<CompiledModel>,
+        pool: WorkspacePool,
+        req: &ListEntitiesRequest,
+    ) -> Result<Tried<ListEntitiesResponse>, ServiceError> {
         let page_size = match usize::try_from(req.page_size) {
             Ok(0) => DEFAULT_PAGE_SIZE,
             Ok(n) if n <= MAX_PAGE_SIZE => n,
@@ -397,12 +455,8 @@ impl EntityApi {
             .ok_or_else(|| ServiceError::invalid_field("sort", format!("`{sort_name}` is not a sortable field")))?;
         let sort = sort_column.quoted();
 
-        let mut conditions = Vec::new();
         let mut bound = Vec::new();
-        if let Some(scope) = target.scope {
-            bound.push(SqlValue::Uuid(scope));
-            conditions.push("\"workspace_id\" = $1".to_string());
-        }
+        let mut conditions: Vec<String> = target.scope_condition(&mut bound).into_iter().collect();
         let mut violations = Vec::new();
         let mut filters: Vec<(&String, &String)> = req.filter.iter().collect();
         filters.sort();
@@ -455,19 +509,26 @@ impl EntityApi {
             }
         }
         let direction = if descending { "DESC" } else { "ASC" };
-        let where_clause =
-            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let guard = target.guard(&mut bound);
         let nulls_last = if nullable { format!("({sort} IS NULL), ") } else { String::new() };
         let sql = format!(
-            "SELECT {} FROM {} {where_clause} ORDER BY {nulls_last}{sort} {direction}, \"id\" {direction} LIMIT {}",
-            target.select_list(),
+            "SELECT {} FROM {}{} ORDER BY {nulls_last}{sort} {direction}, \"id\" {direction} LIMIT {}",
+            target.select_list,
             target.table,
+            where_clause(conditions, guard),
             page_size + 1
         );
-        let mut records = with_ws!(&target.pool, pool => {
+        let mut records = with_ws_read!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
-            query.fetch_all(pool).await?.iter().map(|row| row_to_record(row, &target.specs)).collect::<Result<Vec<_>, _>>()?
+            match query.fetch_all(pool).await {
+                Ok(rows) => rows.iter().map(|row| row_to_record(row, &target.specs)).collect::<Result<Vec<_>, _>>()?,
+                Err(e) => return stale_or(e, ServiceError::from),
+            }
         });
+        // An empty page may be the guard's doing: the model moved on.
+        if records.is_empty() && target.guard(&mut Vec::new()).is_some() && !self.catalog.is_current(&target).await? {
+            return Ok(Tried::Stale);
+        }
         // A page ends at page_size records, or sooner once it holds LIST_BYTES: a page of
         // big records must stay well within what a gRPC message may carry.
         let mut more = records.len() > page_size;
@@ -489,7 +550,7 @@ impl EntityApi {
             (true, Some([value, id])) => encode_token(&value, &id),
             _ => String::new(),
         };
-        Ok(ListEntitiesResponse { records: page, next_page_token })
+        Ok(Tried::Done(ListEntitiesResponse { records: page, next_page_token }))
     }
 }
 

@@ -1,6 +1,7 @@
 //! model-svc: the workspace's models and, as the schema engine lands, their tables and
 //! records. [`routes`] is the whole gRPC surface of the role.
 
+pub mod catalog;
 pub mod changes;
 pub mod entities;
 pub mod models;
@@ -32,10 +33,13 @@ pub struct ModelDeps {
 pub fn routes(deps: ModelDeps) -> Routes {
     // One set of workspace pools for both services.
     let workspaces = workspace::Workspaces::new(deps.db.clone());
+    let catalog = catalog::Catalog::new(workspaces.clone());
     let limit = deps.max_message_bytes;
     Routes::new(
-        ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces.clone()))
+        ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces.clone(), catalog.clone()))
             .max_decoding_message_size(limit),
     )
-    .add_service(EntityServiceServer::new(entities::EntityApi::new(deps, workspaces)).max_decoding_message_size(limit))
+    .add_service(
+        EntityServiceServer::new(entities::EntityApi::new(deps, workspaces, catalog)).max_decoding_message_size(limit),
+    )
 }

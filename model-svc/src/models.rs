@@ -2,6 +2,8 @@
 //! the table that holds their records. Changes and deletion are not served yet; their
 //! RPCs answer UNIMPLEMENTED.
 
+use std::future::Future;
+
 use kiln_common::error::FieldViolation;
 use kiln_common::{
     Principal, ServiceError,
@@ -18,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     ModelDeps,
+    catalog::Catalog,
     names::{self, ModelNames},
     schema::{self, FieldSpec, FieldType},
     workspace::{WorkspacePool, Workspaces},
@@ -32,11 +35,12 @@ pub(crate) const COLUMNS: &str = "id, name, singular, plural, slug, label, label
 pub struct ModelApi {
     pub(crate) deps: ModelDeps,
     pub(crate) workspaces: Workspaces,
+    pub(crate) catalog: Catalog,
 }
 
 impl ModelApi {
-    pub fn new(deps: ModelDeps, workspaces: Workspaces) -> Self {
-        ModelApi { deps, workspaces }
+    pub fn new(deps: ModelDeps, workspaces: Workspaces, catalog: Catalog) -> Self {
+        ModelApi { deps, workspaces, catalog }
     }
 
     async fn list(&self, principal: Principal, req: ListModelsRequest) -> Result<ListModelsResponse, ServiceError> {
@@ -150,6 +154,7 @@ pub(crate) fn text_rule(violations: &mut Vec<FieldViolation>, field: &str, value
 impl ModelApi {
     async fn create(&self, principal: Principal, req: CreateModelRequest) -> Result<CreateModelResponse, ServiceError> {
         let new = self.check_new_model(principal, &req).await?;
+        let _exclusive = self.workspaces.schema_exclusive(principal.workspace_id).await;
         let id = Id::new();
         let now = kiln_common::db::now();
         let fields: Vec<Field> = new.specs.iter().map(|s| s.field.clone()).collect();
@@ -218,21 +223,22 @@ impl ModelApi {
                 }
                 .await
             }
-            // Two files: metadata and table are each written in a transaction, the table's
-            // committed first; if the metadata then fails, the table is dropped again.
-            WorkspacePool::Sqlite(ws_pool) => {
-                let platform = self.workspaces.sqlite_platform()?;
+            // Two files: the metadata first (a name already taken fails here, before any
+            // table is touched), then the table, committed before the metadata; if the
+            // metadata then fails, the table is dropped again.
+            WorkspacePool::Sqlite(ws) => {
+                let platform = &self.workspaces.sqlite_platform()?.writer;
                 async {
                     let mut meta = platform.begin().await?;
                     insert_metadata!(meta);
-                    let mut tables = ws_pool.begin().await?;
+                    let mut tables = ws.writer.begin().await?;
                     for statement in &ddl {
                         sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tables).await?;
                     }
                     tables.commit().await?;
                     if let Err(e) = meta.commit().await {
                         let drop = format!("DROP TABLE IF EXISTS {}", ns.table(&new.names.table));
-                        if let Err(undo) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&ws_pool).await {
+                        if let Err(undo) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&ws.writer).await {
                             tracing::error!(error = %undo, table = %new.names.table, "could not drop the table of a failed model creation");
                         }
                         return Err(e);
@@ -242,6 +248,7 @@ impl ModelApi {
                 .await
             }
         };
+        self.catalog.forget(principal.workspace_id);
         match written {
             Ok(()) => {}
             Err(e) if kiln_common::db::is_unique_violation(&e) => return Err(taken()),
@@ -331,6 +338,14 @@ fn decode_page_token(token: &str) -> Result<String, ServiceError> {
         .ok_or_else(|| ServiceError::invalid_field("page_token", "is not a token this API returned"))
 }
 
+/// Runs a model change to its end even if the caller goes away: a change stopped between
+/// the workspace file and the platform file (SQLite) would leave them disagreeing.
+async fn run_to_completion<T: Send + 'static>(
+    change: impl Future<Output = Result<T, ServiceError>> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::spawn(change).await.map_err(|e| anyhow::anyhow!("model change task failed: {e}"))?
+}
+
 #[tonic::async_trait]
 impl ModelService for ModelApi {
     #[tracing::instrument(skip_all)]
@@ -345,7 +360,8 @@ impl ModelService for ModelApi {
         request: Request<CreateModelRequest>,
     ) -> Result<Response<CreateModelResponse>, Status> {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
-        Ok(Response::new(self.create(principal, request.into_inner()).await?))
+        let (api, request) = (self.clone(), request.into_inner());
+        Ok(Response::new(run_to_completion(async move { api.create(principal, request).await }).await?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -363,7 +379,8 @@ impl ModelService for ModelApi {
         request: Request<UpdateModelRequest>,
     ) -> Result<Response<UpdateModelResponse>, Status> {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
-        Ok(Response::new(self.update(principal, request.into_inner()).await?))
+        let (api, request) = (self.clone(), request.into_inner());
+        Ok(Response::new(run_to_completion(async move { api.update(principal, request).await }).await?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -372,7 +389,8 @@ impl ModelService for ModelApi {
         request: Request<DeleteModelRequest>,
     ) -> Result<Response<DeleteModelResponse>, Status> {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
-        Ok(Response::new(self.delete(principal, request.into_inner()).await?))
+        let (api, request) = (self.clone(), request.into_inner());
+        Ok(Response::new(run_to_completion(async move { api.delete(principal, request).await }).await?))
     }
 
     #[tracing::instrument(skip_all)]

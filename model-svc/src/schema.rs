@@ -270,7 +270,7 @@ fn parse_fields_named(
                     on_delete: relation.on_delete.as_str().into(),
                 });
             }
-            specs.push(FieldSpec {
+            let spec = FieldSpec {
                 name,
                 ty,
                 required: field.required,
@@ -283,7 +283,16 @@ fn parse_fields_named(
                 enum_values,
                 relation,
                 field: normalised,
-            });
+            };
+            // A default must be a value the field accepts, or every record left without
+            // one would be refused.
+            if let Some(default) = &spec.field.default_value {
+                let value = serde_json::to_value(default).unwrap_or_default();
+                if let Err(why) = crate::records::check_value(&spec, &value) {
+                    bad("default_value", why);
+                }
+            }
+            specs.push(spec);
         }
     }
     if violations.is_empty() { Ok(specs) } else { Err(violations) }
@@ -734,5 +743,18 @@ mod tests {
         assert!(index != unique && unique != check && index != check);
         assert_eq!(derived_name("ent_invoices", "created_idx"), "ent_invoices_created_idx");
         assert_eq!(derived_name(&table, "created_idx"), index, "the same input always names the same thing");
+    }
+
+    #[test]
+    fn a_default_must_be_a_value_the_field_accepts() {
+        let fields = vec![
+            field(serde_json::json!({ "name": "count", "type": "integer", "default_value": "many" })),
+            field(serde_json::json!({ "name": "status", "type": "enum", "enum_values": ["a"], "default_value": "b" })),
+            field(serde_json::json!({ "name": "size", "type": "integer", "min": 1, "default_value": 0 })),
+            field(serde_json::json!({ "name": "ok", "type": "integer", "min": 1, "default_value": 2 })),
+        ];
+        let violations = parse_fields(&fields).unwrap_err();
+        let paths: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(paths, ["fields[0].default_value", "fields[1].default_value", "fields[2].default_value"]);
     }
 }

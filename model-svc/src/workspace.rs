@@ -1,16 +1,23 @@
 //! Where each workspace's entity tables live: on PostgreSQL a schema `ws_<id>` in the
 //! platform database; on SQLite a database file per workspace beside the platform file
-//! (`<dir>/workspaces/<id>.db`), opened on first use and kept open.
+//! (`<dir>/workspaces/<id>.db`), opened on first use (a writer and readers, see
+//! [`SqlitePools`]). At most [`MAX_OPEN`] files stay open, the least recently used going
+//! first, and a file unused for [`IDLE`] is closed.
+//!
+//! Also each workspace's schema lock: a change to a model's table holds it exclusively
+//! while it applies and while the cached models are forgotten; calls that read or write
+//! records hold it shared, so none runs against a table whose change is half seen.
 
-use std::{collections::HashMap, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
-
-use anyhow::Context;
-use kiln_common::Db;
-use sqlx::{
-    PgPool, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Weak},
+    time::{Duration, Instant},
 };
-use tokio::sync::Mutex;
+
+use kiln_common::{Db, db::SqlitePools};
+use sqlx::PgPool;
+use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 use uuid::Uuid;
 
 use crate::{
@@ -18,41 +25,59 @@ use crate::{
     schema::{Dialect, Namespace},
 };
 
-/// A connection pool holding one workspace's tables.
+/// SQLite workspace files open at once, at most.
+pub const MAX_OPEN: usize = 256;
+/// How long an unused SQLite workspace file stays open.
+pub const IDLE: Duration = Duration::from_secs(600);
+/// Read-only connections per open SQLite workspace file.
+const READERS: u32 = 4;
+
+/// Connections to one workspace's tables.
 #[derive(Debug, Clone)]
 pub enum WorkspacePool {
     Postgres(PgPool),
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
+}
+
+#[derive(Debug)]
+struct Open {
+    pools: SqlitePools,
+    last_used: Instant,
 }
 
 #[derive(Debug, Clone)]
 pub struct Workspaces {
     db: Db,
     sqlite_dir: Option<PathBuf>,
-    pools: Arc<Mutex<HashMap<Uuid, SqlitePool>>>,
+    open: Arc<Mutex<HashMap<Uuid, Open>>>,
+    schema_locks: Arc<std::sync::Mutex<HashMap<Uuid, Weak<RwLock<()>>>>>,
 }
 
 impl Workspaces {
     pub fn new(db: Db) -> Self {
         let sqlite_dir = match &db {
-            Db::Sqlite(pool) => {
-                let file = pool.connect_options().get_filename().to_path_buf();
+            Db::Sqlite(pools) => {
+                let file = pools.path();
                 Some(file.parent().map(|p| p.join("workspaces")).unwrap_or_else(|| PathBuf::from("workspaces")))
             }
             Db::Postgres(_) => None,
         };
-        Workspaces { db, sqlite_dir, pools: Arc::default() }
+        let workspaces = Workspaces { db, sqlite_dir, open: Arc::default(), schema_locks: Arc::default() };
+        if workspaces.sqlite_dir.is_some() {
+            tokio::spawn(close_idle(Arc::downgrade(&workspaces.open)));
+        }
+        workspaces
     }
 
     pub fn platform(&self) -> &Db {
         &self.db
     }
 
-    /// The platform pool when workspaces are SQLite files: metadata changes are written
+    /// The platform pools when workspaces are SQLite files: metadata changes are written
     /// there, beside (not inside) the workspace file's transaction.
-    pub fn sqlite_platform(&self) -> anyhow::Result<&SqlitePool> {
+    pub fn sqlite_platform(&self) -> anyhow::Result<&SqlitePools> {
         match &self.db {
-            Db::Sqlite(pool) => Ok(pool),
+            Db::Sqlite(pools) => Ok(pools),
             Db::Postgres(_) => anyhow::bail!("SQLite workspace on a non-SQLite platform database"),
         }
     }
@@ -66,7 +91,7 @@ impl Workspaces {
         }
     }
 
-    /// The pool holding the workspace's tables, opening (and creating) its file on SQLite.
+    /// The connections to the workspace's tables, opening (and creating) its file on SQLite.
     pub async fn pool(&self, workspace_id: Uuid) -> anyhow::Result<WorkspacePool> {
         let (Db::Sqlite(_), Some(dir)) = (&self.db, &self.sqlite_dir) else {
             let Db::Postgres(pool) = &self.db else {
@@ -74,26 +99,25 @@ impl Workspaces {
             };
             return Ok(WorkspacePool::Postgres(pool.clone()));
         };
-        let mut pools = self.pools.lock().await;
-        if let Some(pool) = pools.get(&workspace_id) {
-            return Ok(WorkspacePool::Sqlite(pool.clone()));
+        let mut open = self.open.lock().await;
+        if let Some(entry) = open.get_mut(&workspace_id) {
+            entry.last_used = Instant::now();
+            return Ok(WorkspacePool::Sqlite(entry.pools.clone()));
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{}.db", workspace_id.hyphenated()));
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("opening workspace database {}", path.display()))?;
-        pools.insert(workspace_id, pool.clone());
-        Ok(WorkspacePool::Sqlite(pool))
+        if open.len() >= MAX_OPEN
+            && let Some(oldest) = open.iter().min_by_key(|(_, e)| e.last_used).map(|(id, _)| *id)
+        {
+            // Calls still holding its pools finish; the pools close when the last goes.
+            open.remove(&oldest);
+        }
+        let pools = SqlitePools::open(&dir.join(format!("{}.db", workspace_id.hyphenated())), READERS).await?;
+        open.insert(workspace_id, Open { pools: pools.clone(), last_used: Instant::now() });
+        Ok(WorkspacePool::Sqlite(pools))
+    }
+
+    /// How many SQLite workspace files are open.
+    pub async fn open_files(&self) -> usize {
+        self.open.lock().await.len()
     }
 
     /// The SQLite file of a workspace, for tools and tests.
@@ -101,9 +125,42 @@ impl Workspaces {
         self.sqlite_dir.as_ref().map(|dir| dir.join(format!("{}.db", workspace_id.hyphenated())))
     }
 
-    pub async fn close(&self) {
-        for pool in self.pools.lock().await.values() {
-            pool.close().await;
+    fn schema_lock(&self, workspace_id: Uuid) -> Arc<RwLock<()>> {
+        let mut locks = self.schema_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(lock) = locks.get(&workspace_id).and_then(Weak::upgrade) {
+            return lock;
         }
+        if locks.len() >= 1024 {
+            locks.retain(|_, lock| lock.strong_count() > 0);
+        }
+        let lock = Arc::new(RwLock::new(()));
+        locks.insert(workspace_id, Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Held while a call reads or writes the workspace's records.
+    pub async fn schema_shared(&self, workspace_id: Uuid) -> OwnedRwLockReadGuard<()> {
+        self.schema_lock(workspace_id).read_owned().await
+    }
+
+    /// Held while a model of the workspace is created, changed or deleted.
+    pub async fn schema_exclusive(&self, workspace_id: Uuid) -> OwnedRwLockWriteGuard<()> {
+        self.schema_lock(workspace_id).write_owned().await
+    }
+
+    pub async fn close(&self) {
+        for (_, entry) in self.open.lock().await.drain() {
+            entry.pools.close().await;
+        }
+    }
+}
+
+/// Closes workspace files unused for [`IDLE`], until the workspaces are dropped.
+async fn close_idle(open: Weak<Mutex<HashMap<Uuid, Open>>>) {
+    let mut tick = tokio::time::interval(IDLE / 10);
+    loop {
+        tick.tick().await;
+        let Some(open) = open.upgrade() else { return };
+        open.lock().await.retain(|_, entry| entry.last_used.elapsed() < IDLE);
     }
 }

@@ -143,3 +143,84 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
         running.stop().await.unwrap();
     }
 }
+
+/// Two model roles on one PostgreSQL: a change made through one is what the other uses
+/// for the very next call, though each keeps its models compiled between calls.
+#[tokio::test]
+async fn a_model_change_in_one_model_role_is_seen_at_once_by_another() {
+    use kiln_proto::v1::{
+        CreateEntityRequest, CreateModelRequest, Field, GetModelRequest, UpdateModelRequest,
+        entity_service_client::EntityServiceClient,
+    };
+    let database = TestDatabase::new(crate::harness::Backend::Postgres);
+    let first = kiln::start(test_config(Role::Model, &database)).await.unwrap();
+    let second = kiln::start(test_config(Role::Model, &database)).await.unwrap();
+    let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+    let mut auth = kiln_proto::v1::auth_service_client::AuthServiceClient::new(channel(app.grpc_addr.unwrap()).await);
+    let registered = auth
+        .register(kiln_proto::v1::RegisterRequest {
+            email: "replicas@example.com".into(),
+            password: PASSWORD.into(),
+            display_name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let access = registered.tokens.unwrap().access_token;
+    let mut models_one = ModelServiceClient::new(channel(first.grpc_addr.unwrap()).await);
+    let mut entities_one = EntityServiceClient::new(channel(first.grpc_addr.unwrap()).await);
+    let mut entities_two = EntityServiceClient::new(channel(second.grpc_addr.unwrap()).await);
+    let field = |name: &str, previous: &str| Field {
+        name: name.into(),
+        r#type: "decimal".into(),
+        previous_name: previous.into(),
+        ..Default::default()
+    };
+    let create = CreateModelRequest { name: "Meter".into(), fields: vec![field("amount", "")], ..Default::default() };
+    models_one.create_model(with_token(create, &access)).await.unwrap();
+    let record = |json: serde_json::Value| CreateEntityRequest {
+        model: "meters".into(),
+        record: Some(serde_json::from_value(json).unwrap()),
+    };
+    // Both roles have compiled the model now.
+    for entities in [&mut entities_one, &mut entities_two] {
+        entities.create_entity(with_token(record(json!({ "amount": 1 })), &access)).await.unwrap();
+    }
+    for round in 0..3 {
+        let (from, to) = if round % 2 == 0 { ("amount", "total") } else { ("total", "amount") };
+        let change = UpdateModelRequest {
+            id: "meters".into(),
+            fields: vec![field(to, from), field(&format!("extra{round}"), "")],
+            ..Default::default()
+        };
+        models_one.update_model(with_token(change, &access)).await.unwrap();
+        // The other role, at once: the new name is a field, the old one is not.
+        let made =
+            entities_two.create_entity(with_token(record(json!({ to: 2, format!("extra{round}"): 3 })), &access));
+        let made = made.await.unwrap_or_else(|e| panic!("round {round}: {e:?}")).into_inner();
+        let made = serde_json::to_value(made.record.unwrap()).unwrap();
+        assert_eq!(made[to], json!(2.0), "{made}");
+        let refused = entities_two.create_entity(with_token(record(json!({ from: 2 })), &access)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "round {round}: {refused:?}");
+        let version = models_one.get_model(with_token(GetModelRequest { id: "meters".into() }, &access));
+        assert_eq!(version.await.unwrap().into_inner().model.unwrap().version, 2 * round + 2);
+        // Drop the extra field again so the next round starts from one field.
+        let back = UpdateModelRequest {
+            id: "meters".into(),
+            fields: vec![field(to, "")],
+            confirm_data_loss: true,
+            ..Default::default()
+        };
+        models_one.update_model(with_token(back, &access)).await.unwrap();
+        let listed = entities_two.list_entities(with_token(
+            kiln_proto::v1::ListEntitiesRequest { model: "meters".into(), ..Default::default() },
+            &access,
+        ));
+        let listed = listed.await.unwrap().into_inner();
+        let first_record = serde_json::to_value(&listed.records[0]).unwrap();
+        assert!(first_record.get(format!("extra{round}")).is_none(), "a dropped field is not shown: {first_record}");
+    }
+    for running in [first, second, app] {
+        running.stop().await.unwrap();
+    }
+}
