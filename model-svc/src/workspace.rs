@@ -50,11 +50,17 @@ pub struct Workspaces {
     db: Db,
     sqlite_dir: Option<PathBuf>,
     open: Arc<Mutex<HashMap<Uuid, Open>>>,
+    max_open: usize,
     schema_locks: Arc<std::sync::Mutex<HashMap<Uuid, Weak<RwLock<()>>>>>,
 }
 
 impl Workspaces {
     pub fn new(db: Db) -> Self {
+        Self::with_limits(db, MAX_OPEN, IDLE)
+    }
+
+    /// At most `max_open` SQLite files open, each closed after `idle` unused.
+    pub fn with_limits(db: Db, max_open: usize, idle: Duration) -> Self {
         let sqlite_dir = match &db {
             Db::Sqlite(pools) => {
                 let file = pools.path();
@@ -62,9 +68,15 @@ impl Workspaces {
             }
             Db::Postgres(_) => None,
         };
-        let workspaces = Workspaces { db, sqlite_dir, open: Arc::default(), schema_locks: Arc::default() };
+        let workspaces = Workspaces {
+            db,
+            sqlite_dir,
+            open: Arc::default(),
+            max_open: max_open.max(1),
+            schema_locks: Arc::default(),
+        };
         if workspaces.sqlite_dir.is_some() {
-            tokio::spawn(close_idle(Arc::downgrade(&workspaces.open)));
+            tokio::spawn(close_idle(Arc::downgrade(&workspaces.open), idle));
         }
         workspaces
     }
@@ -104,7 +116,7 @@ impl Workspaces {
             entry.last_used = Instant::now();
             return Ok(WorkspacePool::Sqlite(entry.pools.clone()));
         }
-        if open.len() >= MAX_OPEN
+        if open.len() >= self.max_open
             && let Some(oldest) = open.iter().min_by_key(|(_, e)| e.last_used).map(|(id, _)| *id)
         {
             // Calls still holding its pools finish; the pools close when the last goes.
@@ -155,12 +167,39 @@ impl Workspaces {
     }
 }
 
-/// Closes workspace files unused for [`IDLE`], until the workspaces are dropped.
-async fn close_idle(open: Weak<Mutex<HashMap<Uuid, Open>>>) {
-    let mut tick = tokio::time::interval(IDLE / 10);
+/// Closes workspace files unused for `idle`, until the workspaces are dropped.
+async fn close_idle(open: Weak<Mutex<HashMap<Uuid, Open>>>, idle: Duration) {
+    let mut tick = tokio::time::interval(idle / 10);
     loop {
         tick.tick().await;
         let Some(open) = open.upgrade() else { return };
-        open.lock().await.retain(|_, entry| entry.last_used.elapsed() < IDLE);
+        open.lock().await.retain(|_, entry| entry.last_used.elapsed() < idle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_files_are_bounded_and_idle_ones_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kiln.db").display());
+        let db = Db::connect(&url, Default::default()).await.unwrap();
+        let workspaces = Workspaces::with_limits(db, 2, Duration::from_millis(200));
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        for id in &ids {
+            workspaces.pool(*id).await.unwrap();
+        }
+        assert_eq!(workspaces.open_files().await, 2, "the least recently used file was closed");
+        assert!(workspaces.sqlite_file(ids[0]).unwrap().exists(), "closing a file keeps it");
+        // Reopened on use.
+        workspaces.pool(ids[0]).await.unwrap();
+        assert_eq!(workspaces.open_files().await, 2);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while workspaces.open_files().await > 0 {
+            assert!(Instant::now() < deadline, "idle files were not closed");
+            tokio::task::yield_now().await;
+        }
     }
 }

@@ -156,3 +156,108 @@ async fn deleting_models_needs_confirmation_and_respects_relations(backend: Back
     assert_eq!(app.post_with_token("/api/v1/models", &access, again).await.0, 201);
     app.stop().await;
 }
+
+/// A model of `rows` records with a relation target, filled straight in the SQLite file.
+async fn big_sqlite_model(app: &TestApp, access: &str, workspace: uuid::Uuid, rows: u32) {
+    let parent = json!({ "name": "Owner", "fields": [{ "name": "name", "type": "text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", access, parent).await.0, 201);
+    let model = json!({ "name": "Reading", "fields": [
+        { "name": "value", "type": "integer" },
+        { "name": "owner", "type": "relation", "relation": { "target": "owners" } }
+    ]});
+    assert_eq!(app.post_with_token("/api/v1/models", access, model).await.0, 201);
+    let file = app.columns_dir().join(format!("{}.db", workspace.hyphenated()));
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+    let fill = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+         INSERT INTO ent_readings (id, created_at, updated_at, value) \
+         SELECT printf('00000000-0000-4000-8000-%012d', i), '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', i FROM n"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(fill)).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// On SQLite a change rebuilds the table; the copy of a big table must not hold up other
+/// workspaces' writes (sign-ins write sessions to the platform file).
+#[tokio::test]
+async fn a_long_sqlite_rebuild_does_not_hold_up_sign_ins() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let registered = app.register("builder@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
+    app.register("other@example.com").await;
+    big_sqlite_model(&app, &access, workspace, 400_000).await;
+
+    let rebuilt = std::sync::atomic::AtomicBool::new(false);
+    let change = json!({ "fields": [
+        { "name": "value", "type": "integer" },
+        { "name": "owner", "type": "relation", "relation": { "target": "owners" } },
+        { "name": "unit", "type": "text", "default_value": "kWh" }
+    ]});
+    let rebuild = async {
+        let (status, body) = put(&app, "/api/v1/models/readings", &access, change).await;
+        assert_eq!(status, 200, "{body}");
+        rebuilt.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    // Sign-ins keep completing while the rebuild runs; held up, at most one would.
+    let sign_ins = async {
+        let mut during = 0;
+        while !rebuilt.load(std::sync::atomic::Ordering::SeqCst) {
+            let login = json!({ "email": "other@example.com", "password": crate::harness::PASSWORD });
+            let (status, body) = app.post("/api/v1/auth/login", login).await;
+            assert_eq!(status, 200, "{body}");
+            if !rebuilt.load(std::sync::atomic::Ordering::SeqCst) {
+                during += 1;
+            }
+        }
+        during
+    };
+    let ((), during) = tokio::join!(rebuild, sign_ins);
+    assert!(during >= 2, "sign-ins waited for the rebuild: {during} completed during it");
+    app.stop().await;
+}
+
+/// A client that goes away mid-rebuild neither stops the change half-way nor leaves a
+/// connection with foreign keys switched off in the pool.
+#[tokio::test]
+async fn a_rebuild_whose_caller_goes_away_completes_and_keeps_foreign_keys_on() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let registered = app.register("quitter@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
+    big_sqlite_model(&app, &access, workspace, 300_000).await;
+    let change = json!({ "fields": [
+        { "name": "value", "type": "integer" },
+        { "name": "owner", "type": "relation", "relation": { "target": "owners" } },
+        { "name": "unit", "type": "text", "default_value": "kWh" }
+    ]});
+    let gave_up = app
+        .http
+        .put(app.url("/api/v1/models/readings"))
+        .bearer_auth(&access)
+        .json(&change)
+        .timeout(std::time::Duration::from_millis(50))
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()), "the client gave up before the answer");
+    // The change still lands.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = app.get_with_token("/api/v1/models/readings", &access).await;
+        assert_eq!(status, 200, "{body}");
+        if body["model"]["version"] == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the change never landed");
+    }
+    let (status, body) = app.get_with_token("/api/readings?page_size=1", &access).await;
+    assert_eq!((status, &body["records"][0]["unit"]), (200, &json!("kWh")), "{body}");
+    // Every write still has its foreign keys checked.
+    for _ in 0..6 {
+        let dangling = json!({ "value": 1, "owner": uuid::Uuid::new_v4().to_string() });
+        let (status, body) = app.post_with_token("/api/readings", &access, dangling).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], "owner", "{body}");
+    }
+    app.stop().await;
+}
