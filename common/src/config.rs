@@ -46,6 +46,7 @@ settings! {
     "trusted_proxies", "KILN_TRUSTED_PROXIES", "Comma-separated addresses or networks (CIDR) of reverse proxies in front of the gateway; only their X-Forwarded-For names the client [default: none, the peer is the client]";
     "request_timeout", "KILN_REQUEST_TIMEOUT", "Longest the gateway waits for a response to begin, for REST, gRPC and grpc-web alike (a shorter grpc-timeout from the client wins); then 504 or DEADLINE_EXCEEDED [default: 30s]";
     "max_concurrent_requests", "KILN_MAX_CONCURRENT_REQUESTS", "Requests the gateway works on at once, every protocol together; beyond that it answers 503 or UNAVAILABLE at once [default: 1024]";
+    "shutdown_timeout", "KILN_SHUTDOWN_TIMEOUT", "On SIGTERM, how long in-flight requests may take to finish before the process stops anyway [default: 30s]";
     "statement_timeout", "KILN_STATEMENT_TIMEOUT", "Longest a database statement of a request may run on PostgreSQL, e.g. 5s; longer ones answer 504 [default: 5s]";
     "max_body_bytes", "KILN_MAX_BODY_BYTES", "Largest REST request body accepted, in bytes [default: 1048576]";
     "log", "KILN_LOG", "Log filter, e.g. info or kiln=debug,sqlx=warn [default: info]";
@@ -236,6 +237,7 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    pub shutdown_timeout: Duration,
     pub statement_timeout: Duration,
     pub max_body_bytes: usize,
     pub log: String,
@@ -325,6 +327,7 @@ impl Config {
             Ok(n) if n > 0 => Ok(n),
             _ => Err(format!("`{v}` is not a whole number above 0")),
         })?;
+        let shutdown_timeout = raw.parse("shutdown_timeout", Duration::from_secs(30), parse_duration)?;
         let statement_timeout = raw.parse("statement_timeout", Duration::from_secs(5), parse_duration)?;
         let max_body_bytes = raw.parse("max_body_bytes", 1 << 20, |v| match v.parse::<usize>() {
             Ok(n) if n >= 1024 => Ok(n),
@@ -362,6 +365,7 @@ impl Config {
             trusted_proxies,
             request_timeout,
             max_concurrent_requests,
+            shutdown_timeout,
             statement_timeout,
             max_body_bytes,
             log,

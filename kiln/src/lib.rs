@@ -2,7 +2,7 @@
 //! serves until its [`Running::stop`] (or a signal, from `main`). Tests start the same
 //! way on port 0.
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use kiln_api_gateway::{Backends, GatewayConfig};
@@ -105,11 +105,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let http_addr = listener.local_addr()?;
             let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
             tracing::info!(role = "all-in-one", %http_addr, database = db.dialect(), "kiln is up: http://{http_addr}");
-            let task = tokio::spawn(async move {
-                let served = kiln_api_gateway::serve(listener, router, shutdown).await;
-                db.close().await;
-                served
-            });
+            let served = kiln_api_gateway::serve(listener, router, shutdown);
+            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, Some(db)));
             Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
         }
         Role::Gateway => {
@@ -123,7 +120,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let http_addr = listener.local_addr()?;
             let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
             tracing::info!(role = "gateway", %http_addr, model = %config.model_svc_url, app = %config.app_svc_url, "gateway is up");
-            let task = tokio::spawn(kiln_api_gateway::serve(listener, router, shutdown));
+            let served = kiln_api_gateway::serve(listener, router, shutdown);
+            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, None));
             Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
         }
         Role::Model | Role::App | Role::BuildWorker => {
@@ -155,14 +153,36 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let listener = net::bind(config.grpc_addr, "KILN_GRPC_ADDR").await?;
             let grpc_addr = listener.local_addr()?;
             tracing::info!(role = config.role.name(), %grpc_addr, ?services, "role is up");
-            let task = tokio::spawn(async move {
-                let served = grpc::serve(listener, routes, shutdown).await;
-                if let Some(db) = db {
-                    db.close().await;
-                }
-                served
-            });
+            let served = grpc::serve(listener, routes, shutdown);
+            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db));
             Ok(Running { http_addr: None, grpc_addr: Some(grpc_addr), stop, task })
+        }
+    }
+}
+
+/// Serves until `served` ends by itself, or until `limit` after `stop`: a graceful
+/// shutdown waits for in-flight requests, but not for ever. Then closes `db`, unless
+/// requests are still in flight (closing would wait for them).
+async fn drained_within(
+    served: impl Future<Output = anyhow::Result<()>>,
+    stop: CancellationToken,
+    limit: Duration,
+    db: Option<Db>,
+) -> anyhow::Result<()> {
+    let deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(limit).await;
+    };
+    tokio::select! {
+        served = served => {
+            if let Some(db) = db {
+                db.close().await;
+            }
+            served
+        }
+        () = deadline => {
+            tracing::warn!(limit = ?limit, "in-flight requests did not finish in time; stopping anyway");
+            Ok(())
         }
     }
 }

@@ -154,3 +154,46 @@ async fn futures_join<F: std::future::Future>(futures: [F; 2]) -> Vec<F::Output>
     let (a, b) = tokio::join!(a, b);
     vec![a, b]
 }
+
+/// Stopping waits for requests in flight: one held up by the database completes once the
+/// database answers, and only then does the process stop.
+#[tokio::test]
+async fn a_graceful_stop_lets_requests_in_flight_finish() {
+    let proxy = DatabaseProxy::start().await;
+    let app = spawn_app_with(Backend::Postgres, |c| c.database_url = proxy.via(&c.database_url)).await;
+    let access = token(&app.register("drain@example.com").await, "access_token");
+    let (http, url) = (app.http.clone(), app.url("/api/v1/models"));
+    proxy.stall();
+    let in_flight = tokio::spawn(async move { http.get(url).bearer_auth(access).send().await });
+    // The request is in the server, waiting on the stalled database, before the stop.
+    proxy.until_held().await;
+    let stopping = tokio::spawn(app.stop());
+    tokio::task::yield_now().await;
+    assert!(!stopping.is_finished(), "stopped with a request in flight");
+    proxy.restore();
+    let response = in_flight.await.unwrap().expect("the request in flight was answered");
+    assert!(response.status().is_success() || response.status() == 503, "{}", response.status());
+    tokio::time::timeout(Duration::from_secs(20), stopping).await.expect("stopped after draining").unwrap();
+}
+
+/// …but not for ever: past KILN_SHUTDOWN_TIMEOUT the process stops with requests unanswered.
+#[tokio::test]
+async fn a_stop_gives_up_on_requests_in_flight_after_the_shutdown_timeout() {
+    let proxy = DatabaseProxy::start().await;
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.database_url = proxy.via(&c.database_url);
+        c.shutdown_timeout = Duration::from_millis(300);
+        c.request_timeout = Duration::from_secs(3600);
+        c.statement_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let access = token(&app.register("stuck@example.com").await, "access_token");
+    let (http, url) = (app.http.clone(), app.url("/api/v1/models"));
+    proxy.stall();
+    let in_flight = tokio::spawn(async move { http.get(url).bearer_auth(access).send().await });
+    proxy.until_held().await;
+    // The database stays stalled: only the shutdown timeout can end this.
+    tokio::time::timeout(Duration::from_secs(20), app.stop()).await.expect("stopped within the shutdown timeout");
+    in_flight.abort();
+    proxy.restore();
+}

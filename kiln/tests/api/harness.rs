@@ -229,6 +229,7 @@ macro_rules! on_both_databases {
 pub struct DatabaseProxy {
     pub port: u16,
     state: std::sync::Arc<tokio::sync::watch::Sender<ProxyState>>,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,17 +248,22 @@ impl DatabaseProxy {
         let (state, _) = tokio::sync::watch::channel(ProxyState::Up);
         let state = std::sync::Arc::new(state);
         let shared = state.clone();
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let holding = held.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let mut watching = shared.subscribe();
                 let upstream = upstream.clone();
+                let holding = holding.clone();
                 tokio::spawn(async move {
                     let now = *watching.borrow_and_update();
                     match now {
                         ProxyState::Down => return, // dropped: the client sees its connection closed
                         // Held unanswered until the state changes, then dropped.
                         ProxyState::Stalled => {
+                            holding.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             let _ = watching.changed().await;
+                            holding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                             return;
                         }
                         ProxyState::Up => {}
@@ -270,7 +276,17 @@ impl DatabaseProxy {
                 });
             }
         });
-        DatabaseProxy { port, state }
+        DatabaseProxy { port, state, held }
+    }
+
+    /// Waits until a connection is held unanswered by the stall: a request is waiting on
+    /// the database.
+    pub async fn until_held(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.held.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "nothing reached the stalled database");
+            tokio::task::yield_now().await;
+        }
     }
 
     /// `url` (a test database's) through the proxy.
