@@ -36,7 +36,12 @@ pub use grpc_edge::Backends;
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
+    /// Verify access tokens to rate-limit by user and workspace (services verify them
+    /// again, with the session).
+    pub keys: kiln_common::TokenKeys,
     pub auth_rate_limit_per_minute: u32,
+    pub user_rate_limit_per_minute: u32,
+    pub workspace_rate_limit_per_minute: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
@@ -44,10 +49,13 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    pub fn from_config(config: &kiln_common::Config) -> Self {
+    pub fn from_config(config: &kiln_common::Config, keys: kiln_common::TokenKeys) -> Self {
         GatewayConfig {
             cors_origins: config.cors_origins.clone(),
+            keys,
             auth_rate_limit_per_minute: config.auth_rate_limit_per_minute,
+            user_rate_limit_per_minute: config.user_rate_limit_per_minute,
+            workspace_rate_limit_per_minute: config.workspace_rate_limit_per_minute,
             trusted_proxies: config.trusted_proxies.clone(),
             request_timeout: config.request_timeout,
             max_concurrent_requests: config.max_concurrent_requests,
@@ -110,6 +118,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .merge(grpc)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(limits::CallerLimit::new(&config), limits::limit_callers))
         .layer(middleware::from_fn_with_state(
             limits::Admission::new(config.max_concurrent_requests, config.request_timeout),
             limits::admit,

@@ -1,7 +1,8 @@
 //! Limits at the edge, the same for every protocol, each answering in the caller's
 //! protocol (JSON error, or gRPC status): rate limits guard REST routes and the gRPC and
 //! grpc-web methods of the same service with one budget (429 with `Retry-After`, or
-//! `RESOURCE_EXHAUSTED`); [`admit`] bounds how many requests run at once (503 or
+//! `RESOURCE_EXHAUSTED`): per client address on the auth surface, per user and per
+//! workspace on every signed-in call ([`limit_callers`]); [`admit`] bounds how many requests run at once (503 or
 //! `UNAVAILABLE`) and how long one may take to answer (504 or `DEADLINE_EXCEEDED`).
 //!
 //! Who the client is: the peer address, unless the peer is a trusted proxy
@@ -135,6 +136,48 @@ fn too_many(request: &Request, wait: Duration) -> Response {
     };
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
+}
+
+/// The per-user and per-workspace budgets of signed-in calls.
+#[derive(Clone)]
+pub struct CallerLimit {
+    keys: kiln_common::TokenKeys,
+    users: Option<Arc<KeyedLimit<uuid::Uuid>>>,
+    workspaces: Option<Arc<KeyedLimit<uuid::Uuid>>>,
+}
+
+impl CallerLimit {
+    pub fn new(config: &crate::GatewayConfig) -> Self {
+        let limit = |per_minute: u32| (per_minute > 0).then(|| KeyedLimit::per_minute(per_minute));
+        CallerLimit {
+            keys: config.keys.clone(),
+            users: limit(config.user_rate_limit_per_minute),
+            workspaces: limit(config.workspace_rate_limit_per_minute),
+        }
+    }
+}
+
+/// Middleware: a call with a valid access token spends one request of its user's and its
+/// workspace's budgets. Calls without one are left to the services, which refuse them.
+pub async fn limit_callers(State(callers): State<CallerLimit>, request: Request, next: Next) -> Response {
+    if callers.users.is_none() && callers.workspaces.is_none() {
+        return next.run(request).await;
+    }
+    let claims = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .and_then(|(_, token)| callers.keys.verify(token.trim()).ok());
+    if let Some(claims) = claims {
+        for (limit, key) in [(&callers.users, claims.sub), (&callers.workspaces, claims.ws)] {
+            if let Some(Err(wait)) = limit.as_ref().map(|limit| limit.check(&key)) {
+                return too_many(&request, wait);
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// How many requests run at once, and how long each may take to begin its answer.

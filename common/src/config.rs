@@ -43,6 +43,8 @@ settings! {
     "access_token_ttl", "KILN_ACCESS_TOKEN_TTL", "Lifetime of access tokens, e.g. 900s, 15m [default: 15m]";
     "refresh_token_ttl", "KILN_REFRESH_TOKEN_TTL", "Lifetime of refresh tokens, e.g. 30d [default: 30d]";
     "auth_rate_limit", "KILN_AUTH_RATE_LIMIT", "Requests a client address may make to /auth routes and AuthService (REST, gRPC, grpc-web together) per minute [default: 60]";
+    "user_rate_limit", "KILN_USER_RATE_LIMIT", "Requests a signed-in user may make per minute, every protocol together; 0 means no limit [default: 6000]";
+    "workspace_rate_limit", "KILN_WORKSPACE_RATE_LIMIT", "Requests all the users of a workspace may make per minute together; 0 means no limit [default: 30000]";
     "trusted_proxies", "KILN_TRUSTED_PROXIES", "Comma-separated addresses or networks (CIDR) of reverse proxies in front of the gateway; only their X-Forwarded-For names the client [default: none, the peer is the client]";
     "request_timeout", "KILN_REQUEST_TIMEOUT", "Longest the gateway waits for a response to begin, for REST, gRPC and grpc-web alike (a shorter grpc-timeout from the client wins); then 504 or DEADLINE_EXCEEDED [default: 30s]";
     "max_concurrent_requests", "KILN_MAX_CONCURRENT_REQUESTS", "Requests the gateway works on at once, every protocol together; beyond that it answers 503 or UNAVAILABLE at once [default: 1024]";
@@ -86,9 +88,28 @@ impl ConfigError {
 }
 
 /// Raw values by setting key, each with its source, before parsing.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct RawSettings {
     values: BTreeMap<&'static str, (String, Source)>,
+}
+
+/// How a setting's value may be shown: secrets never, URLs without their password.
+fn shown(key: &str, value: &str) -> String {
+    if key.contains("secret") {
+        "***".into()
+    } else if key.ends_with("_url") {
+        crate::db::redact_url(value)
+    } else {
+        value.into()
+    }
+}
+
+impl fmt::Debug for RawSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.values.iter().map(|(key, (value, source))| (key, (shown(key, value), source))))
+            .finish()
+    }
 }
 
 impl RawSettings {
@@ -211,8 +232,8 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The whole configuration of one process.
-#[derive(Debug, Clone)]
+/// The whole configuration of one process. Its `Debug` shows no secret and no password.
+#[derive(Clone)]
 pub struct Config {
     pub role: Role,
     pub database_url: String,
@@ -234,6 +255,10 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub auth_rate_limit_per_minute: u32,
+    /// Requests per minute per user; 0 is no limit.
+    pub user_rate_limit_per_minute: u32,
+    /// Requests per minute per workspace; 0 is no limit.
+    pub workspace_rate_limit_per_minute: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
@@ -242,6 +267,43 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub log: String,
     pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(crate::db::redact_url);
+        f.debug_struct("Config")
+            .field("role", &self.role)
+            .field("database_url", &crate::db::redact_url(&self.database_url))
+            .field("redis_url", &url(&self.redis_url))
+            .field("amqp_url", &url(&self.amqp_url))
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("jwt_previous_secrets", &self.jwt_previous_secrets.iter().map(|_| "***").collect::<Vec<_>>())
+            .field("http_addr", &self.http_addr)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("model_svc_url", &self.model_svc_url)
+            .field("app_svc_url", &self.app_svc_url)
+            .field("build_worker_url", &self.build_worker_url)
+            .field("data_dir", &self.data_dir)
+            .field("docker_host", &self.docker_host)
+            .field("generated_dir", &self.generated_dir)
+            .field("otlp_endpoint", &url(&self.otlp_endpoint))
+            .field("cors_origins", &self.cors_origins)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("auth_rate_limit_per_minute", &self.auth_rate_limit_per_minute)
+            .field("user_rate_limit_per_minute", &self.user_rate_limit_per_minute)
+            .field("workspace_rate_limit_per_minute", &self.workspace_rate_limit_per_minute)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
 }
 
 /// Shortest secret accepted for signing tokens (HS256 wants at least 256 bits).
@@ -312,6 +374,10 @@ impl Config {
             Ok(n) if n > 0 => Ok(n),
             _ => Err(format!("`{v}` is not a whole number above 0")),
         })?;
+        let per_minute =
+            |v: &str| v.parse::<u32>().map_err(|_| format!("`{v}` is not a whole number (0 for no limit)"));
+        let user_rate_limit_per_minute = raw.parse("user_rate_limit", 6000, per_minute)?;
+        let workspace_rate_limit_per_minute = raw.parse("workspace_rate_limit", 30000, per_minute)?;
         let trusted_proxies = raw.parse("trusted_proxies", Vec::new(), |v| {
             split_list(v)
                 .iter()
@@ -362,6 +428,8 @@ impl Config {
             access_token_ttl,
             refresh_token_ttl,
             auth_rate_limit_per_minute,
+            user_rate_limit_per_minute,
+            workspace_rate_limit_per_minute,
             trusted_proxies,
             request_timeout,
             max_concurrent_requests,
@@ -479,6 +547,24 @@ mod tests {
         let ok = RawSettings::from_env([("KILN_JWT_SECRET", "0123456789abcdef0123456789abcdef")]);
         let config = Config::from_raw(Role::Model, ok).unwrap();
         assert_eq!(config.grpc_addr.port(), 50051);
+    }
+
+    #[test]
+    fn secrets_and_passwords_never_show_in_debug_output() {
+        let env = RawSettings::from_env([
+            ("KILN_JWT_SECRET", "super-secret-signing-key-0123456789abcdef"),
+            ("KILN_JWT_PREVIOUS_SECRETS", "older-secret-signing-key-0123456789abcdef"),
+            ("KILN_DATABASE_URL", "postgres://kiln:db-password@db/kiln"),
+            ("KILN_REDIS_URL", "redis://:redis-password@redis:6379"),
+        ]);
+        let raw = format!("{env:?}");
+        let config = format!("{:?}", Config::from_raw(Role::Gateway, env).unwrap());
+        for shown in [raw, config] {
+            for secret in ["super-secret", "older-secret", "db-password", "redis-password"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("postgres://kiln:***@db/kiln"), "{shown}");
+        }
     }
 
     #[test]

@@ -45,14 +45,18 @@ fn all_services() -> Vec<&'static str> {
     [kiln_model_svc::SERVICES, kiln_app_svc::SERVICES, kiln_build_worker::SERVICES].concat()
 }
 
-async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
-    let db = Db::connect(&config.database_url, DbOptions { statement_timeout: config.statement_timeout }).await?;
+/// The keys that sign and verify access tokens.
+fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => load_or_generate_secret(&config.data_dir)?,
     };
-    let keys = TokenKeys::new(&secret, &config.jwt_previous_secrets, config.access_token_ttl);
-    let auth = Authenticator::new(keys, db.clone());
+    Ok(TokenKeys::new(&secret, &config.jwt_previous_secrets, config.access_token_ttl))
+}
+
+async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
+    let db = Db::connect(&config.database_url, DbOptions { statement_timeout: config.statement_timeout }).await?;
+    let auth = Authenticator::new(token_keys(config)?, db.clone());
     Ok((db, auth))
 }
 
@@ -83,6 +87,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     match config.role {
         Role::AllInOne => {
             let (db, auth) = storage(&config).await?;
+            let auth_keys = auth.keys().clone();
             kiln_common::seeds::upgrade_workspaces(&db).await?;
             let model = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
                 db: db.clone(),
@@ -103,7 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             };
             let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
             let http_addr = listener.local_addr()?;
-            let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
+            let router = kiln_api_gateway::router(GatewayConfig::from_config(&config, auth_keys), backends).await?;
             tracing::info!(role = "all-in-one", %http_addr, database = db.dialect(), "kiln is up: http://{http_addr}");
             let served = kiln_api_gateway::serve(listener, router, shutdown);
             let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, Some(db)));
@@ -118,7 +123,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             };
             let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
             let http_addr = listener.local_addr()?;
-            let router = kiln_api_gateway::router(GatewayConfig::from_config(&config), backends).await?;
+            let router =
+                kiln_api_gateway::router(GatewayConfig::from_config(&config, token_keys(&config)?), backends).await?;
             tracing::info!(role = "gateway", %http_addr, model = %config.model_svc_url, app = %config.app_svc_url, "gateway is up");
             let served = kiln_api_gateway::serve(listener, router, shutdown);
             let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, None));

@@ -388,3 +388,92 @@ async fn a_message_larger_than_the_body_limit_is_refused_on_every_protocol() {
     assert!(status.is_some_and(|s| s == "11") || text.contains("grpc-status:11"), "{text}");
     app.stop().await;
 }
+
+/// Everything logged while secrets pass through: no password, token or signing secret, at
+/// debug level (the default is info).
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only test that installs a subscriber");
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let body = app.register("logged@example.com").await;
+    let (access, refresh) = (token(&body, "access_token"), token(&body, "refresh_token"));
+    let wrong = json!({ "email": "logged@example.com", "password": "wrong horse 10" });
+    assert_eq!(app.post("/api/v1/auth/login", wrong).await.0, 401);
+    let (status, refreshed) = app.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh })).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let (status, _) = app.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh })).await;
+    assert_eq!(status, 401, "a reused refresh token");
+    assert_eq!(app.get_with_token("/api/v1/auth/profile", &access).await.0, 401);
+    app.stop().await;
+
+    let logged = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    assert!(logged.contains("refresh token reused"), "the capture saw the flow: {logged}");
+    for secret in [PASSWORD, "wrong horse 10", &access, &refresh, &token(&refreshed, "refresh_token"), JWT_SECRET] {
+        assert!(!logged.contains(secret), "a secret was logged: {secret}");
+    }
+}
+
+/// Signed-in calls spend their user's and their workspace's budgets, on every protocol,
+/// whichever user of the workspace makes them.
+#[tokio::test]
+async fn signed_in_calls_are_limited_per_user_and_per_workspace() {
+    use kiln_proto::v1::{ListModelsRequest, model_service_client::ModelServiceClient};
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.user_rate_limit_per_minute = 3;
+        c.workspace_rate_limit_per_minute = 0;
+    })
+    .await;
+    let body = app.register("busy@example.com").await;
+    let access = token(&body, "access_token");
+    let mut grpc = ModelServiceClient::new(crate::grpc::channel(app.addr).await);
+    assert_eq!(app.get_with_token("/api/v1/models", &access).await.0, 200);
+    assert!(grpc.list_models(crate::grpc::with_token(ListModelsRequest::default(), &access)).await.is_ok());
+    assert_eq!(app.get_with_token("/api/v1/auth/profile", &access).await.0, 200);
+    let response = app.http.get(app.url("/api/v1/models")).bearer_auth(&access).send().await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 429, "resource_exhausted");
+    let refused = grpc.list_models(crate::grpc::with_token(ListModelsRequest::default(), &access)).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::ResourceExhausted);
+    // Another user has a budget of their own.
+    let other = token(&app.register("idle@example.com").await, "access_token");
+    assert_eq!(app.get_with_token("/api/v1/models", &other).await.0, 200);
+    app.stop().await;
+
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.user_rate_limit_per_minute = 0;
+        c.workspace_rate_limit_per_minute = 3;
+    })
+    .await;
+    let body = app.register("team@example.com").await;
+    let access = token(&body, "access_token");
+    let (_, workspace, _) = claims_of(&body);
+    assert_eq!(app.get_with_token("/api/v1/models", &access).await.0, 200);
+    assert_eq!(app.get_with_token("/api/v1/models", &access).await.0, 200);
+    // A call as another user of the same workspace spends the same budget.
+    let keys = TokenKeys::new(JWT_SECRET, &[], std::time::Duration::from_secs(900));
+    let colleague = keys.issue(uuid::Uuid::now_v7(), workspace, uuid::Uuid::now_v7()).unwrap();
+    assert_eq!(app.get_with_token("/api/v1/models", &colleague).await.0, 401, "no such session, but counted");
+    let (status, body) = app.get_with_token("/api/v1/models", &access).await;
+    assert_error(status, &body, 429, "resource_exhausted");
+    app.stop().await;
+}
