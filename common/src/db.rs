@@ -115,13 +115,13 @@ macro_rules! migrations {
 
 fn postgres_migrator() -> Migrator {
     Migrator::with_migrations(
-        migrations!("postgres": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records", 4 "0004_seed_items", 5 "0005_sessions"),
+        migrations!("postgres": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records", 4 "0004_seed_items", 5 "0005_sessions", 6 "0006_login_failures"),
     )
 }
 
 fn sqlite_migrator() -> Migrator {
     Migrator::with_migrations(
-        migrations!("sqlite": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records", 4 "0004_seed_items", 5 "0005_sessions"),
+        migrations!("sqlite": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records", 4 "0004_seed_items", 5 "0005_sessions", 6 "0006_login_failures"),
     )
 }
 

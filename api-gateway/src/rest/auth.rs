@@ -10,14 +10,16 @@ use axum::{
 };
 use kiln_common::ErrorCode;
 use kiln_proto::v1::{
-    GetProfileRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, UpdateProfileRequest,
-    auth_service_client::AuthServiceClient,
+    GetProfileRequest, ListAuditEventsRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
+    UpdateProfileRequest, auth_service_client::AuthServiceClient,
 };
 
-use super::grpc_request;
+use std::collections::HashMap;
+
+use super::{grpc_request, list_params};
 use crate::{
     GatewayState,
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ApiQuery},
     openapi::Operation,
 };
 
@@ -87,6 +89,16 @@ pub fn operations() -> Vec<Operation> {
             true,
         ),
         op(
+            Method::GET,
+            "/auth/audit",
+            "listAuditEvents",
+            "The workspace's security events, newest first (owner only): page_size, page_token",
+            None,
+            Some("kiln.v1.ListAuditEventsResponse"),
+            200,
+            true,
+        ),
+        op(
             Method::PUT,
             "/auth/profile",
             "updateProfile",
@@ -100,12 +112,13 @@ pub fn operations() -> Vec<Operation> {
 }
 
 pub fn router() -> Router<GatewayState> {
-    let routes: [(&str, MethodRouter<GatewayState>); 5] = [
+    let routes: [(&str, MethodRouter<GatewayState>); 6] = [
         ("/register", post(register)),
         ("/login", post(login)),
         ("/refresh", post(refresh)),
         ("/logout", post(logout)),
         ("/profile", get(get_profile).put(update_profile)),
+        ("/audit", get(audit_events)),
     ];
     routes.into_iter().fold(Router::new(), |router, (path, method_router)| router.route(path, method_router))
 }
@@ -176,5 +189,16 @@ async fn update_profile(
     ApiJson(body): ApiJson<UpdateProfileRequest>,
 ) -> Result<Response, ApiError> {
     let response = client(&state).update_profile(grpc_request(&headers, body)).await?.into_inner();
+    Ok(Json(response).into_response())
+}
+
+async fn audit_events(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (page_size, page_token) = list_params(&query)?;
+    let request = ListAuditEventsRequest { page_size, page_token };
+    let response = client(&state).list_audit_events(grpc_request(&headers, request)).await?.into_inner();
     Ok(Json(response).into_response())
 }

@@ -10,7 +10,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use kiln_common::{Principal, ServiceError, error::FieldViolation, timestamp};
 use kiln_proto::v1::{
-    GetProfileRequest, GetProfileResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest,
+    AuditEvent as AuditEventMessage, GetProfileRequest, GetProfileResponse, ListAuditEventsRequest,
+    ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest,
     RefreshResponse, RegisterRequest, RegisterResponse, TokenPair, UpdateProfileRequest, UpdateProfileResponse, User,
     UserSettings, auth_service_server::AuthService,
 };
@@ -27,6 +28,20 @@ use crate::AppDeps;
 
 /// The same answer for an unknown email and a wrong password.
 const BAD_CREDENTIALS: &str = "invalid email or password";
+/// Failed sign-ins for one address allowed within [`LOCKOUT_WINDOW`] before it locks.
+const FREE_FAILURES: i64 = 5;
+/// Failures older than this are forgotten.
+const LOCKOUT_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+
+/// How long an address is locked after its `failures`-th failure in the window: from
+/// the 5th on, 30 s doubling with each failure, at most 15 minutes.
+fn lockout(failures: i64) -> Option<chrono::Duration> {
+    let over = failures.checked_sub(FREE_FAILURES).filter(|over| *over >= 0)?;
+    let seconds = 30i64.saturating_mul(1i64 << over.min(20));
+    Some(chrono::Duration::seconds(seconds.min(15 * 60)))
+}
+
+const MAX_AUDIT_PAGE: i32 = 100;
 const REFRESH_TOKEN_PREFIX: &str = "krt_";
 
 #[derive(Debug, Clone)]
@@ -77,8 +92,24 @@ impl AuthApi {
                 format!("must be at most {MAX_PASSWORD_CHARS} characters"),
             ));
         }
+        // Failures are counted per address, known or not, so a lockout tells nothing
+        // about accounts either.
+        let email = Email::parse(&req.email);
+        let email_key = hash_token(&match &email {
+            Ok(email) => email.as_str().to_string(),
+            Err(_) => req.email.trim().to_lowercase(),
+        });
+        let now = kiln_common::db::now();
+        if let Some(locked_until) = store::locked_until(db, &email_key).await?
+            && locked_until > now
+        {
+            let wait = (locked_until - now).num_seconds().max(1);
+            return Err(ServiceError::ResourceExhausted(format!(
+                "too many failed sign-ins for this email address; retry in {wait}s"
+            )));
+        }
         // A malformed email cannot match an account; it gets the same answer as any miss.
-        let found = match Email::parse(&req.email) {
+        let found = match &email {
             Ok(email) => store::find_login(db, email.as_str()).await?,
             Err(_) => None,
         };
@@ -87,8 +118,19 @@ impl AuthApi {
             None => (None, None),
         };
         let matches = password::verify(req.password, hash).await?;
+        if !matches {
+            let failures = store::record_login_failure(db, &email_key, now - LOCKOUT_WINDOW, |failures| {
+                lockout(failures).map(|wait| now + wait)
+            })
+            .await?;
+            if let (Some(user), Some(wait)) = (&user, lockout(failures)) {
+                let detail = json!({ "failures": failures, "locked_for_seconds": wait.num_seconds() });
+                store::audit(db, event("login", "locked", user, detail)).await;
+            }
+        }
         match user {
             Some(user) if matches => {
+                store::clear_login_failures(db, &email_key).await?;
                 let tokens = self.start_session(&user).await?;
                 store::audit(db, event("login", "success", &user, json!({}))).await;
                 Ok(LoginResponse { user: Some(user_message(&user)), tokens: Some(tokens) })
@@ -214,6 +256,47 @@ impl AuthApi {
         self.profile(principal).await
     }
 
+    async fn audit_events(
+        &self,
+        principal: Principal,
+        req: ListAuditEventsRequest,
+    ) -> Result<ListAuditEventsResponse, ServiceError> {
+        let page_size = match req.page_size {
+            0 => 50,
+            n if (1..=MAX_AUDIT_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ServiceError::invalid_field("page_size", format!("must be between 0 and {MAX_AUDIT_PAGE}")));
+            }
+        };
+        if !store::owns_workspace(&self.deps.db, principal.user_id, principal.workspace_id).await? {
+            return Err(ServiceError::PermissionDenied("only the workspace's owner reads its audit log".into()));
+        }
+        let before = match req.page_token.as_str() {
+            "" => None,
+            token => Some(decode_audit_token(token)?),
+        };
+        let mut events =
+            store::audit_events(&self.deps.db, principal.workspace_id, before, i64::from(page_size) + 1).await?;
+        let next_page_token = if events.len() > page_size as usize {
+            events.truncate(page_size as usize);
+            events.last().map(|e| encode_audit_token(e.at, e.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let events = events
+            .into_iter()
+            .map(|e| AuditEventMessage {
+                id: e.id.to_string(),
+                at: Some(timestamp(e.at)),
+                action: e.action,
+                outcome: e.outcome,
+                user_id: e.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                detail: serde_json::from_value(e.detail).ok(),
+            })
+            .collect();
+        Ok(ListAuditEventsResponse { events, next_page_token })
+    }
+
     /// A new session: a new refresh-token family.
     async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, ServiceError> {
         let session_id = Uuid::now_v7();
@@ -254,6 +337,18 @@ impl IssuedRefresh {
     fn stored(&self) -> store::NewRefreshToken<'_> {
         store::NewRefreshToken { token_hash: &self.hash, expires_at: self.expires_at }
     }
+}
+
+fn encode_audit_token(at: chrono::DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
+}
+
+fn decode_audit_token(token: &str) -> Result<(chrono::DateTime<Utc>, Uuid), ServiceError> {
+    let bad = || ServiceError::invalid_field("page_token", "is not a token this API returned");
+    let text = URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad)?;
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 fn new_refresh_token() -> String {
@@ -324,5 +419,14 @@ impl AuthService for AuthApi {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
         let user = AuthApi::update_profile(self, principal, request.into_inner()).await?;
         Ok(Response::new(UpdateProfileResponse { user: Some(user_message(&user)) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_audit_events(
+        &self,
+        request: Request<ListAuditEventsRequest>,
+    ) -> Result<Response<ListAuditEventsResponse>, Status> {
+        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.audit_events(principal, request.into_inner()).await?))
     }
 }

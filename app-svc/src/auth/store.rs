@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use kiln_common::{
     db::{Db, Id, RowExt, is_unique_violation},
     error::ServiceError,
-    with_db,
+    with_db, with_db_read,
 };
 use uuid::Uuid;
 
@@ -83,7 +83,7 @@ pub async fn create_account(db: &Db, account: NewAccount<'_>) -> Result<UserReco
 
 pub async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users u JOIN user_settings s ON s.user_id = u.id WHERE u.id = $1");
-    let user = with_db!(db, pool => {
+    let user = with_db_read!(db, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).fetch_optional(pool).await?
             .map(|row| user_from_row(&row)).transpose()?
     });
@@ -95,7 +95,7 @@ pub async fn find_login(db: &Db, email: &str) -> Result<Option<(UserRecord, Stri
     let sql = format!(
         "SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN user_settings s ON s.user_id = u.id WHERE u.email = $1"
     );
-    let found = with_db!(db, pool => {
+    let found = with_db_read!(db, pool => {
         match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(pool).await? {
             Some(row) => Some((user_from_row(&row)?, row.text("password_hash")?)),
             None => None,
@@ -252,7 +252,7 @@ pub async fn rotate_refresh_token(
 }
 
 pub async fn find_refresh_token(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>, ServiceError> {
-    let found = with_db!(db, pool => {
+    let found = with_db_read!(db, pool => {
         match sqlx::query(
             "SELECT id, user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
         )
@@ -309,4 +309,107 @@ pub async fn audit(db: &Db, event: AuditEvent<'_>) {
     if let Err(e) = result {
         tracing::error!(error = %e, action = event.action, "could not write audit log");
     }
+}
+
+/// Until when sign-ins for an address are refused, if they are.
+pub async fn locked_until(db: &Db, email_key: &str) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    let found = with_db_read!(db, pool => {
+        sqlx::query("SELECT locked_until FROM login_failures WHERE email_key = $1")
+            .bind(email_key).fetch_optional(pool).await?
+            .map(|row| row.opt_time("locked_until")).transpose()?.flatten()
+    });
+    Ok(found)
+}
+
+/// Counts a failed sign-in for an address (starting over if the last was before
+/// `window_start`) and locks it until `lock(failures)`, if that gives a time.
+pub async fn record_login_failure(
+    db: &Db,
+    email_key: &str,
+    window_start: DateTime<Utc>,
+    lock: impl Fn(i64) -> Option<DateTime<Utc>>,
+) -> Result<i64, ServiceError> {
+    let now = kiln_common::db::now();
+    let failures = with_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        // Addresses that stopped failing long ago are forgotten.
+        sqlx::query("DELETE FROM login_failures WHERE last_failure_at < $1").bind(window_start)
+            .execute(&mut *tx).await?;
+        let failures: i64 = sqlx::query(
+            "INSERT INTO login_failures (email_key, failures, last_failure_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (email_key) DO UPDATE SET failures = login_failures.failures + 1, last_failure_at = $2 \
+             RETURNING failures",
+        )
+        .bind(email_key).bind(now)
+        .fetch_one(&mut *tx).await?.int("failures")?;
+        if let Some(until) = lock(failures) {
+            sqlx::query("UPDATE login_failures SET locked_until = $2 WHERE email_key = $1")
+                .bind(email_key).bind(until)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(failures)
+    }.await)?;
+    Ok(failures)
+}
+
+/// A successful sign-in clears the address's failures.
+pub async fn clear_login_failures(db: &Db, email_key: &str) -> Result<(), ServiceError> {
+    with_db!(db, pool => {
+        sqlx::query("DELETE FROM login_failures WHERE email_key = $1").bind(email_key).execute(pool).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Whether the user owns the workspace.
+pub async fn owns_workspace(db: &Db, user_id: Uuid, workspace_id: Uuid) -> Result<bool, ServiceError> {
+    let owner: Option<Id> = with_db_read!(db, pool => {
+        sqlx::query_scalar("SELECT owner_id FROM workspaces WHERE id = $1").bind(Id(workspace_id)).fetch_optional(pool).await?
+    });
+    Ok(owner == Some(Id(user_id)))
+}
+
+/// An audit event as stored.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub user_id: Option<Uuid>,
+    pub action: String,
+    pub outcome: String,
+    pub detail: serde_json::Value,
+}
+
+/// A workspace's events, newest first, strictly before `before` (time, id) if given.
+pub async fn audit_events(
+    db: &Db,
+    workspace_id: Uuid,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, ServiceError> {
+    let (at, id) = match before {
+        Some((at, id)) => (Some(at), Some(Id(id))),
+        None => (None, None),
+    };
+    let events = with_db_read!(db, pool => {
+        sqlx::query(
+            "SELECT id, at, user_id, action, outcome, detail FROM audit_log WHERE workspace_id = $1 \
+             AND ($2 IS NULL OR at < $2 OR (at = $2 AND id < $3)) ORDER BY at DESC, id DESC LIMIT $4",
+        )
+        .bind(Id(workspace_id)).bind(at).bind(id).bind(limit)
+        .fetch_all(pool).await?
+        .iter()
+        .map(|row| -> Result<AuditRecord, sqlx::Error> {
+            Ok(AuditRecord {
+                id: row.id("id")?,
+                at: row.time("at")?,
+                user_id: row.opt_id("user_id")?,
+                action: row.text("action")?,
+                outcome: row.text("outcome")?,
+                detail: row.json("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?
+    });
+    Ok(events)
 }

@@ -124,7 +124,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 19);
+    assert_eq!(operations, 20);
 
     let docs = app.http.get(app.url("/api/docs")).send().await.unwrap();
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));

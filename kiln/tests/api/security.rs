@@ -17,6 +17,8 @@ crate::on_both_databases!(
     a_seed_upgrade_leaves_a_user_model_holding_a_system_name_alone,
     deeply_nested_json_is_refused_naming_the_field,
     a_page_of_big_records_stays_within_a_message,
+    repeated_failed_sign_ins_lock_an_address_alike_for_known_and_unknown,
+    the_workspace_owner_reads_its_security_events,
 );
 
 fn claims_of(body: &serde_json::Value) -> (uuid::Uuid, uuid::Uuid, uuid::Uuid) {
@@ -475,5 +477,78 @@ async fn signed_in_calls_are_limited_per_user_and_per_workspace() {
     assert_eq!(app.get_with_token("/api/v1/models", &colleague).await.0, 401, "no such session, but counted");
     let (status, body) = app.get_with_token("/api/v1/models", &access).await;
     assert_error(status, &body, 429, "resource_exhausted");
+    app.stop().await;
+}
+
+/// Five failures within the hour lock an address, for 30 s doubling per failure; an
+/// address without an account locks just the same, so a lockout reveals nothing.
+async fn repeated_failed_sign_ins_lock_an_address_alike_for_known_and_unknown(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("target@example.com").await;
+    app.register("bystander@example.com").await;
+    let mut answers = Vec::new();
+    for email in ["target@example.com", "nobody-here@example.com"] {
+        let wrong = json!({ "email": email, "password": "wrong horse 10" });
+        for _ in 0..5 {
+            let (status, body) = app.post("/api/v1/auth/login", wrong.clone()).await;
+            assert_error(status, &body, 401, "unauthenticated");
+        }
+        // Locked now, whatever the password.
+        let right = json!({ "email": email, "password": PASSWORD });
+        let (status, body) = app.post("/api/v1/auth/login", right).await;
+        let error = assert_error(status, &body, 429, "resource_exhausted");
+        let message = error["message"].as_str().unwrap().to_string();
+        assert!(message.contains("too many failed sign-ins") && message.contains("retry in"), "{message}");
+        answers.push((status, message.split(';').next().unwrap().to_string()));
+    }
+    assert_eq!(answers[0], answers[1], "known and unknown addresses answer alike");
+    let (status, _) =
+        app.post("/api/v1/auth/login", json!({ "email": "bystander@example.com", "password": PASSWORD })).await;
+    assert_eq!(status, 200, "other addresses are not locked");
+    app.stop().await;
+}
+
+async fn the_workspace_owner_reads_its_security_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.register("owner@example.com").await;
+    let access = token(&owner, "access_token");
+    let wrong = json!({ "email": "owner@example.com", "password": "wrong horse 10" });
+    assert_eq!(app.post("/api/v1/auth/login", wrong).await.0, 401);
+    let right = json!({ "email": "owner@example.com", "password": PASSWORD });
+    assert_eq!(app.post("/api/v1/auth/login", right).await.0, 200);
+
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (status, body) =
+            app.get_with_token(&format!("/api/v1/auth/audit?page_size=2&page_token={page_token}"), &access).await;
+        assert_eq!(status, 200, "{body}");
+        for event in body["events"].as_array().unwrap() {
+            seen.push(format!("{}:{}", event["action"].as_str().unwrap(), event["outcome"].as_str().unwrap()));
+        }
+        page_token = body["next_page_token"].as_str().unwrap().to_string();
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["login:success", "login:bad_password", "register:success"], "newest first");
+
+    // Another user's events stay theirs; a member who is not the owner reads none.
+    let stranger = app.register("stranger@example.com").await;
+    let (status, body) = app.get_with_token("/api/v1/auth/audit", &token(&stranger, "access_token")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "only the stranger's own registration: {body}");
+    // Made a member of the owner's workspace (as teams will), the stranger signs in there.
+    let (_, workspace, _) = claims_of(&owner);
+    let (member, _, _) = claims_of(&stranger);
+    with_db!(&app.db, pool => {
+        sqlx::query("UPDATE users SET workspace_id = $1 WHERE id = $2").bind(Id(workspace)).bind(Id(member)).execute(pool).await.unwrap();
+    });
+    let (status, signed_in) =
+        app.post("/api/v1/auth/login", json!({ "email": "stranger@example.com", "password": PASSWORD })).await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(claims_of(&signed_in).1, workspace);
+    let (status, body) = app.get_with_token("/api/v1/auth/audit", &token(&signed_in, "access_token")).await;
+    assert_error(status, &body, 403, "permission_denied");
     app.stop().await;
 }
