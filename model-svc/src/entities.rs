@@ -358,6 +358,19 @@ impl EntityApi {
         let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
         let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
         let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
+        if let Some(scope) = model.scope
+            && values.iter().any(|(i, _)| model.specs[*i].relation.is_some())
+        {
+            // Whether the record is the caller's decides first: another workspace's record
+            // answers 404 whatever its relations point at.
+            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", model.table);
+            let mine = with_ws_read!(&pool, pool => {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).bind(scope).fetch_optional(pool).await?.is_some()
+            });
+            if !mine {
+                return Err(not_found());
+            }
+        }
         self.check_scoped_relations(&model, &pool, &values).await?;
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
         let mut sets = vec!["\"updated_at\" = $1".to_string()];

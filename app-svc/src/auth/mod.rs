@@ -265,7 +265,10 @@ impl AuthApi {
             0 => 50,
             n if (1..=MAX_AUDIT_PAGE).contains(&n) => n,
             _ => {
-                return Err(ServiceError::invalid_field("page_size", format!("must be between 0 and {MAX_AUDIT_PAGE}")));
+                return Err(ServiceError::invalid_field(
+                    "page_size",
+                    format!("must be between 0 and {MAX_AUDIT_PAGE}"),
+                ));
             }
         };
         if !store::owns_workspace(&self.deps.db, principal.user_id, principal.workspace_id).await? {

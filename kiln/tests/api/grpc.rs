@@ -250,3 +250,42 @@ async fn health_and_reflection_are_served_on_the_gateway_port() {
     assert_eq!(missing.code(), Code::Unimplemented);
     app.stop().await;
 }
+
+/// Every method of every service the server lists over reflection (v1), as
+/// `package.Service/Method`.
+pub async fn reflected_methods(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(channel);
+    let ask = |request: MessageRequest| ServerReflectionRequest { host: String::new(), message_request: Some(request) };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([ask(MessageRequest::ListServices(String::new()))]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    let mut methods = Vec::new();
+    for service in list.service {
+        let request = ask(MessageRequest::FileContainingSymbol(service.name.clone()));
+        let mut answers = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+        let Some(MessageResponse::FileDescriptorResponse(files)) =
+            answers.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("expected the file of {}", service.name);
+        };
+        for bytes in files.file_descriptor_proto {
+            let file = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
+            for declared in &file.service {
+                if format!("{}.{}", file.package(), declared.name()) == service.name {
+                    methods.extend(declared.method.iter().map(|m| format!("{}/{}", service.name, m.name())));
+                }
+            }
+        }
+    }
+    methods
+}

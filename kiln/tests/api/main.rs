@@ -13,3 +13,4 @@ mod schema_changes;
 mod security;
 mod sockets;
 mod system_records;
+mod tenancy;

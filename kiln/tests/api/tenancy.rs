@@ -1,0 +1,442 @@
+//! Tenant isolation, as a matrix: user B calls every REST route of the OpenAPI document and
+//! every gRPC method reflection lists, aimed at user A's models, records, applications,
+//! templates, workflows, prompts and components — by id, slug, plural, filter, page token
+//! and relation — on SQLite, on PostgreSQL and through the mesh. Calls aimed at A's things
+//! answer 403 or 404; calls on B's own collections carrying A's values answer without any
+//! of A's data; no answer, error or not, carries anything of A's that B did not send.
+
+use std::collections::{BTreeSet, HashMap};
+
+use kiln_common::config::Role;
+use kiln_proto::v1::{
+    CreateEntityRequest, CreateModelRequest, DeleteEntityRequest, DeleteModelRequest, Field, GetEntityRequest,
+    GetModelRequest, GetProfileRequest, ListAuditEventsRequest, ListEntitiesRequest, ListModelVersionsRequest,
+    ListModelsRequest, LoginRequest, LogoutRequest, PlanModelChangeRequest, RefreshRequest, RegisterRequest, Relation,
+    UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest, auth_service_client::AuthServiceClient,
+    entity_service_client::EntityServiceClient, model_service_client::ModelServiceClient,
+};
+use serde_json::{Value, json};
+use tonic::{Code, transport::Channel};
+
+use crate::{
+    grpc::{channel, with_token},
+    harness::{Backend, PASSWORD, TestDatabase, read, spawn_app, test_config, token},
+};
+
+/// What A owns, and what of it B must never see.
+struct Victim {
+    model_id: String,
+    record_id: String,
+    owner_record_id: String,
+    page_token: String,
+    /// System records by plural: id.
+    system: HashMap<&'static str, String>,
+    refresh_token: String,
+    /// Strings of A's that B never sends: none may appear in any answer to B.
+    secrets: Vec<String>,
+}
+
+const SECRET_VALUE: &str = "TOP-SECRET-VALUE-7731";
+
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    access: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http.request(method, url).bearer_auth(access);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+/// A signs up and fills a workspace through the REST API at `base`.
+async fn victim(http: &reqwest::Client, base: &str) -> Victim {
+    let (status, body) = read(
+        http.post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({ "email": "alice-secret@example.com", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let access = token(&body, "access_token");
+    let post =
+        |path: &str, body: Value| send(http, reqwest::Method::POST, format!("{base}{path}"), &access, Some(body));
+    let (status, owner_model) =
+        post("/api/v1/models", json!({ "name": "Vault", "fields": [{ "name": "label", "type": "text" }] })).await;
+    assert_eq!(status, 201, "{owner_model}");
+    let ledger = json!({ "name": "Ledger", "fields": [
+        { "name": "confidential_note", "type": "text", "unique": true },
+        { "name": "vault", "type": "relation", "relation": { "target": "vaults" } }
+    ]});
+    let (status, model) = post("/api/v1/models", ledger).await;
+    assert_eq!(status, 201, "{model}");
+    let (_, owner) = post("/api/vaults", json!({ "label": SECRET_VALUE })).await;
+    let owner_record_id = owner["record"]["id"].as_str().unwrap().to_string();
+    let mut record_id = String::new();
+    for n in 0..3 {
+        let (status, record) = post(
+            "/api/ledgers",
+            json!({ "confidential_note": format!("{SECRET_VALUE}-{n}"), "vault": owner_record_id }),
+        )
+        .await;
+        assert_eq!(status, 201, "{record}");
+        record_id = record["record"]["id"].as_str().unwrap().to_string();
+    }
+    let (_, page) = send(http, reqwest::Method::GET, format!("{base}/api/ledgers?page_size=1"), &access, None).await;
+    let page_token = page["next_page_token"].as_str().unwrap().to_string();
+    assert!(!page_token.is_empty());
+
+    let mut system = HashMap::new();
+    let (_, app) = post("/api/applications", json!({ "name": "AliceSecretApp", "slug": "alice-secret-app" })).await;
+    let application = app["record"]["id"].as_str().unwrap().to_string();
+    for (plural, body) in [
+        ("components", json!({ "application": application, "name": "AliceSecretList", "kind": "list" })),
+        (
+            "templates",
+            json!({ "set": "alice-secret-set", "name": "AliceSecretTemplate", "output_path": "x.rs", "body": SECRET_VALUE, "scope": "once" }),
+        ),
+        (
+            "workflows",
+            json!({ "name": "AliceSecretFlow", "trigger": { "kind": "manual" }, "actions": [], "enabled": true }),
+        ),
+        ("prompts", json!({ "name": "AliceSecretPrompt", "category": "x", "type": "llm", "content": SECRET_VALUE })),
+    ] {
+        let (status, created) = post(&format!("/api/{plural}"), body).await;
+        assert_eq!(status, 201, "{plural}: {created}");
+        system.insert(plural, created["record"]["id"].as_str().unwrap().to_string());
+    }
+    system.insert("applications", application);
+    let user = &body["user"];
+    Victim {
+        model_id: model["model"]["id"].as_str().unwrap().to_string(),
+        record_id,
+        owner_record_id,
+        page_token,
+        system,
+        refresh_token: token(&body, "refresh_token"),
+        secrets: [
+            "alice-secret",
+            "confidential_note",
+            SECRET_VALUE,
+            "AliceSecret",
+            "Vault",
+            user["id"].as_str().unwrap(),
+            user["workspace_id"].as_str().unwrap(),
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    }
+}
+
+/// A record of a system kind that passes every rule, so that only ownership decides the
+/// answer; relations point at A's application.
+fn valid_record(plural: &str, application: &str) -> Value {
+    match plural {
+        "applications" => json!({ "name": "mine", "slug": "mine" }),
+        "components" => json!({ "application": application, "name": "mine", "kind": "list" }),
+        "templates" => json!({ "set": "mine", "name": "mine", "output_path": "a.rs", "body": "x", "scope": "once" }),
+        "workflows" => json!({ "name": "mine", "trigger": { "kind": "manual" }, "actions": [], "enabled": true }),
+        _ => json!({ "name": "mine", "category": "x", "type": "llm", "content": "x" }),
+    }
+}
+
+fn assert_leaks_nothing(victim: &Victim, call: &str, answer: &str) {
+    for secret in &victim.secrets {
+        assert!(!answer.contains(secret.as_str()), "{call} leaked `{secret}`: {answer}");
+    }
+}
+
+/// Every REST operation of the OpenAPI document, as B, with A's identifiers substituted.
+async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &str) -> usize {
+    let (_, doc) = read(http.get(format!("{base}/api/openapi.json")).send().await.unwrap()).await;
+    let mut calls = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            // (concrete path, query, body, whether the call aims at A's things)
+            let mut variants: Vec<(String, String, Option<Value>, bool)> = Vec::new();
+            let body = (method != reqwest::Method::GET && method != reqwest::Method::DELETE).then(|| json!({}));
+            match path.as_str() {
+                p if p.starts_with("/models/{id}") => {
+                    for key in [victim.model_id.as_str(), "ledger", "ledgers"] {
+                        let fields = json!({ "fields": [{ "name": "x", "type": "text" }] });
+                        variants.push((p.replace("{id}", key), "confirm_data_loss=true".into(), Some(fields), true));
+                    }
+                }
+                "/{plural}" => {
+                    variants.push(("/ledgers".into(), String::new(), body.clone(), true));
+                    let filter = format!("confidential_note={SECRET_VALUE}-0&page_token={}", victim.page_token);
+                    variants.push(("/ledgers".into(), filter, body.clone(), true));
+                    for plural in victim.system.keys() {
+                        // B's own collection of the same kind, with A's page token and values.
+                        let query = format!("page_token={}&name=AliceSecretApp", victim.page_token);
+                        variants.push((format!("/{plural}"), query, None, false));
+                    }
+                }
+                "/{plural}/{id}" => {
+                    let record = json!({ "confidential_note": "mine" });
+                    variants.push((format!("/ledgers/{}", victim.record_id), String::new(), Some(record), true));
+                    variants.push((format!("/vaults/{}", victim.owner_record_id), String::new(), body.clone(), true));
+                    for (plural, id) in &victim.system {
+                        let body = valid_record(plural, &victim.system["applications"]);
+                        variants.push((format!("/{plural}/{id}"), String::new(), Some(body), true));
+                    }
+                }
+                "/models" => {
+                    // A relation aimed at A's model from a model of B's.
+                    let model = json!({ "name": "Spy", "fields": [
+                        { "name": "target", "type": "relation", "relation": { "target": "ledgers" } }
+                    ]});
+                    variants.push((path.clone(), "page_token=bGVkZ2Vycw".into(), Some(model), false));
+                }
+                "/auth/logout" => {
+                    variants.push((
+                        path.clone(),
+                        String::new(),
+                        Some(json!({ "refresh_token": victim.refresh_token })),
+                        true,
+                    ));
+                }
+                "/auth/refresh" | "/auth/login" | "/auth/register" => {
+                    // Public: nothing of A's to aim at but what B would have to steal.
+                    let login = json!({ "email": "alice-secret@example.com", "password": "guess 12345" });
+                    variants.push((path.clone(), String::new(), Some(login), false));
+                }
+                _ => variants.push((path.clone(), String::new(), body.clone(), false)),
+            }
+            for (concrete, query, body, aimed) in variants {
+                let url = format!("{base}/api/v1{concrete}?{query}");
+                let (status, answer) = send(http, method.clone(), url, b, body).await;
+                let call = format!("{method} {concrete}?{query}");
+                let answer = answer.to_string();
+                assert_leaks_nothing(victim, &call, &answer);
+                if aimed {
+                    let allowed: &[u16] = if concrete == "/auth/logout" { &[400] } else { &[403, 404] };
+                    assert!(allowed.contains(&status), "{call} answered {status}: {answer}");
+                } else {
+                    assert!(status < 500, "{call} answered {status}: {answer}");
+                }
+                calls += 1;
+            }
+        }
+    }
+    calls
+}
+
+/// A gRPC answer as text, for the leak check.
+fn shown<T: std::fmt::Debug>(answer: &Result<tonic::Response<T>, tonic::Status>) -> String {
+    match answer {
+        Ok(response) => format!("{:?}", response.get_ref()),
+        Err(status) => format!("{status:?}"),
+    }
+}
+
+fn code<T>(answer: &Result<tonic::Response<T>, tonic::Status>) -> Code {
+    answer.as_ref().err().map_or(Code::Ok, tonic::Status::code)
+}
+
+fn record(json: Value) -> Option<kiln_proto::wkt::Struct> {
+    Some(serde_json::from_value(json).unwrap())
+}
+
+/// Every method of every service reflection lists, as B; the methods covered here must
+/// be exactly those listed, so a new method fails this test until it is added.
+async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
+    let listed = crate::grpc::reflected_methods(channel.clone()).await;
+    let mut models = ModelServiceClient::new(channel.clone());
+    let mut entities = EntityServiceClient::new(channel.clone());
+    let mut auth = AuthServiceClient::new(channel);
+    let mut covered = BTreeSet::new();
+    let mut check = |method: &str, answer: String, code: Code, allowed: &[Code]| {
+        covered.insert(method.to_string());
+        assert_leaks_nothing(victim, method, &answer);
+        assert!(allowed.contains(&code), "{method} answered {code:?}: {answer}");
+    };
+    const AIMED: &[Code] = &[Code::NotFound, Code::PermissionDenied];
+
+    for key in [victim.model_id.as_str(), "ledger", "ledgers"] {
+        let answer = models.get_model(with_token(GetModelRequest { id: key.into() }, b)).await;
+        check("kiln.v1.ModelService/GetModel", shown(&answer), code(&answer), AIMED);
+        let request = ListModelVersionsRequest { id: key.into(), ..Default::default() };
+        let answer = models.list_model_versions(with_token(request, b)).await;
+        check("kiln.v1.ModelService/ListModelVersions", shown(&answer), code(&answer), AIMED);
+        let fields = vec![Field { name: "x".into(), r#type: "text".into(), ..Default::default() }];
+        let request = PlanModelChangeRequest { id: key.into(), fields: fields.clone() };
+        let answer = models.plan_model_change(with_token(request, b)).await;
+        check("kiln.v1.ModelService/PlanModelChange", shown(&answer), code(&answer), AIMED);
+        let request = UpdateModelRequest { id: key.into(), fields, confirm_data_loss: true, ..Default::default() };
+        let answer = models.update_model(with_token(request, b)).await;
+        check("kiln.v1.ModelService/UpdateModel", shown(&answer), code(&answer), AIMED);
+        let request = DeleteModelRequest { id: key.into(), confirm_data_loss: true };
+        let answer = models.delete_model(with_token(request, b)).await;
+        check("kiln.v1.ModelService/DeleteModel", shown(&answer), code(&answer), AIMED);
+    }
+    let request = ListModelsRequest { page_token: "bGVkZ2Vycw".into(), ..Default::default() };
+    let answer = models.list_models(with_token(request, b)).await;
+    check("kiln.v1.ModelService/ListModels", shown(&answer), code(&answer), &[Code::Ok]);
+    let spy = CreateModelRequest {
+        name: "Spy".into(),
+        fields: vec![Field {
+            name: "target".into(),
+            r#type: "relation".into(),
+            relation: Some(Relation { target: "ledgers".into(), ..Default::default() }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let answer = models.create_model(with_token(spy, b)).await;
+    check("kiln.v1.ModelService/CreateModel", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+
+    let mut targets: Vec<(String, String)> =
+        vec![("ledgers".into(), victim.record_id.clone()), ("vaults".into(), victim.owner_record_id.clone())];
+    targets.extend(victim.system.iter().map(|(plural, id)| (plural.to_string(), id.clone())));
+    for (model, id) in &targets {
+        let request = GetEntityRequest { model: model.clone(), id: id.clone() };
+        let answer = entities.get_entity(with_token(request, b)).await;
+        check("kiln.v1.EntityService/GetEntity", shown(&answer), code(&answer), AIMED);
+        let request = UpdateEntityRequest {
+            model: model.clone(),
+            id: id.clone(),
+            record: record(valid_record(model, &victim.system["applications"])),
+            partial: false,
+        };
+        let answer = entities.update_entity(with_token(request, b)).await;
+        check("kiln.v1.EntityService/UpdateEntity", shown(&answer), code(&answer), AIMED);
+        let request = DeleteEntityRequest { model: model.clone(), id: id.clone() };
+        let answer = entities.delete_entity(with_token(request, b)).await;
+        check("kiln.v1.EntityService/DeleteEntity", shown(&answer), code(&answer), AIMED);
+        let mut filter = HashMap::new();
+        filter.insert("name".to_string(), "AliceSecretApp".to_string());
+        let request = ListEntitiesRequest {
+            model: model.clone(),
+            page_token: victim.page_token.clone(),
+            filter,
+            ..Default::default()
+        };
+        let answer = entities.list_entities(with_token(request, b)).await;
+        // B's own collections (system kinds) answer with B's data only; A's models are not there.
+        let allowed: &[Code] =
+            if model == "ledgers" || model == "vaults" { AIMED } else { &[Code::Ok, Code::InvalidArgument] };
+        check("kiln.v1.EntityService/ListEntities", shown(&answer), code(&answer), allowed);
+        let request = CreateEntityRequest { model: model.clone(), record: record(json!({ "spy": "x" })) };
+        let answer = entities.create_entity(with_token(request, b)).await;
+        let allowed: &[Code] = if model == "ledgers" || model == "vaults" { AIMED } else { &[Code::InvalidArgument] };
+        check("kiln.v1.EntityService/CreateEntity", shown(&answer), code(&answer), allowed);
+    }
+    // A relation of B's pointing at A's record: refused without saying whether it exists.
+    let component = record(json!({ "application": victim.system["applications"], "name": "spy", "kind": "list" }));
+    let answer = entities
+        .create_entity(with_token(CreateEntityRequest { model: "components".into(), record: component }, b))
+        .await;
+    check("kiln.v1.EntityService/CreateEntity", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+
+    let login = LoginRequest { email: "alice-secret@example.com".into(), password: "guess 12345".into() };
+    let answer = auth.login(login).await;
+    check(
+        "kiln.v1.AuthService/Login",
+        shown(&answer),
+        code(&answer),
+        &[Code::Unauthenticated, Code::ResourceExhausted],
+    );
+    let register =
+        RegisterRequest { email: "alice-secret@example.com".into(), password: PASSWORD.into(), ..Default::default() };
+    let answer = auth.register(register).await;
+    check("kiln.v1.AuthService/Register", shown(&answer), code(&answer), &[Code::AlreadyExists]);
+    let answer = auth.refresh(RefreshRequest { refresh_token: "krt_guess".into() }).await;
+    check("kiln.v1.AuthService/Refresh", shown(&answer), code(&answer), &[Code::Unauthenticated]);
+    let logout = LogoutRequest { refresh_token: victim.refresh_token.clone() };
+    let answer = auth.logout(with_token(logout, b)).await;
+    check("kiln.v1.AuthService/Logout", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+    let answer = auth.get_profile(with_token(GetProfileRequest {}, b)).await;
+    check("kiln.v1.AuthService/GetProfile", shown(&answer), code(&answer), &[Code::Ok]);
+    let update = UpdateProfileRequest { display_name: Some("b".into()), ..Default::default() };
+    let answer = auth.update_profile(with_token(update, b)).await;
+    check("kiln.v1.AuthService/UpdateProfile", shown(&answer), code(&answer), &[Code::Ok]);
+    let answer = auth.list_audit_events(with_token(ListAuditEventsRequest::default(), b)).await;
+    check("kiln.v1.AuthService/ListAuditEvents", shown(&answer), code(&answer), &[Code::Ok]);
+
+    let kiln_methods: BTreeSet<String> = listed.into_iter().filter(|m| m.starts_with("kiln.")).collect();
+    assert_eq!(covered, kiln_methods, "the matrix covers exactly the methods reflection lists");
+    covered.len()
+}
+
+/// A request with `token` if any.
+fn carrying<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    match token {
+        Some(token) => with_token(message, token),
+        None => tonic::Request::new(message),
+    }
+}
+
+async fn b_signs_up(http: &reqwest::Client, base: &str) -> String {
+    let (status, body) = read(
+        http.post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({ "email": "bob@example.com", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    token(&body, "access_token")
+}
+
+crate::on_both_databases!(another_tenant_reaches_nothing_on_any_route_or_method);
+
+async fn another_tenant_reaches_nothing_on_any_route_or_method(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let base = app.url("");
+    let victim = victim(&app.http, &base).await;
+    let b = b_signs_up(&app.http, &base).await;
+    let rest = rest_matrix(&app.http, &base, &victim, &b).await;
+    let grpc = grpc_matrix(channel(app.addr).await, &victim, &b).await;
+    assert!(rest > 40 && grpc >= 14, "{rest} REST calls, {grpc} gRPC methods");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_tenant_reaches_nothing_through_the_mesh_and_roles_refuse_callers_without_a_token() {
+    let database = TestDatabase::new(Backend::Postgres);
+    let model = kiln::start(test_config(Role::Model, &database)).await.unwrap();
+    let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+    let mut gateway_config = test_config(Role::Gateway, &database);
+    gateway_config.model_svc_url = format!("http://{}", model.grpc_addr.unwrap());
+    gateway_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
+    let gateway = kiln::start(gateway_config).await.unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", gateway.http_addr.unwrap());
+    let victim = victim(&http, &base).await;
+    let b = b_signs_up(&http, &base).await;
+    rest_matrix(&http, &base, &victim, &b).await;
+    grpc_matrix(channel(gateway.http_addr.unwrap()).await, &victim, &b).await;
+
+    // Straight to the roles' own ports: B is still B, and no token is no entry.
+    let direct = channel(model.grpc_addr.unwrap()).await;
+    let mut models = ModelServiceClient::new(direct.clone());
+    let mut entities = EntityServiceClient::new(direct);
+    let answer = models.get_model(with_token(GetModelRequest { id: "ledgers".into() }, &b)).await;
+    assert_eq!(code(&answer), Code::NotFound);
+    assert_leaks_nothing(&victim, "direct GetModel", &shown(&answer));
+    for token in [None, Some("not-a-token"), Some("eyJhbGciOiJub25lIn0.e30.")] {
+        assert_eq!(
+            code(&models.list_models(carrying(ListModelsRequest::default(), token)).await),
+            Code::Unauthenticated
+        );
+        let request = GetEntityRequest { model: "ledgers".into(), id: victim.record_id.clone() };
+        assert_eq!(code(&entities.get_entity(carrying(request, token)).await), Code::Unauthenticated);
+        let mut auth = AuthServiceClient::new(channel(app.grpc_addr.unwrap()).await);
+        assert_eq!(code(&auth.get_profile(carrying(GetProfileRequest {}, token)).await), Code::Unauthenticated);
+        assert_eq!(
+            code(&auth.list_audit_events(carrying(ListAuditEventsRequest::default(), token)).await),
+            Code::Unauthenticated
+        );
+    }
+    for running in [gateway, model, app] {
+        running.stop().await.unwrap();
+    }
+}
