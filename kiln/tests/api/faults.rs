@@ -197,3 +197,135 @@ async fn a_stop_gives_up_on_requests_in_flight_after_the_shutdown_timeout() {
     in_flight.abort();
     proxy.restore();
 }
+
+/// The model role as a process of its own, on `database`; its gRPC address.
+async fn model_role_process(database: &crate::harness::TestDatabase) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["serve", "--role", "model"])
+        .env("KILN_GRPC_ADDR", "127.0.0.1:0")
+        .env("KILN_DATABASE_URL", &database.url)
+        .env("KILN_DATA_DIR", &database.dir)
+        .env("KILN_JWT_SECRET", crate::harness::JWT_SECRET)
+        .env("KILN_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if let Some(addr) = entry["fields"]["grpc_addr"].as_str() {
+                return addr.to_string();
+            }
+        }
+        panic!("the model role exited before it was up");
+    })
+    .await
+    .expect("the model role comes up");
+    // Keep draining its logs so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+/// kill -9 of the model role while 100 schema changes are in flight on PostgreSQL: every
+/// change is all or nothing, so afterwards each model's table has exactly the model's
+/// columns and no table is left without its model.
+#[tokio::test]
+async fn killing_the_model_role_mid_schema_changes_leaves_metadata_and_tables_agreeing() {
+    use kiln_common::config::Role;
+    use kiln_proto::v1::{
+        CreateModelRequest, Field, RegisterRequest, UpdateModelRequest, auth_service_client::AuthServiceClient,
+        model_service_client::ModelServiceClient,
+    };
+    let database = crate::harness::TestDatabase::new(Backend::Postgres);
+    let app = kiln::start(crate::harness::test_config(Role::App, &database)).await.unwrap();
+    let mut auth = AuthServiceClient::new(crate::grpc::channel(app.grpc_addr.unwrap()).await);
+    let register = RegisterRequest {
+        email: "crash@example.com".into(),
+        password: crate::harness::PASSWORD.into(),
+        display_name: String::new(),
+    };
+    let registered = auth.register(register).await.unwrap().into_inner();
+    let access = registered.tokens.unwrap().access_token;
+    let workspace: uuid::Uuid = registered.user.unwrap().workspace_id.parse().unwrap();
+
+    let (mut model_role, addr) = model_role_process(&database).await;
+    let models = ModelServiceClient::new(tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy());
+    let field = |name: &str, previous: &str| Field {
+        name: name.into(),
+        r#type: "text".into(),
+        previous_name: previous.into(),
+        ..Default::default()
+    };
+    let mut changes = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (mut client, token) = (models.clone(), access.clone());
+        let create = CreateModelRequest { name: format!("Crash{i}"), fields: vec![field("a", "")], ..Default::default() };
+        changes.spawn(async move { client.create_model(crate::grpc::with_token(create, &token)).await.err().map(|e| e.code()) });
+        let (mut client, token) = (models.clone(), access.clone());
+        let update = UpdateModelRequest {
+            id: format!("crash{i}s"),
+            fields: vec![field("c", "a"), field("b", "")],
+            ..Default::default()
+        };
+        changes.spawn(async move { client.update_model(crate::grpc::with_token(update, &token)).await.err().map(|e| e.code()) });
+    }
+    // Some changes are done, many are still queued or running: now the process dies.
+    let mut answered = 0;
+    while answered < 20 {
+        changes.join_next().await.expect("changes left").unwrap();
+        answered += 1;
+    }
+    model_role.start_kill().unwrap();
+    model_role.wait().await.unwrap();
+    let mut cut_off = 0;
+    while let Some(done) = changes.join_next().await {
+        // The connection to the dead process broke under these.
+        cut_off += usize::from(matches!(done.unwrap(), Some(tonic::Code::Unavailable | tonic::Code::Unknown)));
+    }
+    assert!(cut_off > 0, "the kill came after every change had finished");
+
+    // What the metadata says, against what the schema holds.
+    let kiln_common::Db::Postgres(pool) = kiln_common::Db::connect(&database.url, Default::default()).await.unwrap()
+    else {
+        unreachable!()
+    };
+    let stored: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT table_name, fields FROM models WHERE workspace_id = $1 AND NOT is_system")
+            .bind(workspace)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(!stored.is_empty() && stored.len() <= 50, "{} models", stored.len());
+    let schema = format!("ws_{}", workspace.simple());
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1")
+            .bind(&schema)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut expected_tables: Vec<String> = stored.iter().map(|(table, _)| table.clone()).collect();
+    expected_tables.sort();
+    let mut tables = tables;
+    tables.sort();
+    assert_eq!(tables, expected_tables, "every table has its model and every model its table");
+    for (table, fields) in &stored {
+        let mut columns: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+        )
+        .bind(&schema)
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        columns.sort();
+        let mut expected: Vec<String> = ["id", "created_at", "updated_at", "created_by"].map(String::from).to_vec();
+        expected.extend(fields.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()));
+        expected.sort();
+        assert_eq!(columns, expected, "{table}");
+    }
+    pool.close().await;
+    app.stop().await.unwrap();
+}
