@@ -21,8 +21,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error without field details (`details` is then `[]`, never null).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), details: serde_json::Value::Null }
+        ApiError { code, message: message.into(), details: json!([]) }
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -39,11 +40,7 @@ impl From<Status> for ApiError {
     fn from(status: Status) -> Self {
         let code = ErrorCode::from_grpc(status.code());
         let violations = field_violations(&status);
-        let details = if violations.is_empty() {
-            serde_json::Value::Null
-        } else {
-            violations.iter().map(|v| json!({ "field": v.field, "description": v.description })).collect()
-        };
+        let details = violations.iter().map(|v| json!({ "field": v.field, "description": v.description })).collect();
         let message = match code {
             // Internal text never leaves the service; say only what is safe.
             ErrorCode::Internal => "internal error".to_string(),

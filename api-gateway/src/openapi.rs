@@ -9,9 +9,9 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref,
     RefOr, Required, ResponseBuilder, Schema,
-    path::OperationBuilder,
+    path::{OperationBuilder, ParameterBuilder, ParameterIn},
     request_body::RequestBodyBuilder,
-    schema::{AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type},
+    schema::{AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type},
     security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
 };
 
@@ -44,6 +44,25 @@ pub fn document(operations: &[Operation]) -> anyhow::Result<OpenApi> {
     for op in operations {
         let mut builder =
             OperationBuilder::new().operation_id(Some(op.operation_id)).summary(Some(op.summary)).tag(op.tag);
+        for name in path_parameters(op.path) {
+            let parameter = ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build();
+            builder = builder.parameter(parameter);
+        }
+        for (name, ty, description) in query_parameters(op) {
+            let parameter = ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(ty)))
+                .build();
+            builder = builder.parameter(parameter);
+        }
         if let Some(name) = op.request {
             let message = message(&pool, name)?;
             collect(&message, &mut schemas);
@@ -127,23 +146,52 @@ fn success_text(status: u16) -> &'static str {
     }
 }
 
+/// Every error an operation can answer with. 500 is never documented: it is a bug.
 fn error_statuses(op: &Operation) -> Vec<(u16, &'static str)> {
-    let mut statuses = Vec::new();
-    if op.request.is_some() {
-        statuses.push((400, "Invalid input; `details` lists each failing field"));
-        statuses.push((413, "Body too large"));
-        statuses.push((415, "Body is not JSON"));
-    }
+    let mut statuses = vec![(400, "Invalid input: `details` lists each failing field, parameter or the body")];
     if op.secured || op.tag == "auth" {
         statuses.push((401, "Missing, invalid or expired credentials"));
     }
-    if op.tag == "auth" {
-        statuses.push((429, "Too many requests from this address"));
+    if op.secured {
+        statuses.push((403, "Not allowed to the caller"));
+        statuses.push((404, "Nothing of that name or id in the caller's workspace"));
+        statuses.push((409, "Conflicts with what exists or a change made meanwhile, or the kind is managed elsewhere"));
     }
-    if op.method == Method::POST && op.success == 201 {
-        statuses.push((409, "Already exists"));
+    if op.path.starts_with("/{plural}") {
+        statuses.push((405, "The plural names a platform route without this method"));
     }
+    if op.method != Method::GET && op.method != Method::DELETE {
+        if !op.secured {
+            statuses.push((409, "Conflicts with what exists"));
+        }
+        statuses.push((413, "Body too large"));
+        statuses.push((415, "Body is not JSON"));
+    }
+    statuses.push((429, "Too many requests: from this address, this user or this workspace"));
+    statuses.push((503, "Busy, or a service Kiln depends on is unavailable; retry shortly"));
+    statuses.push((504, "No answer in time"));
     statuses
+}
+
+/// The query parameters an operation reads, as (name, type, description).
+fn query_parameters(op: &Operation) -> Vec<(&'static str, Type, &'static str)> {
+    let mut parameters = Vec::new();
+    if op.method == Method::GET && op.response.is_some_and(|r| r.contains(".List")) {
+        parameters.push(("page_size", Type::Integer, "At most this many items (0 or absent: the default)"));
+        parameters.push(("page_token", Type::String, "The next_page_token of the previous page"));
+    }
+    if op.operation_id == "listRecords" {
+        parameters.push(("sort", Type::String, "A field to sort by; `-field` for descending"));
+    }
+    if op.method == Method::DELETE && op.path.starts_with("/models/") {
+        parameters.push(("confirm_data_loss", Type::Boolean, "Required true: the table and its records go"));
+    }
+    parameters
+}
+
+/// `{name}` segments of a path.
+fn path_parameters(path: &str) -> Vec<&str> {
+    path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}')).collect()
 }
 
 fn error_schema() -> Schema {
@@ -260,8 +308,12 @@ fn well_known(message: &MessageDescriptor) -> Option<Schema> {
             ObjectBuilder::new().schema_type(Type::String).description(Some("e.g. \"1.5s\"")).into()
         }
         "google.protobuf.Struct" => ObjectBuilder::new().schema_type(Type::Object).into(),
-        "google.protobuf.ListValue" => ArrayBuilder::new().items(ObjectBuilder::new()).into(),
-        "google.protobuf.Value" => ObjectBuilder::new().description(Some("any JSON value")).into(),
+        "google.protobuf.ListValue" => {
+            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(SchemaType::AnyValue)).into()
+        }
+        "google.protobuf.Value" => {
+            ObjectBuilder::new().schema_type(SchemaType::AnyValue).description(Some("any JSON value")).into()
+        }
         "google.protobuf.Empty" => ObjectBuilder::new().schema_type(Type::Object).into(),
         _ => return None,
     };

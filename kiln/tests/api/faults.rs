@@ -252,7 +252,9 @@ async fn killing_the_model_role_mid_schema_changes_leaves_metadata_and_tables_ag
     let workspace: uuid::Uuid = registered.user.unwrap().workspace_id.parse().unwrap();
 
     let (mut model_role, addr) = model_role_process(&database).await;
-    let models = ModelServiceClient::new(tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy());
+    let models = ModelServiceClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy(),
+    );
     let field = |name: &str, previous: &str| Field {
         name: name.into(),
         r#type: "text".into(),
@@ -262,15 +264,20 @@ async fn killing_the_model_role_mid_schema_changes_leaves_metadata_and_tables_ag
     let mut changes = tokio::task::JoinSet::new();
     for i in 0..50 {
         let (mut client, token) = (models.clone(), access.clone());
-        let create = CreateModelRequest { name: format!("Crash{i}"), fields: vec![field("a", "")], ..Default::default() };
-        changes.spawn(async move { client.create_model(crate::grpc::with_token(create, &token)).await.err().map(|e| e.code()) });
+        let create =
+            CreateModelRequest { name: format!("Crash{i}"), fields: vec![field("a", "")], ..Default::default() };
+        changes.spawn(async move {
+            client.create_model(crate::grpc::with_token(create, &token)).await.err().map(|e| e.code())
+        });
         let (mut client, token) = (models.clone(), access.clone());
         let update = UpdateModelRequest {
             id: format!("crash{i}s"),
             fields: vec![field("c", "a"), field("b", "")],
             ..Default::default()
         };
-        changes.spawn(async move { client.update_model(crate::grpc::with_token(update, &token)).await.err().map(|e| e.code()) });
+        changes.spawn(async move {
+            client.update_model(crate::grpc::with_token(update, &token)).await.err().map(|e| e.code())
+        });
     }
     // Some changes are done, many are still queued or running: now the process dies.
     let mut answered = 0;

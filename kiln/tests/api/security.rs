@@ -552,3 +552,72 @@ async fn the_workspace_owner_reads_its_security_events(backend: Backend) {
     assert_error(status, &body, 403, "permission_denied");
     app.stop().await;
 }
+
+/// What a hostile client sends gets a clear 4xx naming what is wrong, never a 5xx.
+#[tokio::test]
+async fn hostile_input_gets_clear_client_errors() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let access = token(&app.register("hostile@example.com").await, "access_token");
+    let model =
+        json!({ "name": "Note", "fields": [{ "name": "text", "type": "text" }, { "name": "n", "type": "integer" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, model).await.0, 201);
+
+    // Names with control, invisible or right-to-left characters are refused, field named.
+    for name in ["No\u{0}te", "Not\u{202e}e", "Note\u{200b}", "\u{1F600}", "a\nb", &"x".repeat(10_000)] {
+        let body = json!({ "name": name, "fields": [] });
+        let (status, body) = app.post_with_token("/api/v1/models", &access, body).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], "name", "{name:?}: {body}");
+    }
+    // Values keep any text but NUL, unicode included, and say which field is wrong.
+    let text = "é 中文 \u{1F600} \u{202e} tab\there";
+    let (status, body) = app.post_with_token("/api/notes", &access, json!({ "text": text })).await;
+    assert_eq!((status, body["record"]["text"].as_str()), (201, Some(text)), "{body}");
+    for (record, field) in [
+        (json!({ "text": "a\u{0}b" }), "text"),
+        (json!({ "n": "12" }), "n"),
+        (json!({ "n": 1.5 }), "n"),
+        (json!({ "n": 1e300 }), "n"),
+        (json!({ "text": ["x"] }), "text"),
+        (json!({ "unknown\u{0}": 1 }), "unknown\u{0}"),
+    ] {
+        let (status, body) = app.post_with_token("/api/notes", &access, record.clone()).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], field, "{record}: {body}");
+    }
+    // Bodies that are not a record, not JSON, or not UTF-8.
+    for (body, content_type) in [
+        (b"[1, 2]".to_vec(), "application/json"),
+        (b"{\"n\": 1e400}".to_vec(), "application/json"),
+        (b"{\"text\": \"\xff\xfe\"}".to_vec(), "application/json"),
+        (b"{".to_vec(), "application/json"),
+        (Vec::new(), "application/json"),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/api/notes"))
+            .bearer_auth(&access)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = read(response).await;
+        let error = assert_error(status, &answer, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], "body", "{}: {answer}", String::from_utf8_lossy(&body));
+    }
+    // Paging parameters out of range or forged.
+    for (query, field) in [
+        ("page_size=99999999999", "page_size"),
+        ("page_size=-1", "page_size"),
+        ("page_size=1000", "page_size"),
+        ("page_token=%00%01", "page_token"),
+        (&format!("page_token={}", "A".repeat(20_000)), "page_token"),
+        ("sort=%E2%80%AEtext", "sort"),
+    ] {
+        let (status, body) = app.get_with_token(&format!("/api/notes?{query}"), &access).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], field, "{query}: {body}");
+    }
+    app.stop().await;
+}
