@@ -15,7 +15,7 @@ use kiln_proto::{
         GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse, UpdateEntityRequest, UpdateEntityResponse,
         entity_service_server::EntityService,
     },
-    wkt::Struct,
+    wkt::{Struct, Value as WktValue, value::Kind},
 };
 use std::{future::Future, sync::Arc};
 
@@ -85,20 +85,41 @@ fn stale_or<T>(e: sqlx::Error, map: impl FnOnce(sqlx::Error) -> ServiceError) ->
     }
 }
 
-fn row_to_record(row: &impl RecordRow, specs: &[FieldSpec]) -> Result<Map<String, Value>, sqlx::Error> {
-    let mut record = Map::with_capacity(records::SYSTEM_COLUMNS.len() + specs.len());
+/// A row as the record a Struct carries, built directly (no JSON round trip).
+fn row_to_struct(row: &impl RecordRow, specs: &[FieldSpec]) -> Result<Struct, sqlx::Error> {
+    let mut fields = std::collections::HashMap::with_capacity(records::SYSTEM_COLUMNS.len() + specs.len());
     for column in records::SYSTEM_COLUMNS {
         let ty = system_column(column).unwrap_or(FieldType::Text);
-        record.insert(column.to_string(), row.value(column, ty)?);
+        fields.insert(column.to_string(), proto_value(row.value(column, ty)?));
     }
     for spec in specs {
-        record.insert(spec.name.to_string(), row.value(spec.name.as_str(), spec.ty)?);
+        fields.insert(spec.name.to_string(), proto_value(row.value(spec.name.as_str(), spec.ty)?));
     }
-    Ok(record)
+    Ok(Struct::from(fields))
 }
 
-fn to_struct(record: Map<String, Value>) -> Result<Struct, ServiceError> {
-    serde_json::from_value(Value::Object(record)).map_err(|e| anyhow::anyhow!("encoding a record: {e}").into())
+/// A JSON value as a Struct carries it.
+fn proto_value(value: Value) -> WktValue {
+    match value {
+        Value::Null => WktValue::from(()),
+        Value::Bool(b) => b.into(),
+        Value::Number(n) => n.as_f64().unwrap_or_default().into(),
+        Value::String(s) => s.into(),
+        Value::Array(items) => items.into_iter().map(proto_value).collect::<Vec<_>>().into(),
+        Value::Object(map) => {
+            map.into_iter().map(|(k, v)| (k, proto_value(v))).collect::<std::collections::HashMap<_, _>>().into()
+        }
+    }
+}
+
+/// A Struct's value as JSON, for page tokens.
+fn json_value(value: Option<&WktValue>) -> Value {
+    match value.and_then(|v| v.kind.as_ref()) {
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        _ => Value::Null,
+    }
 }
 
 fn from_struct(record: Option<Struct>) -> Result<Map<String, Value>, ServiceError> {
@@ -249,7 +270,7 @@ impl EntityApi {
         let record = self
             .on_model(principal, &req.model, |model, pool| self.create_once(principal, model, pool, &record))
             .await?;
-        Ok(CreateEntityResponse { record: Some(to_struct(record)?) })
+        Ok(CreateEntityResponse { record: Some(record) })
     }
 
     async fn create_once(
@@ -258,7 +279,7 @@ impl EntityApi {
         model: Arc<CompiledModel>,
         pool: WorkspacePool,
         record: &Map<String, Value>,
-    ) -> Result<Tried<Map<String, Value>>, ServiceError> {
+    ) -> Result<Tried<Struct>, ServiceError> {
         let values = check_record(&model.specs, record, Write::Create).map_err(ServiceError::invalid)?;
         self.check_scoped_relations(&model, &pool, &values).await?;
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
@@ -290,7 +311,7 @@ impl EntityApi {
         let row = with_ws!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
             match query.fetch_optional(pool).await {
-                Ok(Some(row)) => row_to_record(&row, &model.specs)?,
+                Ok(Some(row)) => row_to_struct(&row, &model.specs)?,
                 Ok(None) => return Ok(Tried::Stale),
                 Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
             }
@@ -300,7 +321,7 @@ impl EntityApi {
 
     async fn get(&self, principal: Principal, req: GetEntityRequest) -> Result<GetEntityResponse, ServiceError> {
         let record = self.on_model(principal, &req.model, |model, pool| self.get_once(model, pool, &req.id)).await?;
-        Ok(GetEntityResponse { record: Some(to_struct(record)?) })
+        Ok(GetEntityResponse { record: Some(record) })
     }
 
     async fn get_once(
@@ -308,7 +329,7 @@ impl EntityApi {
         model: Arc<CompiledModel>,
         pool: WorkspacePool,
         id: &str,
-    ) -> Result<Tried<Map<String, Value>>, ServiceError> {
+    ) -> Result<Tried<Struct>, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
         let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
         let mut bound = vec![SqlValue::Uuid(Id(id))];
@@ -318,7 +339,7 @@ impl EntityApi {
         let sql = format!("SELECT {} FROM {}{}", model.select_list, model.table, where_clause(conditions, guard));
         let found = with_ws_read!(&pool, pool => {
             match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await {
-                Ok(Some(row)) => Some(row_to_record(&row, &model.specs)?),
+                Ok(Some(row)) => Some(row_to_struct(&row, &model.specs)?),
                 Ok(None) => None,
                 Err(e) => return stale_or(e, ServiceError::from),
             }
@@ -344,7 +365,7 @@ impl EntityApi {
         let record = self
             .on_model(principal, &req.model, |model, pool| self.update_once(model, pool, &req.id, &record, write))
             .await?;
-        Ok(UpdateEntityResponse { record: Some(to_struct(record)?) })
+        Ok(UpdateEntityResponse { record: Some(record) })
     }
 
     async fn update_once(
@@ -354,7 +375,7 @@ impl EntityApi {
         id: &str,
         record: &Map<String, Value>,
         write: Write,
-    ) -> Result<Tried<Map<String, Value>>, ServiceError> {
+    ) -> Result<Tried<Struct>, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
         let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
         let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
@@ -391,7 +412,7 @@ impl EntityApi {
         let found = with_ws!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
             match query.fetch_optional(pool).await {
-                Ok(Some(row)) => Some(row_to_record(&row, &model.specs)?),
+                Ok(Some(row)) => Some(row_to_struct(&row, &model.specs)?),
                 Ok(None) => None,
                 Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
             }
@@ -534,7 +555,7 @@ impl EntityApi {
         let mut records = with_ws_read!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
             match query.fetch_all(pool).await {
-                Ok(rows) => rows.iter().map(|row| row_to_record(row, &target.specs)).collect::<Result<Vec<_>, _>>()?,
+                Ok(rows) => rows.iter().map(|row| row_to_struct(row, &target.specs)).collect::<Result<Vec<_>, _>>()?,
                 Err(e) => return stale_or(e, ServiceError::from),
             }
         });
@@ -548,9 +569,8 @@ impl EntityApi {
         records.truncate(page_size);
         let mut page = Vec::with_capacity(records.len());
         let (mut bytes, mut last) = (0, None);
-        for record in records {
-            let key = [sort_name, "id"].map(|column| record.get(column).cloned().unwrap_or(Value::Null));
-            let message = to_struct(record)?;
+        for message in records {
+            let key = [sort_name, "id"].map(|column| json_value(message.fields.get(column)));
             bytes += prost::Message::encoded_len(&message);
             if bytes > LIST_BYTES && !page.is_empty() {
                 more = true;

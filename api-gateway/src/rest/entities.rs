@@ -19,7 +19,7 @@ use kiln_proto::{
         CreateEntityRequest, DeleteEntityRequest, GetEntityRequest, ListEntitiesRequest, UpdateEntityRequest,
         entity_service_client::EntityServiceClient,
     },
-    wkt::Struct,
+    wkt::{Struct, Value as WktValue, value::Kind},
 };
 use serde_json::{Map, Value, json};
 
@@ -96,19 +96,57 @@ fn client(state: &GatewayState) -> EntityServiceClient<GrpcChannel> {
     EntityServiceClient::new(state.backends.model.clone())
 }
 
-/// Records travel as `Struct`, whose numbers are doubles; REST shows whole numbers as
-/// integers (`8080`, not `8080.0`) so integer fields read as they were written.
-fn tidy_numbers(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Number(n) => {
-            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0) {
-                *n = serde_json::Number::from(f as i64);
-            }
+/// A record as REST shows it, written straight from the `Struct` it travels in, keys in
+/// order. `Struct` numbers are doubles; whole ones are written as integers (`8080`, not
+/// `8080.0`) so integer fields read as they were written.
+struct Shown<'a>(&'a Struct);
+
+struct ShownValue<'a>(&'a WktValue);
+
+impl serde::Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut fields: Vec<(&String, &WktValue)> = self.0.fields.iter().collect();
+        fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (name, value) in fields {
+            map.serialize_entry(name, &ShownValue(value))?;
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(tidy_numbers),
-        serde_json::Value::Object(map) => map.values_mut().for_each(tidy_numbers),
-        _ => {}
+        map.end()
     }
+}
+
+impl serde::Serialize for ShownValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0.kind {
+            None | Some(Kind::NullValue(_)) => serializer.serialize_unit(),
+            Some(Kind::BoolValue(b)) => serializer.serialize_bool(*b),
+            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0 => {
+                serializer.serialize_i64(*n as i64)
+            }
+            Some(Kind::NumberValue(n)) => serializer.serialize_f64(*n),
+            Some(Kind::StringValue(s)) => serializer.serialize_str(s),
+            Some(Kind::StructValue(fields)) => Shown(fields).serialize(serializer),
+            Some(Kind::ListValue(list)) => serializer.collect_seq(list.values.iter().map(ShownValue)),
+        }
+    }
+}
+
+/// `{"record": …}`, the answer of a call on one record.
+#[derive(serde::Serialize)]
+struct OneRecord<'a> {
+    record: Option<Shown<'a>>,
+}
+
+/// `{"records": […], "next_page_token": …}`.
+#[derive(serde::Serialize)]
+struct RecordPage<'a> {
+    records: Vec<Shown<'a>>,
+    next_page_token: &'a str,
+}
+
+fn one_record(record: &Option<Struct>) -> Json<OneRecord<'_>> {
+    Json(OneRecord { record: record.as_ref().map(Shown) })
 }
 
 /// A record as a client sent it, as the `Struct` it travels in: a field nested past
@@ -129,14 +167,6 @@ fn record_struct(record: Map<String, Value>) -> Result<Struct, ApiError> {
     })
 }
 
-/// A response with its records' numbers tidied.
-fn records_json(response: impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut value = serde_json::to_value(response)
-        .map_err(|_| ApiError::new(kiln_common::ErrorCode::Internal, "internal error"))?;
-    tidy_numbers(&mut value);
-    Ok(Json(value))
-}
-
 async fn list(
     State(state): State<GatewayState>,
     headers: HeaderMap,
@@ -149,7 +179,11 @@ async fn list(
     query.remove("page_token");
     let request = ListEntitiesRequest { model, page_size, page_token, sort, filter: query };
     let response = client(&state).list_entities(grpc_request(&headers, request)).await?.into_inner();
-    Ok(records_json(response)?.into_response())
+    let page = RecordPage {
+        records: response.records.iter().map(Shown).collect(),
+        next_page_token: &response.next_page_token,
+    };
+    Ok(Json(page).into_response())
 }
 
 async fn create(
@@ -160,7 +194,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let request = CreateEntityRequest { model, record: Some(record_struct(record)?) };
     let response = client(&state).create_entity(grpc_request(&headers, request)).await?.into_inner();
-    Ok((StatusCode::CREATED, records_json(response)?).into_response())
+    Ok((StatusCode::CREATED, one_record(&response.record)).into_response())
 }
 
 async fn get_one(
@@ -170,7 +204,7 @@ async fn get_one(
 ) -> Result<Response, ApiError> {
     let response =
         client(&state).get_entity(grpc_request(&headers, GetEntityRequest { model, id })).await?.into_inner();
-    Ok(records_json(response)?.into_response())
+    Ok(one_record(&response.record).into_response())
 }
 
 async fn update(
@@ -182,7 +216,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let request = UpdateEntityRequest { model, id, record: Some(record), partial };
     let response = client(&state).update_entity(grpc_request(&headers, request)).await?.into_inner();
-    Ok(records_json(response)?.into_response())
+    Ok(one_record(&response.record).into_response())
 }
 
 async fn replace(
