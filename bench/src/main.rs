@@ -1019,6 +1019,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!("{report}");
+    let errors: u64 = runs.values().flatten().map(|r| r.errors).sum();
     for system in &mut systems {
         for child in &mut system.children {
             let _ = child.start_kill();
@@ -1028,5 +1029,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    // A smoke run proves the suite and the systems work: any failed request fails it.
+    if options.smoke && errors > 0 {
+        bail!("{errors} requests failed during the smoke run");
+    }
     Ok(())
 }

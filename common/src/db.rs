@@ -32,10 +32,39 @@ pub enum Db {
 /// writes queue in the pool instead of spinning on `SQLITE_BUSY`, and a pool of read-only
 /// connections that WAL lets read while the writer writes. `synchronous=NORMAL`: WAL
 /// keeps the database consistent across a crash; a power cut may lose the last commits.
+///
+/// Checkpoints run beside them, off the request path: a task copies the WAL back into
+/// the database every [`CHECKPOINT_EVERY`] on a connection of its own. Left to SQLite's
+/// automatic checkpoint, the WAL grows while readers keep old snapshots, and the write
+/// that finally checkpoints it pays for all of it (seconds, on a busy file).
 #[derive(Debug, Clone)]
 pub struct SqlitePools {
     pub writer: SqlitePool,
     pub reader: SqlitePool,
+    /// Dropped with the last clone of these pools, which stops the checkpoint task.
+    _checkpoints: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// How often the WAL of an open SQLite file is checkpointed.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints `options`' file until `stop` fires or is dropped.
+async fn checkpoint(options: SqliteConnectOptions, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&options).await else { return };
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                // PASSIVE: copies what no reader still needs, never waits for anyone.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+                    tracing::debug!(error = %e, "checkpoint failed; retrying");
+                }
+            }
+        }
+    }
+    let _ = conn.close().await;
 }
 
 impl SqlitePools {
@@ -49,7 +78,9 @@ impl SqlitePools {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Once checkpointed, the WAL file shrinks back to at most this.
+            .pragma("journal_size_limit", (64 << 20).to_string());
         let opening = || format!("opening SQLite database {}", path.display());
         // The writer first: it creates the file and switches it to WAL.
         let writer = SqlitePoolOptions::new()
@@ -61,10 +92,12 @@ impl SqlitePools {
         let reader = SqlitePoolOptions::new()
             .max_connections(readers)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .with_context(opening)?;
-        Ok(SqlitePools { writer, reader })
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(checkpoint(options, stopped));
+        Ok(SqlitePools { writer, reader, _checkpoints: std::sync::Arc::new(stop) })
     }
 
     pub async fn close(&self) {
