@@ -305,10 +305,7 @@ async fn records_over_grpc_with_structs(backend: Backend) {
     assert_eq!(denied.unwrap_err().code(), Code::Unauthenticated);
 
     // grpc-web, raw HTTP/1.1.
-    let body = GetEntityRequest { model: "invoices".into(), id: id.clone() }.encode_to_vec();
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&body);
+    let framed = crate::grpc::framed(&GetEntityRequest { model: "invoices".into(), id: id.clone() });
     let response = app
         .http
         .post(app.url("/kiln.v1.EntityService/GetEntity"))

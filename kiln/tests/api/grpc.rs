@@ -15,6 +15,11 @@ pub async fn channel(addr: std::net::SocketAddr) -> Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
 }
 
+/// A message framed as a gRPC (and grpc-web) body: flag byte, length, bytes.
+pub fn framed(message: &impl Message) -> Vec<u8> {
+    frame(0, &message.encode_to_vec())
+}
+
 pub fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());

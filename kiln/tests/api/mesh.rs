@@ -106,11 +106,7 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
         .into_inner();
     assert_eq!(listed.records.len(), 1);
     // …and over grpc-web, plain HTTP/1.1 to the gateway.
-    let message =
-        prost::Message::encode_to_vec(&kiln_proto::v1::GetEntityRequest { model: "invoices".into(), id: id.clone() });
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&message);
+    let framed = crate::grpc::framed(&kiln_proto::v1::GetEntityRequest { model: "invoices".into(), id: id.clone() });
     let web = http
         .post(format!("{base}/kiln.v1.EntityService/GetEntity"))
         .header("content-type", "application/grpc-web+proto")

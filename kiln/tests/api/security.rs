@@ -117,10 +117,7 @@ async fn auth_over_grpc_and_grpc_web_shares_the_rest_rate_limit() {
     let (status, _) = app.post("/api/v1/auth/login", json!({ "email": "nobody@example.com", "password": "x" })).await;
     assert_eq!(status, 401);
     let web = |app: &crate::harness::TestApp| {
-        let message = prost::Message::encode_to_vec(&login);
-        let mut framed = vec![0u8];
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(&message);
+        let framed = crate::grpc::framed(&login);
         app.http
             .post(app.url("/kiln.v1.AuthService/Login"))
             .header("content-type", "application/grpc-web+proto")
@@ -372,10 +369,7 @@ async fn a_message_larger_than_the_body_limit_is_refused_on_every_protocol() {
     let fits = CreateEntityRequest { model: "pages".into(), record: Some(small) };
     assert!(grpc.create_entity(crate::grpc::with_token(fits, &access)).await.is_ok());
 
-    let message = prost::Message::encode_to_vec(&request);
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&message);
+    let framed = crate::grpc::framed(&request);
     let response = app
         .http
         .post(app.url("/kiln.v1.EntityService/CreateEntity"))
