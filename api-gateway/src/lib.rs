@@ -180,6 +180,16 @@ fn metrics_handle() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only this one's");
             }
+            // Without its own HTTP listener the recorder keeps every histogram sample until
+            // upkeep folds them in: memory grew ~12 MB a minute under load, unscraped.
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
             handle
         })
         .clone()
