@@ -167,9 +167,8 @@ pub async fn limit_callers(State(callers): State<CallerLimit>, request: Request,
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .and_then(|(_, token)| callers.keys.verify(token.trim()).ok());
+        .and_then(kiln_common::token::bearer)
+        .and_then(|token| callers.keys.verify(token).ok());
     if let Some(claims) = claims {
         for (limit, key) in [(&callers.users, claims.sub), (&callers.workspaces, claims.ws)] {
             if let Some(Err(wait)) = limit.as_ref().map(|limit| limit.check(&key)) {

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::{
     db::{Db, Id},
     error::ServiceError,
-    with_db,
+    with_db_read,
 };
 
 /// How long a live session is remembered without asking the database again.
@@ -69,7 +69,7 @@ impl LiveSessions {
             return Ok(entry.user_id == user_id && entry.workspace_id == workspace_id);
         }
         let generation = self.forgotten.load(Ordering::Acquire);
-        let owner: Option<(Id, Id)> = with_db!(&self.db, pool => {
+        let owner: Option<(Id, Id)> = with_db_read!(&self.db, pool => {
             sqlx::query_as("SELECT user_id, workspace_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
                 .bind(Id(sid))
                 .fetch_optional(pool)

@@ -205,9 +205,17 @@ fn bearer_token(metadata: &MetadataMap) -> Result<&str, ServiceError> {
     let value = value
         .to_str()
         .map_err(|_| ServiceError::Unauthenticated("the authorization header is not valid text".into()))?;
+    bearer(value)
+        .ok_or_else(|| ServiceError::Unauthenticated("the authorization header must be `Bearer <token>`".into()))
+}
+
+/// The token of an `authorization: Bearer <token>` value.
+pub fn bearer(value: &str) -> Option<&str> {
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(ServiceError::Unauthenticated("the authorization header must be `Bearer <token>`".into())),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Some(token.trim())
+        }
+        _ => None,
     }
 }
 

@@ -108,11 +108,16 @@ impl CompiledModel {
         Some(format!("\"workspace_id\" = ${}", bound.len()))
     }
 
+    /// Whether statements on this model carry a version guard ([`Self::guard`]).
+    pub fn guarded(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+
     /// On PostgreSQL, a condition true only while the model is still at this version
     /// (binding id and version); another process may have changed it. On SQLite, whose
     /// workspaces one process serves, nothing: the schema lock is enough.
     pub fn guard(&self, bound: &mut Vec<SqlValue>) -> Option<String> {
-        if self.dialect != Dialect::Postgres {
+        if !self.guarded() {
             return None;
         }
         bound.push(SqlValue::Uuid(self.id));

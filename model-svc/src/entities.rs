@@ -218,7 +218,7 @@ impl EntityApi {
                 // A refusal may come from rules another process has since changed (a field
                 // renamed there is "not a field" here): worth one look, on the error path only.
                 Err(e) => {
-                    let guarded = model.guard(&mut Vec::new()).is_some();
+                    let guarded = model.guarded();
                     if !guarded || self.catalog.is_current(&model).await.unwrap_or(true) {
                         return Err(e);
                     }
@@ -232,7 +232,7 @@ impl EntityApi {
     /// No row where one was expected: the record is not there, or (PostgreSQL, where the
     /// guard may have failed) the model moved on.
     async fn missing<T>(&self, model: &CompiledModel, not_found: ServiceError) -> Result<Tried<T>, ServiceError> {
-        if model.guard(&mut Vec::new()).is_some() && !self.catalog.is_current(model).await? {
+        if model.guarded() && !self.catalog.is_current(model).await? {
             return Ok(Tried::Stale);
         }
         Err(not_found)
@@ -560,7 +560,7 @@ impl EntityApi {
             }
         });
         // An empty page may be the guard's doing: the model moved on.
-        if records.is_empty() && target.guard(&mut Vec::new()).is_some() && !self.catalog.is_current(&target).await? {
+        if records.is_empty() && target.guarded() && !self.catalog.is_current(&target).await? {
             return Ok(Tried::Stale);
         }
         // A page ends at page_size records, or sooner once it holds LIST_BYTES: a page of

@@ -8,7 +8,7 @@ use kiln_common::error::FieldViolation;
 use kiln_common::{
     Principal, ServiceError,
     db::{Id, RowExt},
-    timestamp, with_db,
+    timestamp, with_db, with_db_read,
 };
 use kiln_proto::v1::{
     CreateModelRequest, CreateModelResponse, DeleteModelRequest, DeleteModelResponse, Field, GetModelRequest,
@@ -122,7 +122,7 @@ pub(crate) async fn find_model(
         "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND (id = $2 OR slug = $3 OR plural = $3) \
          ORDER BY CASE WHEN id = $2 THEN 0 WHEN plural = $3 THEN 1 ELSE 2 END LIMIT 1"
     );
-    let model = with_db!(db, pool => {
+    let model = with_db_read!(db, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(Id(workspace_id)).bind(by_id).bind(key)
             .fetch_optional(pool).await?
