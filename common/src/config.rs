@@ -49,7 +49,7 @@ settings! {
     "request_timeout", "KILN_REQUEST_TIMEOUT", "Longest the gateway waits for a response to begin, for REST, gRPC and grpc-web alike (a shorter grpc-timeout from the client wins); then 504 or DEADLINE_EXCEEDED [default: 30s]";
     "max_concurrent_requests", "KILN_MAX_CONCURRENT_REQUESTS", "Requests the gateway works on at once, every protocol together; beyond that it answers 503 or UNAVAILABLE at once [default: 1024]";
     "shutdown_timeout", "KILN_SHUTDOWN_TIMEOUT", "On SIGTERM, how long in-flight requests may take to finish before the process stops anyway [default: 30s]";
-    "statement_timeout", "KILN_STATEMENT_TIMEOUT", "Longest a database statement of a request may run on PostgreSQL, e.g. 5s; longer ones answer 504 [default: 5s]";
+    "statement_timeout", "KILN_STATEMENT_TIMEOUT", "Longest a database statement of a request may run (on SQLite, a read), e.g. 5s; longer ones answer 504 [default: 5s]";
     "max_body_bytes", "KILN_MAX_BODY_BYTES", "Largest REST request body accepted, in bytes [default: 1048576]";
     "log", "KILN_LOG", "Log filter, e.g. info or kiln=debug,sqlx=warn [default: info]";
     "log_format", "KILN_LOG_FORMAT", "auto, json or pretty; auto means pretty in a terminal, JSON otherwise [default: auto]";

@@ -17,9 +17,12 @@ use sqlx::{
     error::BoxDynError,
     migrate::{Migration, MigrationType, Migrator},
     postgres::{PgConnectOptions, PgPool, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use uuid::Uuid;
+
+mod sqlite_conns;
+pub use sqlite_conns::{SQLITE_INTERRUPT, SqliteConn, SqliteConns};
 
 /// A pool of PostgreSQL or SQLite connections.
 #[derive(Debug, Clone)]
@@ -29,9 +32,11 @@ pub enum Db {
 }
 
 /// One SQLite file as it is best used from many tasks: a single writer connection, so
-/// writes queue in the pool instead of spinning on `SQLITE_BUSY`, and a pool of read-only
-/// connections that WAL lets read while the writer writes. `synchronous=NORMAL`: WAL
-/// keeps the database consistent across a crash; a power cut may lose the last commits.
+/// writes queue for it instead of spinning on `SQLITE_BUSY`, and a set of read-only
+/// connections that WAL lets read while the writer writes; both are [`SqliteConns`].
+/// `synchronous=NORMAL`: WAL keeps the database consistent across a crash; a power cut
+/// may lose the last commits. Reads are cut off after the statement timeout, if any;
+/// writes are by key and schema changes must run to their end, so the writer has none.
 ///
 /// Checkpoints run beside them, off the request path: a task copies the WAL back into
 /// the database every [`CHECKPOINT_EVERY`] on a connection of its own. Left to SQLite's
@@ -39,8 +44,10 @@ pub enum Db {
 /// that finally checkpoints it pays for all of it (seconds, on a busy file).
 #[derive(Debug, Clone)]
 pub struct SqlitePools {
-    pub writer: SqlitePool,
-    pub reader: SqlitePool,
+    pub writer: SqliteConns,
+    pub reader: SqliteConns,
+    /// The reader's statement timeout, for the files opened beside this one.
+    pub read_timeout: Option<Duration>,
     /// Dropped with the last clone of these pools, which stops the checkpoint task.
     _checkpoints: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
 }
@@ -69,7 +76,7 @@ async fn checkpoint(options: SqliteConnectOptions, mut stop: tokio::sync::onesho
 
 impl SqlitePools {
     /// Opens (creating it if need be) the database file `path`.
-    pub async fn open(path: &std::path::Path, readers: u32) -> anyhow::Result<Self> {
+    pub async fn open(path: &std::path::Path, readers: u32, read_timeout: Option<Duration>) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
@@ -83,21 +90,15 @@ impl SqlitePools {
             .pragma("journal_size_limit", (64 << 20).to_string());
         let opening = || format!("opening SQLite database {}", path.display());
         // The writer first: it creates the file and switches it to WAL.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone().create_if_missing(true))
-            .await
-            .with_context(opening)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone().read_only(true))
+        let wait = Duration::from_secs(10);
+        let writer =
+            SqliteConns::open(options.clone().create_if_missing(true), 1, wait, None).await.with_context(opening)?;
+        let reader = SqliteConns::open(options.clone().read_only(true), readers, wait, read_timeout)
             .await
             .with_context(opening)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(checkpoint(options, stopped));
-        Ok(SqlitePools { writer, reader, _checkpoints: std::sync::Arc::new(stop) })
+        Ok(SqlitePools { writer, reader, read_timeout, _checkpoints: std::sync::Arc::new(stop) })
     }
 
     pub async fn close(&self) {
@@ -112,7 +113,7 @@ impl SqlitePools {
 }
 
 /// Runs the same block against whichever pool `db` holds: `$pool` is bound to a `&PgPool`
-/// or to SQLite's writer, a `&SqlitePool`.
+/// or to SQLite's writer, a `&SqliteConns`.
 #[macro_export]
 macro_rules! with_db {
     ($db:expr, $pool:ident => $body:expr) => {
@@ -161,9 +162,9 @@ fn sqlite_migrator() -> Migrator {
 /// How Kiln uses its database, beyond where it is.
 #[derive(Debug, Clone, Copy)]
 pub struct DbOptions {
-    /// Longest a statement of a request may run (PostgreSQL): a sort over an unindexed
-    /// column of a huge table is cut off instead of holding a connection every tenant
-    /// shares. Migrations are not limited.
+    /// Longest a statement of a request may run: a sort over an unindexed column of a
+    /// huge table is cut off instead of holding a connection others wait for. On SQLite
+    /// it bounds reads (see [`SqlitePools`]). Migrations are not limited.
     pub statement_timeout: Duration,
 }
 
@@ -182,8 +183,9 @@ impl Db {
                 .map_err(|_| anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid SQLite URL", redact_url(url)))?
                 .get_filename()
                 .to_path_buf();
-            let pools = SqlitePools::open(&path, 8).await?;
-            sqlite_migrator().run(&pools.writer).await.context("running database migrations")?;
+            let pools = SqlitePools::open(&path, 8, Some(options.statement_timeout)).await?;
+            let mut conn = pools.writer.acquire().await.context("opening the database")?;
+            sqlite_migrator().run(&mut *conn).await.context("running database migrations")?;
             Ok(Db::Sqlite(pools))
         } else {
             let base = PgConnectOptions::from_str(url).map_err(|_| {
@@ -220,11 +222,28 @@ impl Db {
     }
 }
 
+/// How long a PostgreSQL connection may sit idle before it is pinged on its next use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 async fn connect_postgres(base: &PgConnectOptions, db: DbOptions) -> anyhow::Result<PgPool> {
     let timeout_ms = db.statement_timeout.as_millis().to_string();
     let options = base.clone().options([("statement_timeout", timeout_ms.as_str())]);
     // A request waits this long for a connection before it is told the database is unavailable.
-    let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(3));
+    let pool_options = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(3))
+        // sqlx pings a connection before handing it out: a round trip to the server on
+        // every query. Only a connection that sat idle may have been cut meanwhile (one
+        // that failed in use is closed when it comes back), so only those are pinged.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        });
     match pool_options.clone().connect_with(options.clone()).await {
         Ok(pool) => Ok(pool),
         // 3D000: invalid_catalog_name, the database does not exist yet.

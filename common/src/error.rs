@@ -173,9 +173,11 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// 57014: query_canceled, which is what a statement timeout raises.
+/// What a statement timeout raises: PostgreSQL's 57014 (query_canceled), SQLite's
+/// SQLITE_INTERRUPT from the readers' progress handler.
 fn is_timeout(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+    matches!(e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("57014" | crate::db::SQLITE_INTERRUPT)))
 }
 
 impl From<anyhow::Error> for ServiceError {

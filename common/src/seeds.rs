@@ -4,6 +4,7 @@
 //! brought back) and versioned: a workspace records the seed version it has, and
 //! workspaces behind the current one get what is missing at start-up.
 
+use sqlx::Connection as _;
 use std::sync::LazyLock;
 
 use anyhow::Context;
@@ -149,7 +150,8 @@ pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize
         };
     }
     let added = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let mut added = 0;
         for (model, fields) in &rows {
             let id = Id::new();

@@ -191,7 +191,8 @@ impl ModelApi {
         let applied: Result<(), sqlx::Error> = match &pool {
             WorkspacePool::Postgres(pool) => {
                 async {
-                    let mut tx = pool.begin().await?;
+                    let mut conn = pool.acquire().await?;
+                    let mut tx = conn.begin().await?;
                     write_metadata!(tx);
                     for statement in alter_statements(&ns, &table, &plan, &old, &new) {
                         sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
@@ -225,7 +226,8 @@ impl ModelApi {
                 let applied = async {
                     let mut tx = conn.begin().await?;
                     rebuild_sqlite_table(&mut tx, &ns, &table, &plan, &old, &new, &backfill).await?;
-                    let mut meta = platform.begin().await?;
+                    let mut meta_conn = platform.acquire().await?;
+                    let mut meta = meta_conn.begin().await?;
                     write_metadata!(meta);
                     meta.commit().await?;
                     if let Err(e) = tx.commit().await {
@@ -294,7 +296,8 @@ impl ModelApi {
         let done: Result<(), sqlx::Error> = match self.workspaces.pool(principal.workspace_id).await? {
             WorkspacePool::Postgres(pool) => {
                 async {
-                    let mut tx = pool.begin().await?;
+                    let mut conn = pool.acquire().await?;
+                    let mut tx = conn.begin().await?;
                     sqlx::query("DELETE FROM models WHERE id = $1").bind(model_id).execute(&mut *tx).await?;
                     sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *tx).await?;
                     tx.commit().await
@@ -306,9 +309,11 @@ impl ModelApi {
             WorkspacePool::Sqlite(ws) => {
                 let platform = &self.workspaces.sqlite_platform()?.writer;
                 async {
-                    let mut tables = ws.writer.begin().await?;
+                    let mut tables_conn = ws.writer.acquire().await?;
+                    let mut tables = tables_conn.begin().await?;
                     sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *tables).await?;
-                    let mut meta = platform.begin().await?;
+                    let mut meta_conn = platform.acquire().await?;
+                    let mut meta = meta_conn.begin().await?;
                     sqlx::query("DELETE FROM models WHERE id = $1").bind(model_id).execute(&mut *meta).await?;
                     meta.commit().await?;
                     if let Err(e) = tables.commit().await {

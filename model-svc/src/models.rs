@@ -2,6 +2,7 @@
 //! the table that holds their records. Changes and deletion are not served yet; their
 //! RPCs answer UNIMPLEMENTED.
 
+use sqlx::Connection as _;
 use std::future::Future;
 
 use kiln_common::error::FieldViolation;
@@ -214,7 +215,8 @@ impl ModelApi {
             // One transaction: PostgreSQL's DDL is transactional.
             WorkspacePool::Postgres(pool) => {
                 async {
-                    let mut tx = pool.begin().await?;
+                    let mut conn = pool.acquire().await?;
+                    let mut tx = conn.begin().await?;
                     insert_metadata!(tx);
                     for statement in &ddl {
                         sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tx).await?;
@@ -229,9 +231,11 @@ impl ModelApi {
             WorkspacePool::Sqlite(ws) => {
                 let platform = &self.workspaces.sqlite_platform()?.writer;
                 async {
-                    let mut meta = platform.begin().await?;
+                    let mut meta_conn = platform.acquire().await?;
+                    let mut meta = meta_conn.begin().await?;
                     insert_metadata!(meta);
-                    let mut tables = ws.writer.begin().await?;
+                    let mut tables_conn = ws.writer.acquire().await?;
+                    let mut tables = tables_conn.begin().await?;
                     for statement in &ddl {
                         sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tables).await?;
                     }

@@ -105,7 +105,7 @@ impl Workspaces {
 
     /// The connections to the workspace's tables, opening (and creating) its file on SQLite.
     pub async fn pool(&self, workspace_id: Uuid) -> anyhow::Result<WorkspacePool> {
-        let (Db::Sqlite(_), Some(dir)) = (&self.db, &self.sqlite_dir) else {
+        let (Db::Sqlite(platform), Some(dir)) = (&self.db, &self.sqlite_dir) else {
             let Db::Postgres(pool) = &self.db else {
                 anyhow::bail!("SQLite without a file has no workspace directory")
             };
@@ -122,7 +122,8 @@ impl Workspaces {
             // Calls still holding its pools finish; the pools close when the last goes.
             open.remove(&oldest);
         }
-        let pools = SqlitePools::open(&dir.join(format!("{}.db", workspace_id.hyphenated())), READERS).await?;
+        let file = dir.join(format!("{}.db", workspace_id.hyphenated()));
+        let pools = SqlitePools::open(&file, READERS, platform.read_timeout).await?;
         open.insert(workspace_id, Open { pools: pools.clone(), last_used: Instant::now() });
         Ok(WorkspacePool::Sqlite(pools))
     }

@@ -6,6 +6,7 @@ use kiln_common::{
     error::ServiceError,
     with_db, with_db_read,
 };
+use sqlx::Connection as _;
 use uuid::Uuid;
 
 /// A user with their settings, as the API shows them.
@@ -53,7 +54,8 @@ pub async fn create_account(db: &Db, account: NewAccount<'_>) -> Result<UserReco
     let workspace_id = Id::new();
     let workspace_name = format!("{}'s workspace", account.display_name);
     let result: Result<(), sqlx::Error> = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("INSERT INTO workspaces (id, name, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
             .bind(workspace_id).bind(&workspace_name).bind(user_id).bind(now)
             .execute(&mut *tx).await?;
@@ -116,7 +118,8 @@ pub struct ProfileChanges {
 pub async fn update_profile(db: &Db, user_id: Uuid, changes: ProfileChanges) -> Result<(), ServiceError> {
     let now = kiln_common::db::now();
     with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("UPDATE users SET display_name = COALESCE($2, display_name), updated_at = $3 WHERE id = $1")
             .bind(Id(user_id)).bind(&changes.display_name).bind(now)
             .execute(&mut *tx).await?;
@@ -193,7 +196,8 @@ pub async fn start_session(
 ) -> Result<(), ServiceError> {
     let now = kiln_common::db::now();
     with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, workspace_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)",
         )
@@ -226,7 +230,8 @@ pub async fn rotate_refresh_token(
 ) -> Result<Rotation, ServiceError> {
     let now = kiln_common::db::now();
     let rotation = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) at once.
         let live = sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(Id(spent.family_id)).bind(now)
@@ -278,7 +283,8 @@ pub async fn find_refresh_token(db: &Db, token_hash: &str) -> Result<Option<Refr
 pub async fn end_session(db: &Db, session_id: Uuid) -> Result<u64, ServiceError> {
     let now = kiln_common::db::now();
     let revoked = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let revoked = revoke_session!(tx, session_id, now)?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(revoked)
@@ -331,7 +337,8 @@ pub async fn record_login_failure(
 ) -> Result<i64, ServiceError> {
     let now = kiln_common::db::now();
     let failures = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         // Addresses that stopped failing long ago are forgotten.
         sqlx::query("DELETE FROM login_failures WHERE last_failure_at < $1").bind(window_start)
             .execute(&mut *tx).await?;

@@ -50,22 +50,35 @@ async fn a_database_that_goes_away_answers_503_and_recovers_without_restart() {
 }
 
 /// A statement that runs past `KILN_STATEMENT_TIMEOUT` (a sort over an unindexed column of
-/// a big table) is cut off with 504 and frees its connection; other calls go on.
-#[tokio::test]
-async fn a_slow_statement_is_cut_off_with_504() {
-    let app = spawn_app_with(Backend::Postgres, |c| c.statement_timeout = Duration::from_millis(20)).await;
+/// a big table) is cut off with 504 and frees its connection; other calls go on. On
+/// PostgreSQL by `statement_timeout`, on SQLite by the readers' progress handler.
+async fn a_slow_statement_is_cut_off_with_504(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.statement_timeout = Duration::from_millis(20)).await;
     let body = app.register("slow@example.com").await;
     let access = token(&body, "access_token");
     let workspace = body["user"]["workspace_id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
     let model = json!({ "name": "Event", "fields": [{ "name": "label", "type": "text" }] });
     assert_eq!(app.post_with_token("/api/v1/models", &access, model).await.0, 201);
-    let kiln_common::Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL test") };
-    let fill = format!(
-        "INSERT INTO \"ws_{}\".\"ent_events\" (id, created_at, updated_at, label) \
-         SELECT gen_random_uuid(), now(), now(), md5(i::text) FROM generate_series(1, 300000) AS i",
-        workspace.simple()
-    );
-    sqlx::query(sqlx::AssertSqlSafe(fill)).execute(pool).await.unwrap();
+    match &app.db {
+        kiln_common::Db::Postgres(pool) => {
+            let fill = format!(
+                "INSERT INTO \"ws_{}\".\"ent_events\" (id, created_at, updated_at, label) \
+                 SELECT gen_random_uuid(), now(), now(), md5(i::text) FROM generate_series(1, 300000) AS i",
+                workspace.simple()
+            );
+            sqlx::query(sqlx::AssertSqlSafe(fill)).execute(pool).await.unwrap();
+        }
+        kiln_common::Db::Sqlite(_) => {
+            let file = app.columns_dir().join(format!("{}.db", workspace.hyphenated()));
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+            let fill = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
+                 INSERT INTO ent_events (id, created_at, updated_at, label) \
+                 SELECT printf('00000000-0000-4000-8000-%012d', i), '2026-01-01T00:00:00+00:00', \
+                 '2026-01-01T00:00:00+00:00', hex(randomblob(16)) FROM n";
+            sqlx::query(fill).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
 
     let (status, body) = app.get_with_token("/api/events?sort=-label&page_size=5", &access).await;
     let error = assert_error(status, &body, 504, "deadline_exceeded");
@@ -76,6 +89,16 @@ async fn a_slow_statement_is_cut_off_with_504() {
     let (status, _) = app.get_with_token("/api/v1/models", &access).await;
     assert_eq!(status, 200);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_statement_is_cut_off_with_504_on_postgres() {
+    a_slow_statement_is_cut_off_with_504(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_slow_statement_is_cut_off_with_504_on_sqlite() {
+    a_slow_statement_is_cut_off_with_504(Backend::Sqlite).await;
 }
 
 /// REST and gRPC get the same bounds: a request that cannot answer within the request
