@@ -19,10 +19,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// With mimalloc's defaults a sign-in's 19 MiB argon2 block stayed resident (57 MB idle
 /// after one sign-up, 23 MB with these). Arena options count only before the first
 /// allocation reserves an arena, so this runs as a constructor, before `main`.
+#[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
+#[cfg(target_os = "linux")]
 extern "C" fn tune_allocator() {
     // Numbers of mimalloc.h's `mi_option_e`, which mimalloc keeps stable.
     const ARENA_EAGER_COMMIT: i32 = 4;
