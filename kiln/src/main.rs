@@ -10,32 +10,6 @@ use kiln_common::{
     telemetry,
 };
 
-/// mimalloc: 20–30 % more requests/s than glibc's malloc on the record paths (see
-/// bench/RESULTS.md), where building and encoding records is mostly small allocations.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Freed memory goes back to the OS at once and arenas are committed as they are used.
-/// With mimalloc's defaults a sign-in's 19 MiB argon2 block stayed resident (57 MB idle
-/// after one sign-up, 23 MB with these). Arena options count only before the first
-/// allocation reserves an arena, so this runs as a constructor, before `main`.
-#[cfg(target_os = "linux")]
-#[used]
-#[unsafe(link_section = ".init_array")]
-static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
-
-#[cfg(target_os = "linux")]
-extern "C" fn tune_allocator() {
-    // Numbers of mimalloc.h's `mi_option_e`, which mimalloc keeps stable.
-    const ARENA_EAGER_COMMIT: i32 = 4;
-    const PURGE_DELAY: i32 = 15;
-    // SAFETY: plain setters of global options, run before any thread exists.
-    unsafe {
-        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
-    }
-}
-
 const ROLES: [&str; 5] = ["all-in-one", "gateway", "model", "app", "build-worker"];
 
 /// The command line. Every setting is a global flag, so `kiln --help` and
