@@ -178,11 +178,6 @@ impl SqliteConn {
     pub fn close_on_drop(&mut self) {
         self.discard = true;
     }
-
-    /// Starts a transaction on this connection.
-    pub async fn begin(&mut self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
-        Connection::begin(&mut **self).await
-    }
 }
 
 /// A statement run on the set: one connection for the statement's length, as sqlx's
