@@ -21,7 +21,9 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+mod group_commit;
 mod sqlite_conns;
+pub use group_commit::{Binder, GroupCommit, SqliteBinds};
 pub use sqlite_conns::{SQLITE_INTERRUPT, SqliteConn, SqliteConns};
 
 /// A pool of PostgreSQL or SQLite connections.
@@ -45,6 +47,8 @@ pub enum Db {
 #[derive(Debug, Clone)]
 pub struct SqlitePools {
     pub writer: SqliteConns,
+    /// Single-statement writes on `writer`, committed in groups when they queue.
+    pub writes: GroupCommit,
     pub reader: SqliteConns,
     /// The reader's statement timeout, for the files opened beside this one.
     pub read_timeout: Option<Duration>,
@@ -98,7 +102,8 @@ impl SqlitePools {
             .with_context(opening)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(checkpoint(options, stopped));
-        Ok(SqlitePools { writer, reader, read_timeout, _checkpoints: std::sync::Arc::new(stop) })
+        let writes = GroupCommit::start(writer.clone());
+        Ok(SqlitePools { writer, writes, reader, read_timeout, _checkpoints: std::sync::Arc::new(stop) })
     }
 
     pub async fn close(&self) {

@@ -8,7 +8,11 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use kiln_common::{Principal, ServiceError, db::Id, error::FieldViolation};
+use kiln_common::{
+    Principal, ServiceError,
+    db::{Id, SqliteBinds},
+    error::FieldViolation,
+};
 use kiln_proto::{
     v1::{
         CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, GetEntityRequest,
@@ -50,17 +54,30 @@ enum Tried<T> {
     Stale,
 }
 
-/// Runs the same block against whichever pool a workspace has; on SQLite, its writer.
-macro_rules! with_ws {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            WorkspacePool::Postgres($p) => $body,
-            WorkspacePool::Sqlite(kiln_common::db::SqlitePools { writer: $p, .. }) => $body,
+/// Runs one write statement (`sql` with its values `bound`) and reads its rows with
+/// `each`: on PostgreSQL on the pool, on SQLite through the file's group commit, which
+/// commits the writes that queue for the single writer together.
+async fn write_rows<T>(
+    pool: &WorkspacePool,
+    sql: String,
+    bound: Vec<SqlValue>,
+    each: impl Fn(&dyn RecordRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, sqlx::Error> {
+    match pool {
+        WorkspacePool::Postgres(pg) => {
+            let rows = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_all(pg).await?;
+            rows.iter().map(|row| each(row)).collect()
         }
-    };
+        WorkspacePool::Sqlite(lite) => {
+            let bind = Box::new(move |binds: SqliteBinds| bind_values!(binds, &bound));
+            let rows = lite.writes.fetch_all(sql, bind).await?;
+            rows.iter().map(|row| each(row)).collect()
+        }
+    }
 }
 
-/// [`with_ws!`] for a block that only reads: on SQLite, its readers.
+/// Runs the same block against whichever pool a workspace has, for a block that only
+/// reads: on SQLite, its readers.
 macro_rules! with_ws_read {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
@@ -86,7 +103,7 @@ fn stale_or<T>(e: sqlx::Error, map: impl FnOnce(sqlx::Error) -> ServiceError) ->
 }
 
 /// A row as the record a Struct carries, built directly (no JSON round trip).
-fn row_to_struct(row: &impl RecordRow, specs: &[FieldSpec]) -> Result<Struct, sqlx::Error> {
+fn row_to_struct(row: &(impl RecordRow + ?Sized), specs: &[FieldSpec]) -> Result<Struct, sqlx::Error> {
     let mut fields = std::collections::HashMap::with_capacity(records::SYSTEM_COLUMNS.len() + specs.len());
     for column in records::SYSTEM_COLUMNS {
         let ty = system_column(column).unwrap_or(FieldType::Text);
@@ -308,15 +325,10 @@ impl EntityApi {
         };
         let sql =
             format!("INSERT INTO {} ({}) {source} RETURNING {}", model.table, columns.join(", "), model.select_list);
-        let row = with_ws!(&pool, pool => {
-            let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
-            match query.fetch_optional(pool).await {
-                Ok(Some(row)) => row_to_struct(&row, &model.specs)?,
-                Ok(None) => return Ok(Tried::Stale),
-                Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
-            }
-        });
-        Ok(Tried::Done(row))
+        match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
+            Ok(rows) => Ok(rows.into_iter().next().map_or(Tried::Stale, Tried::Done)),
+            Err(e) => stale_or(e, |e| write_error(e, &model, &written)),
+        }
     }
 
     async fn get(&self, principal: Principal, req: GetEntityRequest) -> Result<GetEntityResponse, ServiceError> {
@@ -409,14 +421,10 @@ impl EntityApi {
             where_clause(conditions, guard),
             model.select_list
         );
-        let found = with_ws!(&pool, pool => {
-            let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
-            match query.fetch_optional(pool).await {
-                Ok(Some(row)) => Some(row_to_struct(&row, &model.specs)?),
-                Ok(None) => None,
-                Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
-            }
-        });
+        let found = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
+            Ok(rows) => rows.into_iter().next(),
+            Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
+        };
         match found {
             Some(record) => Ok(Tried::Done(record)),
             None => self.missing(&model, not_found()).await,
@@ -444,18 +452,18 @@ impl EntityApi {
         let mut conditions = vec!["\"id\" = $1".to_string()];
         conditions.extend(model.scope_condition(&mut bound));
         let guard = model.guard(&mut bound);
-        let sql = format!("DELETE FROM {}{}", model.table, where_clause(conditions, guard));
-        let deleted = with_ws!(&pool, pool => {
-            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).execute(pool).await {
-                Ok(done) => done.rows_affected(),
-                Err(e) => return stale_or(e, |e| match &e {
+        let sql = format!("DELETE FROM {}{} RETURNING \"id\"", model.table, where_clause(conditions, guard));
+        let deleted = match write_rows(&pool, sql, bound, |_| Ok(())).await {
+            Ok(rows) => rows.len(),
+            Err(e) => {
+                return stale_or(e, |e| match &e {
                     sqlx::Error::Database(db) if db.is_foreign_key_violation() => ServiceError::FailedPrecondition(
                         "other records point at this one; delete or change them first".into(),
                     ),
                     _ => e.into(),
-                }),
+                });
             }
-        });
+        };
         if deleted == 0 {
             return self.missing(&model, not_found()).await;
         }

@@ -24,6 +24,7 @@ crate::on_both_databases!(
     relations_are_enforced_and_cascade,
     another_workspace_cannot_reach_records,
     records_over_grpc_with_structs,
+    concurrent_writes_each_get_their_own_outcome,
 );
 
 async fn with_invoices(app: &TestApp, email: &str) -> String {
@@ -99,6 +100,45 @@ async fn records_go_through_their_whole_life_over_rest(backend: Backend) {
     assert_error(status, &body, 404, "not_found");
     let (status, body) = app.get_with_token("/api/v1/users", &access).await;
     assert_error(status, &body, 409, "failed_precondition");
+    app.stop().await;
+}
+
+/// Writes that arrive together are committed together on SQLite (group commit); each
+/// still succeeds or fails on its own, and nothing is lost or written twice.
+async fn concurrent_writes_each_get_their_own_outcome(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = with_invoices(&app, "ada@example.com").await;
+    // Every number twice: one of each pair is created, the other is told it exists.
+    let creates = (0..60).map(|n| {
+        let (app, access) = (&app, &access);
+        async move { app.post_with_token("/api/invoices", access, json!({ "number": format!("C-{}", n % 30) })).await }
+    });
+    let mut created = Vec::new();
+    for (status, body) in futures::future::join_all(creates).await {
+        match status {
+            201 => created.push(body["record"]["id"].as_str().unwrap().to_string()),
+            _ => assert_eq!(assert_error(status, &body, 409, "already_exists")["details"][0]["field"], "number"),
+        }
+    }
+    assert_eq!(created.len(), 30);
+    let (_, list) = app.get_with_token("/api/invoices?page_size=100&sort=number", &access).await;
+    let mut numbers: Vec<&str> =
+        list["records"].as_array().unwrap().iter().map(|r| r["number"].as_str().unwrap()).collect();
+    numbers.sort();
+    let mut expected: Vec<String> = (0..30).map(|n| format!("C-{n}")).collect();
+    expected.sort();
+    assert_eq!(numbers, expected);
+
+    // Each record deleted twice at once: exactly one of the two deletes finds it.
+    let deletes = created.iter().chain(&created).map(|id| {
+        let (app, access, path) = (&app, &access, format!("/api/invoices/{id}"));
+        async move { send(app, reqwest::Method::DELETE, &path, access, None).await }
+    });
+    let statuses: Vec<u16> = futures::future::join_all(deletes).await.into_iter().map(|(status, _)| status).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 204).count(), 30, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 404).count(), 30, "{statuses:?}");
+    let (_, list) = app.get_with_token("/api/invoices", &access).await;
+    assert_eq!(list["records"], json!([]));
     app.stop().await;
 }
 
