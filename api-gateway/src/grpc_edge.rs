@@ -1,15 +1,20 @@
 //! gRPC and grpc-web at the edge: every `kiln.v1` call is handed, as is, to the channel
-//! of the role that serves it; health and reflection are answered here.
+//! of the role that serves it; health and reflection are answered here. Health tells
+//! the truth about the roles behind ([`RoleHealth`]), as `/readyz` does.
+
+use std::time::Duration;
 
 use axum::{
     Router,
     body::Body,
     extract::{Request, State},
     http::header,
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::post,
 };
-use kiln_common::GrpcChannel;
+use kiln_common::{GrpcChannel, grpc};
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::limits::{self, AuthLimit};
 use tonic::service::Routes;
@@ -60,13 +65,65 @@ impl Backends {
     }
 }
 
+/// How long a role has to answer its health check.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The roles' health as the gateway sees it: each served service's own health check,
+/// asked through its channel when someone asks the gateway (`/readyz`, or its gRPC health
+/// `Check` and `Watch`), and written into the gateway's gRPC health: a service is
+/// NOT_SERVING while its role fails the check, the server as a whole (`""`) while any does.
+#[derive(Clone)]
+pub struct RoleHealth {
+    backends: Backends,
+    reporter: HealthReporter,
+}
+
+impl RoleHealth {
+    pub fn new(backends: Backends, reporter: HealthReporter) -> Self {
+        RoleHealth { backends, reporter }
+    }
+
+    /// Checks every served service now, all at once, and records the outcome; returns the
+    /// services that failed.
+    pub async fn refresh(&self) -> Vec<&'static str> {
+        let checks = self.backends.services.iter().map(|&service| async move {
+            let check = match self.backends.channel_for(service) {
+                Some(channel) => tokio::time::timeout(HEALTH_CHECK_TIMEOUT, grpc::check_health(channel, service)).await,
+                None => return (service, false),
+            };
+            (service, matches!(check, Ok(Ok(()))))
+        });
+        let mut failing = Vec::new();
+        for (service, serving) in futures::future::join_all(checks).await {
+            self.reporter.set_service_status(service, status(serving)).await;
+            if !serving {
+                failing.push(service);
+            }
+        }
+        self.reporter.set_service_status("", status(failing.is_empty())).await;
+        failing
+    }
+}
+
+fn status(serving: bool) -> ServingStatus {
+    if serving { ServingStatus::Serving } else { ServingStatus::NotServing }
+}
+
+/// Brings the gateway's gRPC health up to date before a health call is answered.
+async fn fresh_health(State(health): State<RoleHealth>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/grpc.health.v1.Health/") {
+        health.refresh().await;
+    }
+    next.run(request).await
+}
+
 /// Services whose methods share the auth surface's per-address rate limit.
 const AUTH_LIMITED: &[&str] = &["kiln.v1.AuthService"];
 
 /// The gRPC side of the listener: forwarding routes for served services plus the
-/// gateway's own health and reflection, wrapped for grpc-web. `auth_limit` guards the
-/// AuthService methods as it guards REST `/auth`.
-pub fn router(backends: Backends, support: Routes, auth_limit: AuthLimit) -> Router {
+/// gateway's own health (kept true by `health`) and reflection, wrapped for grpc-web.
+/// `auth_limit` guards the AuthService methods as it guards REST `/auth`.
+pub fn router(backends: Backends, support: Routes, health: RoleHealth, auth_limit: AuthLimit) -> Router {
     let mut router = Router::new();
     for service in &backends.services {
         let route = post(forward);
@@ -79,7 +136,12 @@ pub fn router(backends: Backends, support: Routes, auth_limit: AuthLimit) -> Rou
     }
     router
         .with_state(backends)
-        .merge(support.into_axum_router().fallback(unimplemented))
+        .merge(
+            support
+                .into_axum_router()
+                .layer(middleware::from_fn_with_state(health, fresh_health))
+                .fallback(unimplemented),
+        )
         // grpc-web only here: on the whole app it would turn plain REST calls into 400s.
         .layer(tonic_web::GrpcWebLayer::new())
 }

@@ -68,6 +68,7 @@ impl GatewayConfig {
 #[derive(Clone)]
 pub struct GatewayState {
     pub backends: Backends,
+    health: grpc_edge::RoleHealth,
     openapi_json: Arc<String>,
     docs_html: Arc<String>,
     metrics: PrometheusHandle,
@@ -78,7 +79,10 @@ pub struct GatewayState {
 /// over gRPC and grpc-web.
 pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result<Router> {
     let doc = openapi::document(&rest::operations())?;
+    let (reporter, support) = grpc::with_support(&backends.services, None).await?;
+    let health = grpc_edge::RoleHealth::new(backends.clone(), reporter);
     let state = GatewayState {
+        health: health.clone(),
         openapi_json: Arc::new(serde_json::to_string_pretty(&doc)?),
         docs_html: Arc::new(openapi::docs_page(&doc)),
         metrics: metrics_handle(),
@@ -104,8 +108,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
 
-    let (_health, support) = grpc::with_support(&backends.services, None).await?;
-    let grpc = grpc_edge::router(backends, support, auth_limit);
+    let grpc = grpc_edge::router(backends, support, health, auth_limit);
 
     Ok(Router::new()
         .nest("/api/v1", api.clone())
@@ -240,14 +243,7 @@ async fn healthz() -> impl IntoResponse {
 
 /// Ready when every served service answers its health check.
 async fn readyz(State(state): State<GatewayState>) -> Response {
-    let mut failing = Vec::new();
-    for service in &state.backends.services {
-        let Some(channel) = state.backends.channel_for(service) else { continue };
-        let check = tokio::time::timeout(Duration::from_secs(2), grpc::check_health(channel, service)).await;
-        if !matches!(check, Ok(Ok(()))) {
-            failing.push(*service);
-        }
-    }
+    let failing = state.health.refresh().await;
     if failing.is_empty() {
         Json(serde_json::json!({ "status": "ready" })).into_response()
     } else {

@@ -128,10 +128,28 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
     let mut through = ModelServiceClient::new(channel(gateway.http_addr.unwrap()).await);
     assert_eq!(through.list_models(ListModelsRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
 
-    // A role that goes away makes the gateway unready, not broken.
+    // A role that goes away makes the gateway unready, not broken, and its gRPC health
+    // says which services went with it.
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let mut health = HealthClient::new(channel(gateway.http_addr.unwrap()).await);
+    let mut status_of = async |service: &str| {
+        health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status()
+    };
+    for service in ["", "kiln.v1.EntityService", "kiln.v1.AuthService"] {
+        assert_eq!(status_of(service).await, ServingStatus::Serving, "{service:?}");
+    }
     model.stop().await.unwrap();
+    for (service, expected) in [
+        ("", ServingStatus::NotServing),
+        ("kiln.v1.ModelService", ServingStatus::NotServing),
+        ("kiln.v1.EntityService", ServingStatus::NotServing),
+        ("kiln.v1.AuthService", ServingStatus::Serving),
+    ] {
+        assert_eq!(status_of(service).await, expected, "{service:?}");
+    }
     let (status, body) = read(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
     assert_error(status, &body, 503, "unavailable");
+    assert_eq!(body["error"]["details"][0]["field"], "kiln.v1.ModelService", "{body}");
     let listed = through.list_models(with_token(ListModelsRequest::default(), &access)).await.unwrap_err();
     assert_eq!(listed.code(), Code::Unavailable);
 
