@@ -13,20 +13,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use kiln_common::{GrpcChannel, grpc};
+use kiln_common::{GrpcChannel, config::Role, grpc};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::limits::{self, AuthLimit};
 use tonic::service::Routes;
 use tower::ServiceExt;
-
-/// Which role serves which service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Model,
-    App,
-    Build,
-}
 
 /// Every `kiln.v1` service and the role it belongs to (DESIGN.md §1).
 pub const SERVICE_ROLES: &[(&str, Role)] = &[
@@ -37,7 +29,7 @@ pub const SERVICE_ROLES: &[(&str, Role)] = &[
     ("kiln.v1.TemplateService", Role::App),
     ("kiln.v1.WorkflowService", Role::App),
     ("kiln.v1.PromptService", Role::App),
-    ("kiln.v1.BuildService", Role::Build),
+    ("kiln.v1.BuildService", Role::BuildWorker),
 ];
 
 /// The channels to the roles, as the binary wired them.
@@ -60,7 +52,8 @@ impl Backends {
         match role {
             Role::Model => Some(&self.model),
             Role::App => Some(&self.app),
-            Role::Build => self.build.as_ref(),
+            Role::BuildWorker => self.build.as_ref(),
+            Role::AllInOne | Role::Gateway => None,
         }
     }
 }

@@ -204,6 +204,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order `--role` lists them.
+    pub const ALL: [Role; 5] = [Role::AllInOne, Role::Gateway, Role::Model, Role::App, Role::BuildWorker];
+
     pub fn name(self) -> &'static str {
         match self {
             Role::AllInOne => "all-in-one",
@@ -221,6 +224,17 @@ impl Role {
             Role::BuildWorker => 50053,
             Role::AllInOne | Role::Gateway => 4000,
         }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = ConfigError;
+
+    fn from_str(name: &str) -> Result<Self, ConfigError> {
+        Role::ALL.into_iter().find(|role| role.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = Role::ALL.iter().map(|role| role.name()).collect();
+            ConfigError::new("--role", format!("`{name}` is not a role; one of: {}", known.join(", ")))
+        })
     }
 }
 
@@ -494,6 +508,15 @@ fn duration_at_most(max: Duration, max_text: &'static str) -> impl Fn(&str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_parse_by_name_and_an_unknown_one_is_an_error() {
+        for role in Role::ALL {
+            assert_eq!(role.name().parse::<Role>().unwrap(), role);
+        }
+        let err = "all_in_one".parse::<Role>().unwrap_err().to_string();
+        assert!(err.contains("`all_in_one` is not a role") && err.contains("build-worker"), "{err}");
+    }
 
     #[test]
     fn defaults_are_the_documented_ones() {

@@ -207,11 +207,6 @@ impl Db {
         }
     }
 
-    /// Checks that the database answers.
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())).context("pinging the database")
-    }
-
     pub fn dialect(&self) -> &'static str {
         match self {
             Db::Postgres(_) => "postgres",

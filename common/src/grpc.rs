@@ -55,10 +55,6 @@ impl GrpcChannel {
         let channel = endpoint.connect_lazy().map_err(BoxError::from);
         Ok(GrpcChannel { inner: BoxCloneSyncService::new(channel), target: url.to_string() })
     }
-
-    pub fn target(&self) -> &str {
-        &self.target
-    }
 }
 
 impl Service<http::Request<Body>> for GrpcChannel {

@@ -10,8 +10,6 @@ use kiln_common::{
     telemetry,
 };
 
-const ROLES: [&str; 5] = ["all-in-one", "gateway", "model", "app", "build-worker"];
-
 /// The command line. Every setting is a global flag, so `kiln --help` and
 /// `kiln serve --help` both list them, each with its environment variable.
 fn cli() -> Command {
@@ -43,7 +41,7 @@ fn cli() -> Command {
                 .long("role")
                 .env("KILN_ROLE")
                 .global(true)
-                .value_parser(ROLES)
+                .value_parser(Role::ALL.map(Role::name))
                 .default_value("all-in-one")
                 .help("Which services this process runs"),
         )
@@ -72,12 +70,9 @@ fn cli() -> Command {
 }
 
 fn load(matches: &ArgMatches) -> Result<Config, String> {
-    let role = match matches.get_one::<String>("role").map(String::as_str) {
-        Some("gateway") => Role::Gateway,
-        Some("model") => Role::Model,
-        Some("app") => Role::App,
-        Some("build-worker") => Role::BuildWorker,
-        _ => Role::AllInOne,
+    let role: Role = match matches.get_one::<String>("role") {
+        Some(name) => name.parse().map_err(|e: kiln_common::config::ConfigError| e.to_string())?,
+        None => Role::AllInOne,
     };
     let file = match matches.get_one::<String>("config") {
         Some(path) => {

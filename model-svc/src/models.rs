@@ -1,6 +1,7 @@
-//! ModelService: the workspace's models as stored in `models`, and their creation with
-//! the table that holds their records. Changes and deletion are not served yet; their
-//! RPCs answer UNIMPLEMENTED.
+//! ModelService: the workspace's models as stored in `models` and `model_versions`;
+//! listing, reading and paging them, their versions, and their creation with the table
+//! that holds their records. Every RPC of the service is answered here; changing and
+//! deleting a model (plan, update, delete) are carried out by [`crate::changes`].
 
 use sqlx::Connection as _;
 use std::future::Future;

@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Weak},
     time::{Duration, Instant},
 };
@@ -31,6 +31,11 @@ pub const MAX_OPEN: usize = 256;
 pub const IDLE: Duration = Duration::from_secs(600);
 /// Read-only connections per open SQLite workspace file.
 const READERS: u32 = 4;
+
+/// Where a workspace's SQLite file lives in the workspace directory `dir`.
+fn workspace_file(dir: &Path, workspace_id: Uuid) -> PathBuf {
+    dir.join(format!("{}.db", workspace_id.hyphenated()))
+}
 
 /// Connections to one workspace's tables.
 #[derive(Debug, Clone)]
@@ -122,8 +127,7 @@ impl Workspaces {
             // Calls still holding its pools finish; the pools close when the last goes.
             open.remove(&oldest);
         }
-        let file = dir.join(format!("{}.db", workspace_id.hyphenated()));
-        let pools = SqlitePools::open(&file, READERS, platform.read_timeout).await?;
+        let pools = SqlitePools::open(&workspace_file(dir, workspace_id), READERS, platform.read_timeout).await?;
         open.insert(workspace_id, Open { pools: pools.clone(), last_used: Instant::now() });
         Ok(WorkspacePool::Sqlite(pools))
     }
@@ -131,11 +135,6 @@ impl Workspaces {
     /// How many SQLite workspace files are open.
     pub async fn open_files(&self) -> usize {
         self.open.lock().await.len()
-    }
-
-    /// The SQLite file of a workspace, for tools and tests.
-    pub fn sqlite_file(&self, workspace_id: Uuid) -> Option<PathBuf> {
-        self.sqlite_dir.as_ref().map(|dir| dir.join(format!("{}.db", workspace_id.hyphenated())))
     }
 
     fn schema_lock(&self, workspace_id: Uuid) -> Arc<RwLock<()>> {
@@ -193,7 +192,8 @@ mod tests {
             workspaces.pool(*id).await.unwrap();
         }
         assert_eq!(workspaces.open_files().await, 2, "the least recently used file was closed");
-        assert!(workspaces.sqlite_file(ids[0]).unwrap().exists(), "closing a file keeps it");
+        let dir = workspaces.sqlite_dir.as_deref().unwrap();
+        assert!(workspace_file(dir, ids[0]).exists(), "closing a file keeps it");
         // Reopened on use.
         workspaces.pool(ids[0]).await.unwrap();
         assert_eq!(workspaces.open_files().await, 2);
