@@ -64,7 +64,9 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The roles' health as the gateway sees it: each served service's own health check,
 /// asked through its channel when someone asks the gateway (`/readyz`, or its gRPC health
 /// `Check` and `Watch`), and written into the gateway's gRPC health: a service is
-/// NOT_SERVING while its role fails the check, the server as a whole (`""`) while any does.
+/// NOT_SERVING while its role fails the check. The server's own entry (`""`) stays the
+/// gateway's: it is up, and a probe of it (`kiln healthcheck`) must not restart a gateway
+/// because a role behind it is down; `/readyz` is the probe that covers the roles.
 #[derive(Clone)]
 pub struct RoleHealth {
     backends: Backends,
@@ -93,7 +95,6 @@ impl RoleHealth {
                 failing.push(service);
             }
         }
-        self.reporter.set_service_status("", status(failing.is_empty())).await;
         failing
     }
 }

@@ -140,7 +140,7 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
     }
     model.stop().await.unwrap();
     for (service, expected) in [
-        ("", ServingStatus::NotServing),
+        ("", ServingStatus::Serving),
         ("kiln.v1.ModelService", ServingStatus::NotServing),
         ("kiln.v1.EntityService", ServingStatus::NotServing),
         ("kiln.v1.AuthService", ServingStatus::Serving),
