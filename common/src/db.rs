@@ -427,6 +427,19 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Whether DDL failed because a table or index of that name is there already:
+/// PostgreSQL's `duplicate_table` (42P07), SQLite's generic error with its "already
+/// exists" message (SQLite has no code of its own for it).
+pub fn is_duplicate_table(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+            Some(_) => db.code().as_deref() == Some("1") && db.message().ends_with("already exists"),
+            None => db.code().as_deref() == Some("42P07"),
+        },
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

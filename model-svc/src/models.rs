@@ -257,6 +257,17 @@ impl ModelApi {
         match written {
             Ok(()) => {}
             Err(e) if kiln_common::db::is_unique_violation(&e) => return Err(taken()),
+            // Not a model's: a table made by hand in the workspace's database.
+            Err(e) if kiln_common::db::is_duplicate_table(&e) => {
+                return Err(ServiceError::AlreadyExists {
+                    message: format!(
+                        "the table `{}` that this model needs already exists in the workspace's database, \
+                         though no model owns it; drop or rename it, or choose another name",
+                        new.names.table
+                    ),
+                    field: Some("name".into()),
+                });
+            }
             Err(e) => return Err(e.into()),
         }
         tracing::info!(workspace_id = %principal.workspace_id, model = %new.names.plural, "model created");

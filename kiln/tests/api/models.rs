@@ -374,7 +374,9 @@ async fn a_failed_table_creation_leaves_nothing_behind(backend: Backend) {
         }
     }
     let (status, body) = app.post_with_token("/api/v1/models", &access, invoice()).await;
-    assert_error(status, &body, 500, "internal");
+    let error = assert_error(status, &body, 409, "already_exists");
+    assert_eq!(error["details"][0]["field"], "name", "{body}");
+    assert!(error["message"].as_str().unwrap().contains("`ent_invoices`"), "{body}");
     let (status, body) = app.get_with_token("/api/v1/models/invoices", &access).await;
     assert_error(status, &body, 404, "not_found");
     let versions: i64 = with_db!(&app.db, pool => {
