@@ -14,7 +14,7 @@ use tonic::Code;
 
 use crate::{
     grpc::{channel, with_token},
-    harness::{Backend, TestApp, assert_error, read, spawn_app, token},
+    harness::{Backend, TestApp, assert_error, spawn_app, token},
 };
 
 crate::on_both_databases!(
@@ -42,14 +42,6 @@ async fn with_invoices(app: &TestApp, email: &str) -> String {
     access
 }
 
-async fn send(app: &TestApp, method: reqwest::Method, path: &str, access: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path)).bearer_auth(access);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
-}
-
 async fn records_go_through_their_whole_life_over_rest(backend: Backend) {
     let app = spawn_app(backend).await;
     let access = with_invoices(&app, "ada@example.com").await;
@@ -71,15 +63,14 @@ async fn records_go_through_their_whole_life_over_rest(backend: Backend) {
     assert_eq!((status, &got["record"]), (200, record));
 
     let (status, patched) =
-        send(&app, reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "paid": true })))
-            .await;
+        app.send(reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "paid": true }))).await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!((&patched["record"]["paid"], &patched["record"]["amount"]), (&json!(true), &json!(120.5)));
     assert_ne!(patched["record"]["updated_at"], record["updated_at"]);
 
-    let (status, replaced) =
-        send(&app, reqwest::Method::PUT, &format!("/api/invoices/{id}"), &access, Some(json!({ "number": "INV-1b" })))
-            .await;
+    let (status, replaced) = app
+        .send(reqwest::Method::PUT, &format!("/api/invoices/{id}"), &access, Some(json!({ "number": "INV-1b" })))
+        .await;
     assert_eq!(status, 200, "{replaced}");
     assert_eq!(replaced["record"]["amount"], Value::Null, "PUT replaces: absent fields are cleared");
     assert_eq!(replaced["record"]["paid"], false, "… or take their default");
@@ -90,11 +81,11 @@ async fn records_go_through_their_whole_life_over_rest(backend: Backend) {
     assert_eq!(list["records"].as_array().unwrap().len(), 1);
     assert_eq!(list["next_page_token"], "");
 
-    let (status, _) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &access, None).await;
+    let (status, _) = app.send(reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &access, None).await;
     assert_eq!(status, 204);
     let (status, body) = app.get_with_token(&format!("/api/invoices/{id}"), &access).await;
     assert_error(status, &body, 404, "not_found");
-    let (status, body) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &access, None).await;
+    let (status, body) = app.send(reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &access, None).await;
     assert_error(status, &body, 404, "not_found");
     let (status, body) = app.get_with_token("/api/v1/nothing_here", &access).await;
     assert_error(status, &body, 404, "not_found");
@@ -132,7 +123,7 @@ async fn concurrent_writes_each_get_their_own_outcome(backend: Backend) {
     // Each record deleted twice at once: exactly one of the two deletes finds it.
     let deletes = created.iter().chain(&created).map(|id| {
         let (app, access, path) = (&app, &access, format!("/api/invoices/{id}"));
-        async move { send(app, reqwest::Method::DELETE, &path, access, None).await }
+        async move { app.send(reqwest::Method::DELETE, &path, access, None).await }
     });
     let statuses: Vec<u16> = futures::future::join_all(deletes).await.into_iter().map(|(status, _)| status).collect();
     assert_eq!(statuses.iter().filter(|&&s| s == 204).count(), 30, "{statuses:?}");
@@ -175,18 +166,13 @@ async fn bad_records_are_refused_field_by_field(backend: Backend) {
     assert_eq!(list["records"][0]["number"], evil[..20]);
 
     let id = list["records"][0]["id"].as_str().unwrap().to_string();
-    let (status, body) =
-        send(&app, reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "number": null })))
-            .await;
+    let (status, body) = app
+        .send(reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "number": null })))
+        .await;
     assert_error(status, &body, 400, "invalid_argument");
-    let (status, body) = send(
-        &app,
-        reqwest::Method::PATCH,
-        &format!("/api/invoices/{id}"),
-        &access,
-        Some(json!({ "id": uuid::Uuid::nil() })),
-    )
-    .await;
+    let (status, body) = app
+        .send(reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "id": uuid::Uuid::nil() })))
+        .await;
     assert_error(status, &body, 400, "invalid_argument");
     let (status, body) = app.get_with_token("/api/invoices/not-a-uuid", &access).await;
     assert_error(status, &body, 404, "not_found");
@@ -272,7 +258,7 @@ async fn relations_are_enforced_and_cascade(backend: Backend) {
         app.post_with_token("/api/payments", &access, json!({ "invoice": invoice_id, "amount": 5 })).await;
     assert_eq!(status, 201, "{body}");
 
-    let (status, _) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{invoice_id}"), &access, None).await;
+    let (status, _) = app.send(reqwest::Method::DELETE, &format!("/api/invoices/{invoice_id}"), &access, None).await;
     assert_eq!(status, 204);
     let (_, payments) = app.get_with_token("/api/payments", &access).await;
     assert!(payments["records"].as_array().unwrap().is_empty(), "cascade removed the payment");
@@ -290,15 +276,14 @@ async fn another_workspace_cannot_reach_records(backend: Backend) {
     for _ in 0..2 {
         let (status, body) = app.get_with_token(&format!("/api/invoices/{id}"), &eve).await;
         assert_error(status, &body, 404, "not_found");
-        let (status, body) =
-            send(&app, reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &eve, Some(json!({ "number": "x" })))
-                .await;
+        let (status, body) = app
+            .send(reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &eve, Some(json!({ "number": "x" })))
+            .await;
         assert_error(status, &body, 404, "not_found");
         let (status, body) =
-            send(&app, reqwest::Method::PUT, &format!("/api/invoices/{id}"), &eve, Some(json!({ "number": "x" })))
-                .await;
+            app.send(reqwest::Method::PUT, &format!("/api/invoices/{id}"), &eve, Some(json!({ "number": "x" }))).await;
         assert_error(status, &body, 404, "not_found");
-        let (status, body) = send(&app, reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &eve, None).await;
+        let (status, body) = app.send(reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &eve, None).await;
         assert_error(status, &body, 404, "not_found");
         let (status, list) = app.get_with_token(&format!("/api/invoices?id={id}"), &eve).await;
         if status == 200 {
@@ -355,11 +340,9 @@ async fn records_over_grpc_with_structs(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let bytes = response.bytes().await.unwrap();
-    let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-    let got = GetEntityResponse::decode(&bytes[5..5 + len]).unwrap();
+    let (data, trailers) = crate::grpc::frames(&response.bytes().await.unwrap());
+    let got = GetEntityResponse::decode(data[0].as_slice()).unwrap();
     assert_eq!(serde_json::to_value(got.record.unwrap()).unwrap()["id"], json!(id));
-    let trailer = String::from_utf8_lossy(&bytes[5 + len + 5..]).to_string();
-    assert!(trailer.contains("grpc-status:0"), "{trailer}");
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
     app.stop().await;
 }

@@ -124,7 +124,7 @@ fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Splits a grpc-web response body into (data frames, trailer text).
-fn frames(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
+pub fn frames(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
     let (mut data, mut trailers) = (Vec::new(), String::new());
     while body.len() >= 5 {
         let flag = body[0];

@@ -107,7 +107,27 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     TestApp { addr, http: reqwest::Client::new(), db, running: Some(running), _database: database }
 }
 
+/// A call with a bearer token and an optional JSON body, read as (status, JSON).
+pub async fn send_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    access: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http.request(method, url).bearer_auth(access);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.unwrap()).await
+}
+
 impl TestApp {
+    /// [`send_json`] to `path` on this app.
+    pub async fn send(&self, method: reqwest::Method, path: &str, access: &str, body: Option<Value>) -> (u16, Value) {
+        send_json(&self.http, method, self.url(path), access, body).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

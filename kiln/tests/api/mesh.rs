@@ -116,11 +116,10 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
         .await
         .unwrap();
     assert_eq!(web.version(), reqwest::Version::HTTP_11);
-    let bytes = web.bytes().await.unwrap();
-    let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-    let got: kiln_proto::v1::GetEntityResponse = prost::Message::decode(&bytes[5..5 + len]).unwrap();
+    let (data, trailers) = crate::grpc::frames(&web.bytes().await.unwrap());
+    let got: kiln_proto::v1::GetEntityResponse = prost::Message::decode(data[0].as_slice()).unwrap();
     assert_eq!(serde_json::to_value(got.record.unwrap()).unwrap()["number"], json!("M-1"));
-    assert!(String::from_utf8_lossy(&bytes[5 + len..]).contains("grpc-status:0"));
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
     let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
     assert_eq!(logout.status(), 204);
 

@@ -1,9 +1,9 @@
 //! The system models' records through the same generic API as user models, stored in
 //! their platform tables and kept to the caller's workspace.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::harness::{Backend, TestApp, assert_error, read, spawn_app, token};
+use crate::harness::{Backend, assert_error, spawn_app, token};
 
 crate::on_both_databases!(
     applications_are_generic_records,
@@ -27,19 +27,11 @@ async fn a_new_workspace_has_the_starter_workflow_and_templates(backend: Backend
     // Seeding again adds nothing; a starter item the user deleted stays deleted.
     let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
     let id = workflows[0]["id"].as_str().unwrap();
-    assert_eq!(send(&app, reqwest::Method::DELETE, &format!("/api/workflows/{id}"), &access, None).await.0, 204);
+    assert_eq!(app.send(reqwest::Method::DELETE, &format!("/api/workflows/{id}"), &access, None).await.0, 204);
     assert_eq!(kiln_common::seeds::seed_workspace(&app.db, workspace).await.unwrap(), 0);
     let (_, workflows) = app.get_with_token("/api/workflows", &access).await;
     assert!(workflows["records"].as_array().unwrap().is_empty());
     app.stop().await;
-}
-
-async fn send(app: &TestApp, method: reqwest::Method, path: &str, access: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path)).bearer_auth(access);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
 }
 
 async fn applications_are_generic_records(backend: Backend) {
@@ -57,20 +49,20 @@ async fn applications_are_generic_records(backend: Backend) {
     let (status, body) = app.post_with_token("/api/applications", &access, shop).await;
     let error = assert_error(status, &body, 409, "already_exists");
     assert_eq!(error["details"][0]["field"], "slug");
-    let (status, patched) = send(
-        &app,
-        reqwest::Method::PATCH,
-        &format!("/api/applications/{id}"),
-        &access,
-        Some(json!({ "description": "web shop" })),
-    )
-    .await;
+    let (status, patched) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/applications/{id}"),
+            &access,
+            Some(json!({ "description": "web shop" })),
+        )
+        .await;
     assert_eq!((status, &patched["record"]["description"]), (200, &json!("web shop")));
     let (status, body) = app.post_with_token("/api/applications", &access, json!({ "slug": "x" })).await;
     let error = assert_error(status, &body, 400, "invalid_argument");
     assert_eq!(error["details"][0]["field"], "name");
 
-    let (status, _) = send(&app, reqwest::Method::DELETE, &format!("/api/applications/{id}"), &access, None).await;
+    let (status, _) = app.send(reqwest::Method::DELETE, &format!("/api/applications/{id}"), &access, None).await;
     assert_eq!(status, 204);
     let (status, body) = app.get_with_token("/api/users", &access).await;
     assert_error(status, &body, 409, "failed_precondition");
@@ -94,7 +86,7 @@ async fn system_records_stay_in_their_workspace(backend: Backend) {
         (reqwest::Method::PUT, Some(json!({ "name": "Mine", "slug": "mine" }))),
         (reqwest::Method::DELETE, None),
     ] {
-        let (status, body) = send(&app, method.clone(), &format!("/api/applications/{id}"), &eve, body).await;
+        let (status, body) = app.send(method.clone(), &format!("/api/applications/{id}"), &eve, body).await;
         assert_error(status, &body, 404, "not_found");
     }
     // Eve may use the same slug in her workspace, but not point at Ada's application.

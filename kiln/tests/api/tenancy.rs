@@ -20,7 +20,7 @@ use tonic::{Code, transport::Channel};
 
 use crate::{
     grpc::{channel, with_token},
-    harness::{Backend, PASSWORD, TestDatabase, read, spawn_app, test_config, token},
+    harness::{Backend, PASSWORD, TestDatabase, read, send_json, spawn_app, test_config, token},
 };
 
 /// What A owns, and what of it B must never see.
@@ -38,20 +38,6 @@ struct Victim {
 
 const SECRET_VALUE: &str = "TOP-SECRET-VALUE-7731";
 
-async fn send(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    access: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = http.request(method, url).bearer_auth(access);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
-}
-
 /// A signs up and fills a workspace through the REST API at `base`.
 async fn victim(http: &reqwest::Client, base: &str) -> Victim {
     let (status, body) = read(
@@ -65,7 +51,7 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
     assert_eq!(status, 201, "{body}");
     let access = token(&body, "access_token");
     let post =
-        |path: &str, body: Value| send(http, reqwest::Method::POST, format!("{base}{path}"), &access, Some(body));
+        |path: &str, body: Value| send_json(http, reqwest::Method::POST, format!("{base}{path}"), &access, Some(body));
     let (status, owner_model) =
         post("/api/v1/models", json!({ "name": "Vault", "fields": [{ "name": "label", "type": "text" }] })).await;
     assert_eq!(status, 201, "{owner_model}");
@@ -87,7 +73,8 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
         assert_eq!(status, 201, "{record}");
         record_id = record["record"]["id"].as_str().unwrap().to_string();
     }
-    let (_, page) = send(http, reqwest::Method::GET, format!("{base}/api/ledgers?page_size=1"), &access, None).await;
+    let (_, page) =
+        send_json(http, reqwest::Method::GET, format!("{base}/api/ledgers?page_size=1"), &access, None).await;
     let page_token = page["next_page_token"].as_str().unwrap().to_string();
     assert!(!page_token.is_empty());
 
@@ -211,7 +198,7 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
             }
             for (concrete, query, body, aimed) in variants {
                 let url = format!("{base}/api/v1{concrete}?{query}");
-                let (status, answer) = send(http, method.clone(), url, b, body).await;
+                let (status, answer) = send_json(http, method.clone(), url, b, body).await;
                 let call = format!("{method} {concrete}?{query}");
                 let answer = answer.to_string();
                 assert_leaks_nothing(victim, &call, &answer);
