@@ -13,58 +13,92 @@ use crate::{
     harness::{PASSWORD, TestDatabase, assert_error, read, test_config, token},
 };
 
+/// The four roles on loopback ports, the gateway pointed at the other three.
+struct Mesh {
+    _database: TestDatabase,
+    model: kiln::Running,
+    app: kiln::Running,
+    build: kiln::Running,
+    gateway: kiln::Running,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Mesh {
+    async fn start() -> Self {
+        let database = TestDatabase::new(crate::harness::Backend::Postgres);
+        let model = kiln::start(test_config(Role::Model, &database)).await.unwrap();
+        let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+        let build = kiln::start(test_config(Role::BuildWorker, &database)).await.unwrap();
+        let mut gateway_config = test_config(Role::Gateway, &database);
+        gateway_config.model_svc_url = format!("http://{}", model.grpc_addr.unwrap());
+        gateway_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
+        gateway_config.build_worker_url = format!("http://{}", build.grpc_addr.unwrap());
+        let gateway = kiln::start(gateway_config).await.unwrap();
+        let base = format!("http://{}", gateway.http_addr.unwrap());
+        Mesh { _database: database, model, app, build, gateway, base, http: reqwest::Client::new() }
+    }
+
+    async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        read(self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap()).await
+    }
+
+    async fn log_in(&self) -> String {
+        let (status, login) = self.post("/api/v1/auth/login", &credentials()).await;
+        assert_eq!(status, 200, "{login}");
+        token(&login, "access_token")
+    }
+
+    async fn log_out(&self, access: &str) {
+        let logout = self.http.post(format!("{}/api/v1/auth/logout", self.base)).bearer_auth(access).send().await;
+        assert_eq!(logout.unwrap().status(), 204);
+    }
+}
+
+fn credentials() -> serde_json::Value {
+    json!({ "email": "mesh@example.com", "password": PASSWORD })
+}
+
 #[tokio::test]
 async fn gateway_reaches_model_and_app_roles_over_the_network() {
-    let database = TestDatabase::new(crate::harness::Backend::Postgres);
-    let model = kiln::start(test_config(Role::Model, &database)).await.unwrap();
-    let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
-    let build = kiln::start(test_config(Role::BuildWorker, &database)).await.unwrap();
-    let model_addr = model.grpc_addr.unwrap();
-    let mut gateway_config = test_config(Role::Gateway, &database);
-    gateway_config.model_svc_url = format!("http://{model_addr}");
-    gateway_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
-    gateway_config.build_worker_url = format!("http://{}", build.grpc_addr.unwrap());
-    let gateway = kiln::start(gateway_config).await.unwrap();
-    let base = format!("http://{}", gateway.http_addr.unwrap());
-    let http = reqwest::Client::new();
-
-    let (status, body) = read(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    let mesh = Mesh::start().await;
+    let (status, body) = read(mesh.http.get(format!("{}/readyz", mesh.base)).send().await.unwrap()).await;
     assert_eq!(status, 200, "{body}");
+    sessions_live_and_end_through_the_gateway(&mesh).await;
+    roles_called_directly_want_a_live_session(&mesh).await;
+    the_meta_loop_runs_across_the_roles(&mesh).await;
+    a_role_that_goes_away_is_reported_not_hidden(mesh).await;
+}
 
-    let register = json!({ "email": "mesh@example.com", "password": PASSWORD });
-    let (status, registered) =
-        read(http.post(format!("{base}/api/v1/auth/register")).json(&register).send().await.unwrap()).await;
+/// Register, log in, refresh, read the profile, log out: the app role behind the gateway.
+async fn sessions_live_and_end_through_the_gateway(mesh: &Mesh) {
+    let (status, registered) = mesh.post("/api/v1/auth/register", &credentials()).await;
     assert_eq!(status, 201, "{registered}");
-    let (status, login) =
-        read(http.post(format!("{base}/api/v1/auth/login")).json(&register).send().await.unwrap()).await;
+    let (status, login) = mesh.post("/api/v1/auth/login", &credentials()).await;
     assert_eq!(status, 200, "{login}");
     let refresh = json!({ "refresh_token": token(&login, "refresh_token") });
-    let (status, refreshed) =
-        read(http.post(format!("{base}/api/v1/auth/refresh")).json(&refresh).send().await.unwrap()).await;
+    let (status, refreshed) = mesh.post("/api/v1/auth/refresh", &refresh).await;
     assert_eq!(status, 200, "{refreshed}");
     let access = token(&refreshed, "access_token");
-    let profile = http.get(format!("{base}/api/v1/auth/profile")).bearer_auth(&access).send().await.unwrap();
-    let (status, profile) = read(profile).await;
+    let profile = mesh.http.get(format!("{}/api/v1/auth/profile", mesh.base)).bearer_auth(&access).send().await;
+    let (status, profile) = read(profile.unwrap()).await;
     assert_eq!((status, &profile["user"]["email"]), (200, &json!("mesh@example.com")));
-    let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
-    assert_eq!(logout.status(), 204);
-    let (status, body) =
-        read(http.post(format!("{base}/api/v1/auth/refresh")).json(&refresh).send().await.unwrap()).await;
+    mesh.log_out(&access).await;
+    let (status, body) = mesh.post("/api/v1/auth/refresh", &refresh).await;
     assert_error(status, &body, 401, "unauthenticated");
+}
 
-    // model-svc, called directly, refuses a call without a valid token.
-    let mut direct = ModelServiceClient::new(channel(model_addr).await);
+/// model-svc, called directly, refuses a call without a valid token, and a logged-out
+/// session as well: announced at once, and within the cache's staleness bound at worst.
+async fn roles_called_directly_want_a_live_session(mesh: &Mesh) {
+    let mut direct = ModelServiceClient::new(channel(mesh.model.grpc_addr.unwrap()).await);
     let denied = direct.list_models(ListModelsRequest::default()).await.unwrap_err();
     assert_eq!(denied.code(), Code::Unauthenticated);
     let forged = direct.list_models(with_token(ListModelsRequest::default(), "eyJhbGciOiJub25lIn0.e30.")).await;
     assert_eq!(forged.unwrap_err().code(), Code::Unauthenticated);
-    let (_, again) = read(http.post(format!("{base}/api/v1/auth/login")).json(&register).send().await.unwrap()).await;
-    let access = token(&again, "access_token");
+    let access = mesh.log_in().await;
     assert!(direct.list_models(with_token(ListModelsRequest::default(), &access)).await.is_ok());
-    // Logged out sessions are refused by model-svc as well: announced at once, and within
-    // the cache's staleness bound at worst.
-    let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
-    assert_eq!(logout.status(), 204);
+    mesh.log_out(&access).await;
     let deadline = std::time::Instant::now() + kiln_common::sessions::SESSION_CACHE_TTL + Duration::from_secs(1);
     loop {
         match direct.list_models(with_token(ListModelsRequest::default(), &access)).await {
@@ -75,11 +109,13 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
             }
         }
     }
+}
 
-    // The meta-loop through the mesh: a model becomes a table in the workspace's schema,
-    // its records answer over REST and over gRPC through the gateway.
-    let (_, fresh) = read(http.post(format!("{base}/api/v1/auth/login")).json(&register).send().await.unwrap()).await;
-    let access = token(&fresh, "access_token");
+/// A model becomes a table in the workspace's schema; its records answer over REST, over
+/// native gRPC and over grpc-web (plain HTTP/1.1), all through the gateway.
+async fn the_meta_loop_runs_across_the_roles(mesh: &Mesh) {
+    let (base, http) = (&mesh.base, &mesh.http);
+    let access = mesh.log_in().await;
     let invoice = json!({ "name": "Invoice", "fields": [
         { "name": "number", "type": "text", "required": true, "unique": true },
         { "name": "amount", "type": "decimal" }
@@ -95,7 +131,7 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
         read(http.get(format!("{base}/api/invoices/{id}")).bearer_auth(&access).send().await.unwrap()).await;
     assert_eq!((status, &body["record"]["amount"]), (200, &json!(12.5)));
     let mut entities =
-        kiln_proto::v1::entity_service_client::EntityServiceClient::new(channel(gateway.http_addr.unwrap()).await);
+        kiln_proto::v1::entity_service_client::EntityServiceClient::new(channel(mesh.gateway.http_addr.unwrap()).await);
     let listed = entities
         .list_entities(with_token(
             kiln_proto::v1::ListEntitiesRequest { model: "invoices".into(), ..Default::default() },
@@ -105,7 +141,6 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.records.len(), 1);
-    // …and over grpc-web, plain HTTP/1.1 to the gateway.
     let framed = crate::grpc::framed(&kiln_proto::v1::GetEntityRequest { model: "invoices".into(), id: id.clone() });
     let web = http
         .post(format!("{base}/kiln.v1.EntityService/GetEntity"))
@@ -120,24 +155,25 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
     let got: kiln_proto::v1::GetEntityResponse = prost::Message::decode(data[0].as_slice()).unwrap();
     assert_eq!(serde_json::to_value(got.record.unwrap()).unwrap()["number"], json!("M-1"));
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
-    let logout = http.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&access).send().await.unwrap();
-    assert_eq!(logout.status(), 204);
+    mesh.log_out(&access).await;
+}
 
-    // Native gRPC through the gateway reaches the app role.
-    let mut through = ModelServiceClient::new(channel(gateway.http_addr.unwrap()).await);
-    assert_eq!(through.list_models(ListModelsRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
-
-    // A role that goes away makes the gateway unready, not broken, and its gRPC health
-    // says which services went with it.
+/// A role that goes away makes the gateway unready, not broken: its gRPC health says
+/// which services went with it, `/readyz` names them, and their calls answer UNAVAILABLE.
+async fn a_role_that_goes_away_is_reported_not_hidden(mesh: Mesh) {
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-    let mut health = HealthClient::new(channel(gateway.http_addr.unwrap()).await);
+    let gateway = channel(mesh.gateway.http_addr.unwrap()).await;
+    let mut through = ModelServiceClient::new(gateway.clone());
+    assert_eq!(through.list_models(ListModelsRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
+    let access = mesh.log_in().await;
+    let mut health = HealthClient::new(gateway);
     let mut status_of = async |service: &str| {
         health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status()
     };
     for service in ["", "kiln.v1.EntityService", "kiln.v1.AuthService"] {
         assert_eq!(status_of(service).await, ServingStatus::Serving, "{service:?}");
     }
-    model.stop().await.unwrap();
+    mesh.model.stop().await.unwrap();
     for (service, expected) in [
         ("", ServingStatus::Serving),
         ("kiln.v1.ModelService", ServingStatus::NotServing),
@@ -146,13 +182,12 @@ async fn gateway_reaches_model_and_app_roles_over_the_network() {
     ] {
         assert_eq!(status_of(service).await, expected, "{service:?}");
     }
-    let (status, body) = read(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    let (status, body) = read(mesh.http.get(format!("{}/readyz", mesh.base)).send().await.unwrap()).await;
     assert_error(status, &body, 503, "unavailable");
     assert_eq!(body["error"]["details"][0]["field"], "kiln.v1.ModelService", "{body}");
     let listed = through.list_models(with_token(ListModelsRequest::default(), &access)).await.unwrap_err();
     assert_eq!(listed.code(), Code::Unavailable);
-
-    for running in [gateway, app, build] {
+    for running in [mesh.gateway, mesh.app, mesh.build] {
         running.stop().await.unwrap();
     }
 }
