@@ -133,19 +133,17 @@ async fn run(writer: SqliteConns, mut waiting: mpsc::Receiver<Write>, groups: Ar
             }
             group.push(next);
         }
-        while !group.is_empty() {
-            group = if group.len() == 1 {
-                run_alone(&mut conn, group).await
-            } else {
-                groups.fetch_add(1, Ordering::Relaxed);
-                run_group(&mut conn, group).await
-            };
+        while group.len() > 1 {
+            groups.fetch_add(1, Ordering::Relaxed);
+            group = run_group(&mut conn, group).await;
         }
+        // A lone write (or the last one left of a group) needs no transaction around it.
+        run_alone(&mut conn, group).await;
     }
 }
 
-/// Runs each write on its own (autocommit); returns nothing left over.
-async fn run_alone(conn: &mut SqliteConnection, writes: Vec<Write>) -> Vec<Write> {
+/// Runs each write on its own (autocommit).
+async fn run_alone(conn: &mut SqliteConnection, writes: Vec<Write>) {
     for write in writes {
         let binds = (write.bind)(SqliteBinds::default());
         let outcome = match binds.error {
@@ -157,7 +155,6 @@ async fn run_alone(conn: &mut SqliteConnection, writes: Vec<Write>) -> Vec<Write
         };
         let _ = write.done.send(outcome);
     }
-    Vec::new()
 }
 
 /// Runs `writes` in one transaction; returns the writes still to run: those after a
@@ -173,7 +170,8 @@ async fn run_group(conn: &mut SqliteConnection, writes: Vec<Write>) -> Vec<Write
     sql.push_str("COMMIT");
     if binds.error.is_some() {
         // Alone, the write whose value does not encode says so, and only to its caller.
-        return run_alone(conn, writes).await;
+        run_alone(conn, writes).await;
+        return Vec::new();
     }
     // Statement 0 is BEGIN, 1..=n the writes, n + 1 COMMIT.
     let mut rows: Vec<Vec<SqliteRow>> = Vec::with_capacity(writes.len());
@@ -205,12 +203,13 @@ async fn run_group(conn: &mut SqliteConnection, writes: Vec<Write>) -> Vec<Write
         }
         return Vec::new();
     };
-    if !(1..=writes.len()).contains(&finished) || commit(conn).await.is_err() {
+    if !(1..=writes.len()).contains(&finished) || (&mut *conn).execute("COMMIT").await.is_err() {
         // BEGIN or COMMIT failed, or the failed write's error ended the transaction (an
         // I/O error, say): nothing of the group was written. Each write runs again alone
         // and tells its own outcome.
         let _ = (&mut *conn).execute("ROLLBACK").await;
-        return run_alone(conn, writes).await;
+        run_alone(conn, writes).await;
+        return Vec::new();
     }
     // Write number `finished` failed and SQLite undid that statement alone; the ones
     // before it are committed, the ones after it run next.
@@ -222,10 +221,6 @@ async fn run_group(conn: &mut SqliteConnection, writes: Vec<Write>) -> Vec<Write
         let _ = write.done.send(Err(error));
     }
     writes.collect()
-}
-
-async fn commit(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    conn.execute("COMMIT").await.map(drop)
 }
 
 /// `error` once more, for another caller of a group that could not start.
@@ -245,7 +240,7 @@ fn shift_placeholders(sql: &str, by: usize) -> String {
     }
     let mut out = String::with_capacity(sql.len() + 16);
     let mut quote: Option<char> = None;
-    let mut chars = sql.char_indices().peekable();
+    let mut chars = sql.char_indices();
     while let Some((at, c)) = chars.next() {
         match quote {
             // A doubled quote inside quotes reads as two quotes: closed, then reopened.
