@@ -7,6 +7,7 @@ pub mod error;
 pub mod grpc;
 pub mod limits;
 pub mod net;
+pub mod paging;
 pub mod seeds;
 pub mod sessions;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use kiln_common::{
     Principal, ServiceError,
     db::{Id, RowExt},
     error::FieldViolation,
+    paging::Paging,
     timestamp, with_db,
 };
 use kiln_proto::v1::{
@@ -24,8 +25,6 @@ use crate::{
     schema::{self, Constraint, FieldSpec, Namespace, Plan, Step},
     workspace::WorkspacePool,
 };
-
-const MAX_VERSIONS_PAGE: i64 = 100;
 
 impl ModelApi {
     /// A user model of the caller's workspace with its parsed fields.
@@ -359,29 +358,14 @@ impl ModelApi {
         let model = find_model(&self.deps.db, principal.workspace_id, req.id.trim())
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no model `{}` in this workspace", req.id.trim())))?;
-        let page_size = match i64::from(req.page_size) {
-            0 => 20,
-            n if (1..=MAX_VERSIONS_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ServiceError::invalid_field(
-                    "page_size",
-                    format!("must be between 0 and {MAX_VERSIONS_PAGE}"),
-                ));
-            }
-        };
-        let before: i32 = match req.page_token.as_str() {
-            "" => i32::MAX,
-            token => token
-                .parse()
-                .map_err(|_| ServiceError::invalid_field("page_token", "is not a token this API returned"))?,
-        };
+        let paging = Paging::<i32>::read(format!("versions of {}", model.id), req.page_size, &req.page_token)?;
         let model_id = Id(uuid::Uuid::parse_str(&model.id).map_err(|e| anyhow::anyhow!("stored model id: {e}"))?);
         let mut versions = with_db!(&self.deps.db, pool => {
             sqlx::query(
                 "SELECT version, fields, author, summary, created_at FROM model_versions \
                  WHERE model_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
             )
-            .bind(model_id).bind(before).bind(page_size + 1)
+            .bind(model_id).bind(paging.after.unwrap_or(i32::MAX)).bind(paging.fetch())
             .fetch_all(pool).await?
             .iter().map(|row| -> Result<ModelVersion, ServiceError> {
                 Ok(ModelVersion {
@@ -395,12 +379,7 @@ impl ModelApi {
             })
             .collect::<Result<Vec<_>, _>>()?
         });
-        let next_page_token = if versions.len() as i64 > page_size {
-            versions.truncate(page_size as usize);
-            versions.last().map(|v| v.version.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = paging.finish(&mut versions, |v| v.version);
         Ok(ListModelVersionsResponse { versions, next_page_token })
     }
 }

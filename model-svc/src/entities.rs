@@ -6,12 +6,12 @@
 //! and no COUNT(*). Every identifier comes from a checked spec and is quoted; every value
 //! is bound. Reads use SQLite's readers, writes its writer.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use kiln_common::{
     Principal, ServiceError,
     db::{Id, SqliteBinds},
     error::FieldViolation,
+    paging::{self, Paging},
 };
 use kiln_proto::{
     v1::{
@@ -35,8 +35,6 @@ use crate::{
     workspace::{WorkspacePool, Workspaces},
 };
 
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 100;
 /// Encoded size past which a page ends early (below gRPC's 4 MiB message limit).
 const LIST_BYTES: usize = 2 << 20;
 
@@ -144,19 +142,6 @@ fn from_struct(record: Option<Struct>) -> Result<Map<String, Value>, ServiceErro
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ServiceError::invalid_field("record", "must be an object")),
     }
-}
-
-/// The page token: the sort value and id of the last record of a page.
-fn encode_token(value: &Value, id: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::json!([value, id]).to_string())
-}
-
-fn decode_token(token: &str) -> Result<(Value, uuid::Uuid), ServiceError> {
-    let bad = || ServiceError::invalid_field("page_token", "is not a token this API returned");
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let Ok(Value::Array(parts)) = serde_json::from_slice::<Value>(&bytes) else { return Err(bad()) };
-    let [value, Value::String(id)] = parts.as_slice() else { return Err(bad()) };
-    Ok((value.clone(), uuid::Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 /// A write's database error, told in the client's terms where the client caused it.
@@ -480,13 +465,6 @@ impl EntityApi {
         pool: WorkspacePool,
         req: &ListEntitiesRequest,
     ) -> Result<Tried<ListEntitiesResponse>, ServiceError> {
-        let page_size = match usize::try_from(req.page_size) {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) if n <= MAX_PAGE_SIZE => n,
-            _ => {
-                return Err(ServiceError::invalid_field("page_size", format!("must be between 0 and {MAX_PAGE_SIZE}")));
-            }
-        };
         let (sort_name, descending) = match req.sort.trim() {
             "" => ("created_at", false),
             s => s.strip_prefix('-').map(|s| (s, true)).unwrap_or((s, false)),
@@ -496,6 +474,9 @@ impl EntityApi {
             .filter(|(_, ty, _)| *ty != FieldType::Json)
             .ok_or_else(|| ServiceError::invalid_field("sort", format!("`{sort_name}` is not a sortable field")))?;
         let sort = sort_column.quoted();
+        // A token names a position in one model's records in one order.
+        let scope = format!("records of {} by {}", target.id.0, req.sort.trim());
+        let paging = Paging::<(Value, uuid::Uuid)>::read(scope, req.page_size, &req.page_token)?;
 
         let mut bound = Vec::new();
         let mut conditions: Vec<String> = target.scope_condition(&mut bound).into_iter().collect();
@@ -522,27 +503,26 @@ impl EntityApi {
         // (created_at, id) index and unique indexes serve; nullable ones sort NULLs last.
         // System models' platform columns are taken as nullable whatever their seeds say.
         let nullable = sort_spec.is_some_and(|spec| !spec.required || target.scope.is_some());
-        if !req.page_token.is_empty() {
-            let (last_value, last_id) = decode_token(&req.page_token)?;
+        if let Some((last_value, last_id)) = &paging.after {
             let (cmp, id_cmp) = if descending { ("<", "<") } else { (">", ">") };
-            bound.push(SqlValue::Uuid(Id(last_id)));
+            bound.push(SqlValue::Uuid(Id(*last_id)));
             let id_param = bound.len();
             if !nullable {
                 let value = match sort_spec {
-                    Some(spec) => check_value(spec, &last_value),
-                    None => system_value(sort_type, &last_value),
+                    Some(spec) => check_value(spec, last_value),
+                    None => system_value(sort_type, last_value),
                 }
-                .map_err(|_| ServiceError::invalid_field("page_token", "is not a token this API returned"))?;
+                .map_err(|_| paging::bad_token())?;
                 bound.push(value);
                 conditions.push(format!("({sort}, \"id\") {cmp} (${}, ${id_param})", bound.len()));
             } else if last_value.is_null() {
                 conditions.push(format!("({sort} IS NULL AND \"id\" {id_cmp} ${id_param})"));
             } else {
                 let value = match sort_spec {
-                    Some(spec) => check_value(spec, &last_value),
-                    None => system_value(sort_type, &last_value),
+                    Some(spec) => check_value(spec, last_value),
+                    None => system_value(sort_type, last_value),
                 }
-                .map_err(|_| ServiceError::invalid_field("page_token", "is not a token this API returned"))?;
+                .map_err(|_| paging::bad_token())?;
                 bound.push(value);
                 let v = bound.len();
                 conditions.push(format!(
@@ -558,7 +538,7 @@ impl EntityApi {
             target.select_list,
             target.table,
             where_clause(conditions, guard),
-            page_size + 1
+            paging.fetch()
         );
         let mut records = with_ws_read!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
@@ -573,22 +553,24 @@ impl EntityApi {
         }
         // A page ends at page_size records, or sooner once it holds LIST_BYTES: a page of
         // big records must stay well within what a gRPC message may carry.
-        let mut more = records.len() > page_size;
-        records.truncate(page_size);
+        let mut more = records.len() > paging.size;
+        records.truncate(paging.size);
         let mut page = Vec::with_capacity(records.len());
         let (mut bytes, mut last) = (0, None);
         for message in records {
-            let key = [sort_name, "id"].map(|column| json_value(message.fields.get(column)));
+            let id = json_value(message.fields.get("id"));
+            let id = id.as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
+            let key = id.map(|id| (json_value(message.fields.get(sort_name)), id));
             bytes += prost::Message::encoded_len(&message);
             if bytes > LIST_BYTES && !page.is_empty() {
                 more = true;
                 break;
             }
             page.push(message);
-            last = Some(key);
+            last = key;
         }
         let next_page_token = match (more, last) {
-            (true, Some([value, id])) => encode_token(&value, &id),
+            (true, Some(key)) => paging.token_after(&key),
             _ => String::new(),
         };
         Ok(Tried::Done(ListEntitiesResponse { records: page, next_page_token }))

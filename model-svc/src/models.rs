@@ -10,6 +10,7 @@ use kiln_common::error::FieldViolation;
 use kiln_common::{
     Principal, ServiceError,
     db::{Id, RowExt},
+    paging::Paging,
     timestamp, with_db, with_db_read,
 };
 use kiln_proto::v1::{
@@ -28,8 +29,6 @@ use crate::{
     workspace::{WorkspacePool, Workspaces},
 };
 
-const DEFAULT_PAGE_SIZE: i64 = 50;
-const MAX_PAGE_SIZE: i64 = 100;
 pub(crate) const COLUMNS: &str = "id, name, singular, plural, slug, label, label_plural, description, title_field, \
      is_system, version, fields, table_name, created_at, updated_at";
 
@@ -46,28 +45,18 @@ impl ModelApi {
     }
 
     async fn list(&self, principal: Principal, req: ListModelsRequest) -> Result<ListModelsResponse, ServiceError> {
-        let page_size = match i64::from(req.page_size) {
-            0 => DEFAULT_PAGE_SIZE,
-            n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                return Err(ServiceError::invalid_field("page_size", format!("must be between 0 and {MAX_PAGE_SIZE}")));
-            }
-        };
-        let after = decode_page_token(&req.page_token)?;
+        let paging =
+            Paging::<String>::read(format!("models of {}", principal.workspace_id), req.page_size, &req.page_token)?;
+        let after = paging.after.as_deref().unwrap_or_default();
         let sql =
             format!("SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND plural > $2 ORDER BY plural LIMIT $3");
         let mut models = with_db!(&self.deps.db, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(Id(principal.workspace_id)).bind(&after).bind(page_size + 1)
+                .bind(Id(principal.workspace_id)).bind(after).bind(paging.fetch())
                 .fetch_all(pool).await?
                 .iter().map(model_from_row).collect::<Result<Vec<_>, ServiceError>>()?
         });
-        let next_page_token = if models.len() as i64 > page_size {
-            models.truncate(page_size as usize);
-            models.last().map(|m| encode_page_token(&m.plural)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = paging.finish(&mut models, |m| m.plural.clone());
         Ok(ListModelsResponse { models, next_page_token })
     }
 
@@ -335,23 +324,6 @@ pub(crate) fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {
         created_at: Some(timestamp(row.time("created_at")?)),
         updated_at: Some(timestamp(row.time("updated_at")?)),
     })
-}
-
-fn encode_page_token(last: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last)
-}
-
-fn decode_page_token(token: &str) -> Result<String, ServiceError> {
-    use base64::Engine;
-    if token.is_empty() {
-        return Ok(String::new());
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| ServiceError::invalid_field("page_token", "is not a token this API returned"))
 }
 
 /// Runs a model change to its end even if the caller goes away: a change stopped between

@@ -8,7 +8,7 @@ mod store;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use kiln_common::{Principal, ServiceError, error::FieldViolation, timestamp};
+use kiln_common::{Principal, ServiceError, error::FieldViolation, paging::Paging, timestamp};
 use kiln_proto::v1::{
     AuditEvent as AuditEventMessage, GetProfileRequest, GetProfileResponse, ListAuditEventsRequest,
     ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest,
@@ -41,7 +41,6 @@ fn lockout(failures: i64) -> Option<chrono::Duration> {
     Some(chrono::Duration::seconds(seconds.min(15 * 60)))
 }
 
-const MAX_AUDIT_PAGE: i32 = 100;
 const REFRESH_TOKEN_PREFIX: &str = "krt_";
 
 #[derive(Debug, Clone)]
@@ -261,31 +260,17 @@ impl AuthApi {
         principal: Principal,
         req: ListAuditEventsRequest,
     ) -> Result<ListAuditEventsResponse, ServiceError> {
-        let page_size = match req.page_size {
-            0 => 50,
-            n if (1..=MAX_AUDIT_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ServiceError::invalid_field(
-                    "page_size",
-                    format!("must be between 0 and {MAX_AUDIT_PAGE}"),
-                ));
-            }
-        };
         if !store::owns_workspace(&self.deps.db, principal.user_id, principal.workspace_id).await? {
             return Err(ServiceError::PermissionDenied("only the workspace's owner reads its audit log".into()));
         }
-        let before = match req.page_token.as_str() {
-            "" => None,
-            token => Some(decode_audit_token(token)?),
-        };
+        let paging = Paging::<(chrono::DateTime<Utc>, Uuid)>::read(
+            format!("audit of {}", principal.workspace_id),
+            req.page_size,
+            &req.page_token,
+        )?;
         let mut events =
-            store::audit_events(&self.deps.db, principal.workspace_id, before, i64::from(page_size) + 1).await?;
-        let next_page_token = if events.len() > page_size as usize {
-            events.truncate(page_size as usize);
-            events.last().map(|e| encode_audit_token(e.at, e.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+            store::audit_events(&self.deps.db, principal.workspace_id, paging.after, paging.fetch()).await?;
+        let next_page_token = paging.finish(&mut events, |e| (e.at, e.id));
         let events = events
             .into_iter()
             .map(|e| AuditEventMessage {
@@ -340,18 +325,6 @@ impl IssuedRefresh {
     fn stored(&self) -> store::NewRefreshToken<'_> {
         store::NewRefreshToken { token_hash: &self.hash, expires_at: self.expires_at }
     }
-}
-
-fn encode_audit_token(at: chrono::DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
-}
-
-fn decode_audit_token(token: &str) -> Result<(chrono::DateTime<Utc>, Uuid), ServiceError> {
-    let bad = || ServiceError::invalid_field("page_token", "is not a token this API returned");
-    let text = URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad)?;
-    let (at, id) = text.split_once('|').ok_or_else(bad)?;
-    let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 fn new_refresh_token() -> String {

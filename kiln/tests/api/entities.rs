@@ -21,6 +21,7 @@ crate::on_both_databases!(
     records_go_through_their_whole_life_over_rest,
     bad_records_are_refused_field_by_field,
     lists_page_sort_and_filter_without_gaps,
+    page_tokens_belong_to_their_list,
     relations_are_enforced_and_cascade,
     another_workspace_cannot_reach_records,
     records_over_grpc_with_structs,
@@ -239,6 +240,84 @@ async fn lists_page_sort_and_filter_without_gaps(backend: Backend) {
     app.stop().await;
 }
 
+/// A page token names a position in one list: another sort's, another model's, another
+/// workspace's or an edited token is a 400 on `page_token`, for every list that pages.
+async fn page_tokens_belong_to_their_list(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = with_invoices(&app, "ada@example.com").await;
+    let eve = with_invoices(&app, "eve@example.com").await;
+    for (who, n) in [(&ada, 1), (&ada, 2), (&eve, 3), (&eve, 4)] {
+        let (status, _) = app.post_with_token("/api/invoices", who, json!({ "number": format!("N{n}") })).await;
+        assert_eq!(status, 201);
+    }
+    // A second security event and two more versions of Ada's model, so those lists page too.
+    let login = json!({ "email": "ada@example.com", "password": crate::harness::PASSWORD });
+    assert_eq!(app.post("/api/v1/auth/login", login).await.0, 200);
+    let (_, model) = app.get_with_token("/api/v1/models/invoices", &ada).await;
+    let mut fields = model["model"]["fields"].as_array().unwrap().clone();
+    for added in ["note", "memo"] {
+        fields.push(json!({ "name": added, "type": "text" }));
+        let change = json!({ "fields": fields });
+        let (status, body) = app.send(reqwest::Method::PUT, "/api/v1/models/invoices", &ada, Some(change)).await;
+        assert_eq!(status, 200, "adding {added}: {body}");
+    }
+    let first_token = |path: String, who: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get_with_token(&path, &who).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            let token = body["next_page_token"].as_str().unwrap().to_string();
+            assert!(!token.is_empty(), "{path} has one page only");
+            token
+        }
+    };
+    let records = first_token("/api/invoices?page_size=1&sort=number".into(), ada.clone()).await;
+    let eves_records = first_token("/api/invoices?page_size=1&sort=number".into(), eve.clone()).await;
+    let models = first_token("/api/v1/models?page_size=1".into(), ada.clone()).await;
+    let versions = first_token("/api/v1/models/invoices/versions?page_size=1".into(), ada.clone()).await;
+    let audit = first_token("/api/v1/auth/audit?page_size=1".into(), ada.clone()).await;
+
+    let mut edited = records.clone().into_bytes();
+    let middle = edited.len() / 2;
+    edited[middle] = if edited[middle] == b'A' { b'B' } else { b'A' };
+    let edited = String::from_utf8(edited).unwrap();
+    for (path, token) in [
+        ("/api/invoices?page_size=1&sort=number", &records),
+        ("/api/v1/models?page_size=1", &models),
+        ("/api/v1/models/invoices/versions?page_size=1", &versions),
+        ("/api/v1/auth/audit?page_size=1", &audit),
+    ] {
+        let (status, body) = app.get_with_token(&format!("{path}&page_token={token}"), &ada).await;
+        assert_eq!(status, 200, "{path}: its own token: {body}");
+    }
+    for (path, token, why) in [
+        ("/api/invoices?page_size=1&sort=-number", &records, "another sort"),
+        ("/api/invoices?page_size=1", &records, "another sort"),
+        ("/api/invoices?page_size=1&sort=number", &eves_records, "another workspace"),
+        ("/api/invoices?page_size=1&sort=number", &models, "another list"),
+        ("/api/invoices?page_size=1&sort=number", &edited, "edited"),
+        ("/api/v1/models?page_size=1", &records, "another list"),
+        ("/api/v1/models/invoices/versions?page_size=1", &audit, "another list"),
+        ("/api/v1/auth/audit?page_size=1", &versions, "another list"),
+    ] {
+        let (status, body) = app.get_with_token(&format!("{path}&page_token={token}"), &ada).await;
+        let error = assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(error["details"][0]["field"], "page_token", "{path} with {why}: {body}");
+    }
+    // The same over gRPC: Eve's token is not Ada's.
+    let mut entities = EntityServiceClient::new(channel(app.addr).await);
+    let request = ListEntitiesRequest {
+        model: "invoices".into(),
+        page_size: 1,
+        sort: "number".into(),
+        page_token: eves_records.clone(),
+        ..Default::default()
+    };
+    let refused = entities.list_entities(with_token(request, &ada)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    app.stop().await;
+}
+
 async fn relations_are_enforced_and_cascade(backend: Backend) {
     let app = spawn_app(backend).await;
     let access = with_invoices(&app, "ada@example.com").await;
@@ -273,7 +352,7 @@ async fn another_workspace_cannot_reach_records(backend: Backend) {
 
     // Eve has no such model; then she makes her own, which still holds none of Ada's rows.
     let eve = token(&app.register("eve@example.com").await, "access_token");
-    for _ in 0..2 {
+    for eve_has_invoices in [false, true] {
         let (status, body) = app.get_with_token(&format!("/api/invoices/{id}"), &eve).await;
         assert_error(status, &body, 404, "not_found");
         let (status, body) = app
@@ -286,13 +365,13 @@ async fn another_workspace_cannot_reach_records(backend: Backend) {
         let (status, body) = app.send(reqwest::Method::DELETE, &format!("/api/invoices/{id}"), &eve, None).await;
         assert_error(status, &body, 404, "not_found");
         let (status, list) = app.get_with_token(&format!("/api/invoices?id={id}"), &eve).await;
-        if status == 200 {
-            assert!(list["records"].as_array().unwrap().is_empty());
+        if eve_has_invoices {
+            assert_eq!((status, &list["records"]), (200, &json!([])), "{list}");
         } else {
             assert_error(status, &list, 404, "not_found");
+            let model = json!({ "name": "Invoice", "fields": [{ "name": "number", "type": "text" }] });
+            assert_eq!(app.post_with_token("/api/v1/models", &eve, model).await.0, 201);
         }
-        let model = json!({ "name": "Invoice", "fields": [{ "name": "number", "type": "text" }] });
-        app.post_with_token("/api/v1/models", &eve, model).await;
     }
     let (status, still) = app.get_with_token(&format!("/api/invoices/{id}"), &ada).await;
     assert_eq!((status, &still["record"]["number"]), (200, &json!("ADA-1")));
