@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         // Undecodable requests are the client's error (see src/codec.rs).
         .codec_path("crate::codec::ProtoCodec")
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, type_names())?;
 
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_bytes)?
@@ -39,4 +39,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", proto.display());
     }
     Ok(())
+}
+
+/// Messages know their full protobuf name (`prost::Name`), so code that pairs a message
+/// type with an RPC (the gateway's REST routes) can check the pairing against the contract.
+fn type_names() -> tonic_prost_build::Config {
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    config
 }

@@ -3,12 +3,11 @@
 //! (bad JSON, wrong content type, oversized body) answer in the same shape.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
+    extract::rejection::JsonRejection,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use kiln_common::{ErrorCode, error::field_violations};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use tonic::Status;
 
@@ -62,25 +61,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON request body; every rejection is an [`ApiError`].
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for ApiJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
-    }
-}
-
-fn json_rejection(rejection: JsonRejection) -> ApiError {
+/// A JSON body's rejection, told as an [`ApiError`].
+pub(crate) fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection.status() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             ErrorCode::UnsupportedMediaType,
@@ -93,42 +75,6 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             let reason = detail.rsplit_once(": ").map(|(_, r)| r.to_string()).unwrap_or(detail);
             ApiError::new(ErrorCode::InvalidArgument, "the request body is not valid JSON for this call")
                 .with_details(json!([{ "field": "body", "description": reason }]))
-        }
-    }
-}
-
-/// A URL's path parameters; a rejection names the path.
-pub struct ApiPath<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(rejection) => Err(url_error("path", rejection.body_text())),
-        }
-    }
-}
-
-/// A URL's query string; a rejection names the query.
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(url_error("query", rejection.body_text())),
         }
     }
 }

@@ -19,7 +19,7 @@ use axum::{
     http::{HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
-    routing::get,
+    routing::{MethodRouter, get},
 };
 use kiln_common::{ErrorCode, grpc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -78,7 +78,9 @@ pub struct GatewayState {
 /// rate limit is keyed by client address, one budget for REST `/auth` and AuthService
 /// over gRPC and grpc-web.
 pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result<Router> {
-    let doc = openapi::document(&rest::operations())?;
+    let routes = rest::routes();
+    rest::check(&routes, rest::descriptors())?;
+    let doc = openapi::document(&routes, rest::descriptors())?;
     let (reporter, support) = grpc::with_support(&backends.services, None).await?;
     let health = grpc_edge::RoleHealth::new(backends.clone(), reporter);
     let state = GatewayState {
@@ -93,17 +95,14 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         limit: limits::KeyedLimit::per_minute(config.auth_rate_limit_per_minute),
         clients: limits::ClientAddress::new(config.trusted_proxies.clone()),
     };
-    let api = Router::new()
-        .nest(
-            "/auth",
-            rest::auth::router()
-                .fallback(api_not_found)
-                .layer(middleware::from_fn_with_state(auth_limit.clone(), limits::limit_auth)),
-        )
-        .nest("/models", rest::models::router())
+    // One budget for the sign-in routes, per client address (and AuthService over gRPC).
+    let limited = |route: &rest::Route, handler: MethodRouter<GatewayState>| match route.tag {
+        "auth" => handler.layer(middleware::from_fn_with_state(auth_limit.clone(), limits::limit_auth)),
+        _ => handler,
+    };
+    let api = rest::router(routes, limited)
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
-        .merge(rest::entities::router())
         .fallback(api_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes));

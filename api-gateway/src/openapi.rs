@@ -1,10 +1,10 @@
-//! The OpenAPI document, generated from code: paths from the REST operation tables,
+//! The OpenAPI document, generated from code: paths from the REST route declarations,
 //! schemas from the compiled protobuf descriptors (the same ones the JSON mapping is
 //! generated from), descriptions from the comments in `proto/`. Also the `/docs` page.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use http::Method;
+use http::{Method, StatusCode};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref,
@@ -15,35 +15,18 @@ use utoipa::openapi::{
     security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
 };
 
-/// One REST operation, as routed and as documented.
-#[derive(Debug, Clone)]
-pub struct Operation {
-    pub method: Method,
-    /// Relative to `/api/v1`, in OpenAPI form (`/models/{id}`).
-    pub path: &'static str,
-    pub operation_id: &'static str,
-    pub summary: &'static str,
-    pub tag: &'static str,
-    /// Full protobuf name of the JSON body, if any.
-    pub request: Option<&'static str>,
-    /// Full protobuf name of the success body; `None` means no body.
-    pub response: Option<&'static str>,
-    pub success: u16,
-    /// Whether an access token is required.
-    pub secured: bool,
-}
+use crate::rest::{Body, Route, path_parameters};
 
 const ERROR_SCHEMA: &str = "Error";
 const BEARER: &str = "bearer";
 
-/// Builds the document for `operations`, served under `/api/v1` (and `/api`).
-pub fn document(operations: &[Operation]) -> anyhow::Result<OpenApi> {
-    let pool = DescriptorPool::decode(kiln_proto::FILE_DESCRIPTOR_SET)?;
+/// Builds the document for `routes`, served under `/api/v1` (and `/api`).
+pub fn document(routes: &[Route], pool: &DescriptorPool) -> anyhow::Result<OpenApi> {
     let mut schemas = BTreeMap::new();
     let mut paths = PathsBuilder::new();
-    for op in operations {
+    for op in routes {
         let mut builder =
-            OperationBuilder::new().operation_id(Some(op.operation_id)).summary(Some(op.summary)).tag(op.tag);
+            OperationBuilder::new().operation_id(Some(op.operation_id.clone())).summary(Some(op.summary)).tag(op.tag);
         for name in path_parameters(op.path) {
             let parameter = ParameterBuilder::new()
                 .name(name)
@@ -53,34 +36,39 @@ pub fn document(operations: &[Operation]) -> anyhow::Result<OpenApi> {
                 .build();
             builder = builder.parameter(parameter);
         }
-        for (name, ty, description) in query_parameters(op) {
+        for field in op.query_fields(pool) {
+            // A map field takes the parameters that are no other field (a list's filters):
+            // the summary says so; OpenAPI has no name for "any other parameter".
+            if field.is_map() {
+                continue;
+            }
+            let mut reached = Vec::new();
             let parameter = ParameterBuilder::new()
-                .name(name)
+                .name(field.name())
                 .parameter_in(ParameterIn::Query)
                 .required(Required::False)
-                .description(Some(description))
-                .schema(Some(ObjectBuilder::new().schema_type(ty)))
+                .schema(Some(field_schema(&field, &mut reached)))
                 .build();
             builder = builder.parameter(parameter);
         }
-        if let Some(name) = op.request {
-            let message = message(&pool, name)?;
+        if let Some(message) = op.body_message(pool) {
             collect(&message, &mut schemas);
+            let required = if op.body == Body::OptionalMessage { Required::False } else { Required::True };
             builder = builder.request_body(Some(
                 RequestBodyBuilder::new()
                     .content("application/json", ContentBuilder::new().schema(Some(schema_ref(&message))).build())
-                    .required(Some(Required::True))
+                    .required(Some(required))
                     .build(),
             ));
         }
         let mut success = ResponseBuilder::new().description(success_text(op.success));
-        if let Some(name) = op.response {
-            let message = message(&pool, name)?;
+        if op.success != StatusCode::NO_CONTENT {
+            let message = message(pool, &op.response_message)?;
             collect(&message, &mut schemas);
             success =
                 success.content("application/json", ContentBuilder::new().schema(Some(schema_ref(&message))).build());
         }
-        builder = builder.response(op.success.to_string(), success.build());
+        builder = builder.response(op.success.as_u16().to_string(), success.build());
         for (status, text) in error_statuses(op) {
             builder = builder.response(
                 status.to_string(),
@@ -137,17 +125,12 @@ fn http_method(method: &Method) -> HttpMethod {
     }
 }
 
-fn success_text(status: u16) -> &'static str {
-    match status {
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No content",
-        _ => "OK",
-    }
+fn success_text(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("OK")
 }
 
 /// Every error an operation can answer with. 500 is never documented: it is a bug.
-fn error_statuses(op: &Operation) -> Vec<(u16, &'static str)> {
+fn error_statuses(op: &Route) -> Vec<(u16, &'static str)> {
     let mut statuses = vec![(400, "Invalid input: `details` lists each failing field, parameter or the body")];
     if op.secured || op.tag == "auth" {
         statuses.push((401, "Missing, invalid or expired credentials"));
@@ -157,8 +140,8 @@ fn error_statuses(op: &Operation) -> Vec<(u16, &'static str)> {
         statuses.push((404, "Nothing of that name or id in the caller's workspace"));
         statuses.push((409, "Conflicts with what exists or a change made meanwhile, or the kind is managed elsewhere"));
     }
-    if op.path.starts_with("/{plural}") {
-        statuses.push((405, "The plural names a platform route without this method"));
+    if op.path.starts_with("/{model}") {
+        statuses.push((405, "The model names a platform route without this method"));
     }
     if op.method != Method::GET && op.method != Method::DELETE {
         if !op.secured {
@@ -171,27 +154,6 @@ fn error_statuses(op: &Operation) -> Vec<(u16, &'static str)> {
     statuses.push((503, "Busy, or a service Kiln depends on is unavailable; retry shortly"));
     statuses.push((504, "No answer in time"));
     statuses
-}
-
-/// The query parameters an operation reads, as (name, type, description).
-fn query_parameters(op: &Operation) -> Vec<(&'static str, Type, &'static str)> {
-    let mut parameters = Vec::new();
-    if op.method == Method::GET && op.response.is_some_and(|r| r.contains(".List")) {
-        parameters.push(("page_size", Type::Integer, "At most this many items (0 or absent: the default)"));
-        parameters.push(("page_token", Type::String, "The next_page_token of the previous page"));
-    }
-    if op.operation_id == "listRecords" {
-        parameters.push(("sort", Type::String, "A field to sort by; `-field` for descending"));
-    }
-    if op.method == Method::DELETE && op.path.starts_with("/models/") {
-        parameters.push(("confirm_data_loss", Type::Boolean, "Required true: the table and its records go"));
-    }
-    parameters
-}
-
-/// `{name}` segments of a path.
-fn path_parameters(path: &str) -> Vec<&str> {
-    path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}')).collect()
 }
 
 fn error_schema() -> Schema {

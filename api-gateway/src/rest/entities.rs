@@ -1,99 +1,89 @@
-//! `/{plural}` and `/{plural}/{id}`: CRUD over any model's records through EntityService.
+//! `/{model}` and `/{model}/{id}`: CRUD over any model's records, through EntityService.
 //! Static routes (`/models`, `/auth`, …) win over these, and no model may take their names.
 
-use std::collections::HashMap;
-
 use axum::{
-    Json, Router,
-    extract::State,
-    http::{HeaderMap, Method, StatusCode},
+    Json,
+    http::{Method, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
-};
-use kiln_common::{
-    ErrorCode, GrpcChannel,
-    limits::{MAX_JSON_DEPTH, json_depth, too_deep},
 };
 use kiln_proto::{
     v1::{
-        CreateEntityRequest, DeleteEntityRequest, GetEntityRequest, ListEntitiesRequest, UpdateEntityRequest,
-        entity_service_client::EntityServiceClient,
+        CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, GetEntityRequest,
+        GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse, UpdateEntityRequest, UpdateEntityResponse,
     },
     wkt::{Struct, Value as WktValue, value::Kind},
 };
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-use super::{grpc_request, list_params};
-use crate::{
-    GatewayState,
-    error::{ApiError, ApiJson, ApiPath, ApiQuery},
-    openapi::Operation,
-};
+use super::{Body, Route, route};
 
-const TAG: &str = "records";
-
-pub fn operations() -> Vec<Operation> {
-    let op = |method, path, operation_id, summary, request, response, success| Operation {
-        method,
-        path,
-        operation_id,
-        summary,
-        tag: TAG,
-        request,
-        response,
-        success,
-        secured: true,
-    };
+pub fn routes() -> Vec<Route> {
     vec![
-        op(
+        route::<ListEntitiesRequest, ListEntitiesResponse>(
             Method::GET,
-            "/{plural}",
-            "listRecords",
+            "/{model}",
+            "kiln.v1.EntityService/ListEntities",
+            StatusCode::OK,
             "Records of a model: page_size, page_token, sort (field, `-field` for descending), and any field=value as an equality filter",
-            None,
-            Some("kiln.v1.ListEntitiesResponse"),
-            200,
-        ),
-        op(
+        )
+        .operation_id("listRecords")
+        .answer(record_page)
+        .into(),
+        route::<CreateEntityRequest, CreateEntityResponse>(
             Method::POST,
-            "/{plural}",
-            "createRecord",
+            "/{model}",
+            "kiln.v1.EntityService/CreateEntity",
+            StatusCode::CREATED,
             "Create a record (the body is the record)",
-            Some("google.protobuf.Struct"),
-            Some("kiln.v1.CreateEntityResponse"),
-            201,
-        ),
-        op(Method::GET, "/{plural}/{id}", "getRecord", "One record", None, Some("kiln.v1.GetEntityResponse"), 200),
-        op(
+        )
+        .operation_id("createRecord")
+        .body(Body::Field("record"))
+        .answer(|r, status| one_record(r.record, status))
+        .into(),
+        route::<GetEntityRequest, GetEntityResponse>(
+            Method::GET,
+            "/{model}/{id}",
+            "kiln.v1.EntityService/GetEntity",
+            StatusCode::OK,
+            "One record",
+        )
+        .operation_id("getRecord")
+        .answer(|r, status| one_record(r.record, status))
+        .into(),
+        route::<UpdateEntityRequest, UpdateEntityResponse>(
             Method::PUT,
-            "/{plural}/{id}",
-            "replaceRecord",
+            "/{model}/{id}",
+            "kiln.v1.EntityService/UpdateEntity",
+            StatusCode::OK,
             "Replace a record: absent fields take their default",
-            Some("google.protobuf.Struct"),
-            Some("kiln.v1.UpdateEntityResponse"),
-            200,
-        ),
-        op(
+        )
+        .operation_id("replaceRecord")
+        .body(Body::Field("record"))
+        .fixed("partial", json!(false))
+        .answer(|r, status| one_record(r.record, status))
+        .into(),
+        route::<UpdateEntityRequest, UpdateEntityResponse>(
             Method::PATCH,
-            "/{plural}/{id}",
-            "patchRecord",
+            "/{model}/{id}",
+            "kiln.v1.EntityService/UpdateEntity",
+            StatusCode::OK,
             "Change only the fields given",
-            Some("google.protobuf.Struct"),
-            Some("kiln.v1.UpdateEntityResponse"),
-            200,
-        ),
-        op(Method::DELETE, "/{plural}/{id}", "deleteRecord", "Delete a record", None, None, 204),
+        )
+        .operation_id("patchRecord")
+        .body(Body::Field("record"))
+        .fixed("partial", json!(true))
+        .answer(|r, status| one_record(r.record, status))
+        .into(),
+        route::<DeleteEntityRequest, DeleteEntityResponse>(
+            Method::DELETE,
+            "/{model}/{id}",
+            "kiln.v1.EntityService/DeleteEntity",
+            StatusCode::NO_CONTENT,
+            "Delete a record",
+        )
+        .operation_id("deleteRecord")
+        .into(),
     ]
-}
-
-pub fn router() -> Router<GatewayState> {
-    Router::new()
-        .route("/{plural}", get(list).post(create))
-        .route("/{plural}/{id}", get(get_one).put(replace).patch(patch).delete(delete))
-}
-
-fn client(state: &GatewayState) -> EntityServiceClient<GrpcChannel> {
-    EntityServiceClient::new(state.backends.model.clone())
 }
 
 /// A record as REST shows it, written straight from the `Struct` it travels in, keys in
@@ -145,103 +135,12 @@ struct RecordPage<'a> {
     next_page_token: &'a str,
 }
 
-fn one_record(record: &Option<Struct>) -> Json<OneRecord<'_>> {
-    Json(OneRecord { record: record.as_ref().map(Shown) })
+fn one_record(record: Option<Struct>, status: StatusCode) -> Response {
+    (status, Json(OneRecord { record: record.as_ref().map(Shown) })).into_response()
 }
 
-/// A record as a client sent it, as the `Struct` it travels in: a field nested past
-/// [`MAX_JSON_DEPTH`] is refused here, naming the field, before it reaches a decoder.
-fn record_struct(record: Map<String, Value>) -> Result<Struct, ApiError> {
-    let violations: Vec<Value> = record
-        .iter()
-        .filter(|(_, value)| json_depth(value) > MAX_JSON_DEPTH)
-        .map(|(field, _)| json!({ "field": field, "description": too_deep() }))
-        .collect();
-    if !violations.is_empty() {
-        let message = format!("{}: {}", violations[0]["field"].as_str().unwrap_or("record"), too_deep());
-        return Err(ApiError::new(ErrorCode::InvalidArgument, message).with_details(Value::Array(violations)));
-    }
-    serde_json::from_value(Value::Object(record)).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidArgument, "the request body is not a record")
-            .with_details(json!([{ "field": "body", "description": e.to_string() }]))
-    })
-}
-
-async fn list(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-    ApiPath(model): ApiPath<String>,
-    ApiQuery(mut query): ApiQuery<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let (page_size, page_token) = list_params(&query)?;
-    let sort = query.remove("sort").unwrap_or_default();
-    query.remove("page_size");
-    query.remove("page_token");
-    let request = ListEntitiesRequest { model, page_size, page_token, sort, filter: query };
-    let response = client(&state).list_entities(grpc_request(&headers, request)).await?.into_inner();
-    let page = RecordPage {
-        records: response.records.iter().map(Shown).collect(),
-        next_page_token: &response.next_page_token,
-    };
-    Ok(Json(page).into_response())
-}
-
-async fn create(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-    ApiPath(model): ApiPath<String>,
-    ApiJson(record): ApiJson<Map<String, Value>>,
-) -> Result<Response, ApiError> {
-    let request = CreateEntityRequest { model, record: Some(record_struct(record)?) };
-    let response = client(&state).create_entity(grpc_request(&headers, request)).await?.into_inner();
-    Ok((StatusCode::CREATED, one_record(&response.record)).into_response())
-}
-
-async fn get_one(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-    ApiPath((model, id)): ApiPath<(String, String)>,
-) -> Result<Response, ApiError> {
-    let response =
-        client(&state).get_entity(grpc_request(&headers, GetEntityRequest { model, id })).await?.into_inner();
-    Ok(one_record(&response.record).into_response())
-}
-
-async fn update(
-    state: GatewayState,
-    headers: HeaderMap,
-    (model, id): (String, String),
-    record: Struct,
-    partial: bool,
-) -> Result<Response, ApiError> {
-    let request = UpdateEntityRequest { model, id, record: Some(record), partial };
-    let response = client(&state).update_entity(grpc_request(&headers, request)).await?.into_inner();
-    Ok(one_record(&response.record).into_response())
-}
-
-async fn replace(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-    ApiPath((model, id)): ApiPath<(String, String)>,
-    ApiJson(record): ApiJson<Map<String, Value>>,
-) -> Result<Response, ApiError> {
-    update(state, headers, (model, id), record_struct(record)?, false).await
-}
-
-async fn patch(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-    ApiPath((model, id)): ApiPath<(String, String)>,
-    ApiJson(record): ApiJson<Map<String, Value>>,
-) -> Result<Response, ApiError> {
-    update(state, headers, (model, id), record_struct(record)?, true).await
-}
-
-async fn delete(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-    ApiPath((model, id)): ApiPath<(String, String)>,
-) -> Result<Response, ApiError> {
-    client(&state).delete_entity(grpc_request(&headers, DeleteEntityRequest { model, id })).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+fn record_page(page: ListEntitiesResponse, status: StatusCode) -> Response {
+    let shown =
+        RecordPage { records: page.records.iter().map(Shown).collect(), next_page_token: &page.next_page_token };
+    (status, Json(shown)).into_response()
 }

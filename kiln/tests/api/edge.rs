@@ -141,7 +141,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         let concrete = match path.strip_prefix("/models/") {
             Some(rest) => format!("/models/{}", rest.replace("{id}", &model_id)),
-            None => path.replace("{plural}", "invoices").replace("{id}", &record_id),
+            None => path.replace("{model}", "invoices").replace("{id}", &record_id),
         };
         for (method, _) in item.as_object().unwrap() {
             calls.push((reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), concrete.clone()));

@@ -155,7 +155,7 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                         variants.push((p.replace("{id}", key), "confirm_data_loss=true".into(), Some(fields), true));
                     }
                 }
-                "/{plural}" => {
+                "/{model}" => {
                     variants.push(("/ledgers".into(), String::new(), body.clone(), true));
                     let filter = format!("confidential_note={SECRET_VALUE}-0&page_token={}", victim.page_token);
                     variants.push(("/ledgers".into(), filter, body.clone(), true));
@@ -165,7 +165,7 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                         variants.push((format!("/{plural}"), query, None, false));
                     }
                 }
-                "/{plural}/{id}" => {
+                "/{model}/{id}" => {
                     let record = json!({ "confidential_note": "mine" });
                     variants.push((format!("/ledgers/{}", victim.record_id), String::new(), Some(record), true));
                     variants.push((format!("/vaults/{}", victim.owner_record_id), String::new(), body.clone(), true));
