@@ -15,14 +15,13 @@ use kiln_proto::v1::{
     DeleteModelRequest, DeleteModelResponse, Field, ListModelVersionsRequest, ListModelVersionsResponse, Model,
     ModelVersion, PlanModelChangeRequest, PlanModelChangeResponse, UpdateModelRequest, UpdateModelResponse,
 };
-use sqlx::Connection;
 
 use crate::{
-    bind_values,
     models::{ModelApi, find_model, text_rule},
     names::{self, Ident},
     records::{SqlValue, check_value},
-    schema::{self, Constraint, FieldSpec, Namespace, Plan, Step},
+    schema::{self, Constraint, Dialect, FieldSpec, Namespace, Plan, Step},
+    schema_writer::{self, Expect, SchemaWrite, Statement},
     workspace::WorkspacePool,
 };
 
@@ -64,186 +63,26 @@ impl ModelApi {
         // Exclusive from the read of the model to the forgetting of its compiled form.
         let _exclusive = self.workspaces.schema_exclusive(principal.workspace_id).await;
         let (model, old) = self.user_model(principal, &req.id, "changed").await?;
-        let mut violations = Vec::new();
-        let new = schema::parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
-        let label = req.label.as_deref().map(|l| text_rule(&mut violations, "label", l, 100));
-        let label_plural = req.label_plural.as_deref().map(|l| text_rule(&mut violations, "label_plural", l, 100));
-        let description = req.description.as_deref().map(|d| text_rule(&mut violations, "description", d, 2000));
-        let summary = text_rule(&mut violations, "summary", &req.summary, 500);
-        violations.extend(self.missing_relation_targets(principal, &req.fields).await);
-        let plan = match &new {
-            Some(new) => schema::plan(&old, new, &req.fields).map_err(|v| violations.extend(v)).ok(),
-            None => None,
-        };
-        let (Some(new), Some(plan), true) = (new, plan, violations.is_empty()) else {
-            return Err(ServiceError::invalid(violations));
-        };
-        let title_field = match req.title_field.as_deref().map(str::trim) {
-            Some(title) if !title.is_empty() => {
-                let title = names::normalise(title).unwrap_or_default();
-                if !new.iter().any(|s| s.name.as_str() == title) {
-                    return Err(ServiceError::invalid_field("title_field", "must be the name of one of the fields"));
-                }
-                title
-            }
-            // Keep the title field while it exists; otherwise fall back as on creation.
-            _ if new.iter().any(|s| s.name.as_str() == model.title_field) => model.title_field.clone(),
-            _ => new
-                .iter()
-                .find(|s| s.ty == schema::FieldType::Text)
-                .map(|s| s.name.to_string())
-                .unwrap_or_else(|| "id".into()),
-        };
-        let dropped: Vec<FieldViolation> = plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Drop { old: o } => {
-                    Some(FieldViolation::new(old[*o].name.as_str(), "column and every value in it"))
-                }
-                _ => None,
-            })
-            .collect();
-        if !dropped.is_empty() && !req.confirm_data_loss {
-            let names: Vec<&str> = dropped.iter().map(|d| d.field.as_str()).collect();
-            return Err(ServiceError::WouldLoseData {
-                message: format!("removing {} drops the data in it; send confirm_data_loss to apply", names.join(", ")),
-                losses: dropped,
-            });
-        }
+        let change = self.check_change(principal, &model, &old, &req).await?;
+        confirm_losses(&change.plan, &old, req.confirm_data_loss)?;
         let plural = names::plural_ref(&model.plural).map_err(|e| anyhow::anyhow!("stored plural: {e}"))?;
         let table = Ident::table_of(&plural);
         let ns = self.workspaces.namespace(principal.workspace_id);
         let pool = self.workspaces.pool(principal.workspace_id).await?;
-
-        // A required field added to a table with records needs a value for them.
-        let mut backfill = Vec::new();
-        for step in &plan.steps {
-            let Step::Add { new: n } = *step else { continue };
-            let spec = &new[n];
-            match &spec.field.default_value {
-                Some(default) => {
-                    let value = serde_json::to_value(default).unwrap_or_default();
-                    let value = check_value(spec, &value)
-                        .map_err(|why| ServiceError::invalid_field(format!("fields[{n}].default_value"), why))?;
-                    backfill.push((n, Some(value)));
-                }
-                None if spec.required && has_rows(&pool, &ns.table(&table)).await? => {
-                    return Err(ServiceError::invalid_field(
-                        format!("fields[{n}]"),
-                        "a required field added to a model with records needs a default_value",
-                    ));
-                }
-                None => backfill.push((n, None)),
-            }
-        }
-
-        let fields: Vec<Field> = new.iter().map(|s| s.field.clone()).collect();
-        let fields_json = serde_json::to_value(&fields).map_err(|e| anyhow::anyhow!("encoding fields: {e}"))?;
-        let now = kiln_common::db::now();
+        let backfill = backfill(&pool, &ns, &table, &change).await?;
         let model_id = Id(uuid::Uuid::parse_str(&model.id).map_err(|e| anyhow::anyhow!("stored model id: {e}"))?);
         let version = model.version + 1;
-        let changes = plan.describe(&old, &new);
-        let summary = if summary.is_empty() {
-            changes.iter().map(|c| c.description.clone()).collect::<Vec<_>>().join("; ")
-        } else {
-            summary
+        let changes = change.plan.describe(&old, &change.new);
+        let write = SchemaWrite {
+            model_id,
+            metadata: version_statements(model_id, &model, &change, &changes, principal)?,
+            tables: match ns.dialect {
+                Dialect::Postgres => alter_statements(&ns, &table, &change.plan, &old, &change.new, &backfill),
+                Dialect::Sqlite => rebuild_statements(&ns, &table, &change.plan, &old, &change.new, &backfill),
+            },
+            pause_foreign_keys: ns.dialect == Dialect::Sqlite,
         };
-        let summary = if summary.is_empty() { "labels changed".to_string() } else { summary };
-        macro_rules! write_metadata {
-            ($tx:expr) => {{
-                let updated = sqlx::query(
-                    "UPDATE models SET label = COALESCE($2, label), label_plural = COALESCE($3, label_plural), \
-                     description = COALESCE($4, description), title_field = $5, fields = $6, version = $7, \
-                     updated_at = $8 WHERE id = $1 AND version = $9",
-                )
-                .bind(model_id)
-                .bind(&label)
-                .bind(&label_plural)
-                .bind(&description)
-                .bind(&title_field)
-                .bind(sqlx::types::Json(&fields_json))
-                .bind(version)
-                .bind(now)
-                .bind(model.version)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
-                    // Someone else changed the model since it was read.
-                    return Err(sqlx::Error::RowNotFound);
-                }
-                sqlx::query(
-                    "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(model_id)
-                .bind(version)
-                .bind(sqlx::types::Json(&fields_json))
-                .bind(Id(principal.user_id))
-                .bind(&summary)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
-            }};
-        }
-        let applied: Result<(), sqlx::Error> = match &pool {
-            WorkspacePool::Postgres(pool) => {
-                async {
-                    let mut conn = pool.acquire().await?;
-                    let mut tx = conn.begin().await?;
-                    write_metadata!(tx);
-                    for statement in alter_statements(&ns, &table, &plan, &old, &new) {
-                        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
-                    }
-                    for (n, value) in &backfill {
-                        let spec = &new[*n];
-                        let column = spec.name.quoted();
-                        if let Some(value) = value {
-                            let sql = format!("UPDATE {} SET {column} = $1", ns.table(&table));
-                            bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), [value]).execute(&mut *tx).await?;
-                        }
-                        if spec.required {
-                            let sql = format!("ALTER TABLE {} ALTER COLUMN {column} SET NOT NULL", ns.table(&table));
-                            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
-                        }
-                    }
-                    tx.commit().await
-                }
-                .await
-            }
-            // Two files. The table is rebuilt in a transaction of the workspace file, left
-            // open while the metadata commits in a short platform transaction (the platform
-            // writer is not held across the copy), then committed. A failure before the
-            // metadata commits leaves both as they were.
-            WorkspacePool::Sqlite(ws) => {
-                let platform = &self.workspaces.sqlite_platform()?.writer;
-                let mut conn = ws.writer.acquire().await?;
-                // Foreign keys cannot be switched inside a transaction; the rebuild's
-                // foreign_key_check stands in.
-                sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
-                let applied = async {
-                    let mut tx = conn.begin().await?;
-                    rebuild_sqlite_table(&mut tx, &ns, &table, &plan, &old, &new, &backfill).await?;
-                    let mut meta_conn = platform.acquire().await?;
-                    let mut meta = meta_conn.begin().await?;
-                    write_metadata!(meta);
-                    meta.commit().await?;
-                    if let Err(e) = tx.commit().await {
-                        tracing::error!(error = %e, model = %plural, "model version saved but its table change failed to commit");
-                        return Err(e);
-                    }
-                    Ok(())
-                }
-                .await;
-                // A connection whose foreign keys might still be off never goes back to the pool.
-                let restored = sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await;
-                if restored.is_err() {
-                    conn.close_on_drop();
-                }
-                applied.and(restored.map(|_| ()))
-            }
-        };
+        let applied = schema_writer::apply(&pool, self.sqlite_platform_writer(), &write).await;
         self.catalog.forget(principal.workspace_id);
         match applied {
             Ok(()) => {}
@@ -263,6 +102,37 @@ impl ModelApi {
         tracing::info!(workspace_id = %principal.workspace_id, model = %plural, version, "model changed");
         let model = find_model(&self.deps.db, principal.workspace_id, &model.id).await?;
         Ok(UpdateModelResponse { model, changes })
+    }
+
+    /// The platform file's writer, where the platform is SQLite: metadata is written there.
+    pub(crate) fn sqlite_platform_writer(&self) -> Option<&kiln_common::db::SqliteConns> {
+        self.workspaces.sqlite_platform().ok().map(|pools| &pools.writer)
+    }
+
+    /// A change request checked against the model as it is: every field problem at once.
+    async fn check_change(
+        &self,
+        principal: Principal,
+        model: &Model,
+        old: &[FieldSpec],
+        req: &UpdateModelRequest,
+    ) -> Result<CheckedChange, ServiceError> {
+        let mut violations = Vec::new();
+        let new = schema::parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
+        let label = req.label.as_deref().map(|l| text_rule(&mut violations, "label", l, 100));
+        let label_plural = req.label_plural.as_deref().map(|l| text_rule(&mut violations, "label_plural", l, 100));
+        let description = req.description.as_deref().map(|d| text_rule(&mut violations, "description", d, 2000));
+        let summary = text_rule(&mut violations, "summary", &req.summary, 500);
+        violations.extend(self.missing_relation_targets(principal, &req.fields).await);
+        let plan = match &new {
+            Some(new) => schema::plan(old, new, &req.fields).map_err(|v| violations.extend(v)).ok(),
+            None => None,
+        };
+        let (Some(new), Some(plan), true) = (new, plan, violations.is_empty()) else {
+            return Err(ServiceError::invalid(violations));
+        };
+        let title_field = title_field_after(model, &new, req.title_field.as_deref())?;
+        Ok(CheckedChange { new, plan, label, label_plural, description, summary, title_field })
     }
 
     pub(crate) async fn delete(
@@ -290,39 +160,15 @@ impl ModelApi {
             )));
         }
         let ns = self.workspaces.namespace(principal.workspace_id);
-        let drop = format!("DROP TABLE {}", ns.table(&table));
         let model_id = Id(uuid::Uuid::parse_str(&model.id).map_err(|e| anyhow::anyhow!("stored model id: {e}"))?);
-        let done: Result<(), sqlx::Error> = match self.workspaces.pool(principal.workspace_id).await? {
-            WorkspacePool::Postgres(pool) => {
-                async {
-                    let mut conn = pool.acquire().await?;
-                    let mut tx = conn.begin().await?;
-                    sqlx::query("DELETE FROM models WHERE id = $1").bind(model_id).execute(&mut *tx).await?;
-                    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *tx).await?;
-                    tx.commit().await
-                }
-                .await
-            }
-            // The table is dropped in a transaction of the workspace file, committed once
-            // the metadata is gone: a failure to drop leaves both as they were.
-            WorkspacePool::Sqlite(ws) => {
-                let platform = &self.workspaces.sqlite_platform()?.writer;
-                async {
-                    let mut tables_conn = ws.writer.acquire().await?;
-                    let mut tables = tables_conn.begin().await?;
-                    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *tables).await?;
-                    let mut meta_conn = platform.acquire().await?;
-                    let mut meta = meta_conn.begin().await?;
-                    sqlx::query("DELETE FROM models WHERE id = $1").bind(model_id).execute(&mut *meta).await?;
-                    meta.commit().await?;
-                    if let Err(e) = tables.commit().await {
-                        tracing::error!(error = %e, %table, "model deleted but its table could not be dropped");
-                    }
-                    Ok(())
-                }
-                .await
-            }
+        let change = SchemaWrite {
+            model_id,
+            metadata: vec![Statement::new("DELETE FROM models WHERE id = $1").bind(SqlValue::Uuid(model_id))],
+            tables: vec![Statement::new(format!("DROP TABLE {}", ns.table(&table)))],
+            pause_foreign_keys: false,
         };
+        let pool = self.workspaces.pool(principal.workspace_id).await?;
+        let done = schema_writer::apply(&pool, self.sqlite_platform_writer(), &change).await;
         self.catalog.forget(principal.workspace_id);
         done?;
         tracing::info!(workspace_id = %principal.workspace_id, model = %plural, "model deleted");
@@ -340,7 +186,9 @@ impl ModelApi {
         });
         let mut referrers = Vec::new();
         for (other, fields) in rows {
-            let fields: Vec<Field> = serde_json::from_value(fields).unwrap_or_default();
+            // A model whose fields cannot be read may point anywhere: that is an error, not "none".
+            let fields: Vec<Field> = serde_json::from_value(fields)
+                .map_err(|e| anyhow::anyhow!("stored fields of {other} are malformed: {e}"))?;
             for field in fields {
                 if field.relation.as_ref().is_some_and(|r| r.target == plural.as_str()) && other != plural.as_str() {
                     referrers.push(format!("{other}.{}", field.name));
@@ -371,7 +219,8 @@ impl ModelApi {
                 Ok(ModelVersion {
                     model_id: model.id.clone(),
                     version: i32::try_from(row.int("version")?).unwrap_or(i32::MAX),
-                    fields: serde_json::from_value(row.json("fields")?).unwrap_or_default(),
+                    fields: serde_json::from_value(row.json("fields")?)
+                        .map_err(|e| anyhow::anyhow!("stored fields of a model version are malformed: {e}"))?,
                     author: row.opt_id("author")?.map(|a| a.to_string()).unwrap_or_default(),
                     summary: row.text("summary")?,
                     created_at: Some(timestamp(row.time("created_at")?)),
@@ -393,9 +242,150 @@ async fn has_rows(pool: &WorkspacePool, table: &str) -> Result<bool, ServiceErro
     Ok(found)
 }
 
+/// An update request, checked: the new fields, the plan from the old ones, and the
+/// model's new labels and title.
+struct CheckedChange {
+    new: Vec<FieldSpec>,
+    plan: Plan,
+    label: Option<String>,
+    label_plural: Option<String>,
+    description: Option<String>,
+    summary: String,
+    title_field: String,
+}
+
+/// The title field after a change: the one asked for, else the current one while it
+/// exists, else the first text field (as on creation).
+fn title_field_after(model: &Model, new: &[FieldSpec], asked: Option<&str>) -> Result<String, ServiceError> {
+    match asked.map(str::trim) {
+        Some(title) if !title.is_empty() => {
+            let title = names::normalise(title).unwrap_or_default();
+            if !new.iter().any(|s| s.name.as_str() == title) {
+                return Err(ServiceError::invalid_field("title_field", "must be the name of one of the fields"));
+            }
+            Ok(title)
+        }
+        _ if new.iter().any(|s| s.name.as_str() == model.title_field) => Ok(model.title_field.clone()),
+        _ => Ok(new
+            .iter()
+            .find(|s| s.ty == schema::FieldType::Text)
+            .map(|s| s.name.to_string())
+            .unwrap_or_else(|| "id".into())),
+    }
+}
+
+/// A plan that drops fields goes ahead only when the loss is confirmed.
+fn confirm_losses(plan: &Plan, old: &[FieldSpec], confirmed: bool) -> Result<(), ServiceError> {
+    let dropped: Vec<FieldViolation> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Drop { old: o } => Some(FieldViolation::new(old[*o].name.as_str(), "column and every value in it")),
+            _ => None,
+        })
+        .collect();
+    if dropped.is_empty() || confirmed {
+        return Ok(());
+    }
+    let names: Vec<&str> = dropped.iter().map(|d| d.field.as_str()).collect();
+    Err(ServiceError::WouldLoseData {
+        message: format!("removing {} drops the data in it; send confirm_data_loss to apply", names.join(", ")),
+        losses: dropped,
+    })
+}
+
+/// The value each added field gives the records already there: its default, or none; a
+/// required field without a default can only be added to an empty table.
+async fn backfill(
+    pool: &WorkspacePool,
+    ns: &Namespace,
+    table: &Ident,
+    change: &CheckedChange,
+) -> Result<Vec<(usize, Option<SqlValue>)>, ServiceError> {
+    let mut backfill = Vec::new();
+    for step in &change.plan.steps {
+        let Step::Add { new: n } = *step else { continue };
+        let spec = &change.new[n];
+        match &spec.field.default_value {
+            Some(default) => {
+                let value = serde_json::to_value(default).unwrap_or_default();
+                let value = check_value(spec, &value)
+                    .map_err(|why| ServiceError::invalid_field(format!("fields[{n}].default_value"), why))?;
+                backfill.push((n, Some(value)));
+            }
+            None if spec.required && has_rows(pool, &ns.table(table)).await? => {
+                return Err(ServiceError::invalid_field(
+                    format!("fields[{n}]"),
+                    "a required field added to a model with records needs a default_value",
+                ));
+            }
+            None => backfill.push((n, None)),
+        }
+    }
+    Ok(backfill)
+}
+
+/// The metadata of a new version: the model row moved on from the version read (none
+/// changed means someone else changed it meanwhile) and the version's own row.
+fn version_statements(
+    model_id: Id,
+    model: &Model,
+    change: &CheckedChange,
+    changes: &[kiln_proto::v1::SchemaChange],
+    principal: Principal,
+) -> Result<Vec<Statement>, ServiceError> {
+    let fields: Vec<Field> = change.new.iter().map(|s| s.field.clone()).collect();
+    let fields_json = serde_json::to_value(&fields).map_err(|e| anyhow::anyhow!("encoding fields: {e}"))?;
+    let summary = match change.summary.as_str() {
+        "" => changes.iter().map(|c| c.description.clone()).collect::<Vec<_>>().join("; "),
+        given => given.to_string(),
+    };
+    let summary = if summary.is_empty() { "labels changed".to_string() } else { summary };
+    let optional_text = |text: &Option<String>| match text {
+        Some(text) => SqlValue::Text(text.clone()),
+        None => SqlValue::Null(schema::FieldType::Text),
+    };
+    let now = kiln_common::db::now();
+    let version = i64::from(model.version) + 1;
+    Ok(vec![
+        Statement::new(
+            "UPDATE models SET label = COALESCE($2, label), label_plural = COALESCE($3, label_plural), \
+             description = COALESCE($4, description), title_field = $5, fields = $6, version = $7, \
+             updated_at = $8 WHERE id = $1 AND version = $9",
+        )
+        .bind(SqlValue::Uuid(model_id))
+        .bind(optional_text(&change.label))
+        .bind(optional_text(&change.label_plural))
+        .bind(optional_text(&change.description))
+        .bind(SqlValue::Text(change.title_field.clone()))
+        .bind(SqlValue::Json(fields_json.clone()))
+        .bind(SqlValue::Int(version))
+        .bind(SqlValue::DateTime(now))
+        .bind(SqlValue::Int(i64::from(model.version)))
+        .expect(Expect::ChangesARow),
+        Statement::new(
+            "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(SqlValue::Uuid(model_id))
+        .bind(SqlValue::Int(version))
+        .bind(SqlValue::Json(fields_json))
+        .bind(SqlValue::Uuid(Id(principal.user_id)))
+        .bind(SqlValue::Text(summary))
+        .bind(SqlValue::DateTime(now)),
+    ])
+}
+
 /// PostgreSQL: the plan as ALTER TABLE statements; drops first, then renames, then adds
-/// (added columns start nullable; NOT NULL is set after the backfill).
-fn alter_statements(ns: &Namespace, table: &Ident, plan: &Plan, old: &[FieldSpec], new: &[FieldSpec]) -> Vec<String> {
+/// (added columns start nullable), then the backfill and NOT NULL of added fields.
+fn alter_statements(
+    ns: &Namespace,
+    table: &Ident,
+    plan: &Plan,
+    old: &[FieldSpec],
+    new: &[FieldSpec],
+    backfill: &[(usize, Option<SqlValue>)],
+) -> Vec<Statement> {
     let target = ns.table(table);
     let mut drops = Vec::new();
     let mut renames = Vec::new();
@@ -428,27 +418,35 @@ fn alter_statements(ns: &Namespace, table: &Ident, plan: &Plan, old: &[FieldSpec
             }
         }
     }
-    [drops, renames, adds].concat()
+    let mut filled = Vec::new();
+    for (n, value) in backfill {
+        let column = new[*n].name.quoted();
+        if let Some(value) = value {
+            filled.push(Statement::new(format!("UPDATE {target} SET {column} = $1")).bind(value.clone()));
+        }
+        if new[*n].required {
+            filled.push(Statement::new(format!("ALTER TABLE {target} ALTER COLUMN {column} SET NOT NULL")));
+        }
+    }
+    [drops, renames, adds].concat().into_iter().map(Statement::new).chain(filled).collect()
 }
 
-/// SQLite: builds the table anew under a temporary name, copies every record (renamed
-/// columns mapped, added ones backfilled with bound defaults), swaps it in and checks
-/// foreign keys, inside the caller's transaction, with foreign-key enforcement paused by
-/// the caller.
-async fn rebuild_sqlite_table(
-    tx: &mut sqlx::SqliteConnection,
+/// SQLite: the table built anew under a temporary name, every record copied (renamed
+/// columns mapped, added ones backfilled with bound defaults), swapped in, and foreign
+/// keys checked; run in one transaction with foreign-key enforcement paused.
+fn rebuild_statements(
     ns: &Namespace,
     table: &Ident,
     plan: &Plan,
     old: &[FieldSpec],
     new: &[FieldSpec],
     backfill: &[(usize, Option<SqlValue>)],
-) -> Result<(), sqlx::Error> {
+) -> Vec<Statement> {
     let temporary = kiln_common::db::quote_ident(&format!("{table}__rebuild"));
     let mut targets =
         vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
     let mut sources = targets.clone();
-    let mut values = Vec::new();
+    let mut copy = Statement::new("");
     for step in &plan.steps {
         match *step {
             Step::Keep { old: o, new: n } | Step::Rename { old: o, new: n } => {
@@ -457,29 +455,26 @@ async fn rebuild_sqlite_table(
             }
             Step::Add { new: n } => {
                 if let Some((_, Some(value))) = backfill.iter().find(|(i, _)| *i == n) {
-                    values.push(value.clone());
+                    copy.values.push(value.clone());
                     targets.push(new[n].name.quoted());
-                    sources.push(format!("${}", values.len()));
+                    sources.push(format!("${}", copy.values.len()));
                 }
             }
             Step::Drop { .. } => {}
         }
     }
-    sqlx::query(sqlx::AssertSqlSafe(schema::table_statement(ns, &temporary, table, new))).execute(&mut *tx).await?;
-    let copy = format!(
+    copy.sql = format!(
         "INSERT INTO {temporary} ({}) SELECT {} FROM {}",
         targets.join(", "),
         sources.join(", "),
         ns.table(table)
     );
-    bind_values!(sqlx::query(sqlx::AssertSqlSafe(copy)), &values).execute(&mut *tx).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {}", ns.table(table)))).execute(&mut *tx).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE {temporary} RENAME TO {}", table.quoted())))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(sqlx::AssertSqlSafe(schema::index_statement(ns, table))).execute(&mut *tx).await?;
-    if sqlx::query("PRAGMA foreign_key_check").fetch_optional(&mut *tx).await?.is_some() {
-        return Err(sqlx::Error::Protocol("records would point at missing targets".into()));
-    }
-    Ok(())
+    vec![
+        Statement::new(schema::table_statement(ns, &temporary, table, new)),
+        copy,
+        Statement::new(format!("DROP TABLE {}", ns.table(table))),
+        Statement::new(format!("ALTER TABLE {temporary} RENAME TO {}", table.quoted())),
+        Statement::new(schema::index_statement(ns, table)),
+        Statement::new("PRAGMA foreign_key_check").expect(Expect::NoRows),
+    ]
 }

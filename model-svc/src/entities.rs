@@ -465,82 +465,27 @@ impl EntityApi {
         pool: WorkspacePool,
         req: &ListEntitiesRequest,
     ) -> Result<Tried<ListEntitiesResponse>, ServiceError> {
-        let (sort_name, descending) = match req.sort.trim() {
-            "" => ("created_at", false),
-            s => s.strip_prefix('-').map(|s| (s, true)).unwrap_or((s, false)),
-        };
-        let (sort_column, sort_type, sort_spec) = target
-            .column_type(sort_name)
-            .filter(|(_, ty, _)| *ty != FieldType::Json)
-            .ok_or_else(|| ServiceError::invalid_field("sort", format!("`{sort_name}` is not a sortable field")))?;
-        let sort = sort_column.quoted();
+        let order = SortOrder::read(&target, &req.sort)?;
         // A token names a position in one model's records in one order.
         let scope = format!("records of {} by {}", target.id.0, req.sort.trim());
         let paging = Paging::<(Value, uuid::Uuid)>::read(scope, req.page_size, &req.page_token)?;
 
         let mut bound = Vec::new();
         let mut conditions: Vec<String> = target.scope_condition(&mut bound).into_iter().collect();
-        let mut violations = Vec::new();
-        let mut filters: Vec<(&String, &String)> = req.filter.iter().collect();
-        filters.sort();
-        for (name, raw) in filters {
-            let Some((column, ty, spec)) = target.column_type(name).filter(|(_, ty, _)| *ty != FieldType::Json) else {
-                violations.push(FieldViolation::new(format!("filter.{name}"), "is not a filterable field"));
-                continue;
-            };
-            match filter_value(ty, spec, raw) {
-                Ok(value) => {
-                    bound.push(value);
-                    conditions.push(format!("{} = ${}", column.quoted(), bound.len()));
-                }
-                Err(why) => violations.push(FieldViolation::new(format!("filter.{name}"), why)),
-            }
+        conditions.extend(filter_conditions(&target, &req.filter, &mut bound)?);
+        if let Some(after) = &paging.after {
+            conditions.push(order.after(after, &mut bound)?);
         }
-        if !violations.is_empty() {
-            return Err(ServiceError::invalid(violations));
-        }
-        // Columns that cannot hold NULL page and sort on (column, id) alone, which the
-        // (created_at, id) index and unique indexes serve; nullable ones sort NULLs last.
-        // System models' platform columns are taken as nullable whatever their seeds say.
-        let nullable = sort_spec.is_some_and(|spec| !spec.required || target.scope.is_some());
-        if let Some((last_value, last_id)) = &paging.after {
-            let (cmp, id_cmp) = if descending { ("<", "<") } else { (">", ">") };
-            bound.push(SqlValue::Uuid(Id(*last_id)));
-            let id_param = bound.len();
-            if !nullable {
-                let value = match sort_spec {
-                    Some(spec) => check_value(spec, last_value),
-                    None => system_value(sort_type, last_value),
-                }
-                .map_err(|_| paging::bad_token())?;
-                bound.push(value);
-                conditions.push(format!("({sort}, \"id\") {cmp} (${}, ${id_param})", bound.len()));
-            } else if last_value.is_null() {
-                conditions.push(format!("({sort} IS NULL AND \"id\" {id_cmp} ${id_param})"));
-            } else {
-                let value = match sort_spec {
-                    Some(spec) => check_value(spec, last_value),
-                    None => system_value(sort_type, last_value),
-                }
-                .map_err(|_| paging::bad_token())?;
-                bound.push(value);
-                let v = bound.len();
-                conditions.push(format!(
-                    "(({sort} IS NOT NULL AND ({sort} {cmp} ${v} OR ({sort} = ${v} AND \"id\" {id_cmp} ${id_param}))) OR {sort} IS NULL)"
-                ));
-            }
-        }
-        let direction = if descending { "DESC" } else { "ASC" };
         let guard = target.guard(&mut bound);
-        let nulls_last = if nullable { format!("({sort} IS NULL), ") } else { String::new() };
         let sql = format!(
-            "SELECT {} FROM {}{} ORDER BY {nulls_last}{sort} {direction}, \"id\" {direction} LIMIT {}",
+            "SELECT {} FROM {}{} ORDER BY {} LIMIT {}",
             target.select_list,
             target.table,
             where_clause(conditions, guard),
+            order.order_by(),
             paging.fetch()
         );
-        let mut records = with_ws_read!(&pool, pool => {
+        let records = with_ws_read!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
             match query.fetch_all(pool).await {
                 Ok(rows) => rows.iter().map(|row| row_to_struct(row, &target.specs)).collect::<Result<Vec<_>, _>>()?,
@@ -551,30 +496,123 @@ impl EntityApi {
         if records.is_empty() && target.guarded() && !self.catalog.is_current(&target).await? {
             return Ok(Tried::Stale);
         }
-        // A page ends at page_size records, or sooner once it holds LIST_BYTES: a page of
-        // big records must stay well within what a gRPC message may carry.
-        let mut more = records.len() > paging.size;
-        records.truncate(paging.size);
-        let mut page = Vec::with_capacity(records.len());
-        let (mut bytes, mut last) = (0, None);
-        for message in records {
-            let id = json_value(message.fields.get("id"));
-            let id = id.as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
-            let key = id.map(|id| (json_value(message.fields.get(sort_name)), id));
-            bytes += prost::Message::encoded_len(&message);
-            if bytes > LIST_BYTES && !page.is_empty() {
-                more = true;
-                break;
-            }
-            page.push(message);
-            last = key;
-        }
-        let next_page_token = match (more, last) {
-            (true, Some(key)) => paging.token_after(&key),
-            _ => String::new(),
-        };
-        Ok(Tried::Done(ListEntitiesResponse { records: page, next_page_token }))
+        Ok(Tried::Done(cut_page(records, &paging, order.name)))
     }
+}
+
+/// The order of a list: a sortable column, its direction, and whether it may hold NULL.
+struct SortOrder<'a> {
+    name: &'a str,
+    /// Quoted.
+    column: String,
+    ty: FieldType,
+    spec: Option<&'a FieldSpec>,
+    descending: bool,
+    nullable: bool,
+}
+
+impl<'a> SortOrder<'a> {
+    /// `sort` as asked: a field or system column, `-` in front for descending; none means
+    /// by creation.
+    fn read(target: &'a CompiledModel, sort: &'a str) -> Result<Self, ServiceError> {
+        let (name, descending) = match sort.trim() {
+            "" => ("created_at", false),
+            s => s.strip_prefix('-').map(|s| (s, true)).unwrap_or((s, false)),
+        };
+        let (column, ty, spec) = target
+            .column_type(name)
+            .filter(|(_, ty, _)| *ty != FieldType::Json)
+            .ok_or_else(|| ServiceError::invalid_field("sort", format!("`{name}` is not a sortable field")))?;
+        // Columns that cannot hold NULL page and sort on (column, id) alone, which the
+        // (created_at, id) index and unique indexes serve; nullable ones sort NULLs last.
+        // System models' platform columns are taken as nullable whatever their seeds say.
+        let nullable = spec.is_some_and(|spec| !spec.required || target.scope.is_some());
+        Ok(SortOrder { name, column: column.quoted(), ty, spec, descending, nullable })
+    }
+
+    fn order_by(&self) -> String {
+        let (sort, direction) = (&self.column, if self.descending { "DESC" } else { "ASC" });
+        let nulls_last = if self.nullable { format!("({sort} IS NULL), ") } else { String::new() };
+        format!("{nulls_last}{sort} {direction}, \"id\" {direction}")
+    }
+
+    /// The condition for records after `(value, id)`, the last of the previous page, in
+    /// this order; its values are bound.
+    fn after(&self, (value, id): &(Value, uuid::Uuid), bound: &mut Vec<SqlValue>) -> Result<String, ServiceError> {
+        let (sort, cmp) = (&self.column, if self.descending { "<" } else { ">" });
+        bound.push(SqlValue::Uuid(Id(*id)));
+        let id_param = bound.len();
+        if self.nullable && value.is_null() {
+            return Ok(format!("({sort} IS NULL AND \"id\" {cmp} ${id_param})"));
+        }
+        let value = match self.spec {
+            Some(spec) => check_value(spec, value),
+            None => system_value(self.ty, value),
+        }
+        .map_err(|_| paging::bad_token())?;
+        bound.push(value);
+        let v = bound.len();
+        Ok(if self.nullable {
+            format!(
+                "(({sort} IS NOT NULL AND ({sort} {cmp} ${v} OR ({sort} = ${v} AND \"id\" {cmp} ${id_param}))) OR {sort} IS NULL)"
+            )
+        } else {
+            format!("({sort}, \"id\") {cmp} (${v}, ${id_param})")
+        })
+    }
+}
+
+/// The equality filters as conditions with bound values; every bad filter is named.
+fn filter_conditions(
+    target: &CompiledModel,
+    filter: &std::collections::HashMap<String, String>,
+    bound: &mut Vec<SqlValue>,
+) -> Result<Vec<String>, ServiceError> {
+    let mut conditions = Vec::new();
+    let mut violations = Vec::new();
+    let mut filters: Vec<(&String, &String)> = filter.iter().collect();
+    filters.sort();
+    for (name, raw) in filters {
+        let Some((column, ty, spec)) = target.column_type(name).filter(|(_, ty, _)| *ty != FieldType::Json) else {
+            violations.push(FieldViolation::new(format!("filter.{name}"), "is not a filterable field"));
+            continue;
+        };
+        match filter_value(ty, spec, raw) {
+            Ok(value) => {
+                bound.push(value);
+                conditions.push(format!("{} = ${}", column.quoted(), bound.len()));
+            }
+            Err(why) => violations.push(FieldViolation::new(format!("filter.{name}"), why)),
+        }
+    }
+    if violations.is_empty() { Ok(conditions) } else { Err(ServiceError::invalid(violations)) }
+}
+
+/// A page of the records fetched: at most `page_size`, and fewer once it holds
+/// LIST_BYTES (a page of big records must stay well within what a gRPC message may
+/// carry), with the token of the next page if more follow.
+fn cut_page(mut records: Vec<Struct>, paging: &Paging<(Value, uuid::Uuid)>, sort_name: &str) -> ListEntitiesResponse {
+    let mut more = records.len() > paging.size;
+    records.truncate(paging.size);
+    let mut page = Vec::with_capacity(records.len());
+    let (mut bytes, mut last) = (0, None);
+    for message in records {
+        let id = json_value(message.fields.get("id"));
+        let id = id.as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
+        let key = id.map(|id| (json_value(message.fields.get(sort_name)), id));
+        bytes += prost::Message::encoded_len(&message);
+        if bytes > LIST_BYTES && !page.is_empty() {
+            more = true;
+            break;
+        }
+        page.push(message);
+        last = key;
+    }
+    let next_page_token = match (more, last) {
+        (true, Some(key)) => paging.token_after(&key),
+        _ => String::new(),
+    };
+    ListEntitiesResponse { records: page, next_page_token }
 }
 
 /// A filter's text as the column's type.

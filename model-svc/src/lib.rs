@@ -8,6 +8,7 @@ pub mod models;
 pub mod names;
 pub mod records;
 pub mod schema;
+pub mod schema_writer;
 pub mod workspace;
 
 use kiln_common::{Authenticator, Db};

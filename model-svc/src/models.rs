@@ -3,7 +3,6 @@
 //! that holds their records. Every RPC of the service is answered here; changing and
 //! deleting a model (plan, update, delete) are carried out by [`crate::changes`].
 
-use sqlx::Connection as _;
 use std::future::Future;
 
 use kiln_common::error::FieldViolation;
@@ -25,8 +24,10 @@ use crate::{
     ModelDeps,
     catalog::Catalog,
     names::{self, ModelNames},
+    records::SqlValue,
     schema::{self, FieldSpec, FieldType},
-    workspace::{WorkspacePool, Workspaces},
+    schema_writer::{self, SchemaWrite, Statement},
+    workspace::Workspaces,
 };
 
 pub(crate) const COLUMNS: &str = "id, name, singular, plural, slug, label, label_plural, description, title_field, \
@@ -147,43 +148,10 @@ impl ModelApi {
         let new = self.check_new_model(principal, &req).await?;
         let _exclusive = self.workspaces.schema_exclusive(principal.workspace_id).await;
         let id = Id::new();
-        let now = kiln_common::db::now();
         let fields: Vec<Field> = new.specs.iter().map(|s| s.field.clone()).collect();
         let fields_json = serde_json::to_value(&fields).map_err(|e| anyhow::anyhow!("encoding fields: {e}"))?;
-        let ns = self.workspaces.namespace(principal.workspace_id);
-        let ddl = schema::create_table(&ns, &new.names.table, &new.specs);
-        let insert_model = "INSERT INTO models (id, workspace_id, name, singular, plural, slug, label, label_plural, \
-             description, title_field, is_system, version, fields, table_name, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10, 1, $11, $12, $13, $13)";
-        let insert_version = "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
-             VALUES ($1, 1, $2, $3, 'created', $4)";
-        macro_rules! insert_metadata {
-            ($tx:expr) => {{
-                sqlx::query(insert_model)
-                    .bind(id)
-                    .bind(Id(principal.workspace_id))
-                    .bind(&new.name)
-                    .bind(new.names.singular.as_str())
-                    .bind(new.names.plural.as_str())
-                    .bind(&new.label)
-                    .bind(&new.label_plural)
-                    .bind(&new.description)
-                    .bind(&new.title_field)
-                    .bind(false)
-                    .bind(sqlx::types::Json(&fields_json))
-                    .bind(new.names.table.as_str())
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query(insert_version)
-                    .bind(id)
-                    .bind(sqlx::types::Json(&fields_json))
-                    .bind(Id(principal.user_id))
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
-            }};
-        }
+        let ddl =
+            schema::create_table(&self.workspaces.namespace(principal.workspace_id), &new.names.table, &new.specs);
         let taken = || ServiceError::AlreadyExists {
             message: format!("a model named `{}` already exists in this workspace", new.names.plural),
             field: Some("name".into()),
@@ -201,47 +169,14 @@ impl ModelApi {
         if clash.is_some() {
             return Err(taken());
         }
-        let written: Result<(), sqlx::Error> = match self.workspaces.pool(principal.workspace_id).await? {
-            // One transaction: PostgreSQL's DDL is transactional.
-            WorkspacePool::Postgres(pool) => {
-                async {
-                    let mut conn = pool.acquire().await?;
-                    let mut tx = conn.begin().await?;
-                    insert_metadata!(tx);
-                    for statement in &ddl {
-                        sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tx).await?;
-                    }
-                    tx.commit().await
-                }
-                .await
-            }
-            // Two files: the metadata first (a name already taken fails here, before any
-            // table is touched), then the table, committed before the metadata; if the
-            // metadata then fails, the table is dropped again.
-            WorkspacePool::Sqlite(ws) => {
-                let platform = &self.workspaces.sqlite_platform()?.writer;
-                async {
-                    let mut meta_conn = platform.acquire().await?;
-                    let mut meta = meta_conn.begin().await?;
-                    insert_metadata!(meta);
-                    let mut tables_conn = ws.writer.acquire().await?;
-                    let mut tables = tables_conn.begin().await?;
-                    for statement in &ddl {
-                        sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tables).await?;
-                    }
-                    tables.commit().await?;
-                    if let Err(e) = meta.commit().await {
-                        let drop = format!("DROP TABLE IF EXISTS {}", ns.table(&new.names.table));
-                        if let Err(undo) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&ws.writer).await {
-                            tracing::error!(error = %undo, table = %new.names.table, "could not drop the table of a failed model creation");
-                        }
-                        return Err(e);
-                    }
-                    Ok(())
-                }
-                .await
-            }
+        let write = SchemaWrite {
+            model_id: id,
+            metadata: new_model_statements(id, principal, &new, fields_json),
+            tables: ddl.into_iter().map(Statement::new).collect(),
+            pause_foreign_keys: false,
         };
+        let pool = self.workspaces.pool(principal.workspace_id).await?;
+        let written = schema_writer::apply(&pool, self.sqlite_platform_writer(), &write).await;
         self.catalog.forget(principal.workspace_id);
         match written {
             Ok(()) => {}
@@ -302,6 +237,43 @@ impl ModelApi {
             specs,
         })
     }
+}
+
+/// The metadata of a new model: its row and its first version.
+fn new_model_statements(
+    id: Id,
+    principal: Principal,
+    new: &NewModel,
+    fields_json: serde_json::Value,
+) -> Vec<Statement> {
+    let now = kiln_common::db::now();
+    vec![
+        Statement::new(format!(
+            "INSERT INTO models (workspace_id, {COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10, 1, $11, $12, $13, $13)"
+        ))
+        .bind(SqlValue::Uuid(Id(principal.workspace_id)))
+        .bind(SqlValue::Uuid(id))
+        .bind(SqlValue::Text(new.name.clone()))
+        .bind(SqlValue::Text(new.names.singular.to_string()))
+        .bind(SqlValue::Text(new.names.plural.to_string()))
+        .bind(SqlValue::Text(new.label.clone()))
+        .bind(SqlValue::Text(new.label_plural.clone()))
+        .bind(SqlValue::Text(new.description.clone()))
+        .bind(SqlValue::Text(new.title_field.clone()))
+        .bind(SqlValue::Bool(false))
+        .bind(SqlValue::Json(fields_json.clone()))
+        .bind(SqlValue::Text(new.names.table.to_string()))
+        .bind(SqlValue::DateTime(now)),
+        Statement::new(
+            "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
+             VALUES ($1, 1, $2, $3, 'created', $4)",
+        )
+        .bind(SqlValue::Uuid(id))
+        .bind(SqlValue::Json(fields_json))
+        .bind(SqlValue::Uuid(Id(principal.user_id)))
+        .bind(SqlValue::DateTime(now)),
+    ]
 }
 
 pub(crate) fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {

@@ -160,91 +160,29 @@ fn parse_fields_named(
         violations.push(FieldViolation::new("fields", format!("at most {MAX_FIELDS} fields")));
     }
     for (i, field) in fields.iter().enumerate() {
-        let at = |part: &str| format!("fields[{i}].{part}");
-        let mut bad = |part: &str, why: String| violations.push(FieldViolation::new(at(part), why));
+        let mut bad =
+            |part: &str, why: String| violations.push(FieldViolation::new(format!("fields[{i}].{part}"), why));
         let name = match field_name(&field.name) {
+            Ok(name) if specs.iter().any(|s| s.name == name) => {
+                bad("name", format!("`{name}` is used by another field"));
+                Some(name)
+            }
             Ok(name) => Some(name),
             Err(e) => {
                 bad("name", e.0);
                 None
             }
         };
-        if let Some(name) = &name
-            && specs.iter().any(|s| &s.name == name)
-        {
-            bad("name", format!("`{name}` is used by another field"));
-        }
         let ty = FieldType::parse(field.r#type.trim());
         if ty.is_none() {
             bad("type", format!("must be one of {FIELD_TYPES}"));
         }
-        if field.label.chars().count() > 100 || field.label.chars().any(char::is_control) {
-            bad("label", "must be at most 100 characters, without control characters".into());
-        }
-        if field.help_text.chars().count() > 500 {
-            bad("help_text", "must be at most 500 characters".into());
-        }
-        let numeric = ty.is_some_and(FieldType::is_numeric);
-        let textual = ty.is_some_and(FieldType::is_textual);
-        for (part, value) in [("min", field.min), ("max", field.max)] {
-            if value.is_some() && !numeric {
-                bad(part, "applies to integer and decimal fields only".into());
-            }
-            if value.is_some_and(|v| !v.is_finite()) {
-                bad(part, "must be a finite number".into());
-            }
-        }
-        if let (Some(min), Some(max)) = (field.min, field.max)
-            && min > max
-        {
-            bad("min", "must not exceed max".into());
-        }
-        for (part, value) in [("min_length", field.min_length), ("max_length", field.max_length)] {
-            if value.is_some() && !textual {
-                bad(part, "applies to text-like fields only".into());
-            }
-            if value.is_some_and(|v| !(0..=1_000_000).contains(&v)) {
-                bad(part, "must be between 0 and 1000000".into());
-            }
-        }
-        if let (Some(min), Some(max)) = (field.min_length, field.max_length)
-            && min > max
-        {
-            bad("min_length", "must not exceed max_length".into());
-        }
-        let pattern = if field.pattern.is_empty() {
-            None
-        } else if !textual {
-            bad("pattern", "applies to text-like fields only".into());
-            None
-        } else {
-            match regex::RegexBuilder::new(&field.pattern).size_limit(1 << 20).build() {
-                Ok(re) => Some(re),
-                Err(_) => {
-                    bad("pattern", "is not a valid regular expression".into());
-                    None
-                }
-            }
-        };
-        let mut enum_values = Vec::new();
-        if ty == Some(FieldType::Enum) {
-            if field.enum_values.is_empty() || field.enum_values.len() > MAX_ENUM_VALUES {
-                bad("enum_values", format!("an enum needs 1 to {MAX_ENUM_VALUES} values"));
-            }
-            for value in &field.enum_values {
-                if !enum_value_ok(value) {
-                    bad("enum_values", format!("{value:?}: values are 1 to 63 letters, digits, spaces, `_`, `-`, `.`"));
-                } else if enum_values.contains(value) {
-                    bad("enum_values", format!("{value:?} is listed twice"));
-                } else {
-                    enum_values.push(value.clone());
-                }
-            }
-        } else if !field.enum_values.is_empty() {
-            bad("enum_values", "applies to enum fields only".into());
-        }
+        check_texts(field, &mut bad);
+        check_bounds(field, ty, &mut bad);
+        let pattern = parse_pattern(field, ty, &mut bad);
+        let enum_values = parse_enum_values(field, ty, &mut bad);
         let relation = match (ty, &field.relation) {
-            (Some(FieldType::Relation), Some(relation)) => parse_relation(relation, &mut |part, why| bad(part, why)),
+            (Some(FieldType::Relation), Some(relation)) => parse_relation(relation, &mut bad),
             (Some(FieldType::Relation), None) => {
                 bad("relation", "a relation field needs {\"target\": <model plural>}".into());
                 None
@@ -256,21 +194,8 @@ fn parse_fields_named(
             _ => None,
         };
         if let (Some(name), Some(ty)) = (name, ty) {
-            let mut normalised = field.clone();
-            normalised.name = name.to_string();
-            normalised.r#type = field.r#type.trim().to_string();
-            if normalised.label.trim().is_empty() {
-                normalised.label = default_label(name.as_str());
-            }
-            normalised.previous_name = String::new();
-            if let Some(relation) = &relation {
-                normalised.relation = Some(Relation {
-                    target: relation.target.to_string(),
-                    kind: "many_to_one".into(),
-                    on_delete: relation.on_delete.as_str().into(),
-                });
-            }
             let spec = FieldSpec {
+                field: normalised_field(field, &name, relation.as_ref()),
                 name,
                 ty,
                 required: field.required,
@@ -282,7 +207,6 @@ fn parse_fields_named(
                 pattern,
                 enum_values,
                 relation,
-                field: normalised,
             };
             // A default must be a value the field accepts, or every record left without
             // one would be refused.
@@ -296,6 +220,111 @@ fn parse_fields_named(
         }
     }
     if violations.is_empty() { Ok(specs) } else { Err(violations) }
+}
+
+/// Label and help text: bounded, and the label without control characters.
+fn check_texts(field: &Field, bad: &mut impl FnMut(&str, String)) {
+    if field.label.chars().count() > 100 || field.label.chars().any(char::is_control) {
+        bad("label", "must be at most 100 characters, without control characters".into());
+    }
+    if field.help_text.chars().count() > 500 {
+        bad("help_text", "must be at most 500 characters".into());
+    }
+}
+
+/// `min`/`max` on numbers and `min_length`/`max_length` on text: only where they apply,
+/// finite, in range, and the lower not above the upper.
+fn check_bounds(field: &Field, ty: Option<FieldType>, bad: &mut impl FnMut(&str, String)) {
+    let numeric = ty.is_some_and(FieldType::is_numeric);
+    let textual = ty.is_some_and(FieldType::is_textual);
+    for (part, value) in [("min", field.min), ("max", field.max)] {
+        if value.is_some() && !numeric {
+            bad(part, "applies to integer and decimal fields only".into());
+        }
+        if value.is_some_and(|v| !v.is_finite()) {
+            bad(part, "must be a finite number".into());
+        }
+    }
+    if let (Some(min), Some(max)) = (field.min, field.max)
+        && min > max
+    {
+        bad("min", "must not exceed max".into());
+    }
+    for (part, value) in [("min_length", field.min_length), ("max_length", field.max_length)] {
+        if value.is_some() && !textual {
+            bad(part, "applies to text-like fields only".into());
+        }
+        if value.is_some_and(|v| !(0..=1_000_000).contains(&v)) {
+            bad(part, "must be between 0 and 1000000".into());
+        }
+    }
+    if let (Some(min), Some(max)) = (field.min_length, field.max_length)
+        && min > max
+    {
+        bad("min_length", "must not exceed max_length".into());
+    }
+}
+
+/// A text field's pattern, compiled with a bounded size.
+fn parse_pattern(field: &Field, ty: Option<FieldType>, bad: &mut impl FnMut(&str, String)) -> Option<regex::Regex> {
+    if field.pattern.is_empty() {
+        return None;
+    }
+    if !ty.is_some_and(FieldType::is_textual) {
+        bad("pattern", "applies to text-like fields only".into());
+        return None;
+    }
+    match regex::RegexBuilder::new(&field.pattern).size_limit(1 << 20).build() {
+        Ok(re) => Some(re),
+        Err(_) => {
+            bad("pattern", "is not a valid regular expression".into());
+            None
+        }
+    }
+}
+
+/// An enum's values: 1 to MAX_ENUM_VALUES, each well-formed and listed once.
+fn parse_enum_values(field: &Field, ty: Option<FieldType>, bad: &mut impl FnMut(&str, String)) -> Vec<String> {
+    let mut values = Vec::new();
+    if ty != Some(FieldType::Enum) {
+        if !field.enum_values.is_empty() {
+            bad("enum_values", "applies to enum fields only".into());
+        }
+        return values;
+    }
+    if field.enum_values.is_empty() || field.enum_values.len() > MAX_ENUM_VALUES {
+        bad("enum_values", format!("an enum needs 1 to {MAX_ENUM_VALUES} values"));
+    }
+    for value in &field.enum_values {
+        if !enum_value_ok(value) {
+            bad("enum_values", format!("{value:?}: values are 1 to 63 letters, digits, spaces, `_`, `-`, `.`"));
+        } else if values.contains(value) {
+            bad("enum_values", format!("{value:?} is listed twice"));
+        } else {
+            values.push(value.clone());
+        }
+    }
+    values
+}
+
+/// The field as stored: its normalised name and type, a label by default, no rename
+/// marker, and its relation in full.
+fn normalised_field(field: &Field, name: &Ident, relation: Option<&RelationSpec>) -> Field {
+    let mut normalised = field.clone();
+    normalised.name = name.to_string();
+    normalised.r#type = field.r#type.trim().to_string();
+    if normalised.label.trim().is_empty() {
+        normalised.label = default_label(name.as_str());
+    }
+    normalised.previous_name = String::new();
+    if let Some(relation) = relation {
+        normalised.relation = Some(Relation {
+            target: relation.target.to_string(),
+            kind: "many_to_one".into(),
+            on_delete: relation.on_delete.as_str().into(),
+        });
+    }
+    normalised
 }
 
 fn parse_relation(relation: &Relation, bad: &mut impl FnMut(&str, String)) -> Option<RelationSpec> {
