@@ -20,41 +20,32 @@ use crate::limits::{self, AuthLimit};
 use tonic::service::Routes;
 use tower::ServiceExt;
 
-/// Every `kiln.v1` service and the role it belongs to (DESIGN.md §1).
-pub const SERVICE_ROLES: &[(&str, Role)] = &[
-    ("kiln.v1.ModelService", Role::Model),
-    ("kiln.v1.EntityService", Role::Model),
-    ("kiln.v1.AuthService", Role::App),
-    ("kiln.v1.ApplicationService", Role::App),
-    ("kiln.v1.TemplateService", Role::App),
-    ("kiln.v1.WorkflowService", Role::App),
-    ("kiln.v1.PromptService", Role::App),
-    ("kiln.v1.BuildService", Role::BuildWorker),
-];
-
 /// The channels to the roles, as the binary wired them.
 #[derive(Debug, Clone)]
 pub struct Backends {
     pub model: GrpcChannel,
     pub app: GrpcChannel,
     pub build: Option<GrpcChannel>,
-    /// The services the roles actually serve (full names); only these are routed,
-    /// reported healthy and listed by reflection.
-    pub services: Vec<&'static str>,
+    /// The services the roles serve (full names) and the role serving each, as each
+    /// role's crate lists them; only these are routed, reported healthy and listed by
+    /// reflection.
+    pub services: Vec<(&'static str, Role)>,
 }
 
 impl Backends {
     pub fn channel_for(&self, service: &str) -> Option<&GrpcChannel> {
-        if !self.services.contains(&service) {
-            return None;
-        }
-        let (_, role) = SERVICE_ROLES.iter().find(|(name, _)| *name == service)?;
+        let (_, role) = self.services.iter().find(|(name, _)| *name == service)?;
         match role {
             Role::Model => Some(&self.model),
             Role::App => Some(&self.app),
             Role::BuildWorker => self.build.as_ref(),
             Role::AllInOne | Role::Gateway => None,
         }
+    }
+
+    /// The served services' full names.
+    pub fn service_names(&self) -> Vec<&'static str> {
+        self.services.iter().map(|(name, _)| *name).collect()
     }
 }
 
@@ -81,7 +72,7 @@ impl RoleHealth {
     /// Checks every served service now, all at once, and records the outcome; returns the
     /// services that failed.
     pub async fn refresh(&self) -> Vec<&'static str> {
-        let checks = self.backends.services.iter().map(|&service| async move {
+        let checks = self.backends.services.iter().map(|&(service, _)| async move {
             let check = match self.backends.channel_for(service) {
                 Some(channel) => tokio::time::timeout(HEALTH_CHECK_TIMEOUT, grpc::check_health(channel, service)).await,
                 None => return (service, false),
@@ -119,7 +110,7 @@ const AUTH_LIMITED: &[&str] = &["kiln.v1.AuthService"];
 /// `auth_limit` guards the AuthService methods as it guards REST `/auth`.
 pub fn router(backends: Backends, support: Routes, health: RoleHealth, auth_limit: AuthLimit) -> Router {
     let mut router = Router::new();
-    for service in &backends.services {
+    for (service, _) in &backends.services {
         let route = post(forward);
         let route = if AUTH_LIMITED.contains(service) {
             route.route_layer(axum::middleware::from_fn_with_state(auth_limit.clone(), limits::limit_auth))

@@ -81,7 +81,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
     let routes = rest::routes();
     rest::check(&routes, rest::descriptors())?;
     let doc = openapi::document(&routes, rest::descriptors())?;
-    let (reporter, support) = grpc::with_support(&backends.services, None).await?;
+    let (reporter, support) = grpc::with_support(&backends.service_names(), None).await?;
     let health = grpc_edge::RoleHealth::new(backends.clone(), reporter);
     let state = GatewayState {
         health: health.clone(),

@@ -40,9 +40,16 @@ impl Running {
     }
 }
 
-/// All the services of the all-in-one process and their gRPC surface by role.
-fn all_services() -> Vec<&'static str> {
-    [kiln_model_svc::SERVICES, kiln_app_svc::SERVICES, kiln_build_worker::SERVICES].concat()
+/// Every service served and the role serving it: each role's crate lists its own.
+fn all_services() -> Vec<(&'static str, Role)> {
+    [
+        (Role::Model, kiln_model_svc::SERVICES),
+        (Role::App, kiln_app_svc::SERVICES),
+        (Role::BuildWorker, kiln_build_worker::SERVICES),
+    ]
+    .into_iter()
+    .flat_map(|(role, services)| services.iter().map(move |service| (*service, role)))
+    .collect()
 }
 
 /// The keys that sign and verify access tokens.

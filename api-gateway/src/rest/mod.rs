@@ -9,7 +9,10 @@ pub mod auth;
 pub mod entities;
 pub mod models;
 
-use std::{marker::PhantomData, sync::LazyLock};
+use std::{
+    marker::PhantomData,
+    sync::{Arc, LazyLock},
+};
 
 use axum::{
     Json, Router,
@@ -182,18 +185,23 @@ where
         // `check` refuses a route whose RPC is not in the contract, so the path is valid.
         let grpc_path = http::uri::PathAndQuery::try_from(format!("/{}", declared.rpc))
             .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/"));
-        let call: Call<Req, Resp> = Call {
+        let call: Arc<Call<Req, Resp>> = Arc::new(Call {
             rpc: declared.rpc,
             grpc_path,
-            path: declared.path,
+            in_path: path_parameters(declared.path),
+            request_descriptor: descriptors().get_message_by_name(&Req::full_name()),
             body: declared.body,
             fixed: declared.fixed,
             success: declared.success,
             answer: declared.answer,
             request: PhantomData,
+        });
+        let handler = move |state, request| {
+            let call = call.clone();
+            async move { call.run(state, request).await }
         };
         Route {
-            handler: on(method_filter(&declared.method), move |state, request| call.clone().run(state, request)),
+            handler: on(method_filter(&declared.method), handler),
             method: declared.method,
             path: declared.path,
             rpc: declared.rpc,
@@ -277,7 +285,10 @@ struct Call<Req, Resp> {
     rpc: &'static str,
     /// `/package.Service/Method`, the gRPC request path.
     grpc_path: http::uri::PathAndQuery,
-    path: &'static str,
+    /// The path's `{name}` segments.
+    in_path: Vec<&'static str>,
+    /// The request message's descriptor, to type the query by.
+    request_descriptor: Option<MessageDescriptor>,
     body: Body,
     fixed: Vec<(&'static str, Value)>,
     success: StatusCode,
@@ -285,31 +296,27 @@ struct Call<Req, Resp> {
     request: PhantomData<fn(Req)>,
 }
 
-impl<Req, Resp> Clone for Call<Req, Resp> {
-    fn clone(&self) -> Self {
-        Call { fixed: self.fixed.clone(), grpc_path: self.grpc_path.clone(), request: PhantomData, ..*self }
-    }
-}
-
 impl<Req, Resp> Call<Req, Resp>
 where
     Req: prost::Message + prost::Name + DeserializeOwned + Default + Send + 'static,
     Resp: prost::Message + Default + Send + 'static,
 {
-    async fn run(self, State(state): State<GatewayState>, request: Request) -> Response {
+    async fn run(&self, State(state): State<GatewayState>, request: Request) -> Response {
         match self.call(state, request).await {
             Ok(response) => response,
             Err(error) => error.into_response(),
         }
     }
 
-    async fn call(self, state: GatewayState, request: Request) -> Result<Response, ApiError> {
+    async fn call(&self, state: GatewayState, request: Request) -> Result<Response, ApiError> {
         let (mut parts, body) = request.into_parts();
+        let mut metadata = MetadataMap::new();
+        copy_metadata(&parts.headers, &mut metadata);
         let mut message = Map::new();
         if self.body == Body::None && parts.uri.query().is_some() {
             self.read_query(&parts.uri, &mut message)?;
         }
-        if !path_parameters(self.path).is_empty() {
+        if !self.in_path.is_empty() {
             let params = RawPathParams::from_request_parts(&mut parts, &state)
                 .await
                 .map_err(|rejection| url_error("path", rejection.body_text()))?;
@@ -317,7 +324,6 @@ where
                 message.insert(name.to_string(), Value::String(value.to_string()));
             }
         }
-        let headers = parts.headers.clone();
         let request = Request::from_parts(parts, body);
         match self.body {
             Body::None => {}
@@ -345,7 +351,8 @@ where
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         let codec = kiln_proto::codec::ProtoCodec::<Req, Resp>::default();
-        let response = grpc.unary(grpc_request(&headers, request), self.grpc_path, codec).await?.into_inner();
+        let request = tonic::Request::from_parts(metadata, Default::default(), request);
+        let response = grpc.unary(request, self.grpc_path.clone(), codec).await?.into_inner();
         Ok((self.answer)(response, self.success))
     }
 
@@ -358,8 +365,8 @@ where
     /// message, or one the path sets, goes to the message's string map if it has one (a
     /// list's filters), else is ignored.
     fn read_query(&self, uri: &http::Uri, message: &mut Map<String, Value>) -> Result<(), ApiError> {
-        let Some(descriptor) = descriptors().get_message_by_name(&Req::full_name()) else { return Ok(()) };
-        let in_path = path_parameters(self.path);
+        let Some(descriptor) = &self.request_descriptor else { return Ok(()) };
+        let in_path = &self.in_path;
         let rest = descriptor.fields().find(|field| field.is_map()).map(|field| field.name().to_string());
         let axum::extract::Query(pairs) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map_err(|rejection| url_error("query", rejection.body_text()))?;
@@ -452,13 +459,7 @@ pub fn json_answer<Resp: Serialize>(response: Resp, status: StatusCode) -> Respo
     (status, Json(response)).into_response()
 }
 
-/// A gRPC request carrying the caller's credentials and request id.
-pub fn grpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    copy_metadata(headers, request.metadata_mut());
-    request
-}
-
+/// The caller's credentials and request id, as the RPC's metadata.
 fn copy_metadata(headers: &HeaderMap, metadata: &mut MetadataMap) {
     for name in ["authorization", "x-request-id"] {
         if let Some(value) = headers.get(name).and_then(|v| MetadataValue::try_from(v.as_bytes()).ok()) {
@@ -537,11 +538,12 @@ mod tests {
         assert!(check(&[unknown_parameter], descriptors()).is_err());
     }
 
-    fn call<Req, Resp: Serialize>(path: &'static str) -> Call<Req, Resp> {
+    fn call<Req: prost::Name, Resp: Serialize>(path: &'static str) -> Call<Req, Resp> {
         Call {
             rpc: "",
             grpc_path: http::uri::PathAndQuery::from_static("/"),
-            path,
+            in_path: path_parameters(path),
+            request_descriptor: descriptors().get_message_by_name(&Req::full_name()),
             body: Body::None,
             fixed: Vec::new(),
             success: StatusCode::OK,
