@@ -8,6 +8,10 @@ use serde_json::Value;
 /// within prost's decode recursion limit of 100.
 pub const MAX_JSON_DEPTH: usize = 32;
 
+/// The largest integer a double holds exactly. Every number in a record travels as one
+/// (a `Struct` number, a JavaScript number), so integers past it travel as strings.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
 /// How many levels of arrays and objects `value` nests: `1` is 0, `[1]` is 1.
 /// Iterative, so hostile input cannot exhaust the stack here.
 pub fn json_depth(value: &Value) -> usize {

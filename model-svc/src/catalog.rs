@@ -49,7 +49,7 @@ pub struct CompiledModel {
     /// Set for system models: their platform tables hold every workspace's rows, so every
     /// statement is limited to this workspace.
     pub scope: Option<Id>,
-    /// The columns of a record, decimals read as doubles (what a Struct carries).
+    /// The columns of a record, decimals read as text on PostgreSQL (see `records`).
     pub select_list: String,
 }
 
@@ -84,7 +84,8 @@ impl CompiledModel {
         for spec in &specs {
             let column = spec.name.quoted();
             columns.push(match (ns.dialect, spec.ty) {
-                (Dialect::Postgres, FieldType::Decimal) => format!("{column}::float8 AS {column}"),
+                // Its exact text, scale and all (see `records`).
+                (Dialect::Postgres, FieldType::Decimal) => format!("{column}::text AS {column}"),
                 _ => column,
             });
         }

@@ -422,7 +422,8 @@ fn alter_statements(
     for (n, value) in backfill {
         let column = new[*n].name.quoted();
         if let Some(value) = value {
-            filled.push(Statement::new(format!("UPDATE {target} SET {column} = $1")).bind(value.clone()));
+            let placeholder = value.placeholder(1, Dialect::Postgres);
+            filled.push(Statement::new(format!("UPDATE {target} SET {column} = {placeholder}")).bind(value.clone()));
         }
         if new[*n].required {
             filled.push(Statement::new(format!("ALTER TABLE {target} ALTER COLUMN {column} SET NOT NULL")));

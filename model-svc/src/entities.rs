@@ -31,7 +31,7 @@ use crate::{
     catalog::{Catalog, CompiledModel, system_column},
     names,
     records::{self, RecordRow, SqlValue, Write, check_record, check_value},
-    schema::{Constraint, FieldSpec, FieldType},
+    schema::{Constraint, Dialect, FieldSpec, FieldType},
     workspace::{WorkspacePool, Workspaces},
 };
 
@@ -302,7 +302,8 @@ impl EntityApi {
         if let Some(scope) = model.scope {
             bound.push(SqlValue::Uuid(scope));
         }
-        let placeholders: Vec<String> = (1..=bound.len()).map(|n| format!("${n}")).collect();
+        let placeholders: Vec<String> =
+            bound.iter().enumerate().map(|(i, value)| value.placeholder(i + 1, model.dialect)).collect();
         // With a guard, INSERT … SELECT … WHERE inserts nothing once the model moved on.
         let source = match model.guard(&mut bound) {
             Some(guard) => format!("SELECT {} WHERE {guard}", placeholders.join(", ")),
@@ -392,9 +393,11 @@ impl EntityApi {
         self.check_scoped_relations(&model, &pool, &values).await?;
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
         let mut sets = vec!["\"updated_at\" = $1".to_string()];
-        sets.extend(written.iter().enumerate().map(|(n, s)| format!("{} = ${}", s.name.quoted(), n + 2)));
         let mut bound = vec![SqlValue::DateTime(kiln_common::db::now())];
-        bound.extend(values.into_iter().map(|(_, v)| v));
+        for (spec, (_, value)) in written.iter().zip(values) {
+            sets.push(format!("{} = {}", spec.name.quoted(), value.placeholder(bound.len() + 1, model.dialect)));
+            bound.push(value);
+        }
         bound.push(SqlValue::Uuid(Id(id)));
         let mut conditions = vec![format!("\"id\" = ${}", bound.len())];
         conditions.extend(model.scope_condition(&mut bound));
@@ -503,12 +506,13 @@ impl EntityApi {
 /// The order of a list: a sortable column, its direction, and whether it may hold NULL.
 struct SortOrder<'a> {
     name: &'a str,
-    /// Quoted.
+    /// Quoted and qualified by its table.
     column: String,
     ty: FieldType,
     spec: Option<&'a FieldSpec>,
     descending: bool,
     nullable: bool,
+    dialect: Dialect,
 }
 
 impl<'a> SortOrder<'a> {
@@ -527,7 +531,10 @@ impl<'a> SortOrder<'a> {
         // (created_at, id) index and unique indexes serve; nullable ones sort NULLs last.
         // System models' platform columns are taken as nullable whatever their seeds say.
         let nullable = spec.is_some_and(|spec| !spec.required || target.scope.is_some());
-        Ok(SortOrder { name, column: column.quoted(), ty, spec, descending, nullable })
+        // Qualified: a decimal's output column of the same name is its text, and ORDER BY
+        // would sort by that.
+        let column = format!("{}.{}", target.table, column.quoted());
+        Ok(SortOrder { name, column, ty, spec, descending, nullable, dialect: target.dialect })
     }
 
     fn order_by(&self) -> String {
@@ -550,14 +557,14 @@ impl<'a> SortOrder<'a> {
             None => system_value(self.ty, value),
         }
         .map_err(|_| paging::bad_token())?;
+        let v = value.placeholder(bound.len() + 1, self.dialect);
         bound.push(value);
-        let v = bound.len();
         Ok(if self.nullable {
             format!(
-                "(({sort} IS NOT NULL AND ({sort} {cmp} ${v} OR ({sort} = ${v} AND \"id\" {cmp} ${id_param}))) OR {sort} IS NULL)"
+                "(({sort} IS NOT NULL AND ({sort} {cmp} {v} OR ({sort} = {v} AND \"id\" {cmp} ${id_param}))) OR {sort} IS NULL)"
             )
         } else {
-            format!("({sort}, \"id\") {cmp} (${v}, ${id_param})")
+            format!("({sort}, \"id\") {cmp} ({v}, ${id_param})")
         })
     }
 }
@@ -579,8 +586,12 @@ fn filter_conditions(
         };
         match filter_value(ty, spec, raw) {
             Ok(value) => {
+                conditions.push(format!(
+                    "{} = {}",
+                    column.quoted(),
+                    value.placeholder(bound.len() + 1, target.dialect)
+                ));
                 bound.push(value);
-                conditions.push(format!("{} = ${}", column.quoted(), bound.len()));
             }
             Err(why) => violations.push(FieldViolation::new(format!("filter.{name}"), why)),
         }
@@ -618,10 +629,8 @@ fn cut_page(mut records: Vec<Struct>, paging: &Paging<(Value, uuid::Uuid)>, sort
 /// A filter's text as the column's type.
 fn filter_value(ty: FieldType, spec: Option<&FieldSpec>, raw: &str) -> Result<SqlValue, String> {
     let json = match ty {
-        FieldType::Integer | FieldType::Decimal => {
-            Value::Number(raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64).ok_or("must be a number")?)
-        }
         FieldType::Boolean => Value::Bool(raw.parse::<bool>().map_err(|_| "must be true or false")?),
+        // Everything else, numbers included, the codec reads from its text.
         _ => Value::String(raw.to_string()),
     };
     match spec {

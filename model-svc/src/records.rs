@@ -1,9 +1,21 @@
-//! Records of a model: JSON values checked against the field specs and turned into
-//! typed SQL values (every failure reported per field), and rows read back into JSON.
+//! The record codec: the one place a record's values change form. A value as the wire
+//! carries it (the JSON of REST, the `Struct` of gRPC and grpc-web, both read here as
+//! JSON) is checked against its field's spec and turned into a typed SQL value (every
+//! failure reported per field); a row is read back into the wire form by field type.
+//!
+//! The wire forms, the same on every protocol:
+//! - integer: a number while within ±(2^53 − 1), the range a double (and so a `Struct`
+//!   number or a JavaScript number) holds exactly; beyond it, a string of digits. Either
+//!   form is accepted on input; a number past that range is refused, not rounded.
+//! - decimal: a string, e.g. `"10.50"`, so no protocol turns it into a double. Numbers
+//!   are accepted on input. PostgreSQL stores it as `numeric` and keeps its scale;
+//!   SQLite as a double (`REAL`), read back in its shortest form.
+//! - date `"2026-01-31"`, datetime RFC 3339 in UTC, uuid and relation as strings, json
+//!   as itself, the rest as their JSON type.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use kiln_common::{db::Id, error::FieldViolation};
-use serde_json::{Map, Number, Value};
+use kiln_common::{db::Id, error::FieldViolation, limits::MAX_SAFE_INTEGER};
+use serde_json::{Map, Value};
 use sqlx::Row;
 
 use crate::schema::{FieldSpec, FieldType};
@@ -14,12 +26,27 @@ pub enum SqlValue {
     Null(FieldType),
     Text(String),
     Int(i64),
-    Float(f64),
+    /// A decimal's text, exact (see [`SqlValue::placeholder`]).
+    Decimal(String),
     Bool(bool),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),
     Json(Value),
     Uuid(Id),
+}
+
+impl SqlValue {
+    /// The placeholder for this value as parameter `n`. A decimal is bound as its text
+    /// and cast by the database, so PostgreSQL's `numeric` keeps every digit; SQLite's
+    /// numeric affinity converts the text itself.
+    pub fn placeholder(&self, n: usize, dialect: crate::schema::Dialect) -> String {
+        match (self, dialect) {
+            (SqlValue::Decimal(_) | SqlValue::Null(FieldType::Decimal), crate::schema::Dialect::Postgres) => {
+                format!("CAST(${n} AS numeric)")
+            }
+            _ => format!("${n}"),
+        }
+    }
 }
 
 /// Binds each value to a query, in order; works on either dialect's query type.
@@ -32,7 +59,7 @@ macro_rules! bind_values {
             query = match value {
                 SqlValue::Text(v) => query.bind(v.clone()),
                 SqlValue::Int(v) => query.bind(*v),
-                SqlValue::Float(v) => query.bind(*v),
+                SqlValue::Decimal(v) => query.bind(v.clone()),
                 SqlValue::Bool(v) => query.bind(*v),
                 SqlValue::Date(v) => query.bind(*v),
                 SqlValue::DateTime(v) => query.bind(*v),
@@ -40,7 +67,7 @@ macro_rules! bind_values {
                 SqlValue::Uuid(v) => query.bind(*v),
                 SqlValue::Null(ty) => match ty {
                     FieldType::Integer => query.bind(None::<i64>),
-                    FieldType::Decimal => query.bind(None::<f64>),
+                    FieldType::Decimal => query.bind(None::<String>),
                     FieldType::Boolean => query.bind(None::<bool>),
                     FieldType::Date => query.bind(None::<chrono::NaiveDate>),
                     FieldType::DateTime => query.bind(None::<chrono::DateTime<chrono::Utc>>),
@@ -109,20 +136,16 @@ pub fn check_value(spec: &FieldSpec, value: &Value) -> Result<SqlValue, String> 
             SqlValue::Text(text.clone())
         }
         FieldType::Integer => {
-            let n = match value {
-                Value::Number(n) => {
-                    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
-                }
-                _ => None,
-            }
-            .ok_or("must be a whole number")?;
+            let n = integer(value).ok_or_else(|| {
+                format!("must be a whole number; beyond ±{MAX_SAFE_INTEGER} send it as a string of digits")
+            })?;
             check_bounds(spec, n as f64)?;
             SqlValue::Int(n)
         }
         FieldType::Decimal => {
-            let n = value.as_f64().filter(|f| f.is_finite()).ok_or("must be a number")?;
-            check_bounds(spec, n)?;
-            SqlValue::Float(n)
+            let text = decimal(value).ok_or("must be a decimal number, like 10.50 or \"10.50\"")?;
+            check_bounds(spec, text.parse::<f64>().map_err(|_| "must be a decimal number")?)?;
+            SqlValue::Decimal(text)
         }
         FieldType::Boolean => SqlValue::Bool(value.as_bool().ok_or("must be true or false")?),
         FieldType::Date => {
@@ -147,6 +170,35 @@ pub fn check_value(spec: &FieldSpec, value: &Value) -> Result<SqlValue, String> 
         }
     };
     Ok(checked)
+}
+
+/// An integer from a number held exactly, or from a string of digits.
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().filter(|n| n.abs() <= MAX_SAFE_INTEGER).or_else(|| {
+            n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64).map(|f| f as i64)
+        }),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Most digits a decimal may have.
+const MAX_DECIMAL_DIGITS: usize = 38;
+
+/// A decimal's text: from a finite number (its shortest form), or a string of an
+/// optional sign, digits and an optional fraction, kept as written.
+fn decimal(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Number(n) if n.is_f64() => n.as_f64().filter(|f| f.is_finite()).map(|f| f.to_string())?,
+        Value::Number(n) => n.to_string(),
+        Value::String(text) => text.trim().to_string(),
+        _ => return None,
+    };
+    let unsigned = text.strip_prefix('-').unwrap_or(&text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    (digits(whole) && digits(fraction) && whole.len() + fraction.len() <= MAX_DECIMAL_DIGITS).then_some(text)
 }
 
 fn check_text(spec: &FieldSpec, text: &str) -> Result<(), String> {
@@ -213,19 +265,28 @@ pub trait RecordRow {
 }
 
 macro_rules! impl_record_row {
-    ($row:ty) => {
+    ($row:ty, $decimals:expr) => {
         impl RecordRow for $row {
             fn value(&self, column: &str, ty: FieldType) -> Result<Value, sqlx::Error> {
-                read_value(self, column, ty)
+                read_value(self, column, ty, $decimals)
             }
         }
     };
 }
 
-impl_record_row!(sqlx::postgres::PgRow);
-impl_record_row!(sqlx::sqlite::SqliteRow);
+/// How a dialect's rows hold decimals.
+#[derive(Clone, Copy)]
+enum Decimals {
+    /// `numeric`, selected as its exact text (see `CompiledModel::select_list`).
+    Text,
+    /// `REAL`, a double, written in its shortest form.
+    Double,
+}
 
-fn read_value<R>(row: &R, column: &str, ty: FieldType) -> Result<Value, sqlx::Error>
+impl_record_row!(sqlx::postgres::PgRow, Decimals::Text);
+impl_record_row!(sqlx::sqlite::SqliteRow, Decimals::Double);
+
+fn read_value<R>(row: &R, column: &str, ty: FieldType, decimals: Decimals) -> Result<Value, sqlx::Error>
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
@@ -240,8 +301,14 @@ where
     Id: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let value = match ty {
-        FieldType::Integer => row.try_get::<Option<i64>, _>(column)?.map(|n| Value::Number(n.into())),
-        FieldType::Decimal => row.try_get::<Option<f64>, _>(column)?.and_then(Number::from_f64).map(Value::Number),
+        FieldType::Integer => row.try_get::<Option<i64>, _>(column)?.map(|n| match n.abs() <= MAX_SAFE_INTEGER {
+            true => Value::Number(n.into()),
+            false => Value::String(n.to_string()),
+        }),
+        FieldType::Decimal => match decimals {
+            Decimals::Text => row.try_get::<Option<String>, _>(column)?.map(Value::String),
+            Decimals::Double => row.try_get::<Option<f64>, _>(column)?.map(|f| Value::String(f.to_string())),
+        },
         FieldType::Boolean => row.try_get::<Option<bool>, _>(column)?.map(Value::Bool),
         FieldType::Date => row.try_get::<Option<NaiveDate>, _>(column)?.map(|d| Value::String(d.to_string())),
         FieldType::DateTime => row.try_get::<Option<DateTime<Utc>>, _>(column)?.map(|t| Value::String(rfc3339(t))),
@@ -297,7 +364,7 @@ mod tests {
         assert_eq!(values[1].1, SqlValue::Null(FieldType::Decimal));
         let patch = serde_json::json!({ "amount": 2.5 });
         let values = check_record(&specs(), patch.as_object().unwrap(), Write::Patch).unwrap();
-        assert_eq!(values, [(1, SqlValue::Float(2.5))]);
+        assert_eq!(values, [(1, SqlValue::Decimal("2.5".into()))]);
         let missing = check_record(&specs(), &Map::new(), Write::Replace).unwrap_err();
         assert_eq!(missing[0].field, "number");
     }

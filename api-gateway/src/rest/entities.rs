@@ -6,6 +6,7 @@ use axum::{
     http::{Method, StatusCode},
     response::{IntoResponse, Response},
 };
+use kiln_common::limits::MAX_SAFE_INTEGER;
 use kiln_proto::{
     v1::{
         CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, GetEntityRequest,
@@ -87,8 +88,9 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// A record as REST shows it, written straight from the `Struct` it travels in, keys in
-/// order. `Struct` numbers are doubles; whole ones are written as integers (`8080`, not
-/// `8080.0`) so integer fields read as they were written.
+/// order. `Struct` numbers are doubles; whole ones within ±2^53 are written as integers
+/// (`8080`, not `8080.0`), as the proto3 JSON mapping writes them. Integers past that
+/// and decimals arrive as strings already (the record codec, model-svc `records`).
 struct Shown<'a>(&'a Struct);
 
 struct ShownValue<'a>(&'a WktValue);
@@ -111,7 +113,7 @@ impl serde::Serialize for ShownValue<'_> {
         match &self.0.kind {
             None | Some(Kind::NullValue(_)) => serializer.serialize_unit(),
             Some(Kind::BoolValue(b)) => serializer.serialize_bool(*b),
-            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0 => {
+            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER as f64 => {
                 serializer.serialize_i64(*n as i64)
             }
             Some(Kind::NumberValue(n)) => serializer.serialize_f64(*n),

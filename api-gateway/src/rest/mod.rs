@@ -24,7 +24,7 @@ use axum::{
 };
 use kiln_common::{
     ErrorCode,
-    limits::{MAX_JSON_DEPTH, json_depth, too_deep},
+    limits::{MAX_JSON_DEPTH, MAX_SAFE_INTEGER, json_depth, too_deep},
 };
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
 use serde::{Serialize, de::DeserializeOwned};
@@ -410,20 +410,41 @@ fn merge_body(message: &mut Map<String, Value>, body: Map<String, Value>) {
     }
 }
 
-/// A JSON object body. A field nested past [`MAX_JSON_DEPTH`] is refused here, naming
-/// the field, before it reaches a decoder.
+/// A JSON object body. A field nested past [`MAX_JSON_DEPTH`], or a number a double
+/// cannot hold exactly, is refused here, naming the field, before it reaches a decoder.
 async fn json_body(request: Request, state: &GatewayState) -> Result<Map<String, Value>, ApiError> {
     let Json(body) = Json::<Map<String, Value>>::from_request(request, state).await.map_err(json_rejection)?;
     let violations: Vec<Value> = body
         .iter()
-        .filter(|(_, value)| json_depth(value) > MAX_JSON_DEPTH)
-        .map(|(field, _)| json!({ "field": field, "description": too_deep() }))
+        .filter_map(|(field, value)| {
+            let why = if json_depth(value) > MAX_JSON_DEPTH {
+                too_deep()
+            } else if value.as_number().is_some_and(|n| !exact_in_a_double(n)) {
+                format!("a number beyond ±{MAX_SAFE_INTEGER} is not carried exactly; send it as a string of digits")
+            } else {
+                return None;
+            };
+            Some(json!({ "field": field, "description": why }))
+        })
         .collect();
     if let Some(first) = violations.first() {
-        let message = format!("{}: {}", first["field"].as_str().unwrap_or("body"), too_deep());
+        let message = format!(
+            "{}: {}",
+            first["field"].as_str().unwrap_or("body"),
+            first["description"].as_str().unwrap_or_default()
+        );
         return Err(ApiError::new(ErrorCode::InvalidArgument, message).with_details(Value::Array(violations)));
     }
     Ok(body)
+}
+
+/// Whether a JSON number survives the trip through a double unchanged.
+fn exact_in_a_double(number: &serde_json::Number) -> bool {
+    match (number.as_i64(), number.as_u64()) {
+        (Some(n), _) => n.abs() <= MAX_SAFE_INTEGER,
+        (None, Some(_)) => false,
+        _ => true,
+    }
 }
 
 /// A body that may be left out: nothing (or only white space) is `None`.

@@ -25,6 +25,7 @@ crate::on_both_databases!(
     relations_are_enforced_and_cascade,
     another_workspace_cannot_reach_records,
     records_over_grpc_with_structs,
+    every_field_type_reads_the_same_on_every_protocol,
     concurrent_writes_each_get_their_own_outcome,
 );
 
@@ -53,7 +54,7 @@ async fn records_go_through_their_whole_life_over_rest(backend: Backend) {
     let record = &body["record"];
     let id = record["id"].as_str().unwrap().to_string();
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7, "ids are UUID v7");
-    assert_eq!(record["amount"], 120.5);
+    assert_eq!(record["amount"], "120.5", "decimals travel as strings");
     assert_eq!(record["paid"], false, "the default applies");
     assert_eq!(record["due"], "2026-12-31");
     assert_eq!(record["meta"], json!({ "tags": ["a"] }));
@@ -66,7 +67,7 @@ async fn records_go_through_their_whole_life_over_rest(backend: Backend) {
     let (status, patched) =
         app.send(reqwest::Method::PATCH, &format!("/api/invoices/{id}"), &access, Some(json!({ "paid": true }))).await;
     assert_eq!(status, 200, "{patched}");
-    assert_eq!((&patched["record"]["paid"], &patched["record"]["amount"]), (&json!(true), &json!(120.5)));
+    assert_eq!((&patched["record"]["paid"], &patched["record"]["amount"]), (&json!(true), &json!("120.5")));
     assert_ne!(patched["record"]["updated_at"], record["updated_at"]);
 
     let (status, replaced) = app
@@ -195,8 +196,8 @@ async fn lists_page_sort_and_filter_without_gaps(backend: Backend) {
     assert_eq!(app.post_with_token("/api/invoices", &access, json!({ "number": "N6" })).await.0, 201);
 
     for (sort, expected) in [
-        ("amount", vec![json!(10), json!(20), json!(20), json!(30), json!(40), json!(50), Value::Null]),
-        ("-amount", vec![json!(50), json!(40), json!(30), json!(20), json!(20), json!(10), Value::Null]),
+        ("amount", vec![json!("10"), json!("20"), json!("20"), json!("30"), json!("40"), json!("50"), Value::Null]),
+        ("-amount", vec![json!("50"), json!("40"), json!("30"), json!("20"), json!("20"), json!("10"), Value::Null]),
     ] {
         let mut seen = Vec::new();
         let mut ids = std::collections::HashSet::new();
@@ -391,7 +392,7 @@ async fn records_over_grpc_with_structs(backend: Backend) {
         .record
         .unwrap();
     let created = serde_json::to_value(&created).unwrap();
-    assert_eq!((&created["number"], &created["amount"]), (&json!("G-1"), &json!(7.25)));
+    assert_eq!((&created["number"], &created["amount"]), (&json!("G-1"), &json!("7.25")));
     let id = created["id"].as_str().unwrap().to_string();
 
     let listed = entities
@@ -424,4 +425,110 @@ async fn records_over_grpc_with_structs(backend: Backend) {
     assert_eq!(serde_json::to_value(got.record.unwrap()).unwrap()["id"], json!(id));
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
     app.stop().await;
+}
+
+/// One record with a value of every field type, written over REST, read back over REST,
+/// gRPC and grpc-web: every value is the same on all three, integers keep all 64 bits
+/// (past 2^53 as strings), decimals travel as strings (PostgreSQL keeps their scale).
+async fn every_field_type_reads_the_same_on_every_protocol(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    let model = json!({ "name": "Sample", "fields": [
+        { "name": "text", "type": "text" },
+        { "name": "long_text", "type": "long_text" },
+        { "name": "small", "type": "integer" },
+        { "name": "big", "type": "integer" },
+        { "name": "negative", "type": "integer" },
+        { "name": "price", "type": "decimal" },
+        { "name": "whole_price", "type": "decimal" },
+        { "name": "flag", "type": "boolean" },
+        { "name": "day", "type": "date" },
+        { "name": "at", "type": "datetime" },
+        { "name": "email", "type": "email" },
+        { "name": "site", "type": "url" },
+        { "name": "stage", "type": "enum", "enum_values": ["new", "done"] },
+        { "name": "meta", "type": "json" },
+        { "name": "ref", "type": "uuid" },
+        { "name": "parent", "type": "relation", "relation": { "target": "owners" } }
+    ]});
+    let owner = json!({ "name": "Owner", "fields": [{ "name": "name", "type": "text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, owner).await.0, 201);
+    let (status, body) = app.post_with_token("/api/v1/models", &access, model).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, first) = app.post_with_token("/api/owners", &access, json!({ "name": "Ada" })).await;
+    assert_eq!(status, 201, "{first}");
+    let parent = first["record"]["id"].clone();
+    let reference = uuid::Uuid::now_v7().to_string();
+    let sent = json!({
+        "text": "Ünïcode ✓", "long_text": "line one\nline two", "small": 42,
+        "big": "9223372036854775807", "negative": "-9007199254740993",
+        "price": "10.50", "whole_price": 10, "flag": true, "day": "2026-01-31",
+        "at": "2026-01-31T09:30:00.123456Z", "email": "ada@example.com", "site": "https://example.com/a?b=c",
+        "stage": "done", "meta": { "list": [1, 2.5, "x", null], "nested": { "ok": true } },
+        "ref": reference, "parent": parent
+    });
+    let (status, created) = app.post_with_token("/api/samples", &access, sent).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["record"]["id"].as_str().unwrap().to_string();
+    // PostgreSQL keeps a decimal as written; SQLite holds a double, in its shortest form.
+    let price = match backend {
+        Backend::Postgres => "10.50",
+        Backend::Sqlite => "10.5",
+    };
+    let expected = json!({
+        "text": "Ünïcode ✓", "long_text": "line one\nline two", "small": 42,
+        "big": "9223372036854775807", "negative": "-9007199254740993",
+        "price": price, "whole_price": "10", "flag": true, "day": "2026-01-31",
+        "at": "2026-01-31T09:30:00.123456Z", "email": "ada@example.com", "site": "https://example.com/a?b=c",
+        "stage": "done", "meta": { "list": [1, 2.5, "x", null], "nested": { "ok": true } },
+        "ref": reference, "parent": parent
+    });
+
+    let (status, rest) = app.get_with_token(&format!("/api/samples/{id}"), &access).await;
+    assert_eq!(status, 200, "{rest}");
+    let rest = rest["record"].clone();
+
+    let mut entities = EntityServiceClient::new(channel(app.addr).await);
+    let request = GetEntityRequest { model: "samples".into(), id: id.clone() };
+    let grpc = entities.get_entity(with_token(request.clone(), &access)).await.unwrap().into_inner().record.unwrap();
+
+    let response = app
+        .http
+        .post(app.url("/kiln.v1.EntityService/GetEntity"))
+        .header("content-type", "application/grpc-web+proto")
+        .bearer_auth(&access)
+        .body(crate::grpc::framed(&request))
+        .send()
+        .await
+        .unwrap();
+    let (data, trailers) = crate::grpc::frames(&response.bytes().await.unwrap());
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let grpc_web = GetEntityResponse::decode(data[0].as_slice()).unwrap().record.unwrap();
+
+    for (name, want) in expected.as_object().unwrap() {
+        assert_eq!(&rest[name], want, "REST {name}");
+        for (protocol, record) in [("gRPC", &grpc), ("grpc-web", &grpc_web)] {
+            let got = record.fields.get(name).unwrap_or_else(|| panic!("{protocol} has no {name}"));
+            assert!(same_value(got, want), "{protocol} {name}: {got:?}, REST {want}");
+        }
+    }
+    app.stop().await;
+}
+
+/// Whether a `Struct` value is the JSON value: numbers by value, the rest by form.
+fn same_value(value: &kiln_proto::wkt::Value, json: &Value) -> bool {
+    use kiln_proto::wkt::value::Kind;
+    match (&value.kind, json) {
+        (None | Some(Kind::NullValue(_)), Value::Null) => true,
+        (Some(Kind::BoolValue(a)), Value::Bool(b)) => a == b,
+        (Some(Kind::NumberValue(a)), Value::Number(b)) => Some(*a) == b.as_f64(),
+        (Some(Kind::StringValue(a)), Value::String(b)) => a == b,
+        (Some(Kind::ListValue(a)), Value::Array(b)) => {
+            a.values.len() == b.len() && a.values.iter().zip(b).all(|(a, b)| same_value(a, b))
+        }
+        (Some(Kind::StructValue(a)), Value::Object(b)) => {
+            a.fields.len() == b.len() && b.iter().all(|(k, v)| a.fields.get(k).is_some_and(|a| same_value(a, v)))
+        }
+        _ => false,
+    }
 }

@@ -40,7 +40,7 @@ async fn a_database_that_goes_away_answers_503_and_recovers_without_restart() {
     loop {
         let (status, body) = app.get_with_token(&format!("/api/readings/{id}"), &access).await;
         if status == 200 {
-            assert_eq!(body["record"]["value"], json!(1.5));
+            assert_eq!(body["record"]["value"], json!("1.5"));
             break;
         }
         assert_error(status, &body, 503, "unavailable");

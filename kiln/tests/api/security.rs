@@ -569,7 +569,9 @@ async fn hostile_input_gets_clear_client_errors() {
     assert_eq!((status, body["record"]["text"].as_str()), (201, Some(text)), "{body}");
     for (record, field) in [
         (json!({ "text": "a\u{0}b" }), "text"),
-        (json!({ "n": "12" }), "n"),
+        (json!({ "n": "12x" }), "n"),
+        // Past 2^53 a number is not held exactly by every protocol: refused, not rounded.
+        (json!({ "n": 9_007_199_254_740_993_u64 }), "n"),
         (json!({ "n": 1.5 }), "n"),
         (json!({ "n": 1e300 }), "n"),
         (json!({ "text": ["x"] }), "text"),
