@@ -33,7 +33,7 @@ settings! {
     "http_addr", "KILN_HTTP_ADDR", "Address of the gateway's listener (REST, gRPC, grpc-web) [default: 0.0.0.0:4000]";
     "grpc_addr", "KILN_GRPC_ADDR", "Address a model, app or build-worker role listens on [default: 0.0.0.0:50051 / 50052 / 50053 by role]";
     "model_svc_url", "KILN_MODEL_SVC_URL", "Where the gateway reaches model-svc in the mesh [default: http://127.0.0.1:50051]";
-    "app_svc_url", "KILN_APP_SVC_URL", "Where the gateway reaches app-svc in the mesh [default: http://127.0.0.1:50052]";
+    "app_svc_url", "KILN_APP_SVC_URL", "Where the gateway and model-svc reach app-svc in the mesh (model-svc asks it whether sessions are live) [default: http://127.0.0.1:50052]";
     "build_worker_url", "KILN_BUILD_WORKER_URL", "Where the gateway reaches build-worker in the mesh [default: http://127.0.0.1:50053]";
     "data_dir", "KILN_DATA_DIR", "Directory for embedded data: SQLite files, the generated JWT secret [default: ./data]";
     "docker_host", "KILN_DOCKER_HOST", "Docker engine for image builds [default: the local socket]";

@@ -1,5 +1,10 @@
 //! Which sessions are live: the check every access token passes after its signature.
 //!
+//! Sessions are app-svc's (its `sessions` table). Where the truth is asked is a
+//! [`SessionSource`]: [`SessionsTable`] reads the table in the process that owns it
+//! (app-svc, and all-in-one where every service shares the process); [`AskAppSvc`] asks
+//! app-svc over gRPC, for the other roles of the mesh, which have no access to it.
+//!
 //! A token names its session (`sid`), user (`sub`) and workspace (`ws`); it is accepted
 //! only while that session is live *and belongs to that user and workspace*, so a token
 //! signed with a leaked secret cannot borrow someone else's workspace through its own
@@ -22,10 +27,67 @@ use std::{
 use uuid::Uuid;
 
 use crate::{
+    GrpcChannel,
     db::{Db, Id},
     error::ServiceError,
     with_db_read,
 };
+
+/// Where a session's liveness is read.
+#[tonic::async_trait]
+pub trait SessionSource: Send + Sync + std::fmt::Debug + 'static {
+    /// The user and workspace of session `sid`, if it is live. `token` is the access
+    /// token being checked (its signature already verified), for a source that asks with it.
+    async fn owner(&self, sid: Uuid, token: &str) -> Result<Option<(Uuid, Uuid)>, ServiceError>;
+}
+
+/// The `sessions` table, read in the process that owns it.
+#[derive(Debug, Clone)]
+pub struct SessionsTable(pub Db);
+
+#[tonic::async_trait]
+impl SessionSource for SessionsTable {
+    async fn owner(&self, sid: Uuid, _token: &str) -> Result<Option<(Uuid, Uuid)>, ServiceError> {
+        let owner: Option<(Id, Id)> = with_db_read!(&self.0, pool => {
+            sqlx::query_as("SELECT user_id, workspace_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+                .bind(Id(sid))
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(owner.map(|(user, workspace)| (user.0, workspace.0)))
+    }
+}
+
+/// app-svc, asked with the token itself (`AuthService.GetProfile`): it answers only for
+/// a live session of the token's own user and workspace.
+#[derive(Debug, Clone)]
+pub struct AskAppSvc(pub GrpcChannel);
+
+#[tonic::async_trait]
+impl SessionSource for AskAppSvc {
+    async fn owner(&self, _sid: Uuid, token: &str) -> Result<Option<(Uuid, Uuid)>, ServiceError> {
+        use kiln_proto::v1::{GetProfileRequest, auth_service_client::AuthServiceClient};
+        let mut request = tonic::Request::new(GetProfileRequest {});
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ServiceError::Unauthenticated("the access token is not valid text".into()))?;
+        request.metadata_mut().insert("authorization", bearer);
+        match AuthServiceClient::new(self.0.clone()).get_profile(request).await {
+            Ok(response) => {
+                let user = response.into_inner().user.unwrap_or_default();
+                let id = |text: &str| {
+                    Uuid::parse_str(text).map_err(|e| anyhow::anyhow!("app-svc answered an id `{text}`: {e}"))
+                };
+                Ok(Some((id(&user.id)?, id(&user.workspace_id)?)))
+            }
+            Err(status) if status.code() == tonic::Code::Unauthenticated => Ok(None),
+            Err(status) => {
+                tracing::warn!(error = %status, "cannot ask app-svc whether a session is live");
+                Err(ServiceError::Unavailable("the identity service is unavailable; try again shortly".into()))
+            }
+        }
+    }
+}
 
 /// How long a live session is remembered without asking the database again.
 pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -43,6 +105,8 @@ struct Entry {
 /// The live-session check with its cache; cheap to clone, shared by a process's services.
 #[derive(Debug, Clone)]
 pub struct LiveSessions {
+    source: Arc<dyn SessionSource>,
+    /// The database whose notices of ended sessions are heard and sent (PostgreSQL only).
     db: Db,
     cache: Arc<Mutex<HashMap<Uuid, Entry>>>,
     /// Bumped whenever sessions are forgotten: an answer read from the database before a
@@ -51,35 +115,41 @@ pub struct LiveSessions {
 }
 
 impl LiveSessions {
-    /// The check for `db`; on PostgreSQL it also starts listening for sessions ended
-    /// elsewhere.
-    pub fn new(db: Db) -> Self {
-        let sessions = LiveSessions { db, cache: Arc::default(), forgotten: Arc::new(AtomicU64::new(0)) };
+    /// The check asking `source`; on PostgreSQL it also listens on `db` for sessions
+    /// ended elsewhere (listening needs no access to any table).
+    pub fn new(source: impl SessionSource, db: Db) -> Self {
+        let sessions = LiveSessions {
+            source: Arc::new(source),
+            db,
+            cache: Arc::default(),
+            forgotten: Arc::new(AtomicU64::new(0)),
+        };
         if let Db::Postgres(pool) = &sessions.db {
             tokio::spawn(sessions.clone().listen(pool.clone()));
         }
         sessions
     }
 
-    /// Whether session `sid` is live and belongs to `user_id` in `workspace_id`.
-    pub async fn is_live(&self, sid: Uuid, user_id: Uuid, workspace_id: Uuid) -> Result<bool, ServiceError> {
+    /// Whether session `sid` is live and belongs to `user_id` in `workspace_id`; `token`
+    /// is the access token that names it.
+    pub async fn is_live(
+        &self,
+        sid: Uuid,
+        user_id: Uuid,
+        workspace_id: Uuid,
+        token: &str,
+    ) -> Result<bool, ServiceError> {
         if let Some(entry) = self.lock().get(&sid).copied()
             && entry.checked.elapsed() < SESSION_CACHE_TTL
         {
             return Ok(entry.user_id == user_id && entry.workspace_id == workspace_id);
         }
         let generation = self.forgotten.load(Ordering::Acquire);
-        let owner: Option<(Id, Id)> = with_db_read!(&self.db, pool => {
-            sqlx::query_as("SELECT user_id, workspace_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
-                .bind(Id(sid))
-                .fetch_optional(pool)
-                .await
-        })?;
-        let Some((owner, workspace)) = owner else {
+        let Some((owner, workspace)) = self.source.owner(sid, token).await? else {
             self.lock().remove(&sid);
             return Ok(false);
         };
-        let entry = Entry { user_id: owner.0, workspace_id: workspace.0, checked: Instant::now() };
+        let entry = Entry { user_id: owner, workspace_id: workspace, checked: Instant::now() };
         let mut cache = self.lock();
         if self.forgotten.load(Ordering::Acquire) == generation {
             if cache.len() >= CAPACITY {

@@ -172,8 +172,14 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// Checks sessions in the `sessions` table of `db`: in the process that owns it.
     pub fn new(keys: TokenKeys, db: Db) -> Self {
-        Authenticator { keys, sessions: LiveSessions::new(db) }
+        Authenticator { keys, sessions: LiveSessions::new(crate::sessions::SessionsTable(db.clone()), db) }
+    }
+
+    /// Checks sessions with `sessions`, e.g. by asking app-svc ([`crate::sessions::AskAppSvc`]).
+    pub fn with_sessions(keys: TokenKeys, sessions: LiveSessions) -> Self {
+        Authenticator { keys, sessions }
     }
 
     pub fn keys(&self) -> &TokenKeys {
@@ -185,7 +191,7 @@ impl Authenticator {
     pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ServiceError> {
         let token = bearer_token(metadata)?;
         let claims = self.keys.verify(token)?;
-        if !self.sessions.is_live(claims.sid, claims.sub, claims.ws).await? {
+        if !self.sessions.is_live(claims.sid, claims.sub, claims.ws, token).await? {
             return Err(ServiceError::Unauthenticated("the session has ended; sign in again".into()));
         }
         Ok(Principal { user_id: claims.sub, workspace_id: claims.ws, session_id: claims.sid })

@@ -7,7 +7,11 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use anyhow::Context;
 use kiln_api_gateway::{Backends, GatewayConfig};
 use kiln_common::{
-    Authenticator, Config, Db, GrpcChannel, TokenKeys, config::Role, db::DbOptions, grpc, net,
+    Authenticator, Config, Db, GrpcChannel, TokenKeys,
+    config::Role,
+    db::DbOptions,
+    grpc, net,
+    sessions::{AskAppSvc, LiveSessions},
     token::load_or_generate_secret,
 };
 use tokio::task::JoinHandle;
@@ -61,10 +65,23 @@ fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
     Ok(TokenKeys::new(&secret, &config.jwt_previous_secrets, config.access_token_ttl))
 }
 
+async fn database(config: &Config) -> anyhow::Result<Db> {
+    Db::connect(&config.database_url, DbOptions { statement_timeout: config.statement_timeout }).await
+}
+
+/// The database, and the token check of a process that owns the sessions table
+/// (app-svc, all-in-one).
 async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
-    let db = Db::connect(&config.database_url, DbOptions { statement_timeout: config.statement_timeout }).await?;
+    let db = database(config).await?;
     let auth = Authenticator::new(token_keys(config)?, db.clone());
     Ok((db, auth))
+}
+
+/// The token check of a role without the sessions table: it asks app-svc, remembering
+/// answers as long as the table's owner would.
+fn asking_app_svc(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
+    let source = AskAppSvc(GrpcChannel::remote(&config.app_svc_url)?);
+    Ok(Authenticator::with_sessions(token_keys(config)?, LiveSessions::new(source, db.clone())))
 }
 
 /// Settings this version reads but does not act on yet; said at start-up rather than
@@ -140,7 +157,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Role::Model | Role::App | Role::BuildWorker => {
             let (services, routes, db) = match config.role {
                 Role::Model => {
-                    let (db, auth) = storage(&config).await?;
+                    let db = database(&config).await?;
+                    let auth = asking_app_svc(&config, &db)?;
                     let routes = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
                         db: db.clone(),
                         auth,

@@ -229,11 +229,15 @@ async fn a_stop_gives_up_on_requests_in_flight_after_the_shutdown_timeout() {
 }
 
 /// The model role as a process of its own, on `database`; its gRPC address.
-async fn model_role_process(database: &crate::harness::TestDatabase) -> (tokio::process::Child, String) {
+async fn model_role_process(
+    database: &crate::harness::TestDatabase,
+    app: &kiln::Running,
+) -> (tokio::process::Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["serve", "--role", "model"])
         .env("KILN_GRPC_ADDR", "127.0.0.1:0")
+        .env("KILN_APP_SVC_URL", format!("http://{}", app.grpc_addr.unwrap()))
         .env("KILN_DATABASE_URL", &database.url)
         .env("KILN_DATA_DIR", &database.dir)
         .env("KILN_JWT_SECRET", crate::harness::JWT_SECRET)
@@ -281,7 +285,7 @@ async fn killing_the_model_role_mid_schema_changes_leaves_metadata_and_tables_ag
     let access = registered.tokens.unwrap().access_token;
     let workspace: uuid::Uuid = registered.user.unwrap().workspace_id.parse().unwrap();
 
-    let (mut model_role, addr) = model_role_process(&database).await;
+    let (mut model_role, addr) = model_role_process(&database, &app).await;
     let models = ModelServiceClient::new(
         tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy(),
     );

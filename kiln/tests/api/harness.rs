@@ -71,6 +71,13 @@ impl Drop for TestDatabase {
 }
 
 /// A configuration for tests: loopback port 0, the given database, a fixed secret.
+/// A model role of the mesh, asking `app` (an app role) whether sessions are live.
+pub async fn start_model_role(database: &TestDatabase, app: &Running) -> Running {
+    let mut config = test_config(Role::Model, database);
+    config.app_svc_url = format!("http://{}", app.grpc_addr.expect("an app role serves gRPC"));
+    kiln::start(config).await.unwrap()
+}
+
 pub fn test_config(role: Role, db: &TestDatabase) -> Config {
     let mut config = Config::defaults(Role::AllInOne).expect("defaults");
     config.role = role;

@@ -10,7 +10,7 @@ use tonic::Code;
 
 use crate::{
     grpc::{channel, with_token},
-    harness::{PASSWORD, TestDatabase, assert_error, read, test_config, token},
+    harness::{PASSWORD, TestDatabase, assert_error, read, start_model_role, test_config, token},
 };
 
 /// The four roles on loopback ports, the gateway pointed at the other three.
@@ -27,8 +27,8 @@ struct Mesh {
 impl Mesh {
     async fn start() -> Self {
         let database = TestDatabase::new(crate::harness::Backend::Postgres);
-        let model = kiln::start(test_config(Role::Model, &database)).await.unwrap();
         let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+        let model = start_model_role(&database, &app).await;
         let build = kiln::start(test_config(Role::BuildWorker, &database)).await.unwrap();
         let mut gateway_config = test_config(Role::Gateway, &database);
         gateway_config.model_svc_url = format!("http://{}", model.grpc_addr.unwrap());
@@ -201,9 +201,9 @@ async fn a_model_change_in_one_model_role_is_seen_at_once_by_another() {
         entity_service_client::EntityServiceClient,
     };
     let database = TestDatabase::new(crate::harness::Backend::Postgres);
-    let first = kiln::start(test_config(Role::Model, &database)).await.unwrap();
-    let second = kiln::start(test_config(Role::Model, &database)).await.unwrap();
     let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+    let first = start_model_role(&database, &app).await;
+    let second = start_model_role(&database, &app).await;
     let mut auth = kiln_proto::v1::auth_service_client::AuthServiceClient::new(channel(app.grpc_addr.unwrap()).await);
     let registered = auth
         .register(kiln_proto::v1::RegisterRequest {
@@ -271,4 +271,28 @@ async fn a_model_change_in_one_model_role_is_seen_at_once_by_another() {
     for running in [first, second, app] {
         running.stop().await.unwrap();
     }
+}
+
+/// The model role has no sessions table: it asks the app role, which owns it. While the
+/// app role is away, a session the model role has not seen is UNAVAILABLE (retry), never
+/// taken as live and never an internal error.
+#[tokio::test]
+async fn a_model_role_asks_the_app_role_about_sessions() {
+    use kiln_proto::v1::{LoginRequest, RegisterRequest, auth_service_client::AuthServiceClient};
+    let database = TestDatabase::new(crate::harness::Backend::Postgres);
+    let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+    let model = start_model_role(&database, &app).await;
+    let mut auth = AuthServiceClient::new(channel(app.grpc_addr.unwrap()).await);
+    let register =
+        RegisterRequest { email: "asked@example.com".into(), password: PASSWORD.into(), display_name: String::new() };
+    let first = auth.register(register).await.unwrap().into_inner().tokens.unwrap().access_token;
+    let login = LoginRequest { email: "asked@example.com".into(), password: PASSWORD.into() };
+    let second = auth.login(login).await.unwrap().into_inner().tokens.unwrap().access_token;
+
+    let mut direct = ModelServiceClient::new(channel(model.grpc_addr.unwrap()).await);
+    assert!(direct.list_models(with_token(ListModelsRequest::default(), &first)).await.is_ok());
+    app.stop().await.unwrap();
+    let unseen = direct.list_models(with_token(ListModelsRequest::default(), &second)).await.unwrap_err();
+    assert_eq!(unseen.code(), Code::Unavailable, "{unseen:?}");
+    model.stop().await.unwrap();
 }

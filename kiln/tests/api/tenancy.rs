@@ -20,7 +20,7 @@ use tonic::{Code, transport::Channel};
 
 use crate::{
     grpc::{channel, with_token},
-    harness::{Backend, PASSWORD, TestDatabase, read, send_json, spawn_app, test_config, token},
+    harness::{Backend, PASSWORD, TestDatabase, read, send_json, spawn_app, start_model_role, test_config, token},
 };
 
 /// What A owns, and what of it B must never see.
@@ -388,8 +388,8 @@ async fn another_tenant_reaches_nothing_on_any_route_or_method(backend: Backend)
 #[tokio::test]
 async fn another_tenant_reaches_nothing_through_the_mesh_and_roles_refuse_callers_without_a_token() {
     let database = TestDatabase::new(Backend::Postgres);
-    let model = kiln::start(test_config(Role::Model, &database)).await.unwrap();
     let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
+    let model = start_model_role(&database, &app).await;
     let mut gateway_config = test_config(Role::Gateway, &database);
     gateway_config.model_svc_url = format!("http://{}", model.grpc_addr.unwrap());
     gateway_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
