@@ -2,10 +2,15 @@
 //! join it as they are built. [`routes`] is the whole gRPC surface of the role.
 
 pub mod auth;
+pub mod seeding;
 
 use kiln_common::{Authenticator, Db};
 use kiln_proto::v1::auth_service_server::AuthServiceServer;
 use tonic::{server::NamedService, service::Routes};
+
+/// The tables app-svc owns (identity, sessions, the audit log, the records of the
+/// system kinds it owns, seeding), applied by the process that runs app-svc.
+pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("app": 1 "0001_app");
 
 /// The gRPC services this role serves, by full name.
 pub const SERVICES: &[&str] = &[<AuthServiceServer<auth::AuthApi> as NamedService>::NAME];

@@ -140,28 +140,41 @@ macro_rules! with_db_read {
     };
 }
 
+/// A service's migrations, for either dialect. Each service migrates only the tables it
+/// owns, tracked in a table of its own (`_kiln_migrations_<owner>`), so services apply
+/// theirs independently and in any order. Declared with [`crate::migrations!`].
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    pub owner: &'static str,
+    pub postgres: fn() -> Vec<Migration>,
+    pub sqlite: fn() -> Vec<Migration>,
+}
+
+/// One migration of a service (see [`crate::migrations!`]).
+pub fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
+    Migration::new(version, name.into(), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(sql), false)
+}
+
+/// A service's [`Migrations`], from `migrations/postgres/<name>.sql` and
+/// `migrations/sqlite/<name>.sql` in the calling crate:
+/// `migrations!("model": 1 "0001_models")`.
+#[macro_export]
 macro_rules! migrations {
-    ($dir:literal: $($version:literal $name:literal),* $(,)?) => {
-        vec![$(Migration::new(
-            $version,
-            $name.into(),
-            MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(include_str!(concat!("../migrations/", $dir, "/", $name, ".sql"))),
-            false,
-        )),*]
+    ($owner:literal: $($version:literal $name:literal),* $(,)?) => {
+        $crate::db::Migrations {
+            owner: $owner,
+            postgres: || vec![$($crate::db::migration(
+                $version,
+                $name,
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres/", $name, ".sql")),
+            )),*],
+            sqlite: || vec![$($crate::db::migration(
+                $version,
+                $name,
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite/", $name, ".sql")),
+            )),*],
+        }
     };
-}
-
-fn postgres_migrator() -> Migrator {
-    Migrator::with_migrations(
-        migrations!("postgres": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records", 4 "0004_seed_items", 5 "0005_sessions", 6 "0006_login_failures"),
-    )
-}
-
-fn sqlite_migrator() -> Migrator {
-    Migrator::with_migrations(
-        migrations!("sqlite": 1 "0001_identity", 2 "0002_seed_version", 3 "0003_system_records", 4 "0004_seed_items", 5 "0005_sessions", 6 "0006_login_failures"),
-    )
 }
 
 /// How Kiln uses its database, beyond where it is.
@@ -181,7 +194,7 @@ impl Default for DbOptions {
 
 impl Db {
     /// Connects to `url`, creating the SQLite file or the PostgreSQL database when it does
-    /// not exist, and runs the migrations.
+    /// not exist. Each service then applies its own [`Migrations`] ([`Db::migrate`]).
     pub async fn connect(url: &str, options: DbOptions) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
             let path = SqliteConnectOptions::from_str(url)
@@ -189,21 +202,36 @@ impl Db {
                 .get_filename()
                 .to_path_buf();
             let pools = SqlitePools::open(&path, 8, Some(options.statement_timeout)).await?;
-            let mut conn = pools.writer.acquire().await.context("opening the database")?;
-            sqlite_migrator().run(&mut *conn).await.context("running database migrations")?;
             Ok(Db::Sqlite(pools))
         } else {
             let base = PgConnectOptions::from_str(url).map_err(|_| {
                 anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid PostgreSQL URL", redact_url(url))
             })?;
-            let pool = connect_postgres(&base, options).await?;
-            // On a connection of its own, free of the statement timeout. Safe to run from
-            // every role at once: the migrator holds an advisory lock.
-            let mut conn = sqlx::PgConnection::connect_with(&base).await.context("connecting to PostgreSQL")?;
-            let migrated = postgres_migrator().run(&mut conn).await.context("running database migrations");
-            sqlx::Connection::close(conn).await.ok();
-            migrated?;
-            Ok(Db::Postgres(pool))
+            Ok(Db::Postgres(connect_postgres(&base, options).await?))
+        }
+    }
+
+    /// Applies `migrations` not applied yet. Safe to run from every process at once: the
+    /// migrator holds a lock (PostgreSQL's advisory lock, SQLite's writer).
+    pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
+        let context = || format!("running {}'s database migrations", migrations.owner);
+        match self {
+            Db::Postgres(pool) => {
+                let mut migrator = Migrator::with_migrations((migrations.postgres)());
+                migrator.dangerous_set_table_name(format!("_kiln_migrations_{}", migrations.owner));
+                // On a connection of its own, free of the statement timeout, closed after.
+                let mut conn = pool.acquire().await.with_context(context)?.detach();
+                sqlx::query("SET statement_timeout = 0").execute(&mut conn).await.with_context(context)?;
+                let migrated = migrator.run(&mut conn).await.with_context(context);
+                sqlx::Connection::close(conn).await.ok();
+                migrated
+            }
+            Db::Sqlite(pools) => {
+                let mut migrator = Migrator::with_migrations((migrations.sqlite)());
+                migrator.dangerous_set_table_name(format!("_kiln_migrations_{}", migrations.owner));
+                let mut conn = pools.writer.acquire().await.with_context(context)?;
+                migrator.run(&mut *conn).await.with_context(context)
+            }
         }
     }
 

@@ -111,8 +111,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     match config.role {
         Role::AllInOne => {
             let (db, auth) = storage(&config).await?;
+            db.migrate(&kiln_app_svc::MIGRATIONS).await?;
+            db.migrate(&kiln_model_svc::MIGRATIONS).await?;
             let auth_keys = auth.keys().clone();
-            kiln_common::seeds::upgrade_workspaces(&db).await?;
+            kiln_app_svc::seeding::upgrade_workspaces(&db).await?;
             let model = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
                 db: db.clone(),
                 auth: auth.clone(),
@@ -158,6 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let (services, routes, db) = match config.role {
                 Role::Model => {
                     let db = database(&config).await?;
+                    db.migrate(&kiln_model_svc::MIGRATIONS).await?;
                     let auth = asking_app_svc(&config, &db)?;
                     let routes = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
                         db: db.clone(),
@@ -168,8 +171,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 }
                 Role::App => {
                     let (db, auth) = storage(&config).await?;
+                    db.migrate(&kiln_app_svc::MIGRATIONS).await?;
                     // Seeding belongs with registration, in app-svc: one role upgrades.
-                    kiln_common::seeds::upgrade_workspaces(&db).await?;
+                    kiln_app_svc::seeding::upgrade_workspaces(&db).await?;
                     let deps = kiln_app_svc::AppDeps {
                         db: db.clone(),
                         auth,

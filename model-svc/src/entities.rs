@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    ModelDeps, bind_values,
+    Callers, bind_values,
     catalog::{Catalog, CompiledModel, system_column},
     names,
     records::{self, RecordRow, SqlValue, Write, check_record, check_value},
@@ -40,9 +40,9 @@ const LIST_BYTES: usize = 2 << 20;
 
 #[derive(Debug, Clone)]
 pub struct EntityApi {
-    deps: ModelDeps,
     workspaces: Workspaces,
     catalog: Catalog,
+    callers: Callers,
 }
 
 /// What one try of a call came to.
@@ -188,8 +188,8 @@ fn write_error(e: sqlx::Error, target: &CompiledModel, written: &[&FieldSpec]) -
 }
 
 impl EntityApi {
-    pub fn new(deps: ModelDeps, workspaces: Workspaces, catalog: Catalog) -> Self {
-        EntityApi { deps, workspaces, catalog }
+    pub fn new(workspaces: Workspaces, catalog: Catalog, callers: Callers) -> Self {
+        EntityApi { workspaces, catalog, callers }
     }
 
     /// Runs `attempt` on the caller's model `key` (a plural) holding the workspace's schema
@@ -662,13 +662,13 @@ impl EntityService for EntityApi {
         &self,
         request: Request<ListEntitiesRequest>,
     ) -> Result<Response<ListEntitiesResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.list(principal, request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
     async fn get_entity(&self, request: Request<GetEntityRequest>) -> Result<Response<GetEntityResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.get(principal, request.into_inner()).await?))
     }
 
@@ -677,7 +677,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<CreateEntityRequest>,
     ) -> Result<Response<CreateEntityResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.create(principal, request.into_inner()).await?))
     }
 
@@ -686,7 +686,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<UpdateEntityRequest>,
     ) -> Result<Response<UpdateEntityResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.update(principal, request.into_inner()).await?))
     }
 
@@ -695,7 +695,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<DeleteEntityRequest>,
     ) -> Result<Response<DeleteEntityResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.delete(principal, request.into_inner()).await?))
     }
 }

@@ -9,11 +9,16 @@ pub mod names;
 pub mod records;
 pub mod schema;
 pub mod schema_writer;
+pub mod seeding;
 pub mod workspace;
 
 use kiln_common::{Authenticator, Db};
 use kiln_proto::v1::{entity_service_server::EntityServiceServer, model_service_server::ModelServiceServer};
 use tonic::{server::NamedService, service::Routes};
+
+/// The tables model-svc owns (models and their versions), applied by the process that
+/// runs model-svc; each workspace's record tables are made by its models.
+pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("model": 1 "0001_models");
 
 /// The gRPC services this role serves, by full name.
 pub const SERVICES: &[&str] = &[
@@ -35,12 +40,38 @@ pub fn routes(deps: ModelDeps) -> Routes {
     // One set of workspace pools for both services.
     let workspaces = workspace::Workspaces::new(deps.db.clone());
     let catalog = catalog::Catalog::new(workspaces.clone());
+    let callers = Callers { auth: deps.auth.clone(), system_models: seeding::SystemModels::new(deps.db.clone()) };
     let limit = deps.max_message_bytes;
     Routes::new(
-        ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces.clone(), catalog.clone()))
-            .max_decoding_message_size(limit),
+        ModelServiceServer::new(models::ModelApi::new(
+            deps.clone(),
+            workspaces.clone(),
+            catalog.clone(),
+            callers.clone(),
+        ))
+        .max_decoding_message_size(limit),
     )
     .add_service(
-        EntityServiceServer::new(entities::EntityApi::new(deps, workspaces, catalog)).max_decoding_message_size(limit),
+        EntityServiceServer::new(entities::EntityApi::new(workspaces, catalog, callers))
+            .max_decoding_message_size(limit),
     )
+}
+
+/// Who is calling, for every RPC of the role: the token checked, and the caller's
+/// workspace brought up to the current system models before anything reads them.
+#[derive(Debug, Clone)]
+pub struct Callers {
+    auth: Authenticator,
+    system_models: seeding::SystemModels,
+}
+
+impl Callers {
+    pub async fn principal(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<kiln_common::Principal, tonic::Status> {
+        let principal = self.auth.authenticate(metadata).await?;
+        self.system_models.ensure(principal.workspace_id).await?;
+        Ok(principal)
+    }
 }

@@ -21,7 +21,7 @@ use kiln_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    ModelDeps,
+    Callers, ModelDeps,
     catalog::Catalog,
     names::{self, ModelNames},
     records::SqlValue,
@@ -38,11 +38,12 @@ pub struct ModelApi {
     pub(crate) deps: ModelDeps,
     pub(crate) workspaces: Workspaces,
     pub(crate) catalog: Catalog,
+    callers: Callers,
 }
 
 impl ModelApi {
-    pub fn new(deps: ModelDeps, workspaces: Workspaces, catalog: Catalog) -> Self {
-        ModelApi { deps, workspaces, catalog }
+    pub fn new(deps: ModelDeps, workspaces: Workspaces, catalog: Catalog, callers: Callers) -> Self {
+        ModelApi { deps, workspaces, catalog, callers }
     }
 
     async fn list(&self, principal: Principal, req: ListModelsRequest) -> Result<ListModelsResponse, ServiceError> {
@@ -310,7 +311,7 @@ async fn run_to_completion<T: Send + 'static>(
 impl ModelService for ModelApi {
     #[tracing::instrument(skip_all)]
     async fn list_models(&self, request: Request<ListModelsRequest>) -> Result<Response<ListModelsResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.list(principal, request.into_inner()).await?))
     }
 
@@ -319,7 +320,7 @@ impl ModelService for ModelApi {
         &self,
         request: Request<CreateModelRequest>,
     ) -> Result<Response<CreateModelResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         let (api, request) = (self.clone(), request.into_inner());
         Ok(Response::new(run_to_completion(async move { api.create(principal, request).await }).await?))
     }
@@ -329,7 +330,7 @@ impl ModelService for ModelApi {
         &self,
         request: Request<PlanModelChangeRequest>,
     ) -> Result<Response<PlanModelChangeResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.plan_change(principal, request.into_inner()).await?))
     }
 
@@ -338,7 +339,7 @@ impl ModelService for ModelApi {
         &self,
         request: Request<UpdateModelRequest>,
     ) -> Result<Response<UpdateModelResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         let (api, request) = (self.clone(), request.into_inner());
         Ok(Response::new(run_to_completion(async move { api.update(principal, request).await }).await?))
     }
@@ -348,7 +349,7 @@ impl ModelService for ModelApi {
         &self,
         request: Request<DeleteModelRequest>,
     ) -> Result<Response<DeleteModelResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         let (api, request) = (self.clone(), request.into_inner());
         Ok(Response::new(run_to_completion(async move { api.delete(principal, request).await }).await?))
     }
@@ -358,13 +359,13 @@ impl ModelService for ModelApi {
         &self,
         request: Request<ListModelVersionsRequest>,
     ) -> Result<Response<ListModelVersionsResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.versions(principal, request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_model(&self, request: Request<GetModelRequest>) -> Result<Response<GetModelResponse>, Status> {
-        let principal = self.deps.auth.authenticate(request.metadata()).await?;
+        let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.get(principal, request.into_inner()).await?))
     }
 }

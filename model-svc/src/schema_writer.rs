@@ -223,22 +223,16 @@ mod tests {
     use super::*;
     use crate::workspace::Workspaces;
 
-    /// A platform file with one workspace and one model at version 1, and that
-    /// workspace's file with a child table whose foreign key is checked at commit.
+    /// A platform file with one model at version 1, and its workspace's file with a child table whose foreign key is checked at commit.
     async fn setup() -> (tempfile::TempDir, Db, WorkspacePool, Id) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("kiln.db").display()), Default::default())
             .await
             .unwrap();
+        db.migrate(&crate::MIGRATIONS).await.unwrap();
         let Db::Sqlite(platform) = &db else { unreachable!() };
         let (workspace, model) = (Id::new(), Id::new());
         let now = kiln_common::db::now();
-        sqlx::query("INSERT INTO workspaces (id, name, owner_id, created_at, updated_at) VALUES ($1, 'w', $1, $2, $2)")
-            .bind(workspace)
-            .bind(now)
-            .execute(&platform.writer)
-            .await
-            .unwrap();
         let create = Statement::new(format!(
             "INSERT INTO models (workspace_id, {COLUMNS}) \
              VALUES ($1, $2, 'Note', 'note', 'notes', 'note', 'Note', 'Notes', '', 'id', false, 1, '[]', 'ent_notes', $3, $3)"

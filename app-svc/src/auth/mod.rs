@@ -72,9 +72,10 @@ impl AuthApi {
             NewAccount { email: email.as_str(), display_name: &display_name, password_hash: &password_hash },
         )
         .await?;
-        // The workspace starts with the system models. Should this fail, the account
-        // still exists and the start-up seed upgrade completes the workspace.
-        kiln_common::seeds::seed_workspace(db, user.workspace_id).await?;
+        // The workspace starts with the starter workflows and templates (model-svc seeds
+        // the system models on the workspace's first call). Should this fail, the
+        // account still exists and the start-up seed upgrade completes the workspace.
+        crate::seeding::seed_workspace(db, user.workspace_id).await?;
         let tokens = self.start_session(&user).await?;
         store::audit(db, event("register", "success", &user, json!({}))).await;
         tracing::info!(user_id = %user.id, workspace_id = %user.workspace_id, "user registered");

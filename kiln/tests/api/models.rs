@@ -1,6 +1,8 @@
 //! Seeded workspaces and the models API, on both databases.
 
+use kiln_app_svc::seeding::upgrade_workspaces;
 use kiln_common::{db::Id, seeds, with_db};
+use kiln_model_svc::seeding::seed_models;
 use serde_json::Value;
 
 use crate::harness::{Backend, assert_error, spawn_app, token};
@@ -96,7 +98,10 @@ async fn seeding_is_idempotent_and_a_newer_seed_adds_only_what_is_missing(backen
         })
     };
 
-    assert_eq!(seeds::seed_workspace(&app.db, workspace).await.unwrap(), 0, "re-seeding adds nothing");
+    // model-svc seeds the system models on the workspace's first call.
+    let (status, listed) = app.get_with_token("/api/v1/models", &token(&registered, "access_token")).await;
+    assert_eq!((status, listed["models"].as_array().map(Vec::len)), (200, Some(7)), "{listed}");
+    assert_eq!(seed_models(&app.db, workspace).await.unwrap(), 0, "re-seeding adds nothing");
     assert_eq!(count(app.db.clone()).await, 7);
 
     // The user edits one system model; a newer seed (simulated by rolling the workspace
@@ -104,19 +109,26 @@ async fn seeding_is_idempotent_and_a_newer_seed_adds_only_what_is_missing(backen
     with_db!(&app.db, pool => {
         sqlx::query("UPDATE models SET label_plural = 'Apps' WHERE plural = 'applications'").execute(pool).await.unwrap();
         sqlx::query("DELETE FROM models WHERE plural = 'prompts'").execute(pool).await.unwrap();
-        sqlx::query("UPDATE workspaces SET seed_version = 0").execute(pool).await.unwrap();
+        sqlx::query("UPDATE model_seeds SET version = 0").execute(pool).await.unwrap();
     });
-    assert_eq!(seeds::upgrade_workspaces(&app.db).await.unwrap(), 1);
+    assert_eq!(seed_models(&app.db, workspace).await.unwrap(), 1);
     assert_eq!(count(app.db.clone()).await, 7);
     let label: String = with_db!(&app.db, pool => {
         sqlx::query_scalar("SELECT label_plural FROM models WHERE plural = 'applications'").fetch_one(pool).await.unwrap()
     });
     assert_eq!(label, "Apps", "the user's edit survives");
     let version: i32 = with_db!(&app.db, pool => {
-        sqlx::query_scalar("SELECT seed_version FROM workspaces WHERE id = $1").bind(Id(workspace)).fetch_one(pool).await.unwrap()
+        sqlx::query_scalar("SELECT version FROM model_seeds WHERE workspace_id = $1").bind(Id(workspace)).fetch_one(pool).await.unwrap()
     });
     assert_eq!(version, seeds::current_version().unwrap());
-    assert_eq!(seeds::upgrade_workspaces(&app.db).await.unwrap(), 0, "nothing is behind any more");
+    assert_eq!(seed_models(&app.db, workspace).await.unwrap(), 0, "nothing is behind any more");
+
+    // app-svc's starter items follow the same rule, remembered per workspace.
+    with_db!(&app.db, pool => {
+        sqlx::query("UPDATE workspaces SET seed_version = 0").execute(pool).await.unwrap();
+    });
+    assert_eq!(upgrade_workspaces(&app.db).await.unwrap(), 1);
+    assert_eq!(upgrade_workspaces(&app.db).await.unwrap(), 0, "nothing is behind any more");
     app.stop().await;
 }
 

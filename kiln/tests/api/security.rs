@@ -248,15 +248,17 @@ async fn a_seed_upgrade_leaves_a_user_model_holding_a_system_name_alone(backend:
     let body = app.register("early@example.com").await;
     let access = token(&body, "access_token");
     let (_, workspace, _) = claims_of(&body);
+    // The workspace's first call seeds its system models.
+    assert_eq!(app.get_with_token("/api/v1/models", &access).await.0, 200);
     // As if the Prompt system model were new in a later seed version.
     with_db!(&app.db, pool => {
         sqlx::query("DELETE FROM models WHERE workspace_id = $1 AND plural = 'prompts'").bind(Id(workspace)).execute(pool).await.unwrap();
-        sqlx::query("UPDATE workspaces SET seed_version = 0 WHERE id = $1").bind(Id(workspace)).execute(pool).await.unwrap();
+        sqlx::query("UPDATE model_seeds SET version = 0 WHERE workspace_id = $1").bind(Id(workspace)).execute(pool).await.unwrap();
     });
     let mine = json!({ "name": "Prompt", "plural": "prompt_ideas", "fields": [{ "name": "text", "type": "text" }] });
     let (status, body) = app.post_with_token("/api/v1/models", &access, mine).await;
     assert_eq!(status, 201, "{body}");
-    kiln_common::seeds::upgrade_workspaces(&app.db).await.expect("the upgrade goes on");
+    kiln_model_svc::seeding::seed_models(&app.db, workspace).await.expect("the upgrade goes on");
     let (status, body) = app.get_with_token("/api/v1/models/prompt", &access).await;
     assert_eq!((status, &body["model"]["plural"]), (200, &json!("prompt_ideas")), "the user's model stays");
     app.stop().await;

@@ -28,7 +28,7 @@ async fn a_new_workspace_has_the_starter_workflow_and_templates(backend: Backend
     let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
     let id = workflows[0]["id"].as_str().unwrap();
     assert_eq!(app.send(reqwest::Method::DELETE, &format!("/api/workflows/{id}"), &access, None).await.0, 204);
-    assert_eq!(kiln_common::seeds::seed_workspace(&app.db, workspace).await.unwrap(), 0);
+    assert_eq!(kiln_app_svc::seeding::seed_workspace(&app.db, workspace).await.unwrap(), 0);
     let (_, workflows) = app.get_with_token("/api/workflows", &access).await;
     assert!(workflows["records"].as_array().unwrap().is_empty());
     app.stop().await;
