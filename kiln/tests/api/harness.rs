@@ -28,6 +28,15 @@ pub struct TestDatabase {
     pub url: String,
     pub dir: PathBuf,
     postgres_name: Option<String>,
+    /// Database users made for this database ([`TestDatabase::service_users`]), dropped with it.
+    postgres_users: Vec<String>,
+}
+
+/// A database user per service, each able to reach only what its service owns.
+pub struct ServiceUsers {
+    pub model_url: String,
+    pub app_url: String,
+    model: String,
 }
 
 impl TestDatabase {
@@ -37,16 +46,50 @@ impl TestDatabase {
         std::fs::create_dir_all(&dir).expect("temp dir");
         match backend {
             Backend::Sqlite => {
-                TestDatabase { url: format!("sqlite://{}", dir.join("kiln.db").display()), dir, postgres_name: None }
+                let url = format!("sqlite://{}", dir.join("kiln.db").display());
+                TestDatabase { url, dir, postgres_name: None, postgres_users: Vec::new() }
             }
             Backend::Postgres => {
                 let name = format!("kiln_test_{id}");
                 let server = PgConnectOptions::from_str(&postgres_server_url()).expect("KILN_TEST_POSTGRES_URL");
                 let url =
                     format!("postgres://{}@{}:{}/{name}", server.get_username(), server.get_host(), server.get_port());
-                TestDatabase { url, dir, postgres_name: Some(name) }
+                TestDatabase { url, dir, postgres_name: Some(name), postgres_users: Vec::new() }
             }
         }
+    }
+
+    /// Makes the database (PostgreSQL) and a login per service that can create tables
+    /// (each service migrates its own, so it owns them) and nothing else: no access to
+    /// another service's tables unless granted.
+    pub async fn service_users(&mut self) -> ServiceUsers {
+        let name = self.postgres_name.clone().expect("service users need PostgreSQL");
+        let server = sqlx::PgPool::connect(&postgres_server_url()).await.unwrap();
+        let execute = async |pool: &sqlx::PgPool, sql: String| {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await.unwrap();
+        };
+        execute(&server, format!("CREATE DATABASE \"{name}\"")).await;
+        let (model, app) = (format!("{name}_model"), format!("{name}_app"));
+        for user in [&model, &app] {
+            execute(&server, format!("CREATE ROLE \"{user}\" LOGIN")).await;
+            self.postgres_users.push(user.clone());
+        }
+        // model-svc makes a schema per workspace for its tables.
+        execute(&server, format!("GRANT CREATE ON DATABASE \"{name}\" TO \"{model}\"")).await;
+        server.close().await;
+        let database = sqlx::PgPool::connect(&self.url).await.unwrap();
+        execute(&database, format!("GRANT USAGE, CREATE ON SCHEMA public TO \"{model}\", \"{app}\"")).await;
+        database.close().await;
+        let url_of = |user: &str| self.url.replacen("postgres://postgres@", &format!("postgres://{user}@"), 1);
+        ServiceUsers { model_url: url_of(&model), app_url: url_of(&app), model }
+    }
+
+    /// Grants the model service's user row access to `tables` (owned by another service).
+    pub async fn grant_to_model(&self, users: &ServiceUsers, tables: &[&str]) {
+        let database = sqlx::PgPool::connect(&self.url).await.unwrap();
+        let sql = format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO \"{}\"", tables.join(", "), users.model);
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&database).await.unwrap();
+        database.close().await;
     }
 }
 
@@ -54,6 +97,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(name) = self.postgres_name.take() {
+            let users = std::mem::take(&mut self.postgres_users);
             // Drop runs outside any runtime guarantee: use a small one of its own.
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -61,6 +105,10 @@ impl Drop for TestDatabase {
                     if let Ok(pool) = sqlx::PgPool::connect(&postgres_server_url()).await {
                         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                         let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                        for user in users {
+                            let sql = format!("DROP ROLE IF EXISTS \"{user}\"");
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                        }
                         pool.close().await;
                     }
                 });

@@ -25,10 +25,35 @@ struct Mesh {
 }
 
 impl Mesh {
+    /// Each role connects as a database user of its own, which reaches only the tables
+    /// its service owns: app-svc's identity, sessions and audit tables are out of
+    /// model-svc's reach, and model-svc's models out of app-svc's.
     async fn start() -> Self {
-        let database = TestDatabase::new(crate::harness::Backend::Postgres);
-        let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
-        let model = start_model_role(&database, &app).await;
+        let mut database = TestDatabase::new(crate::harness::Backend::Postgres);
+        let users = database.service_users().await;
+        let mut app_config = test_config(Role::App, &database);
+        app_config.database_url = users.app_url.clone();
+        let app = kiln::start(app_config).await.unwrap();
+        // The one exception left: model-svc's EntityService still serves the records of
+        // the system kinds app-svc owns, from app-svc's tables.
+        database.grant_to_model(&users, &["applications", "components", "templates", "workflows", "prompts"]).await;
+        let mut model_config = test_config(Role::Model, &database);
+        model_config.database_url = users.model_url.clone();
+        model_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
+        let model = kiln::start(model_config).await.unwrap();
+        for (user, url, foreign) in [
+            ("model", &users.model_url, ["sessions", "users", "refresh_tokens", "audit_log", "workspaces"].as_slice()),
+            ("app", &users.app_url, ["models", "model_versions", "model_seeds"].as_slice()),
+        ] {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            for table in foreign {
+                let sql = format!("SELECT 1 FROM {table} LIMIT 1");
+                let denied = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(&pool).await.unwrap_err();
+                let code = denied.as_database_error().and_then(|e| e.code()).map(|c| c.to_string());
+                assert_eq!(code.as_deref(), Some("42501"), "the {user} role reads {table}: {denied}");
+            }
+            pool.close().await;
+        }
         let build = kiln::start(test_config(Role::BuildWorker, &database)).await.unwrap();
         let mut gateway_config = test_config(Role::Gateway, &database);
         gateway_config.model_svc_url = format!("http://{}", model.grpc_addr.unwrap());
@@ -130,6 +155,16 @@ async fn the_meta_loop_runs_across_the_roles(mesh: &Mesh) {
     let (status, body) =
         read(http.get(format!("{base}/api/invoices/{id}")).bearer_auth(&access).send().await.unwrap()).await;
     assert_eq!((status, &body["record"]["amount"]), (200, &json!("12.5")));
+    // A system kind's records: the starter templates app-svc seeded, and a new application.
+    let (status, body) =
+        read(http.get(format!("{base}/api/v1/templates")).bearer_auth(&access).send().await.unwrap()).await;
+    let starters = kiln_common::seeds::starter_templates().unwrap().len();
+    assert_eq!((status, body["records"].as_array().map(Vec::len)), (200, Some(starters)), "{body}");
+    let shop = json!({ "name": "Shop", "slug": "shop" });
+    let (status, body) =
+        read(http.post(format!("{base}/api/v1/applications")).bearer_auth(&access).json(&shop).send().await.unwrap())
+            .await;
+    assert_eq!(status, 201, "{body}");
     let mut entities =
         kiln_proto::v1::entity_service_client::EntityServiceClient::new(channel(mesh.gateway.http_addr.unwrap()).await);
     let listed = entities
