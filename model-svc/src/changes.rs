@@ -76,10 +76,15 @@ impl ModelApi {
         let write = SchemaWrite {
             model_id,
             metadata: version_statements(model_id, &model, &change, &changes, principal)?,
-            tables: match ns.dialect {
-                Dialect::Postgres => alter_statements(&ns, &table, &change.plan, &old, &change.new, &backfill),
-                Dialect::Sqlite => rebuild_statements(&ns, &table, &change.plan, &old, &change.new, &backfill),
-            },
+            tables: TableChange {
+                ns: &ns,
+                table: &table,
+                plan: &change.plan,
+                old: &old,
+                new: &change.new,
+                backfill: &backfill,
+            }
+            .statements(),
             pause_foreign_keys: ns.dialect == Dialect::Sqlite,
         };
         let applied = schema_writer::apply(&pool, self.sqlite_platform_writer(), &write).await;
@@ -376,106 +381,117 @@ fn version_statements(
     ])
 }
 
-/// PostgreSQL: the plan as ALTER TABLE statements; drops first, then renames, then adds
-/// (added columns start nullable), then the backfill and NOT NULL of added fields.
-fn alter_statements(
-    ns: &Namespace,
-    table: &Ident,
-    plan: &Plan,
-    old: &[FieldSpec],
-    new: &[FieldSpec],
-    backfill: &[(usize, Option<SqlValue>)],
-) -> Vec<Statement> {
-    let target = ns.table(table);
-    let mut drops = Vec::new();
-    let mut renames = Vec::new();
-    let mut adds = Vec::new();
-    for step in &plan.steps {
-        match *step {
-            Step::Keep { .. } => {}
-            Step::Drop { old: o } => drops.push(format!("ALTER TABLE {target} DROP COLUMN {}", old[o].name.quoted())),
-            Step::Rename { old: o, new: n } => {
-                renames.push(format!(
-                    "ALTER TABLE {target} RENAME COLUMN {} TO {}",
-                    old[o].name.quoted(),
-                    new[n].name.quoted()
-                ));
-                // Constraints are named after their field: they follow it, so errors
-                // still name the field.
-                for kind in Constraint::ALL.into_iter().filter(|k| k.applies(ns.dialect, &new[n])) {
-                    let from = kiln_common::db::quote_ident(&kind.name(table.as_str(), old[o].name.as_str()));
-                    let to = kiln_common::db::quote_ident(&kind.name(table.as_str(), new[n].name.as_str()));
-                    renames.push(format!("ALTER TABLE {target} RENAME CONSTRAINT {from} TO {to}"));
-                }
-            }
-            Step::Add { new: n } => {
-                let mut nullable = new[n].clone();
-                nullable.required = false;
-                adds.push(format!(
-                    "ALTER TABLE {target} ADD COLUMN {}",
-                    schema::column_definition(ns, table, &nullable)
-                ));
-            }
-        }
-    }
-    let mut filled = Vec::new();
-    for (n, value) in backfill {
-        let column = new[*n].name.quoted();
-        if let Some(value) = value {
-            let placeholder = value.placeholder(1, Dialect::Postgres);
-            filled.push(Statement::new(format!("UPDATE {target} SET {column} = {placeholder}")).bind(value.clone()));
-        }
-        if new[*n].required {
-            filled.push(Statement::new(format!("ALTER TABLE {target} ALTER COLUMN {column} SET NOT NULL")));
-        }
-    }
-    [drops, renames, adds].concat().into_iter().map(Statement::new).chain(filled).collect()
+/// A model's table going from its old fields to its new ones by `plan`; `backfill` is
+/// the value each added field gives the records already there.
+struct TableChange<'a> {
+    ns: &'a Namespace,
+    table: &'a Ident,
+    plan: &'a Plan,
+    old: &'a [FieldSpec],
+    new: &'a [FieldSpec],
+    backfill: &'a [(usize, Option<SqlValue>)],
 }
 
-/// SQLite: the table built anew under a temporary name, every record copied (renamed
-/// columns mapped, added ones backfilled with bound defaults), swapped in, and foreign
-/// keys checked; run in one transaction with foreign-key enforcement paused.
-fn rebuild_statements(
-    ns: &Namespace,
-    table: &Ident,
-    plan: &Plan,
-    old: &[FieldSpec],
-    new: &[FieldSpec],
-    backfill: &[(usize, Option<SqlValue>)],
-) -> Vec<Statement> {
-    let temporary = kiln_common::db::quote_ident(&format!("{table}__rebuild"));
-    let mut targets =
-        vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
-    let mut sources = targets.clone();
-    let mut copy = Statement::new("");
-    for step in &plan.steps {
-        match *step {
-            Step::Keep { old: o, new: n } | Step::Rename { old: o, new: n } => {
-                targets.push(new[n].name.quoted());
-                sources.push(old[o].name.quoted());
-            }
-            Step::Add { new: n } => {
-                if let Some((_, Some(value))) = backfill.iter().find(|(i, _)| *i == n) {
-                    copy.values.push(value.clone());
-                    targets.push(new[n].name.quoted());
-                    sources.push(format!("${}", copy.values.len()));
-                }
-            }
-            Step::Drop { .. } => {}
+impl TableChange<'_> {
+    fn statements(&self) -> Vec<Statement> {
+        match self.ns.dialect {
+            Dialect::Postgres => self.alter_statements(),
+            Dialect::Sqlite => self.rebuild_statements(),
         }
     }
-    copy.sql = format!(
-        "INSERT INTO {temporary} ({}) SELECT {} FROM {}",
-        targets.join(", "),
-        sources.join(", "),
-        ns.table(table)
-    );
-    vec![
-        Statement::new(schema::table_statement(ns, &temporary, table, new)),
-        copy,
-        Statement::new(format!("DROP TABLE {}", ns.table(table))),
-        Statement::new(format!("ALTER TABLE {temporary} RENAME TO {}", table.quoted())),
-        Statement::new(schema::index_statement(ns, table)),
-        Statement::new("PRAGMA foreign_key_check").expect(Expect::NoRows),
-    ]
+
+    /// PostgreSQL: the plan as ALTER TABLE statements; drops first, then renames, then adds
+    /// (added columns start nullable), then the backfill and NOT NULL of added fields.
+    fn alter_statements(&self) -> Vec<Statement> {
+        let TableChange { ns, table, plan, old, new, backfill } = *self;
+        let target = ns.table(table);
+        let mut drops = Vec::new();
+        let mut renames = Vec::new();
+        let mut adds = Vec::new();
+        for step in &plan.steps {
+            match *step {
+                Step::Keep { .. } => {}
+                Step::Drop { old: o } => {
+                    drops.push(format!("ALTER TABLE {target} DROP COLUMN {}", old[o].name.quoted()))
+                }
+                Step::Rename { old: o, new: n } => {
+                    renames.push(format!(
+                        "ALTER TABLE {target} RENAME COLUMN {} TO {}",
+                        old[o].name.quoted(),
+                        new[n].name.quoted()
+                    ));
+                    // Constraints are named after their field: they follow it, so errors
+                    // still name the field.
+                    for kind in Constraint::ALL.into_iter().filter(|k| k.applies(ns.dialect, &new[n])) {
+                        let from = kiln_common::db::quote_ident(&kind.name(table.as_str(), old[o].name.as_str()));
+                        let to = kiln_common::db::quote_ident(&kind.name(table.as_str(), new[n].name.as_str()));
+                        renames.push(format!("ALTER TABLE {target} RENAME CONSTRAINT {from} TO {to}"));
+                    }
+                }
+                Step::Add { new: n } => {
+                    let mut nullable = new[n].clone();
+                    nullable.required = false;
+                    adds.push(format!(
+                        "ALTER TABLE {target} ADD COLUMN {}",
+                        schema::column_definition(ns, table, &nullable)
+                    ));
+                }
+            }
+        }
+        let mut filled = Vec::new();
+        for (n, value) in backfill {
+            let column = new[*n].name.quoted();
+            if let Some(value) = value {
+                let placeholder = value.placeholder(1, Dialect::Postgres);
+                filled
+                    .push(Statement::new(format!("UPDATE {target} SET {column} = {placeholder}")).bind(value.clone()));
+            }
+            if new[*n].required {
+                filled.push(Statement::new(format!("ALTER TABLE {target} ALTER COLUMN {column} SET NOT NULL")));
+            }
+        }
+        [drops, renames, adds].concat().into_iter().map(Statement::new).chain(filled).collect()
+    }
+
+    /// SQLite: the table built anew under a temporary name, every record copied (renamed
+    /// columns mapped, added ones backfilled with bound defaults), swapped in, and foreign
+    /// keys checked; run in one transaction with foreign-key enforcement paused.
+    fn rebuild_statements(&self) -> Vec<Statement> {
+        let TableChange { ns, table, plan, old, new, backfill } = *self;
+        let temporary = kiln_common::db::quote_ident(&format!("{table}__rebuild"));
+        let mut targets =
+            vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
+        let mut sources = targets.clone();
+        let mut copy = Statement::new("");
+        for step in &plan.steps {
+            match *step {
+                Step::Keep { old: o, new: n } | Step::Rename { old: o, new: n } => {
+                    targets.push(new[n].name.quoted());
+                    sources.push(old[o].name.quoted());
+                }
+                Step::Add { new: n } => {
+                    if let Some((_, Some(value))) = backfill.iter().find(|(i, _)| *i == n) {
+                        copy.values.push(value.clone());
+                        targets.push(new[n].name.quoted());
+                        sources.push(format!("${}", copy.values.len()));
+                    }
+                }
+                Step::Drop { .. } => {}
+            }
+        }
+        copy.sql = format!(
+            "INSERT INTO {temporary} ({}) SELECT {} FROM {}",
+            targets.join(", "),
+            sources.join(", "),
+            ns.table(table)
+        );
+        vec![
+            Statement::new(schema::table_statement(ns, &temporary, table, new)),
+            copy,
+            Statement::new(format!("DROP TABLE {}", ns.table(table))),
+            Statement::new(format!("ALTER TABLE {temporary} RENAME TO {}", table.quoted())),
+            Statement::new(schema::index_statement(ns, table)),
+            Statement::new("PRAGMA foreign_key_check").expect(Expect::NoRows),
+        ]
+    }
 }
