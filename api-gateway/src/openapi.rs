@@ -24,67 +24,9 @@ const BEARER: &str = "bearer";
 pub fn document(routes: &[Route], pool: &DescriptorPool) -> anyhow::Result<OpenApi> {
     let mut schemas = BTreeMap::new();
     let mut paths = PathsBuilder::new();
-    for op in routes {
-        let mut builder =
-            OperationBuilder::new().operation_id(Some(op.operation_id.clone())).summary(Some(op.summary)).tag(op.tag);
-        for name in path_parameters(op.path) {
-            let parameter = ParameterBuilder::new()
-                .name(name)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                .build();
-            builder = builder.parameter(parameter);
-        }
-        for field in op.query_fields(pool) {
-            // A map field takes the parameters that are no other field (a list's filters):
-            // the summary says so; OpenAPI has no name for "any other parameter".
-            if field.is_map() {
-                continue;
-            }
-            let mut reached = Vec::new();
-            let parameter = ParameterBuilder::new()
-                .name(field.name())
-                .parameter_in(ParameterIn::Query)
-                .required(Required::False)
-                .schema(Some(field_schema(&field, &mut reached)))
-                .build();
-            builder = builder.parameter(parameter);
-        }
-        if let Some(message) = op.body_message(pool) {
-            collect(&message, &mut schemas);
-            let required = if op.body == Body::OptionalMessage { Required::False } else { Required::True };
-            builder = builder.request_body(Some(
-                RequestBodyBuilder::new()
-                    .content("application/json", ContentBuilder::new().schema(Some(schema_ref(&message))).build())
-                    .required(Some(required))
-                    .build(),
-            ));
-        }
-        let mut success = ResponseBuilder::new().description(success_text(op.success));
-        if op.success != StatusCode::NO_CONTENT {
-            let message = message(pool, &op.response_message)?;
-            collect(&message, &mut schemas);
-            success =
-                success.content("application/json", ContentBuilder::new().schema(Some(schema_ref(&message))).build());
-        }
-        builder = builder.response(op.success.as_u16().to_string(), success.build());
-        for (status, text) in error_statuses(op) {
-            builder = builder.response(
-                status.to_string(),
-                ResponseBuilder::new()
-                    .description(text)
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().schema(Some(Ref::from_schema_name(ERROR_SCHEMA))).build(),
-                    )
-                    .build(),
-            );
-        }
-        if op.secured {
-            builder = builder.security(SecurityRequirement::new(BEARER, Vec::<String>::new()));
-        }
-        paths = paths.path(op.path, PathItem::new(http_method(&op.method), builder.build()));
+    for route in routes {
+        let operation = operation(route, pool, &mut schemas)?;
+        paths = paths.path(route.path, PathItem::new(http_method(&route.method), operation));
     }
     let mut components = ComponentsBuilder::new().schema(ERROR_SCHEMA, error_schema()).security_scheme(
         BEARER,
@@ -109,6 +51,74 @@ pub fn document(routes: &[Route], pool: &DescriptorPool) -> anyhow::Result<OpenA
         .paths(paths.build())
         .components(Some(components.build()))
         .build())
+}
+
+/// One route's operation: its parameters, body, answers and security; the schemas it
+/// reaches are added to `schemas`.
+fn operation(
+    route: &Route,
+    pool: &DescriptorPool,
+    schemas: &mut BTreeMap<String, Schema>,
+) -> anyhow::Result<utoipa::openapi::path::Operation> {
+    let mut builder = OperationBuilder::new()
+        .operation_id(Some(route.operation_id.clone()))
+        .summary(Some(route.summary))
+        .tag(route.tag);
+    for parameter in parameters(route, pool) {
+        builder = builder.parameter(parameter);
+    }
+    if let Some(message) = route.body_message(pool) {
+        collect(&message, schemas);
+        let required = if route.body == Body::OptionalMessage { Required::False } else { Required::True };
+        builder = builder.request_body(Some(
+            RequestBodyBuilder::new()
+                .content("application/json", ContentBuilder::new().schema(Some(schema_ref(&message))).build())
+                .required(Some(required))
+                .build(),
+        ));
+    }
+    let mut success = ResponseBuilder::new().description(success_text(route.success));
+    if route.success != StatusCode::NO_CONTENT {
+        let message = message(pool, &route.response_message)?;
+        collect(&message, schemas);
+        success = success.content("application/json", ContentBuilder::new().schema(Some(schema_ref(&message))).build());
+    }
+    builder = builder.response(route.success.as_u16().to_string(), success.build());
+    for (status, text) in error_statuses(route) {
+        let error = ContentBuilder::new().schema(Some(Ref::from_schema_name(ERROR_SCHEMA))).build();
+        builder = builder.response(
+            status.to_string(),
+            ResponseBuilder::new().description(text).content("application/json", error).build(),
+        );
+    }
+    if route.secured {
+        builder = builder.security(SecurityRequirement::new(BEARER, Vec::<String>::new()));
+    }
+    Ok(builder.build())
+}
+
+/// A route's path parameters, then its query parameters: the request message's fields
+/// that neither the path nor the body sets.
+fn parameters(route: &Route, pool: &DescriptorPool) -> Vec<utoipa::openapi::path::Parameter> {
+    let in_path = path_parameters(route.path).into_iter().map(|name| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build()
+    });
+    // A map field takes the parameters that are no other field (a list's filters): the
+    // summary says so; OpenAPI has no name for "any other parameter".
+    let in_query = route.query_fields(pool).into_iter().filter(|field| !field.is_map()).map(|field| {
+        ParameterBuilder::new()
+            .name(field.name())
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .schema(Some(field_schema(&field, &mut Vec::new())))
+            .build()
+    });
+    in_path.chain(in_query).collect()
 }
 
 fn message(pool: &DescriptorPool, name: &str) -> anyhow::Result<MessageDescriptor> {

@@ -16,6 +16,7 @@ use kiln_common::{
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 /// A started process.
 pub struct Running {
@@ -104,41 +105,19 @@ fn warn_unused_settings(config: &Config) {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     warn_unused_settings(&config);
     let stop = CancellationToken::new();
-    let shutdown = {
-        let stop = stop.clone();
-        async move { stop.cancelled().await }
-    };
     match config.role {
         Role::AllInOne => {
             let (db, auth) = storage(&config).await?;
-            db.migrate(&kiln_app_svc::MIGRATIONS).await?;
-            db.migrate(&kiln_model_svc::MIGRATIONS).await?;
-            let auth_keys = auth.keys().clone();
-            kiln_app_svc::seeding::upgrade_workspaces(&db).await?;
-            let model = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
-                db: db.clone(),
-                auth: auth.clone(),
-                max_message_bytes: config.max_body_bytes,
-            });
-            let app = kiln_app_svc::routes(kiln_app_svc::AppDeps {
-                db: db.clone(),
-                auth,
-                refresh_ttl: config.refresh_token_ttl,
-                max_message_bytes: config.max_body_bytes,
-            });
+            let keys = auth.keys().clone();
+            let model = model_service(&config, &db, auth.clone()).await?;
+            let app = app_service(&config, &db, auth).await?;
             let backends = Backends {
                 model: GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?),
                 app: GrpcChannel::local("app", with_support(kiln_app_svc::SERVICES, Some(app)).await?),
                 build: None,
                 services: all_services(),
             };
-            let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
-            let http_addr = listener.local_addr()?;
-            let router = kiln_api_gateway::router(GatewayConfig::from_config(&config, auth_keys), backends).await?;
-            tracing::info!(role = "all-in-one", %http_addr, database = db.dialect(), "kiln is up: http://{http_addr}");
-            let served = kiln_api_gateway::serve(listener, router, shutdown);
-            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, Some(db)));
-            Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
+            serve_gateway(&config, keys, backends, Some(db), stop).await
         }
         Role::Gateway => {
             let backends = Backends {
@@ -147,52 +126,85 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 build: Some(GrpcChannel::remote(&config.build_worker_url)?),
                 services: all_services(),
             };
-            let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
-            let http_addr = listener.local_addr()?;
-            let router =
-                kiln_api_gateway::router(GatewayConfig::from_config(&config, token_keys(&config)?), backends).await?;
-            tracing::info!(role = "gateway", %http_addr, model = %config.model_svc_url, app = %config.app_svc_url, "gateway is up");
-            let served = kiln_api_gateway::serve(listener, router, shutdown);
-            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, None));
-            Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
+            tracing::info!(model = %config.model_svc_url, app = %config.app_svc_url, "the gateway's roles");
+            serve_gateway(&config, token_keys(&config)?, backends, None, stop).await
         }
-        Role::Model | Role::App | Role::BuildWorker => {
-            let (services, routes, db) = match config.role {
-                Role::Model => {
-                    let db = database(&config).await?;
-                    db.migrate(&kiln_model_svc::MIGRATIONS).await?;
-                    let auth = asking_app_svc(&config, &db)?;
-                    let routes = kiln_model_svc::routes(kiln_model_svc::ModelDeps {
-                        db: db.clone(),
-                        auth,
-                        max_message_bytes: config.max_body_bytes,
-                    });
-                    (kiln_model_svc::SERVICES, Some(routes), Some(db))
-                }
-                Role::App => {
-                    let (db, auth) = storage(&config).await?;
-                    db.migrate(&kiln_app_svc::MIGRATIONS).await?;
-                    // Seeding belongs with registration, in app-svc: one role upgrades.
-                    kiln_app_svc::seeding::upgrade_workspaces(&db).await?;
-                    let deps = kiln_app_svc::AppDeps {
-                        db: db.clone(),
-                        auth,
-                        refresh_ttl: config.refresh_token_ttl,
-                        max_message_bytes: config.max_body_bytes,
-                    };
-                    (kiln_app_svc::SERVICES, Some(kiln_app_svc::routes(deps)), Some(db))
-                }
-                _ => (kiln_build_worker::SERVICES, None, None),
-            };
-            let routes = with_support(services, routes).await?;
-            let listener = net::bind(config.grpc_addr, "KILN_GRPC_ADDR").await?;
-            let grpc_addr = listener.local_addr()?;
-            tracing::info!(role = config.role.name(), %grpc_addr, ?services, "role is up");
-            let served = grpc::serve(listener, routes, shutdown);
-            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db));
-            Ok(Running { http_addr: None, grpc_addr: Some(grpc_addr), stop, task })
+        Role::Model => {
+            let db = database(&config).await?;
+            let auth = asking_app_svc(&config, &db)?;
+            let routes = model_service(&config, &db, auth).await?;
+            serve_role(&config, kiln_model_svc::SERVICES, Some(routes), Some(db), stop).await
         }
+        Role::App => {
+            let (db, auth) = storage(&config).await?;
+            let routes = app_service(&config, &db, auth).await?;
+            serve_role(&config, kiln_app_svc::SERVICES, Some(routes), Some(db), stop).await
+        }
+        Role::BuildWorker => serve_role(&config, kiln_build_worker::SERVICES, None, None, stop).await,
     }
+}
+
+/// model-svc's services on `db`, its tables migrated first.
+async fn model_service(config: &Config, db: &Db, auth: Authenticator) -> anyhow::Result<Routes> {
+    db.migrate(&kiln_model_svc::MIGRATIONS).await?;
+    let deps = kiln_model_svc::ModelDeps { db: db.clone(), auth, max_message_bytes: config.max_body_bytes };
+    Ok(kiln_model_svc::routes(deps))
+}
+
+/// app-svc's services on `db`, its tables migrated first and workspaces seeded by an
+/// older version brought up to date (seeding belongs with registration, in app-svc).
+async fn app_service(config: &Config, db: &Db, auth: Authenticator) -> anyhow::Result<Routes> {
+    db.migrate(&kiln_app_svc::MIGRATIONS).await?;
+    kiln_app_svc::seeding::upgrade_workspaces(db).await?;
+    let deps = kiln_app_svc::AppDeps {
+        db: db.clone(),
+        auth,
+        refresh_ttl: config.refresh_token_ttl,
+        max_message_bytes: config.max_body_bytes,
+    };
+    Ok(kiln_app_svc::routes(deps))
+}
+
+/// The gateway on `KILN_HTTP_ADDR`, in front of `backends`, until `stop`.
+async fn serve_gateway(
+    config: &Config,
+    keys: TokenKeys,
+    backends: Backends,
+    db: Option<Db>,
+    stop: CancellationToken,
+) -> anyhow::Result<Running> {
+    let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
+    let http_addr = listener.local_addr()?;
+    let router = kiln_api_gateway::router(GatewayConfig::from_config(config, keys), backends).await?;
+    let database = db.as_ref().map(Db::dialect).unwrap_or("none");
+    tracing::info!(role = config.role.name(), %http_addr, database, "kiln is up: http://{http_addr}");
+    let served = kiln_api_gateway::serve(listener, router, shutdown_on(&stop));
+    let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db));
+    Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
+}
+
+/// A service role's gRPC `services` on `KILN_GRPC_ADDR`, with health and reflection,
+/// until `stop`.
+async fn serve_role(
+    config: &Config,
+    services: &'static [&'static str],
+    routes: Option<Routes>,
+    db: Option<Db>,
+    stop: CancellationToken,
+) -> anyhow::Result<Running> {
+    let routes = with_support(services, routes).await?;
+    let listener = net::bind(config.grpc_addr, "KILN_GRPC_ADDR").await?;
+    let grpc_addr = listener.local_addr()?;
+    tracing::info!(role = config.role.name(), %grpc_addr, ?services, "role is up");
+    let served = grpc::serve(listener, routes, shutdown_on(&stop));
+    let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db));
+    Ok(Running { http_addr: None, grpc_addr: Some(grpc_addr), stop, task })
+}
+
+/// Completes once `stop` is cancelled.
+fn shutdown_on(stop: &CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+    let stop = stop.clone();
+    async move { stop.cancelled().await }
 }
 
 /// Serves until `served` ends by itself, or until `limit` after `stop`: a graceful
