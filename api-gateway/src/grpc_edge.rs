@@ -2,7 +2,7 @@
 //! of the role that serves it; health and reflection are answered here. Health tells
 //! the truth about the roles behind ([`RoleHealth`]), as `/readyz` does.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -60,12 +60,12 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// because a role behind it is down; `/readyz` is the probe that covers the roles.
 #[derive(Clone)]
 pub struct RoleHealth {
-    backends: Backends,
+    backends: Arc<Backends>,
     reporter: HealthReporter,
 }
 
 impl RoleHealth {
-    pub fn new(backends: Backends, reporter: HealthReporter) -> Self {
+    pub fn new(backends: Arc<Backends>, reporter: HealthReporter) -> Self {
         RoleHealth { backends, reporter }
     }
 
@@ -108,7 +108,7 @@ const AUTH_LIMITED: &[&str] = &["kiln.v1.AuthService"];
 /// The gRPC side of the listener: forwarding routes for served services plus the
 /// gateway's own health (kept true by `health`) and reflection, wrapped for grpc-web.
 /// `auth_limit` guards the AuthService methods as it guards REST `/auth`.
-pub fn router(backends: Backends, support: Routes, health: RoleHealth, auth_limit: AuthLimit) -> Router {
+pub fn router(backends: Arc<Backends>, support: Routes, health: RoleHealth, auth_limit: AuthLimit) -> Router {
     let mut router = Router::new();
     for (service, _) in &backends.services {
         let route = post(forward);
@@ -131,7 +131,7 @@ pub fn router(backends: Backends, support: Routes, health: RoleHealth, auth_limi
         .layer(tonic_web::GrpcWebLayer::new())
 }
 
-async fn forward(State(backends): State<Backends>, request: Request) -> Response {
+async fn forward(State(backends): State<Arc<Backends>>, request: Request) -> Response {
     let service = request.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default().to_string();
     let Some(channel) = backends.channel_for(&service).cloned() else {
         return tonic::Status::unimplemented(format!("{service} is not served")).into_http::<Body>();

@@ -67,7 +67,8 @@ impl GatewayConfig {
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct GatewayState {
-    pub backends: Backends,
+    /// Shared, not copied, by every request.
+    pub backends: Arc<Backends>,
     health: grpc_edge::RoleHealth,
     openapi_json: Arc<String>,
     docs_html: Arc<String>,
@@ -82,6 +83,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
     rest::check(&routes, rest::descriptors())?;
     let doc = openapi::document(&routes, rest::descriptors())?;
     let (reporter, support) = grpc::with_support(&backends.service_names(), None).await?;
+    let backends = Arc::new(backends);
     let health = grpc_edge::RoleHealth::new(backends.clone(), reporter);
     let state = GatewayState {
         health: health.clone(),
