@@ -688,7 +688,7 @@ async fn pgbench(system: &System, connections: u32, seconds: u64, dir: &Path) ->
     };
     let schema = format!("ws_{}", workspace.replace('-', ""));
     let statement = format!(
-        "SELECT \"id\", \"created_at\", \"updated_at\", \"created_by\", \"title\", \"qty\", \"price\"::float8 AS \"price\", \"done\" \
+        "SELECT \"id\", \"created_at\", \"updated_at\", \"created_by\", \"title\", \"qty\", \"price\"::text AS \"price\", \"done\" \
          FROM \"{schema}\".\"ent_items\" WHERE \"id\" = '{}' AND EXISTS (SELECT 1 FROM \"models\" WHERE \"id\" = '{model_id}' AND \"version\" = {version});\n",
         system.ids[0]
     );
