@@ -17,6 +17,7 @@ use kiln_proto::v1::{
 };
 
 use crate::{
+    metadata::VersionRow,
     models::{ModelApi, find_model, text_rule},
     names::{self, Ident},
     records::{SqlValue, check_value},
@@ -368,16 +369,15 @@ fn version_statements(
         .bind(SqlValue::DateTime(now))
         .bind(SqlValue::Int(i64::from(model.version)))
         .expect(Expect::ChangesARow),
-        Statement::new(
-            "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(SqlValue::Uuid(model_id))
-        .bind(SqlValue::Int(version))
-        .bind(SqlValue::Json(fields_json))
-        .bind(SqlValue::Uuid(Id(principal.user_id)))
-        .bind(SqlValue::Text(summary))
-        .bind(SqlValue::DateTime(now)),
+        VersionRow {
+            model_id,
+            version,
+            fields: fields_json,
+            author: Some(Id(principal.user_id)),
+            summary,
+            created_at: now,
+        }
+        .insert(),
     ])
 }
 

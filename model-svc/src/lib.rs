@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod changes;
 pub mod entities;
+pub mod metadata;
 pub mod models;
 pub mod names;
 pub mod records;

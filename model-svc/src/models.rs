@@ -23,8 +23,8 @@ use tonic::{Request, Response, Status};
 use crate::{
     Callers, ModelDeps,
     catalog::Catalog,
+    metadata::{ModelRow, VersionRow},
     names::{self, ModelNames},
-    records::SqlValue,
     schema::{self, FieldSpec, FieldType},
     schema_writer::{self, SchemaWrite, Statement},
     workspace::Workspaces,
@@ -241,40 +241,35 @@ impl ModelApi {
 }
 
 /// The metadata of a new model: its row and its first version.
-fn new_model_statements(
-    id: Id,
-    principal: Principal,
-    new: &NewModel,
-    fields_json: serde_json::Value,
-) -> Vec<Statement> {
+fn new_model_statements(id: Id, principal: Principal, new: &NewModel, fields: serde_json::Value) -> Vec<Statement> {
     let now = kiln_common::db::now();
-    vec![
-        Statement::new(format!(
-            "INSERT INTO models (workspace_id, {COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10, 1, $11, $12, $13, $13)"
-        ))
-        .bind(SqlValue::Uuid(Id(principal.workspace_id)))
-        .bind(SqlValue::Uuid(id))
-        .bind(SqlValue::Text(new.name.clone()))
-        .bind(SqlValue::Text(new.names.singular.to_string()))
-        .bind(SqlValue::Text(new.names.plural.to_string()))
-        .bind(SqlValue::Text(new.label.clone()))
-        .bind(SqlValue::Text(new.label_plural.clone()))
-        .bind(SqlValue::Text(new.description.clone()))
-        .bind(SqlValue::Text(new.title_field.clone()))
-        .bind(SqlValue::Bool(false))
-        .bind(SqlValue::Json(fields_json.clone()))
-        .bind(SqlValue::Text(new.names.table.to_string()))
-        .bind(SqlValue::DateTime(now)),
-        Statement::new(
-            "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
-             VALUES ($1, 1, $2, $3, 'created', $4)",
-        )
-        .bind(SqlValue::Uuid(id))
-        .bind(SqlValue::Json(fields_json))
-        .bind(SqlValue::Uuid(Id(principal.user_id)))
-        .bind(SqlValue::DateTime(now)),
-    ]
+    let row = ModelRow {
+        id,
+        workspace_id: Id(principal.workspace_id),
+        name: new.name.clone(),
+        singular: new.names.singular.to_string(),
+        plural: new.names.plural.to_string(),
+        slug: new.names.singular.to_string(),
+        label: new.label.clone(),
+        label_plural: new.label_plural.clone(),
+        description: new.description.clone(),
+        title_field: new.title_field.clone(),
+        is_system: false,
+        version: 1,
+        fields: fields.clone(),
+        table_name: new.names.table.to_string(),
+        created_at: now,
+        updated_at: now,
+    };
+    let version = VersionRow {
+        model_id: id,
+        version: 1,
+        fields,
+        author: Some(Id(principal.user_id)),
+        summary: "created".into(),
+        created_at: now,
+    };
+    vec![row.insert(), version.insert()]
 }
 
 pub(crate) fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {

@@ -9,10 +9,15 @@
 //!   table's commit fails after it, the model's metadata is put back as it was read
 //!   before the change (its `models` row and versions), so the two files never disagree.
 
-use kiln_common::db::{Id, RowExt};
+use kiln_common::db::Id;
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 
-use crate::{bind_values, models::COLUMNS, records::SqlValue, workspace::WorkspacePool};
+use crate::{
+    bind_values,
+    metadata::{ModelRow, VERSION_ROW_COLUMNS, VersionRow, model_row_columns},
+    records::SqlValue,
+    workspace::WorkspacePool,
+};
 
 /// What a statement must find or do for the change to go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,59 +164,13 @@ async fn run_sqlite(conn: &mut SqliteConnection, statements: &[Statement]) -> Re
 /// its versions (or their absence, for a model being created).
 async fn snapshot(conn: &mut SqliteConnection, model_id: Id) -> Result<Vec<Statement>, sqlx::Error> {
     let mut restore = vec![Statement::new("DELETE FROM models WHERE id = $1").bind(SqlValue::Uuid(model_id))];
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT workspace_id, {COLUMNS} FROM models WHERE id = $1")))
-        .bind(model_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let sql = format!("SELECT {} FROM models WHERE id = $1", model_row_columns());
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model_id).fetch_optional(&mut *conn).await?;
     let Some(row) = row else { return Ok(restore) };
-    let text = |column: &str| row.text(column).map(SqlValue::Text);
-    let mut insert = Statement::new(format!(
-        "INSERT INTO models (workspace_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    ));
-    insert.values = vec![
-        SqlValue::Uuid(Id(row.id("workspace_id")?)),
-        SqlValue::Uuid(Id(row.id("id")?)),
-        text("name")?,
-        text("singular")?,
-        text("plural")?,
-        text("slug")?,
-        text("label")?,
-        text("label_plural")?,
-        text("description")?,
-        text("title_field")?,
-        SqlValue::Bool(row.boolean("is_system")?),
-        SqlValue::Int(row.int("version")?),
-        SqlValue::Json(row.json("fields")?),
-        text("table_name")?,
-        SqlValue::DateTime(row.time("created_at")?),
-        SqlValue::DateTime(row.time("updated_at")?),
-    ];
-    restore.push(insert);
-    let versions = sqlx::query(
-        "SELECT model_id, version, fields, author, summary, created_at FROM model_versions WHERE model_id = $1",
-    )
-    .bind(model_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for version in versions {
-        let author = match version.opt_id("author")? {
-            Some(author) => SqlValue::Uuid(Id(author)),
-            None => SqlValue::Null(crate::schema::FieldType::Uuid),
-        };
-        restore.push(Statement {
-            sql: "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
-                  VALUES ($1, $2, $3, $4, $5, $6)"
-                .into(),
-            values: vec![
-                SqlValue::Uuid(model_id),
-                SqlValue::Int(version.int("version")?),
-                SqlValue::Json(version.json("fields")?),
-                author,
-                SqlValue::Text(version.text("summary")?),
-                SqlValue::DateTime(version.time("created_at")?),
-            ],
-            expect: Expect::Anything,
-        });
+    restore.push(ModelRow::read(&row)?.insert());
+    let sql = format!("SELECT {VERSION_ROW_COLUMNS} FROM model_versions WHERE model_id = $1");
+    for version in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model_id).fetch_all(&mut *conn).await? {
+        restore.push(VersionRow::read(&version)?.insert());
     }
     Ok(restore)
 }
@@ -233,18 +192,34 @@ mod tests {
         let Db::Sqlite(platform) = &db else { unreachable!() };
         let (workspace, model) = (Id::new(), Id::new());
         let now = kiln_common::db::now();
-        let create = Statement::new(format!(
-            "INSERT INTO models (workspace_id, {COLUMNS}) \
-             VALUES ($1, $2, 'Note', 'note', 'notes', 'note', 'Note', 'Notes', '', 'id', false, 1, '[]', 'ent_notes', $3, $3)"
-        ))
-        .bind(SqlValue::Uuid(workspace))
-        .bind(SqlValue::Uuid(model))
-        .bind(SqlValue::DateTime(now));
-        let version = Statement::new(
-            "INSERT INTO model_versions (model_id, version, fields, summary, created_at) VALUES ($1, 1, '[]', 'created', $2)",
-        )
-        .bind(SqlValue::Uuid(model))
-        .bind(SqlValue::DateTime(now));
+        let create = ModelRow {
+            id: model,
+            workspace_id: workspace,
+            name: "Note".into(),
+            singular: "note".into(),
+            plural: "notes".into(),
+            slug: "note".into(),
+            label: "Note".into(),
+            label_plural: "Notes".into(),
+            description: String::new(),
+            title_field: "id".into(),
+            is_system: false,
+            version: 1,
+            fields: serde_json::json!([]),
+            table_name: "ent_notes".into(),
+            created_at: now,
+            updated_at: now,
+        }
+        .insert();
+        let version = VersionRow {
+            model_id: model,
+            version: 1,
+            fields: serde_json::json!([]),
+            author: None,
+            summary: "created".into(),
+            created_at: now,
+        }
+        .insert();
         let mut conn = platform.writer.acquire().await.unwrap();
         run_sqlite(&mut conn, &[create, version]).await.unwrap();
         drop(conn);

@@ -19,6 +19,11 @@ use kiln_common::{
 use sqlx::Connection as _;
 use uuid::Uuid;
 
+use crate::{
+    bind_values,
+    metadata::{ModelRow, VersionRow},
+};
+
 /// Workspaces remembered as seeded, at most; past that the memory starts afresh (each
 /// workspace then costs one more look at `model_seeds`).
 const REMEMBERED: usize = 100_000;
@@ -59,12 +64,41 @@ impl SystemModels {
 /// current one; returns how many were added.
 pub async fn seed_models(db: &Db, workspace: Uuid) -> anyhow::Result<usize> {
     let version = seeds::current_version()?;
-    let models = seeds::system_models()?;
-    let mut rows = Vec::with_capacity(models.len());
-    for model in models {
-        rows.push((model, serde_json::to_value(&model.fields).context("encoding seed fields")?));
-    }
     let now = kiln_common::db::now();
+    // Each system model's row (added unless its name is taken) and first version.
+    let mut rows = Vec::new();
+    for model in seeds::system_models()? {
+        let (id, fields) = (Id::new(), serde_json::to_value(&model.fields).context("encoding seed fields")?);
+        let first_version = VersionRow {
+            model_id: id,
+            version: 1,
+            fields: fields.clone(),
+            author: None,
+            summary: "seeded".into(),
+            created_at: now,
+        };
+        let mut row = ModelRow {
+            id,
+            workspace_id: Id(workspace),
+            name: model.name.clone(),
+            singular: model.name.to_lowercase(),
+            plural: model.plural.clone(),
+            slug: model.name.to_lowercase(),
+            label: model.label.clone(),
+            label_plural: model.label_plural.clone(),
+            description: model.description.clone(),
+            title_field: model.title_field.clone(),
+            is_system: true,
+            version: 1,
+            fields,
+            table_name: model.table.clone(),
+            created_at: now,
+            updated_at: now,
+        }
+        .insert();
+        row.sql.push_str(" ON CONFLICT DO NOTHING");
+        rows.push((model.plural.as_str(), row, first_version.insert()));
+    }
     let added = with_db!(db, pool => async {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -74,30 +108,17 @@ pub async fn seed_models(db: &Db, workspace: Uuid) -> anyhow::Result<usize> {
             return Ok(0);
         }
         let mut added = 0;
-        for (model, fields) in &rows {
-            let id = Id::new();
-            let inserted = sqlx::query(
-                "INSERT INTO models (id, workspace_id, name, singular, plural, slug, label, label_plural, description, \
-                 title_field, is_system, version, fields, table_name, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10, 1, $11, $12, $13, $13) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(id).bind(Id(workspace)).bind(&model.name).bind(model.name.to_lowercase()).bind(&model.plural)
-            .bind(&model.label).bind(&model.label_plural).bind(&model.description).bind(&model.title_field)
-            .bind(true).bind(sqlx::types::Json(fields)).bind(&model.table).bind(now)
-            .execute(&mut *tx).await?.rows_affected();
+        for (plural, row, first_version) in &rows {
+            let inserted = bind_values!(sqlx::query(sqlx::AssertSqlSafe(row.sql.clone())), &row.values)
+                .execute(&mut *tx).await?.rows_affected();
             if inserted == 0 {
                 // The plural or the slug is taken: by this system model, or by a user model
                 // made before this version of the seeds. Either way, the user's stays.
-                tracing::debug!(%workspace, model = %model.plural, "system model not added: its name is taken");
+                tracing::debug!(%workspace, model = %plural, "system model not added: its name is taken");
                 continue;
             }
-            sqlx::query(
-                "INSERT INTO model_versions (model_id, version, fields, author, summary, created_at) \
-                 VALUES ($1, 1, $2, NULL, 'seeded', $3)",
-            )
-            .bind(id).bind(sqlx::types::Json(fields)).bind(now)
-            .execute(&mut *tx).await?;
+            bind_values!(sqlx::query(sqlx::AssertSqlSafe(first_version.sql.clone())), &first_version.values)
+                .execute(&mut *tx).await?;
             added += 1;
         }
         sqlx::query(
