@@ -103,7 +103,7 @@ async fn fresh_health(State(health): State<RoleHealth>, request: Request, next: 
 }
 
 /// Services whose methods share the auth surface's per-address rate limit.
-const AUTH_LIMITED: &[&str] = &["kiln.v1.AuthService"];
+pub(crate) const AUTH_LIMITED: &[&str] = &["kiln.v1.AuthService"];
 
 /// The gRPC side of the listener: forwarding routes for served services plus the
 /// gateway's own health (kept true by `health`) and reflection, wrapped for grpc-web.

@@ -98,9 +98,12 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         clients: limits::ClientAddress::new(config.trusted_proxies.clone()),
     };
     // One budget for the sign-in routes, per client address (and AuthService over gRPC).
-    let limited = |route: &rest::Route, handler: MethodRouter<GatewayState>| match route.tag {
-        "auth" => handler.layer(middleware::from_fn_with_state(auth_limit.clone(), limits::limit_auth)),
-        _ => handler,
+    let limited = |route: &rest::Route, handler: MethodRouter<GatewayState>| {
+        if grpc_edge::AUTH_LIMITED.contains(&route.service()) {
+            handler.layer(middleware::from_fn_with_state(auth_limit.clone(), limits::limit_auth))
+        } else {
+            handler
+        }
     };
     let api = rest::router(routes, limited)
         .route("/openapi.json", get(openapi_json))

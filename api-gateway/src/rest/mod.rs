@@ -18,9 +18,9 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{FromRequest, FromRequestParts, RawPathParams, Request, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
-    routing::{MethodRouter, on},
+    routing::{MethodFilter, MethodRouter, on},
 };
 use kiln_common::{
     ErrorCode,
@@ -68,6 +68,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// The service whose RPC the route calls, `package.Service`.
+    pub fn service(&self) -> &'static str {
+        service_of(self.rpc)
+    }
+
     /// The route's OpenAPI request body: the message, the field the body fills, or none.
     pub fn body_message(&self, pool: &DescriptorPool) -> Option<MessageDescriptor> {
         let request = pool.get_message_by_name(&self.request_message)?;
@@ -91,6 +96,10 @@ impl Route {
         let in_path = path_parameters(self.path);
         request.fields().filter(|field| !in_path.contains(&field.name())).collect()
     }
+}
+
+fn service_of(rpc: &'static str) -> &'static str {
+    rpc.split_once('/').map(|(service, _)| service).unwrap_or_default()
 }
 
 /// `{name}` segments of a path.
@@ -200,8 +209,10 @@ where
             let call = call.clone();
             async move { call.run(state, request).await }
         };
+        // Routes are declared with the methods REST uses, all of which axum routes.
+        let filter = MethodFilter::try_from(declared.method.clone()).unwrap_or(MethodFilter::GET);
         Route {
-            handler: on(method_filter(&declared.method), handler),
+            handler: on(filter, handler),
             method: declared.method,
             path: declared.path,
             rpc: declared.rpc,
@@ -357,7 +368,7 @@ where
     }
 
     fn service(&self) -> &'static str {
-        self.rpc.split_once('/').map(|(service, _)| service).unwrap_or_default()
+        service_of(self.rpc)
     }
 
     /// The query as fields of the request message, typed by the message: a whole number
@@ -447,29 +458,17 @@ fn exact_in_a_double(number: &serde_json::Number) -> bool {
     }
 }
 
-/// A body that may be left out: nothing (or only white space) is `None`.
+/// A body that may be left out: nothing (or only white space) is `None`; anything else
+/// is read as [`json_body`] reads it.
 async fn optional_json_body(request: Request, state: &GatewayState) -> Result<Option<Map<String, Value>>, ApiError> {
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    let bytes = Bytes::from_request(request, state)
+    let (parts, body) = request.into_parts();
+    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
         .await
         .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large"))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if !is_json {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "the request body must be JSON: send `content-type: application/json`",
-        ));
-    }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidArgument, "the request body is not valid JSON for this call")
-            .with_details(json!([{ "field": "body", "description": e.to_string() }]))
-    })
+    json_body(Request::from_parts(parts, bytes.into()), state).await.map(Some)
 }
 
 /// The answer as its message's JSON, or no body for 204.
@@ -486,17 +485,6 @@ fn copy_metadata(headers: &HeaderMap, metadata: &mut MetadataMap) {
         if let Some(value) = headers.get(name).and_then(|v| MetadataValue::try_from(v.as_bytes()).ok()) {
             metadata.insert(name, value);
         }
-    }
-}
-
-fn method_filter(method: &Method) -> axum::routing::MethodFilter {
-    use axum::routing::MethodFilter;
-    match *method {
-        Method::POST => MethodFilter::POST,
-        Method::PUT => MethodFilter::PUT,
-        Method::PATCH => MethodFilter::PATCH,
-        Method::DELETE => MethodFilter::DELETE,
-        _ => MethodFilter::GET,
     }
 }
 
