@@ -215,10 +215,14 @@ impl Db {
     /// migrator holds a lock (PostgreSQL's advisory lock, SQLite's writer).
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
         let context = || format!("running {}'s database migrations", migrations.owner);
+        let migrator = |list: fn() -> Vec<Migration>| {
+            let mut migrator = Migrator::with_migrations(list());
+            migrator.dangerous_set_table_name(format!("_kiln_migrations_{}", migrations.owner));
+            migrator
+        };
         match self {
             Db::Postgres(pool) => {
-                let mut migrator = Migrator::with_migrations((migrations.postgres)());
-                migrator.dangerous_set_table_name(format!("_kiln_migrations_{}", migrations.owner));
+                let migrator = migrator(migrations.postgres);
                 // On a connection of its own, free of the statement timeout, closed after.
                 let mut conn = pool.acquire().await.with_context(context)?.detach();
                 sqlx::query("SET statement_timeout = 0").execute(&mut conn).await.with_context(context)?;
@@ -227,8 +231,7 @@ impl Db {
                 migrated
             }
             Db::Sqlite(pools) => {
-                let mut migrator = Migrator::with_migrations((migrations.sqlite)());
-                migrator.dangerous_set_table_name(format!("_kiln_migrations_{}", migrations.owner));
+                let migrator = migrator(migrations.sqlite);
                 let mut conn = pools.writer.acquire().await.with_context(context)?;
                 migrator.run(&mut *conn).await.with_context(context)
             }
