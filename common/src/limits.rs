@@ -12,6 +12,11 @@ pub const MAX_JSON_DEPTH: usize = 32;
 /// (a `Struct` number, a JavaScript number), so integers past it travel as strings.
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
+/// Whether `n` is within ±[`MAX_SAFE_INTEGER`] (`i64::MIN` included, without overflow).
+pub fn is_safe_integer(n: i64) -> bool {
+    n.unsigned_abs() <= MAX_SAFE_INTEGER.unsigned_abs()
+}
+
 /// How many levels of arrays and objects `value` nests: `1` is 0, `[1]` is 1.
 /// Iterative, so hostile input cannot exhaust the stack here.
 pub fn json_depth(value: &Value) -> usize {

@@ -14,7 +14,11 @@
 //!   as itself, the rest as their JSON type.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use kiln_common::{db::Id, error::FieldViolation, limits::MAX_SAFE_INTEGER};
+use kiln_common::{
+    db::Id,
+    error::FieldViolation,
+    limits::{MAX_SAFE_INTEGER, is_safe_integer},
+};
 use serde_json::{Map, Value};
 use sqlx::Row;
 
@@ -175,7 +179,7 @@ pub fn check_value(spec: &FieldSpec, value: &Value) -> Result<SqlValue, String> 
 /// An integer from a number held exactly, or from a string of digits.
 fn integer(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64().filter(|n| n.abs() <= MAX_SAFE_INTEGER).or_else(|| {
+        Value::Number(n) => n.as_i64().filter(|&n| is_safe_integer(n)).or_else(|| {
             n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64).map(|f| f as i64)
         }),
         Value::String(text) => text.trim().parse().ok(),
@@ -301,7 +305,7 @@ where
     Id: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let value = match ty {
-        FieldType::Integer => row.try_get::<Option<i64>, _>(column)?.map(|n| match n.abs() <= MAX_SAFE_INTEGER {
+        FieldType::Integer => row.try_get::<Option<i64>, _>(column)?.map(|n| match is_safe_integer(n) {
             true => Value::Number(n.into()),
             false => Value::String(n.to_string()),
         }),

@@ -24,7 +24,7 @@ use axum::{
 };
 use kiln_common::{
     ErrorCode,
-    limits::{MAX_JSON_DEPTH, MAX_SAFE_INTEGER, json_depth, too_deep},
+    limits::{MAX_JSON_DEPTH, MAX_SAFE_INTEGER, is_safe_integer, json_depth, too_deep},
 };
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
 use serde::{Serialize, de::DeserializeOwned};
@@ -452,7 +452,7 @@ async fn json_body(request: Request, state: &GatewayState) -> Result<Map<String,
 /// Whether a JSON number survives the trip through a double unchanged.
 fn exact_in_a_double(number: &serde_json::Number) -> bool {
     match (number.as_i64(), number.as_u64()) {
-        (Some(n), _) => n.abs() <= MAX_SAFE_INTEGER,
+        (Some(n), _) => is_safe_integer(n),
         (None, Some(_)) => false,
         _ => true,
     }

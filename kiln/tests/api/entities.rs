@@ -439,6 +439,7 @@ async fn every_field_type_reads_the_same_on_every_protocol(backend: Backend) {
         { "name": "small", "type": "integer" },
         { "name": "big", "type": "integer" },
         { "name": "negative", "type": "integer" },
+        { "name": "lowest", "type": "integer" },
         { "name": "price", "type": "decimal" },
         { "name": "whole_price", "type": "decimal" },
         { "name": "flag", "type": "boolean" },
@@ -461,7 +462,7 @@ async fn every_field_type_reads_the_same_on_every_protocol(backend: Backend) {
     let reference = uuid::Uuid::now_v7().to_string();
     let sent = json!({
         "text": "Ünïcode ✓", "long_text": "line one\nline two", "small": 42,
-        "big": "9223372036854775807", "negative": "-9007199254740993",
+        "big": "9223372036854775807", "negative": "-9007199254740993", "lowest": "-9223372036854775808",
         "price": "10.50", "whole_price": 10, "flag": true, "day": "2026-01-31",
         "at": "2026-01-31T09:30:00.123456Z", "email": "ada@example.com", "site": "https://example.com/a?b=c",
         "stage": "done", "meta": { "list": [1, 2.5, "x", null], "nested": { "ok": true } },
@@ -477,7 +478,7 @@ async fn every_field_type_reads_the_same_on_every_protocol(backend: Backend) {
     };
     let expected = json!({
         "text": "Ünïcode ✓", "long_text": "line one\nline two", "small": 42,
-        "big": "9223372036854775807", "negative": "-9007199254740993",
+        "big": "9223372036854775807", "negative": "-9007199254740993", "lowest": "-9223372036854775808",
         "price": price, "whole_price": "10", "flag": true, "day": "2026-01-31",
         "at": "2026-01-31T09:30:00.123456Z", "email": "ada@example.com", "site": "https://example.com/a?b=c",
         "stage": "done", "meta": { "list": [1, 2.5, "x", null], "nested": { "ok": true } },

@@ -574,6 +574,7 @@ async fn hostile_input_gets_clear_client_errors() {
         (json!({ "n": "12x" }), "n"),
         // Past 2^53 a number is not held exactly by every protocol: refused, not rounded.
         (json!({ "n": 9_007_199_254_740_993_u64 }), "n"),
+        (json!({ "n": i64::MIN }), "n"),
         (json!({ "n": 1.5 }), "n"),
         (json!({ "n": 1e300 }), "n"),
         (json!({ "text": ["x"] }), "text"),
