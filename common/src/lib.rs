@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod limits;
 pub mod net;
 pub mod paging;
+pub mod records;
 pub mod seeds;
 pub mod sessions;
 pub mod telemetry;

@@ -68,11 +68,21 @@ pub struct SeedModel {
     pub plural: String,
     /// The platform table holding its records.
     pub table: String,
+    /// The service owning that table, which serves the records.
+    pub owner: SeedOwner,
     pub label: String,
     pub label_plural: String,
     pub title_field: String,
     pub description: String,
     pub fields: Vec<Field>,
+}
+
+/// A service that owns platform tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeedOwner {
+    ModelSvc,
+    AppSvc,
 }
 
 struct Seeds {
@@ -127,6 +137,9 @@ mod tests {
         let models = system_models().unwrap();
         let plurals: Vec<&str> = models.iter().map(|m| m.plural.as_str()).collect();
         assert_eq!(plurals, ["models", "applications", "users", "components", "templates", "workflows", "prompts"]);
+        let owned_by_model_svc: Vec<&str> =
+            models.iter().filter(|m| m.owner == SeedOwner::ModelSvc).map(|m| m.table.as_str()).collect();
+        assert_eq!(owned_by_model_svc, ["models"], "model-svc owns the models table, app-svc the rest");
         for model in models {
             assert!(model.fields.iter().any(|f| f.name == model.title_field), "{}: title field", model.name);
             for field in &model.fields {

@@ -80,8 +80,8 @@ async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {
 
 /// The token check of a role without the sessions table: it asks app-svc, remembering
 /// answers as long as the table's owner would.
-fn asking_app_svc(config: &Config, db: &Db) -> anyhow::Result<Authenticator> {
-    let source = AskAppSvc(GrpcChannel::remote(&config.app_svc_url)?);
+fn asking_app_svc(config: &Config, db: &Db, app: GrpcChannel) -> anyhow::Result<Authenticator> {
+    let source = AskAppSvc(app);
     Ok(Authenticator::with_sessions(token_keys(config)?, LiveSessions::new(source, db.clone())))
 }
 
@@ -109,11 +109,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Role::AllInOne => {
             let (db, auth) = storage(&config).await?;
             let keys = auth.keys().clone();
-            let model = model_service(&config, &db, auth.clone()).await?;
-            let app = app_service(&config, &db, auth).await?;
+            let app = app_service(&config, &db, auth.clone()).await?;
+            let app = GrpcChannel::local("app", with_support(&app_services(), Some(app)).await?);
+            let model = model_service(&config, &db, auth, app.clone()).await?;
             let backends = Backends {
                 model: GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?),
-                app: GrpcChannel::local("app", with_support(kiln_app_svc::SERVICES, Some(app)).await?),
+                app,
                 build: None,
                 services: all_services(),
             };
@@ -131,23 +132,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         Role::Model => {
             let db = database(&config).await?;
-            let auth = asking_app_svc(&config, &db)?;
-            let routes = model_service(&config, &db, auth).await?;
+            let app = GrpcChannel::remote(&config.app_svc_url)?;
+            let auth = asking_app_svc(&config, &db, app.clone())?;
+            let routes = model_service(&config, &db, auth, app).await?;
             serve_role(&config, kiln_model_svc::SERVICES, Some(routes), Some(db), stop).await
         }
         Role::App => {
             let (db, auth) = storage(&config).await?;
             let routes = app_service(&config, &db, auth).await?;
-            serve_role(&config, kiln_app_svc::SERVICES, Some(routes), Some(db), stop).await
+            serve_role(&config, &app_services(), Some(routes), Some(db), stop).await
         }
         Role::BuildWorker => serve_role(&config, kiln_build_worker::SERVICES, None, None, stop).await,
     }
 }
 
-/// model-svc's services on `db`, its tables migrated first.
-async fn model_service(config: &Config, db: &Db, auth: Authenticator) -> anyhow::Result<Routes> {
+/// model-svc's services on `db`, its tables migrated first; `app` reaches app-svc.
+async fn model_service(config: &Config, db: &Db, auth: Authenticator, app: GrpcChannel) -> anyhow::Result<Routes> {
     db.migrate(&kiln_model_svc::MIGRATIONS).await?;
-    let deps = kiln_model_svc::ModelDeps { db: db.clone(), auth, max_message_bytes: config.max_body_bytes };
+    let deps = kiln_model_svc::ModelDeps { db: db.clone(), auth, max_message_bytes: config.max_body_bytes, app };
     Ok(kiln_model_svc::routes(deps))
 }
 
@@ -162,7 +164,12 @@ async fn app_service(config: &Config, db: &Db, auth: Authenticator) -> anyhow::R
         refresh_ttl: config.refresh_token_ttl,
         max_message_bytes: config.max_body_bytes,
     };
-    Ok(kiln_app_svc::routes(deps))
+    kiln_app_svc::routes(deps)
+}
+
+/// Every service app-svc serves: to the edge and to the other roles.
+fn app_services() -> Vec<&'static str> {
+    [kiln_app_svc::SERVICES, kiln_app_svc::PEER_SERVICES].concat()
 }
 
 /// The gateway on `KILN_HTTP_ADDR`, in front of `backends`, until `stop`.
@@ -187,7 +194,7 @@ async fn serve_gateway(
 /// until `stop`.
 async fn serve_role(
     config: &Config,
-    services: &'static [&'static str],
+    services: &[&str],
     routes: Option<Routes>,
     db: Option<Db>,
     stop: CancellationToken,

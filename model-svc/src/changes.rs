@@ -16,14 +16,18 @@ use kiln_proto::v1::{
     ModelVersion, PlanModelChangeRequest, PlanModelChangeResponse, UpdateModelRequest, UpdateModelResponse,
 };
 
+use kiln_common::records::{
+    codec::{SqlValue, check_value},
+    engine::RecordPool,
+    fields::{Constraint, Dialect, FieldSpec, FieldType, parse_fields},
+    names::{self, Ident},
+};
+
 use crate::{
     metadata::VersionRow,
     models::{ModelApi, find_model, text_rule},
-    names::{self, Ident},
-    records::{SqlValue, check_value},
-    schema::{self, Constraint, Dialect, FieldSpec, Namespace, Plan, Step},
+    schema::{self, Namespace, Plan, Step},
     schema_writer::{self, Expect, SchemaWrite, Statement},
-    workspace::WorkspacePool,
 };
 
 impl ModelApi {
@@ -40,7 +44,7 @@ impl ModelApi {
         if model.is_system {
             return Err(ServiceError::FailedPrecondition(format!("system models cannot be {doing}")));
         }
-        let specs = schema::parse_fields(&model.fields)
+        let specs = parse_fields(&model.fields)
             .map_err(|v| anyhow::anyhow!("stored fields of {} no longer parse: {v:?}", model.plural))?;
         Ok((model, specs))
     }
@@ -51,7 +55,7 @@ impl ModelApi {
         req: PlanModelChangeRequest,
     ) -> Result<PlanModelChangeResponse, ServiceError> {
         let (_, old) = self.user_model(principal, &req.id, "changed").await?;
-        let new = schema::parse_fields(&req.fields).map_err(ServiceError::invalid)?;
+        let new = parse_fields(&req.fields).map_err(ServiceError::invalid)?;
         let plan = schema::plan(&old, &new, &req.fields).map_err(ServiceError::invalid)?;
         Ok(PlanModelChangeResponse { changes: plan.describe(&old, &new), destructive: plan.is_destructive() })
     }
@@ -124,7 +128,7 @@ impl ModelApi {
         req: &UpdateModelRequest,
     ) -> Result<CheckedChange, ServiceError> {
         let mut violations = Vec::new();
-        let new = schema::parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
+        let new = parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
         let label = req.label.as_deref().map(|l| text_rule(&mut violations, "label", l, 100));
         let label_plural = req.label_plural.as_deref().map(|l| text_rule(&mut violations, "label_plural", l, 100));
         let description = req.description.as_deref().map(|d| text_rule(&mut violations, "description", d, 2000));
@@ -239,11 +243,11 @@ impl ModelApi {
     }
 }
 
-async fn has_rows(pool: &WorkspacePool, table: &str) -> Result<bool, ServiceError> {
+async fn has_rows(pool: &RecordPool, table: &str) -> Result<bool, ServiceError> {
     let sql = format!("SELECT 1 FROM {table} LIMIT 1");
     let found = match pool {
-        WorkspacePool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(p).await?.is_some(),
-        WorkspacePool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(&p.reader).await?.is_some(),
+        RecordPool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(p).await?.is_some(),
+        RecordPool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(&p.reader).await?.is_some(),
     };
     Ok(found)
 }
@@ -272,11 +276,9 @@ fn title_field_after(model: &Model, new: &[FieldSpec], asked: Option<&str>) -> R
             Ok(title)
         }
         _ if new.iter().any(|s| s.name.as_str() == model.title_field) => Ok(model.title_field.clone()),
-        _ => Ok(new
-            .iter()
-            .find(|s| s.ty == schema::FieldType::Text)
-            .map(|s| s.name.to_string())
-            .unwrap_or_else(|| "id".into())),
+        _ => {
+            Ok(new.iter().find(|s| s.ty == FieldType::Text).map(|s| s.name.to_string()).unwrap_or_else(|| "id".into()))
+        }
     }
 }
 
@@ -303,7 +305,7 @@ fn confirm_losses(plan: &Plan, old: &[FieldSpec], confirmed: bool) -> Result<(),
 /// The value each added field gives the records already there: its default, or none; a
 /// required field without a default can only be added to an empty table.
 async fn backfill(
-    pool: &WorkspacePool,
+    pool: &RecordPool,
     ns: &Namespace,
     table: &Ident,
     change: &CheckedChange,
@@ -349,7 +351,7 @@ fn version_statements(
     let summary = if summary.is_empty() { "labels changed".to_string() } else { summary };
     let optional_text = |text: &Option<String>| match text {
         Some(text) => SqlValue::Text(text.clone()),
-        None => SqlValue::Null(schema::FieldType::Text),
+        None => SqlValue::Null(FieldType::Text),
     };
     let now = kiln_common::db::now();
     let version = i64::from(model.version) + 1;

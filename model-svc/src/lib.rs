@@ -6,14 +6,12 @@ pub mod changes;
 pub mod entities;
 pub mod metadata;
 pub mod models;
-pub mod names;
-pub mod records;
 pub mod schema;
 pub mod schema_writer;
 pub mod seeding;
 pub mod workspace;
 
-use kiln_common::{Authenticator, Db};
+use kiln_common::{Authenticator, Db, GrpcChannel};
 use kiln_proto::v1::{entity_service_server::EntityServiceServer, model_service_server::ModelServiceServer};
 use tonic::{server::NamedService, service::Routes};
 
@@ -34,6 +32,8 @@ pub struct ModelDeps {
     pub auth: Authenticator,
     /// Largest request message accepted, as large as the largest REST body.
     pub max_message_bytes: usize,
+    /// app-svc, which serves the records of the system kinds it owns.
+    pub app: GrpcChannel,
 }
 
 /// Every service of the role.
@@ -53,7 +53,7 @@ pub fn routes(deps: ModelDeps) -> Routes {
         .max_decoding_message_size(limit),
     )
     .add_service(
-        EntityServiceServer::new(entities::EntityApi::new(workspaces, catalog, callers))
+        EntityServiceServer::new(entities::entity_api(catalog, callers, deps.app.clone()))
             .max_decoding_message_size(limit),
     )
 }

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use kiln_common::db::{Id, RowExt};
 use serde_json::Value;
 
-use crate::{models::COLUMNS, records::SqlValue, schema::FieldType, schema_writer::Statement};
+use kiln_common::records::{codec::SqlValue, fields::FieldType};
+
+use crate::{models::COLUMNS, schema_writer::Statement};
 
 /// A model's row in `models`.
 #[derive(Debug, Clone)]

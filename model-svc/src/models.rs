@@ -6,6 +6,10 @@
 use std::future::Future;
 
 use kiln_common::error::FieldViolation;
+use kiln_common::records::{
+    fields::{FieldSpec, FieldType, default_label, parse_fields},
+    names::{self, ModelNames},
+};
 use kiln_common::{
     Principal, ServiceError,
     db::{Id, RowExt},
@@ -24,8 +28,7 @@ use crate::{
     Callers, ModelDeps,
     catalog::Catalog,
     metadata::{ModelRow, VersionRow},
-    names::{self, ModelNames},
-    schema::{self, FieldSpec, FieldType},
+    schema,
     schema_writer::{self, SchemaWrite, Statement},
     workspace::Workspaces,
 };
@@ -205,7 +208,7 @@ impl ModelApi {
         let names = names::model_names(&req.name, Some(&req.plural))
             .map_err(|(field, e)| violations.push(FieldViolation::new(field, e.0)))
             .ok();
-        let specs = schema::parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
+        let specs = parse_fields(&req.fields).map_err(|v| violations.extend(v)).ok();
         let label = text_rule(&mut violations, "label", &req.label, 100);
         let label_plural = text_rule(&mut violations, "label_plural", &req.label_plural, 100);
         let description = text_rule(&mut violations, "description", &req.description, 2000);
@@ -226,12 +229,8 @@ impl ModelApi {
         };
         Ok(NewModel {
             name: req.name.trim().to_string(),
-            label: if label.is_empty() { schema::default_label(names.singular.as_str()) } else { label },
-            label_plural: if label_plural.is_empty() {
-                schema::default_label(names.plural.as_str())
-            } else {
-                label_plural
-            },
+            label: if label.is_empty() { default_label(names.singular.as_str()) } else { label },
+            label_plural: if label_plural.is_empty() { default_label(names.plural.as_str()) } else { label_plural },
             names,
             description,
             title_field,

@@ -9,15 +9,14 @@
 //!   table's commit fails after it, the model's metadata is put back as it was read
 //!   before the change (its `models` row and versions), so the two files never disagree.
 
-use kiln_common::db::Id;
+use kiln_common::{
+    bind_values,
+    db::Id,
+    records::{codec::SqlValue, engine::RecordPool},
+};
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 
-use crate::{
-    bind_values,
-    metadata::{ModelRow, VERSION_ROW_COLUMNS, VersionRow, model_row_columns},
-    records::SqlValue,
-    workspace::WorkspacePool,
-};
+use crate::metadata::{ModelRow, VERSION_ROW_COLUMNS, VersionRow, model_row_columns};
 
 /// What a statement must find or do for the change to go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,19 +68,19 @@ pub struct SchemaWrite {
 /// Applies `change` to the workspace behind `workspace` (and, on SQLite, the platform
 /// file's `platform` writer).
 pub async fn apply(
-    workspace: &WorkspacePool,
+    workspace: &RecordPool,
     platform: Option<&kiln_common::db::SqliteConns>,
     change: &SchemaWrite,
 ) -> Result<(), sqlx::Error> {
     match (workspace, platform) {
-        (WorkspacePool::Postgres(pool), _) => {
+        (RecordPool::Postgres(pool), _) => {
             let mut conn = pool.acquire().await?;
             let mut tx = conn.begin().await?;
             run_postgres(&mut tx, &change.metadata).await?;
             run_postgres(&mut tx, &change.tables).await?;
             tx.commit().await
         }
-        (WorkspacePool::Sqlite(ws), Some(platform)) => {
+        (RecordPool::Sqlite(ws), Some(platform)) => {
             let mut conn = ws.writer.acquire().await?;
             if change.pause_foreign_keys {
                 sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
@@ -97,7 +96,7 @@ pub async fn apply(
             }
             applied
         }
-        (WorkspacePool::Sqlite(_), None) => {
+        (RecordPool::Sqlite(_), None) => {
             Err(sqlx::Error::Configuration("SQLite workspace without its platform file".into()))
         }
     }
@@ -183,7 +182,7 @@ mod tests {
     use crate::workspace::Workspaces;
 
     /// A platform file with one model at version 1, and its workspace's file with a child table whose foreign key is checked at commit.
-    async fn setup() -> (tempfile::TempDir, Db, WorkspacePool, Id) {
+    async fn setup() -> (tempfile::TempDir, Db, RecordPool, Id) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("kiln.db").display()), Default::default())
             .await
@@ -224,7 +223,7 @@ mod tests {
         run_sqlite(&mut conn, &[create, version]).await.unwrap();
         drop(conn);
         let pool = Workspaces::new(db.clone()).pool(workspace.0).await.unwrap();
-        let WorkspacePool::Sqlite(ws) = &pool else { unreachable!() };
+        let RecordPool::Sqlite(ws) = &pool else { unreachable!() };
         sqlx::query("CREATE TABLE parents (id integer PRIMARY KEY)").execute(&ws.writer).await.unwrap();
         sqlx::query("CREATE TABLE children (parent integer REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)")
             .execute(&ws.writer)
@@ -291,7 +290,7 @@ mod tests {
     async fn a_failure_before_the_metadata_commits_changes_neither_file() {
         let (_dir, db, pool, model) = setup().await;
         let Db::Sqlite(platform) = &db else { unreachable!() };
-        let WorkspacePool::Sqlite(ws) = &pool else { unreachable!() };
+        let RecordPool::Sqlite(ws) = &pool else { unreachable!() };
         // The metadata finds the model moved on: the table's statements are undone too.
         let mut moved_on = new_version(model);
         moved_on[0] = Statement::new("UPDATE models SET version = 2 WHERE id = $1 AND version = 5")

@@ -12,17 +12,14 @@ use std::{
 
 use anyhow::Context;
 use kiln_common::{
-    ServiceError,
+    ServiceError, bind_values,
     db::{Db, Id},
     seeds, with_db,
 };
 use sqlx::Connection as _;
 use uuid::Uuid;
 
-use crate::{
-    bind_values,
-    metadata::{ModelRow, VersionRow},
-};
+use crate::metadata::{ModelRow, VersionRow};
 
 /// Workspaces remembered as seeded, at most; past that the memory starts afresh (each
 /// workspace then costs one more look at `model_seeds`).

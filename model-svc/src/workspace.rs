@@ -16,14 +16,12 @@ use std::{
 };
 
 use kiln_common::{Db, db::SqlitePools};
-use sqlx::PgPool;
 use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 use uuid::Uuid;
 
-use crate::{
-    names::Ident,
-    schema::{Dialect, Namespace},
-};
+use kiln_common::records::{engine::RecordPool, fields::Dialect, names::Ident};
+
+use crate::schema::Namespace;
 
 /// SQLite workspace files open at once, at most.
 pub const MAX_OPEN: usize = 256;
@@ -35,13 +33,6 @@ const READERS: u32 = 4;
 /// Where a workspace's SQLite file lives in the workspace directory `dir`.
 fn workspace_file(dir: &Path, workspace_id: Uuid) -> PathBuf {
     dir.join(format!("{}.db", workspace_id.hyphenated()))
-}
-
-/// Connections to one workspace's tables.
-#[derive(Debug, Clone)]
-pub enum WorkspacePool {
-    Postgres(PgPool),
-    Sqlite(SqlitePools),
 }
 
 #[derive(Debug)]
@@ -109,17 +100,17 @@ impl Workspaces {
     }
 
     /// The connections to the workspace's tables, opening (and creating) its file on SQLite.
-    pub async fn pool(&self, workspace_id: Uuid) -> anyhow::Result<WorkspacePool> {
+    pub async fn pool(&self, workspace_id: Uuid) -> anyhow::Result<RecordPool> {
         let (Db::Sqlite(platform), Some(dir)) = (&self.db, &self.sqlite_dir) else {
             let Db::Postgres(pool) = &self.db else {
                 anyhow::bail!("SQLite without a file has no workspace directory")
             };
-            return Ok(WorkspacePool::Postgres(pool.clone()));
+            return Ok(RecordPool::Postgres(pool.clone()));
         };
         let mut open = self.open.lock().await;
         if let Some(entry) = open.get_mut(&workspace_id) {
             entry.last_used = Instant::now();
-            return Ok(WorkspacePool::Sqlite(entry.pools.clone()));
+            return Ok(RecordPool::Sqlite(entry.pools.clone()));
         }
         if open.len() >= self.max_open
             && let Some(oldest) = open.iter().min_by_key(|(_, e)| e.last_used).map(|(id, _)| *id)
@@ -129,7 +120,7 @@ impl Workspaces {
         }
         let pools = SqlitePools::open(&workspace_file(dir, workspace_id), READERS, platform.read_timeout).await?;
         open.insert(workspace_id, Open { pools: pools.clone(), last_used: Instant::now() });
-        Ok(WorkspacePool::Sqlite(pools))
+        Ok(RecordPool::Sqlite(pools))
     }
 
     /// How many SQLite workspace files are open.

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::{Backend, PASSWORD, assert_error, spawn_app, token};
 
-crate::on_both_databases!(
+crate::on_every_backend!(
     register_creates_user_and_workspace_and_signs_in,
     register_refuses_duplicates_and_bad_input_with_field_details,
     login_answers_the_same_for_unknown_email_and_wrong_password,

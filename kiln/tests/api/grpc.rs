@@ -26,7 +26,7 @@ pub fn with_token<T>(message: T, token: &str) -> Request<T> {
     request
 }
 
-crate::on_both_databases!(auth_flow_over_native_grpc);
+crate::on_every_backend!(auth_flow_over_native_grpc);
 
 async fn auth_flow_over_native_grpc(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -11,11 +11,17 @@ use sqlx::postgres::PgConnectOptions;
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-000";
 pub const PASSWORD: &str = "correct horse 9";
 
-/// Which database a test runs against.
+/// Which database a test runs against, and how Kiln is laid out over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// All-in-one on an SQLite file.
     Sqlite,
+    /// All-in-one on PostgreSQL.
     Postgres,
+    /// The mesh on PostgreSQL: gateway, model, app and build-worker roles as separate
+    /// servers on loopback ports, each service's role connecting as a database user that
+    /// reaches only the tables its service owns.
+    Mesh,
 }
 
 /// The PostgreSQL server tests create their databases on.
@@ -36,7 +42,6 @@ pub struct TestDatabase {
 pub struct ServiceUsers {
     pub model_url: String,
     pub app_url: String,
-    model: String,
 }
 
 impl TestDatabase {
@@ -49,7 +54,7 @@ impl TestDatabase {
                 let url = format!("sqlite://{}", dir.join("kiln.db").display());
                 TestDatabase { url, dir, postgres_name: None, postgres_users: Vec::new() }
             }
-            Backend::Postgres => {
+            Backend::Postgres | Backend::Mesh => {
                 let name = format!("kiln_test_{id}");
                 let server = PgConnectOptions::from_str(&postgres_server_url()).expect("KILN_TEST_POSTGRES_URL");
                 let url =
@@ -61,7 +66,7 @@ impl TestDatabase {
 
     /// Makes the database (PostgreSQL) and a login per service that can create tables
     /// (each service migrates its own, so it owns them) and nothing else: no access to
-    /// another service's tables unless granted.
+    /// another service's tables.
     pub async fn service_users(&mut self) -> ServiceUsers {
         let name = self.postgres_name.clone().expect("service users need PostgreSQL");
         let server = sqlx::PgPool::connect(&postgres_server_url()).await.unwrap();
@@ -81,15 +86,7 @@ impl TestDatabase {
         execute(&database, format!("GRANT USAGE, CREATE ON SCHEMA public TO \"{model}\", \"{app}\"")).await;
         database.close().await;
         let url_of = |user: &str| self.url.replacen("postgres://postgres@", &format!("postgres://{user}@"), 1);
-        ServiceUsers { model_url: url_of(&model), app_url: url_of(&app), model }
-    }
-
-    /// Grants the model service's user row access to `tables` (owned by another service).
-    pub async fn grant_to_model(&self, users: &ServiceUsers, tables: &[&str]) {
-        let database = sqlx::PgPool::connect(&self.url).await.unwrap();
-        let sql = format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO \"{}\"", tables.join(", "), users.model);
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&database).await.unwrap();
-        database.close().await;
+        ServiceUsers { model_url: url_of(&model), app_url: url_of(&app) }
     }
 }
 
@@ -138,12 +135,14 @@ pub fn test_config(role: Role, db: &TestDatabase) -> Config {
     config
 }
 
-/// A running all-in-one Kiln.
+/// A running Kiln: all-in-one, or the roles of the mesh (the gateway last).
 pub struct TestApp {
+    /// The gateway's address.
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// The database, as its owner (every service's tables).
     pub db: Db,
-    running: Option<Running>,
+    running: Vec<Running>,
     // Dropped last: the database outlives the servers that use it.
     _database: TestDatabase,
 }
@@ -152,14 +151,41 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
+/// Kiln on `backend`, its configuration (every role's) changed by `adjust` first.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let database = TestDatabase::new(backend);
+    let mut database = TestDatabase::new(backend);
     let mut config = test_config(Role::AllInOne, &database);
     adjust(&mut config);
-    let running = kiln::start(config).await.expect("kiln starts");
-    let addr = running.http_addr.expect("gateway address");
+    let running = match backend {
+        Backend::Sqlite | Backend::Postgres => vec![kiln::start(config).await.expect("kiln starts")],
+        Backend::Mesh => start_mesh(&mut database, config).await,
+    };
+    let addr = running.last().and_then(|gateway| gateway.http_addr).expect("gateway address");
     let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
-    TestApp { addr, http: reqwest::Client::new(), db, running: Some(running), _database: database }
+    TestApp { addr, http: reqwest::Client::new(), db, running, _database: database }
+}
+
+/// The mesh's roles on `database`, each from `config` with its role and, for a service,
+/// the database user of its own; the gateway last.
+async fn start_mesh(database: &mut TestDatabase, config: Config) -> Vec<Running> {
+    let users = database.service_users().await;
+    let role =
+        |role: Role, database_url: &str| Config { role, database_url: database_url.to_string(), ..config.clone() };
+    let grpc_url = |running: &Running| format!("http://{}", running.grpc_addr.expect("a service role serves gRPC"));
+    let app = kiln::start(role(Role::App, &users.app_url)).await.expect("the app role starts");
+    let model = kiln::start(Config { app_svc_url: grpc_url(&app), ..role(Role::Model, &users.model_url) })
+        .await
+        .expect("the model role starts");
+    let build = kiln::start(role(Role::BuildWorker, "")).await.expect("the build role starts");
+    let gateway = kiln::start(Config {
+        model_svc_url: grpc_url(&model),
+        app_svc_url: grpc_url(&app),
+        build_worker_url: grpc_url(&build),
+        ..role(Role::Gateway, "")
+    })
+    .await
+    .expect("the gateway starts");
+    vec![app, model, build, gateway]
 }
 
 /// A call with a bearer token and an optional JSON body, read as (status, JSON).
@@ -249,7 +275,8 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
+        // The gateway first, then the roles behind it.
+        while let Some(running) = self.running.pop() {
             running.stop().await.expect("graceful stop");
         }
         self.db.close().await;
@@ -258,7 +285,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
+        for running in self.running.drain(..) {
             running.stop_token().cancel();
         }
     }
@@ -285,15 +312,18 @@ pub fn token(body: &Value, which: &str) -> String {
     body["tokens"][which].as_str().unwrap_or_else(|| panic!("no {which} in {body}")).to_string()
 }
 
-/// Runs each named `async fn(Backend)` test on SQLite and on PostgreSQL.
+/// Runs each named `async fn(Backend)` test on SQLite, on PostgreSQL and on the mesh.
 #[macro_export]
-macro_rules! on_both_databases {
+macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Sqlite).await })*
         }
         mod postgres {
             $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Postgres).await })*
+        }
+        mod mesh {
+            $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Mesh).await })*
         }
     };
 }

@@ -26,23 +26,36 @@ struct Mesh {
 
 impl Mesh {
     /// Each role connects as a database user of its own, which reaches only the tables
-    /// its service owns: app-svc's identity, sessions and audit tables are out of
-    /// model-svc's reach, and model-svc's models out of app-svc's.
+    /// its service owns: app-svc's identity, sessions, audit and platform-kind tables are
+    /// out of model-svc's reach, and model-svc's models out of app-svc's.
     async fn start() -> Self {
         let mut database = TestDatabase::new(crate::harness::Backend::Postgres);
         let users = database.service_users().await;
         let mut app_config = test_config(Role::App, &database);
         app_config.database_url = users.app_url.clone();
         let app = kiln::start(app_config).await.unwrap();
-        // The one exception left: model-svc's EntityService still serves the records of
-        // the system kinds app-svc owns, from app-svc's tables.
-        database.grant_to_model(&users, &["applications", "components", "templates", "workflows", "prompts"]).await;
         let mut model_config = test_config(Role::Model, &database);
         model_config.database_url = users.model_url.clone();
         model_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
         let model = kiln::start(model_config).await.unwrap();
         for (user, url, foreign) in [
-            ("model", &users.model_url, ["sessions", "users", "refresh_tokens", "audit_log", "workspaces"].as_slice()),
+            (
+                "model",
+                &users.model_url,
+                [
+                    "sessions",
+                    "users",
+                    "refresh_tokens",
+                    "audit_log",
+                    "workspaces",
+                    "applications",
+                    "components",
+                    "templates",
+                    "workflows",
+                    "prompts",
+                ]
+                .as_slice(),
+            ),
             ("app", &users.app_url, ["models", "model_versions", "model_seeds"].as_slice()),
         ] {
             let pool = sqlx::PgPool::connect(url).await.unwrap();

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Backend, TestApp, assert_error, read, spawn_app, token};
 
-crate::on_both_databases!(
+crate::on_every_backend!(
     fields_are_added_renamed_and_dropped_keeping_data,
     deleting_models_needs_confirmation_and_respects_relations,
 );

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::harness::{Backend, JWT_SECRET, PASSWORD, assert_error, read, spawn_app, spawn_app_with, token};
 
-crate::on_both_databases!(
+crate::on_every_backend!(
     a_token_naming_another_workspace_with_ones_own_session_is_refused,
     a_refresh_racing_a_logout_never_leaves_the_session_live,
     session_checks_are_remembered_within_the_documented_bound,

@@ -367,7 +367,7 @@ async fn b_signs_up(http: &reqwest::Client, base: &str) -> String {
     token(&body, "access_token")
 }
 
-crate::on_both_databases!(another_tenant_reaches_nothing_on_any_route_or_method);
+crate::on_every_backend!(another_tenant_reaches_nothing_on_any_route_or_method);
 
 async fn another_tenant_reaches_nothing_on_any_route_or_method(backend: Backend) {
     let app = spawn_app(backend).await;

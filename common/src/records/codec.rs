@@ -13,16 +13,16 @@
 //! - date `"2026-01-31"`, datetime RFC 3339 in UTC, uuid and relation as strings, json
 //!   as itself, the rest as their JSON type.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use kiln_common::{
+use crate::{
     db::Id,
     error::FieldViolation,
     limits::{MAX_SAFE_INTEGER, is_safe_integer},
 };
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 use sqlx::Row;
 
-use crate::schema::{FieldSpec, FieldType};
+use crate::records::fields::{Dialect, FieldSpec, FieldType};
 
 /// A value ready to bind, typed so that even NULL has the column's type.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +43,9 @@ impl SqlValue {
     /// The placeholder for this value as parameter `n`. A decimal is bound as its text
     /// and cast by the database, so PostgreSQL's `numeric` keeps every digit; SQLite's
     /// numeric affinity converts the text itself.
-    pub fn placeholder(&self, n: usize, dialect: crate::schema::Dialect) -> String {
+    pub fn placeholder(&self, n: usize, dialect: Dialect) -> String {
         match (self, dialect) {
-            (SqlValue::Decimal(_) | SqlValue::Null(FieldType::Decimal), crate::schema::Dialect::Postgres) => {
+            (SqlValue::Decimal(_) | SqlValue::Null(FieldType::Decimal), Dialect::Postgres) => {
                 format!("CAST(${n} AS numeric)")
             }
             _ => format!("${n}"),
@@ -59,7 +59,7 @@ macro_rules! bind_values {
     ($query:expr, $values:expr) => {{
         let mut query = $query;
         for value in $values {
-            use $crate::{records::SqlValue, schema::FieldType};
+            use $crate::records::{codec::SqlValue, fields::FieldType};
             query = match value {
                 SqlValue::Text(v) => query.bind(v.clone()),
                 SqlValue::Int(v) => query.bind(*v),
@@ -76,7 +76,7 @@ macro_rules! bind_values {
                     FieldType::Date => query.bind(None::<chrono::NaiveDate>),
                     FieldType::DateTime => query.bind(None::<chrono::DateTime<chrono::Utc>>),
                     FieldType::Json => query.bind(None::<sqlx::types::Json<serde_json::Value>>),
-                    FieldType::Uuid | FieldType::Relation => query.bind(None::<kiln_common::db::Id>),
+                    FieldType::Uuid | FieldType::Relation => query.bind(None::<$crate::db::Id>),
                     _ => query.bind(None::<String>),
                 },
             };
@@ -160,11 +160,11 @@ pub fn check_value(spec: &FieldSpec, value: &Value) -> Result<SqlValue, String> 
             let text = value.as_str().ok_or("must be an RFC 3339 time like 2026-01-31T09:30:00Z")?;
             let time =
                 DateTime::parse_from_rfc3339(text).map_err(|_| "must be an RFC 3339 time like 2026-01-31T09:30:00Z")?;
-            SqlValue::DateTime(kiln_common::db::truncate_time(time.with_timezone(&Utc)))
+            SqlValue::DateTime(crate::db::truncate_time(time.with_timezone(&Utc)))
         }
         FieldType::Json => {
-            if kiln_common::limits::json_depth(value) > kiln_common::limits::MAX_JSON_DEPTH {
-                return Err(kiln_common::limits::too_deep());
+            if crate::limits::json_depth(value) > crate::limits::MAX_JSON_DEPTH {
+                return Err(crate::limits::too_deep());
             }
             SqlValue::Json(value.clone())
         }
@@ -333,7 +333,7 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::parse_fields;
+    use crate::records::fields::parse_fields;
 
     fn specs() -> Vec<FieldSpec> {
         let fields: Vec<kiln_proto::v1::Field> = serde_json::from_value(serde_json::json!([

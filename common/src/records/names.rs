@@ -27,7 +27,7 @@ impl Ident {
 
     /// The identifier double-quoted for SQL (both dialects).
     pub fn quoted(&self) -> String {
-        kiln_common::db::quote_ident(&self.0)
+        crate::db::quote_ident(&self.0)
     }
 }
 

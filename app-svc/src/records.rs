@@ -1,0 +1,109 @@
+//! The records of the system kinds whose tables app-svc owns (applications, components,
+//! templates, workflows, prompts: `owner: app-svc` in `seeds/models.yaml`), served through EntityService
+//! with the shared record engine. Their fields are the seeds', the same in every
+//! workspace and fixed for a release, so they are compiled once; every workspace's rows
+//! share each table and every statement is limited to the caller's workspace. model-svc,
+//! which answers EntityService at the edge, sends the calls for these kinds here.
+
+use std::{collections::HashMap, sync::Arc};
+
+use kiln_common::{
+    Authenticator, Db, ServiceError,
+    db::Id,
+    records::{
+        api::{self, Answer, Gate},
+        engine::{CompiledModel, ModelSource, Placement, RecordPool, Records},
+        fields::{Dialect, parse_system_fields},
+        names,
+    },
+    seeds::{self, SeedOwner},
+};
+use tonic::{Status, metadata::MetadataMap};
+use uuid::Uuid;
+
+/// Kinds whose records have their own API, with where to find it.
+const MANAGED_ELSEWHERE: &[(&str, &str)] = &[("users", "/api/v1/auth/profile")];
+
+/// app-svc's kinds, compiled from the seeds for the database's dialect.
+#[derive(Debug, Clone)]
+pub struct PlatformKinds {
+    db: Db,
+    kinds: Arc<HashMap<String, Arc<CompiledModel>>>,
+}
+
+impl PlatformKinds {
+    pub fn new(db: Db) -> anyhow::Result<Self> {
+        let dialect = match db {
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::Sqlite(_) => Dialect::Sqlite,
+        };
+        let mut kinds = HashMap::new();
+        for seed in seeds::system_models()? {
+            if seed.owner != SeedOwner::AppSvc {
+                continue;
+            }
+            let plural = names::plural_ref(&seed.plural).map_err(|e| anyhow::anyhow!("seeded plural: {e}"))?;
+            let table = names::plural_ref(&seed.table).map_err(|e| anyhow::anyhow!("platform table: {e}"))?;
+            let specs = parse_system_fields(&seed.fields)
+                .map_err(|v| anyhow::anyhow!("seeded fields of {plural} do not parse: {v:?}"))?;
+            let placement = Placement {
+                table: table.quoted(),
+                table_name: table.to_string(),
+                dialect,
+                shared_table: true,
+                // Fixed for the release: no other process changes them.
+                versions_table: None,
+            };
+            // No row of its own to name it (page tokens name the kind by its plural).
+            let model = CompiledModel::new(Id(Uuid::nil()), 1, plural.clone(), specs, placement);
+            kinds.insert(plural.to_string(), Arc::new(model));
+        }
+        Ok(PlatformKinds { db, kinds: Arc::new(kinds) })
+    }
+}
+
+#[tonic::async_trait]
+impl ModelSource for PlatformKinds {
+    /// The kinds never change while the process runs: nothing to hold.
+    type Hold = ();
+
+    async fn hold(&self, _: Uuid) -> Self::Hold {}
+
+    async fn model(&self, _: Uuid, plural: &str) -> Result<Option<Arc<CompiledModel>>, ServiceError> {
+        Ok(self.kinds.get(plural).cloned())
+    }
+
+    async fn pool(&self, _: Uuid, _: &CompiledModel) -> Result<RecordPool, ServiceError> {
+        Ok(RecordPool::from(&self.db))
+    }
+
+    async fn is_current(&self, _: &CompiledModel) -> Result<bool, ServiceError> {
+        Ok(true)
+    }
+
+    fn forget(&self, _: Uuid) {}
+}
+
+pub type PlatformRecords = api::EntityApi<PlatformKinds, AppGate>;
+
+pub fn platform_records(db: Db, auth: Authenticator) -> anyhow::Result<PlatformRecords> {
+    Ok(api::EntityApi::new(Records::new(PlatformKinds::new(db)?), AppGate { auth }))
+}
+
+/// Every call is answered here, once its caller is checked and its kind is one whose
+/// records this API may touch.
+#[derive(Debug, Clone)]
+pub struct AppGate {
+    auth: Authenticator,
+}
+
+#[tonic::async_trait]
+impl Gate for AppGate {
+    async fn answer(&self, metadata: &MetadataMap, model: &str) -> Result<Answer, Status> {
+        let principal = self.auth.authenticate(metadata).await?;
+        if let Some((kind, api)) = MANAGED_ELSEWHERE.iter().find(|(kind, _)| *kind == model.trim()) {
+            return Err(ServiceError::FailedPrecondition(format!("{kind} are managed through {api}")).into());
+        }
+        Ok(Answer::Here(principal))
+    }
+}

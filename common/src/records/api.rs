@@ -1,0 +1,96 @@
+//! EntityService over the record engine, for any owner of records. Its [`Gate`] says who
+//! answers each call: the engine here, for a caller the gate has checked, or the service
+//! owning the model's records, to which the call goes on as it came (token included).
+
+use kiln_proto::v1::{
+    CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, GetEntityRequest,
+    GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse, UpdateEntityRequest, UpdateEntityResponse,
+    entity_service_client::EntityServiceClient, entity_service_server::EntityService,
+};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+
+use crate::{
+    GrpcChannel, Principal,
+    records::engine::{ModelSource, Records},
+};
+
+/// Who answers one records call.
+pub enum Answer {
+    /// The engine here, for this caller.
+    Here(Principal),
+    /// The service behind this client, which owns the model's records.
+    PassOn(EntityServiceClient<GrpcChannel>),
+}
+
+/// Decides who answers a call for the records of `model` (a plural, as sent).
+#[tonic::async_trait]
+pub trait Gate: Send + Sync + 'static {
+    async fn answer(&self, metadata: &MetadataMap, model: &str) -> Result<Answer, Status>;
+}
+
+#[derive(Debug, Clone)]
+pub struct EntityApi<S, G> {
+    records: Records<S>,
+    gate: G,
+}
+
+impl<S, G> EntityApi<S, G> {
+    pub fn new(records: Records<S>, gate: G) -> Self {
+        EntityApi { records, gate }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: ModelSource + 'static, G: Gate> EntityService for EntityApi<S, G> {
+    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+    async fn list_entities(
+        &self,
+        request: Request<ListEntitiesRequest>,
+    ) -> Result<Response<ListEntitiesResponse>, Status> {
+        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
+            Answer::PassOn(mut owner) => owner.list_entities(request).await,
+            Answer::Here(caller) => Ok(Response::new(self.records.list(caller, request.into_inner()).await?)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+    async fn get_entity(&self, request: Request<GetEntityRequest>) -> Result<Response<GetEntityResponse>, Status> {
+        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
+            Answer::PassOn(mut owner) => owner.get_entity(request).await,
+            Answer::Here(caller) => Ok(Response::new(self.records.get(caller, request.into_inner()).await?)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+    async fn create_entity(
+        &self,
+        request: Request<CreateEntityRequest>,
+    ) -> Result<Response<CreateEntityResponse>, Status> {
+        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
+            Answer::PassOn(mut owner) => owner.create_entity(request).await,
+            Answer::Here(caller) => Ok(Response::new(self.records.create(caller, request.into_inner()).await?)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+    async fn update_entity(
+        &self,
+        request: Request<UpdateEntityRequest>,
+    ) -> Result<Response<UpdateEntityResponse>, Status> {
+        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
+            Answer::PassOn(mut owner) => owner.update_entity(request).await,
+            Answer::Here(caller) => Ok(Response::new(self.records.update(caller, request.into_inner()).await?)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+    async fn delete_entity(
+        &self,
+        request: Request<DeleteEntityRequest>,
+    ) -> Result<Response<DeleteEntityResponse>, Status> {
+        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
+            Answer::PassOn(mut owner) => owner.delete_entity(request).await,
+            Answer::Here(caller) => Ok(Response::new(self.records.delete(caller, request.into_inner()).await?)),
+        }
+    }
+}

@@ -1,0 +1,808 @@
+//! The record engine: create, read, update, delete and list the records of one model,
+//! limited to the caller's workspace, for whichever service owns them. The owner says
+//! where models and their rows are through a [`ModelSource`]; the engine checks values
+//! with the codec, builds every statement (every identifier from a checked spec and
+//! quoted, every value bound) and reads rows back. A call that finds its model changed
+//! by another process is run once more on a fresh one. Paging is keyset on (sort column,
+//! id): no OFFSET scans and no COUNT(*). Reads use SQLite's readers, writes its writer.
+
+use chrono::Utc;
+use kiln_proto::{
+    v1::{
+        CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, GetEntityRequest,
+        GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse, UpdateEntityRequest, UpdateEntityResponse,
+    },
+    wkt::{Struct, Value as WktValue, value::Kind},
+};
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use std::{future::Future, sync::Arc};
+use uuid::Uuid;
+
+use crate::{
+    Db, Principal, ServiceError, bind_values,
+    db::{Id, SqliteBinds, SqlitePools},
+    error::FieldViolation,
+    paging::{self, Paging},
+    records::{
+        codec::{self, RecordRow, SqlValue, Write, check_record, check_value},
+        fields::{Constraint, Dialect, FieldSpec, FieldType},
+        names::{self, Ident},
+    },
+};
+
+/// Connections to the tables holding a model's records.
+#[derive(Debug, Clone)]
+pub enum RecordPool {
+    Postgres(PgPool),
+    Sqlite(SqlitePools),
+}
+
+impl From<&Db> for RecordPool {
+    fn from(db: &Db) -> Self {
+        match db {
+            Db::Postgres(pool) => RecordPool::Postgres(pool.clone()),
+            Db::Sqlite(pools) => RecordPool::Sqlite(pools.clone()),
+        }
+    }
+}
+
+/// A model ready for records calls: its field specs parsed once, with its table and
+/// select list.
+#[derive(Debug)]
+pub struct CompiledModel {
+    pub id: Id,
+    pub version: i32,
+    pub plural: Ident,
+    pub specs: Vec<FieldSpec>,
+    /// Quoted (and schema-qualified) for SQL.
+    pub table: String,
+    /// Bare, for reading constraint names.
+    pub table_name: String,
+    pub dialect: Dialect,
+    /// Whether the table holds every workspace's rows (a `workspace_id` column), so that
+    /// every statement is limited to the caller's workspace.
+    pub shared_table: bool,
+    /// The table whose row (`id`, `version`) says this model is current, where another
+    /// process may change the model (see [`CompiledModel::guard`]); quoted.
+    pub versions_table: Option<String>,
+    /// The columns of a record, decimals read as text on PostgreSQL (see `codec`).
+    pub select_list: String,
+}
+
+/// A column everyone can sort and filter by, beyond the model's fields.
+pub fn system_column(name: &str) -> Option<FieldType> {
+    match name {
+        "id" | "created_by" => Some(FieldType::Uuid),
+        "created_at" | "updated_at" => Some(FieldType::DateTime),
+        _ => None,
+    }
+}
+
+/// Where a model's records are and how they are shared.
+#[derive(Debug)]
+pub struct Placement {
+    /// Quoted (and schema-qualified) for SQL.
+    pub table: String,
+    /// Bare, for reading constraint names.
+    pub table_name: String,
+    pub dialect: Dialect,
+    pub shared_table: bool,
+    pub versions_table: Option<String>,
+}
+
+impl CompiledModel {
+    pub fn new(id: Id, version: i32, plural: Ident, specs: Vec<FieldSpec>, placement: Placement) -> Self {
+        let mut columns: Vec<String> = codec::SYSTEM_COLUMNS.iter().map(|c| crate::db::quote_ident(c)).collect();
+        for spec in &specs {
+            let column = spec.name.quoted();
+            columns.push(match (placement.dialect, spec.ty) {
+                // Its exact text, scale and all (see `codec`).
+                (Dialect::Postgres, FieldType::Decimal) => format!("{column}::text AS {column}"),
+                _ => column,
+            });
+        }
+        let Placement { table, table_name, dialect, shared_table, versions_table } = placement;
+        CompiledModel {
+            id,
+            version,
+            plural,
+            specs,
+            table,
+            table_name,
+            dialect,
+            shared_table,
+            versions_table,
+            select_list: columns.join(", "),
+        }
+    }
+
+    /// `"workspace_id" = $n` for shared tables (binding the workspace).
+    fn scope_condition(&self, workspace: Id, bound: &mut Vec<SqlValue>) -> Option<String> {
+        if !self.shared_table {
+            return None;
+        }
+        bound.push(SqlValue::Uuid(workspace));
+        Some(format!("\"workspace_id\" = ${}", bound.len()))
+    }
+
+    /// Whether statements on this model carry a version guard ([`Self::guard`]).
+    pub fn guarded(&self) -> bool {
+        self.versions_table.is_some()
+    }
+
+    /// A condition true only while the model is still at this version (binding id and
+    /// version), where another process may have changed it; nothing where the caller's
+    /// locks are enough.
+    fn guard(&self, bound: &mut Vec<SqlValue>) -> Option<String> {
+        let versions = self.versions_table.as_deref()?;
+        bound.push(SqlValue::Uuid(self.id));
+        bound.push(SqlValue::Int(i64::from(self.version)));
+        Some(format!(
+            "EXISTS (SELECT 1 FROM {versions} WHERE \"id\" = ${} AND \"version\" = ${})",
+            bound.len() - 1,
+            bound.len()
+        ))
+    }
+
+    /// The type of a sortable or filterable column, by name.
+    fn column_type(&self, name: &str) -> Option<(Ident, FieldType, Option<&FieldSpec>)> {
+        if let Some(ty) = system_column(name) {
+            return Some((names::plural_ref(name).ok()?, ty, None));
+        }
+        self.specs.iter().find(|s| s.name.as_str() == name).map(|s| (s.name.clone(), s.ty, Some(s)))
+    }
+}
+
+/// Where the engine finds a workspace's models and their rows: each owner of records
+/// has one.
+#[tonic::async_trait]
+pub trait ModelSource: Send + Sync {
+    /// Held from a call's lookup of its model to its last statement, so that a change
+    /// to the workspace's models (which holds it exclusively) never lands half seen.
+    type Hold: Send;
+    async fn hold(&self, workspace: Uuid) -> Self::Hold;
+    /// The workspace's model with this plural; `None` if it has none.
+    async fn model(&self, workspace: Uuid, plural: &str) -> Result<Option<Arc<CompiledModel>>, ServiceError>;
+    /// The connections holding the model's records.
+    async fn pool(&self, workspace: Uuid, model: &CompiledModel) -> Result<RecordPool, ServiceError>;
+    /// Whether a guarded model is still the stored version (false if it is gone).
+    async fn is_current(&self, model: &CompiledModel) -> Result<bool, ServiceError>;
+    /// Drops what is kept of the workspace's models: they changed.
+    fn forget(&self, workspace: Uuid);
+}
+
+/// Encoded size past which a page ends early (below gRPC's 4 MiB message limit).
+const LIST_BYTES: usize = 2 << 20;
+
+/// The records calls over one owner's models.
+#[derive(Debug, Clone)]
+pub struct Records<S> {
+    source: S,
+}
+
+/// What one try of a call came to.
+enum Tried<T> {
+    Done(T),
+    /// The model was changed by another process since it was compiled.
+    Stale,
+}
+
+/// Runs one write statement (`sql` with its values `bound`) and reads its rows with
+/// `each`: on PostgreSQL on the pool, on SQLite through the file's group commit, which
+/// commits the writes that queue for the single writer together.
+async fn write_rows<T>(
+    pool: &RecordPool,
+    sql: String,
+    bound: Vec<SqlValue>,
+    each: impl Fn(&dyn RecordRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, sqlx::Error> {
+    match pool {
+        RecordPool::Postgres(pg) => {
+            let rows = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_all(pg).await?;
+            rows.iter().map(|row| each(row)).collect()
+        }
+        RecordPool::Sqlite(lite) => {
+            let bind = Box::new(move |binds: SqliteBinds| bind_values!(binds, &bound));
+            let rows = lite.writes.fetch_all(sql, bind).await?;
+            rows.iter().map(|row| each(row)).collect()
+        }
+    }
+}
+
+/// Runs the same block against whichever pool a workspace has, for a block that only
+/// reads: on SQLite, its readers.
+macro_rules! with_ws_read {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            RecordPool::Postgres($p) => $body,
+            RecordPool::Sqlite($crate::db::SqlitePools { reader: $p, .. }) => $body,
+        }
+    };
+}
+
+/// `WHERE` with `conditions` and the model's version guard, if any.
+fn where_clause(mut conditions: Vec<String>, guard: Option<String>) -> String {
+    conditions.extend(guard);
+    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
+}
+
+/// A statement's error: a column or table it names is gone (PostgreSQL 42703, 42P01)
+/// when the model changed under it; anything else is mapped by `map`.
+fn stale_or<T>(e: sqlx::Error, map: impl FnOnce(sqlx::Error) -> ServiceError) -> Result<Tried<T>, ServiceError> {
+    match &e {
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42703" | "42P01")) => Ok(Tried::Stale),
+        _ => Err(map(e)),
+    }
+}
+
+/// A row as the record a Struct carries, built directly (no JSON round trip).
+fn row_to_struct(row: &(impl RecordRow + ?Sized), specs: &[FieldSpec]) -> Result<Struct, sqlx::Error> {
+    let mut fields = std::collections::HashMap::with_capacity(codec::SYSTEM_COLUMNS.len() + specs.len());
+    for column in codec::SYSTEM_COLUMNS {
+        let ty = system_column(column).unwrap_or(FieldType::Text);
+        fields.insert(column.to_string(), proto_value(row.value(column, ty)?));
+    }
+    for spec in specs {
+        fields.insert(spec.name.to_string(), proto_value(row.value(spec.name.as_str(), spec.ty)?));
+    }
+    Ok(Struct::from(fields))
+}
+
+/// A JSON value as a Struct carries it.
+fn proto_value(value: Value) -> WktValue {
+    match value {
+        Value::Null => WktValue::from(()),
+        Value::Bool(b) => b.into(),
+        Value::Number(n) => n.as_f64().unwrap_or_default().into(),
+        Value::String(s) => s.into(),
+        Value::Array(items) => items.into_iter().map(proto_value).collect::<Vec<_>>().into(),
+        Value::Object(map) => {
+            map.into_iter().map(|(k, v)| (k, proto_value(v))).collect::<std::collections::HashMap<_, _>>().into()
+        }
+    }
+}
+
+/// A Struct's value as JSON, for page tokens.
+fn json_value(value: Option<&WktValue>) -> Value {
+    match value.and_then(|v| v.kind.as_ref()) {
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        _ => Value::Null,
+    }
+}
+
+fn from_struct(record: Option<Struct>) -> Result<Map<String, Value>, ServiceError> {
+    match serde_json::to_value(record.unwrap_or_default()) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ServiceError::invalid_field("record", "must be an object")),
+    }
+}
+
+/// A write's database error, told in the client's terms where the client caused it.
+fn write_error(e: sqlx::Error, target: &CompiledModel, written: &[&FieldSpec]) -> ServiceError {
+    let sqlx::Error::Database(db) = &e else { return e.into() };
+    // The field whose named constraint failed: PostgreSQL names the constraint; SQLite
+    // names a CHECK's constraint in its message and a UNIQUE's column.
+    let message = db.message();
+    let constraint = db
+        .constraint()
+        .map(str::to_string)
+        .or_else(|| message.strip_prefix("CHECK constraint failed: ").map(str::to_string));
+    let field_of = |kind: Constraint| -> Option<String> {
+        let constraint = constraint.as_deref()?;
+        target
+            .specs
+            .iter()
+            .find(|s| kind.name(&target.table_name, s.name.as_str()) == constraint)
+            .map(|s| s.name.to_string())
+    };
+    if db.is_unique_violation() {
+        let field = field_of(Constraint::Unique)
+            .or_else(|| message.rsplit_once('.').map(|(_, col)| col.to_string()))
+            .filter(|f| target.specs.iter().any(|s| s.name.as_str() == f));
+        let message = match &field {
+            Some(field) => format!("another record already has this {field}"),
+            None => "another record already has these values".to_string(),
+        };
+        return ServiceError::AlreadyExists { message, field };
+    }
+    if db.is_foreign_key_violation() {
+        let field = field_of(Constraint::ForeignKey)
+            .or_else(|| written.iter().find(|s| s.ty == FieldType::Relation).map(|s| s.name.to_string()))
+            .unwrap_or_else(|| "relation".to_string());
+        return ServiceError::invalid_field(field, "points at no record of the target model");
+    }
+    if db.is_check_violation() {
+        return match field_of(Constraint::Check) {
+            Some(field) => ServiceError::invalid_field(field, "breaks a rule of the field"),
+            None => ServiceError::invalid_field("record", "breaks a rule of the model"),
+        };
+    }
+    e.into()
+}
+
+impl<S: ModelSource> Records<S> {
+    pub fn new(source: S) -> Self {
+        Records { source }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Runs `attempt` on the caller's model `key` (a plural) holding the workspace's schema
+    /// lock shared; once more on a fresh lookup if the model changed in another process.
+    async fn on_model<T, F, Fut>(&self, principal: Principal, key: &str, attempt: F) -> Result<T, ServiceError>
+    where
+        F: Fn(Arc<CompiledModel>, RecordPool, Id) -> Fut,
+        Fut: Future<Output = Result<Tried<T>, ServiceError>>,
+    {
+        let not_found = || ServiceError::NotFound(format!("no model `{key}` in this workspace"));
+        let plural = names::plural_ref(key).map_err(|_| not_found())?;
+        let workspace = principal.workspace_id;
+        for _ in 0..2 {
+            let _held = self.source.hold(workspace).await;
+            let model = self.source.model(workspace, plural.as_str()).await?.ok_or_else(not_found)?;
+            let pool = self.source.pool(workspace, &model).await?;
+            match attempt(model.clone(), pool, Id(workspace)).await {
+                Ok(Tried::Done(result)) => return Ok(result),
+                Ok(Tried::Stale) => self.source.forget(workspace),
+                // A refusal may come from rules another process has since changed (a field
+                // renamed there is "not a field" here): worth one look, on the error path only.
+                Err(e) => {
+                    let guarded = model.guarded();
+                    if !guarded || self.source.is_current(&model).await.unwrap_or(true) {
+                        return Err(e);
+                    }
+                    self.source.forget(workspace);
+                }
+            }
+        }
+        Err(ServiceError::Unavailable("the model is being changed; retry shortly".into()))
+    }
+
+    /// No row where one was expected: the record is not there, or (PostgreSQL, where the
+    /// guard may have failed) the model moved on.
+    async fn missing<T>(&self, model: &CompiledModel, not_found: ServiceError) -> Result<Tried<T>, ServiceError> {
+        if model.guarded() && !self.source.is_current(model).await? {
+            return Ok(Tried::Stale);
+        }
+        Err(not_found)
+    }
+
+    /// Relation values of a record in a shared table must point into the same workspace:
+    /// the tables' foreign keys alone would accept another workspace's ids.
+    async fn check_scoped_relations(
+        &self,
+        model: &CompiledModel,
+        pool: &RecordPool,
+        workspace: Id,
+        values: &[(usize, SqlValue)],
+    ) -> Result<(), ServiceError> {
+        if !model.shared_table {
+            return Ok(());
+        }
+        for (i, value) in values {
+            let spec = &model.specs[*i];
+            let (Some(relation), SqlValue::Uuid(id)) = (&spec.relation, value) else { continue };
+            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", relation.target.quoted());
+            let found = with_ws_read!(pool, pool => {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*id).bind(workspace).fetch_optional(pool).await?.is_some()
+            });
+            if !found {
+                return Err(ServiceError::invalid_field(spec.name.as_str(), "points at no record of the target model"));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create(
+        &self,
+        principal: Principal,
+        req: CreateEntityRequest,
+    ) -> Result<CreateEntityResponse, ServiceError> {
+        let record = from_struct(req.record)?;
+        let record = self
+            .on_model(principal, &req.model, |model, pool, workspace| {
+                self.create_once(principal, model, pool, workspace, &record)
+            })
+            .await?;
+        Ok(CreateEntityResponse { record: Some(record) })
+    }
+
+    async fn create_once(
+        &self,
+        principal: Principal,
+        model: Arc<CompiledModel>,
+        pool: RecordPool,
+        workspace: Id,
+        record: &Map<String, Value>,
+    ) -> Result<Tried<Struct>, ServiceError> {
+        let values = check_record(&model.specs, record, Write::Create).map_err(ServiceError::invalid)?;
+        self.check_scoped_relations(&model, &pool, workspace, &values).await?;
+        let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
+        let mut columns =
+            vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
+        columns.extend(written.iter().map(|s| s.name.quoted()));
+        if model.shared_table {
+            columns.push("\"workspace_id\"".into());
+        }
+        let now = crate::db::now();
+        let mut bound = vec![
+            SqlValue::Uuid(Id::new()),
+            SqlValue::DateTime(now),
+            SqlValue::DateTime(now),
+            SqlValue::Uuid(Id(principal.user_id)),
+        ];
+        bound.extend(values.into_iter().map(|(_, v)| v));
+        if model.shared_table {
+            bound.push(SqlValue::Uuid(workspace));
+        }
+        let placeholders: Vec<String> =
+            bound.iter().enumerate().map(|(i, value)| value.placeholder(i + 1, model.dialect)).collect();
+        // With a guard, INSERT … SELECT … WHERE inserts nothing once the model moved on.
+        let source = match model.guard(&mut bound) {
+            Some(guard) => format!("SELECT {} WHERE {guard}", placeholders.join(", ")),
+            None => format!("VALUES ({})", placeholders.join(", ")),
+        };
+        let sql =
+            format!("INSERT INTO {} ({}) {source} RETURNING {}", model.table, columns.join(", "), model.select_list);
+        match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
+            Ok(rows) => Ok(rows.into_iter().next().map_or(Tried::Stale, Tried::Done)),
+            Err(e) => stale_or(e, |e| write_error(e, &model, &written)),
+        }
+    }
+
+    pub async fn get(&self, principal: Principal, req: GetEntityRequest) -> Result<GetEntityResponse, ServiceError> {
+        let record = self
+            .on_model(principal, &req.model, |model, pool, workspace| self.get_once(model, pool, workspace, &req.id))
+            .await?;
+        Ok(GetEntityResponse { record: Some(record) })
+    }
+
+    async fn get_once(
+        &self,
+        model: Arc<CompiledModel>,
+        pool: RecordPool,
+        workspace: Id,
+        id: &str,
+    ) -> Result<Tried<Struct>, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
+        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
+        let mut bound = vec![SqlValue::Uuid(Id(id))];
+        let mut conditions = vec!["\"id\" = $1".to_string()];
+        conditions.extend(model.scope_condition(workspace, &mut bound));
+        let guard = model.guard(&mut bound);
+        let sql = format!("SELECT {} FROM {}{}", model.select_list, model.table, where_clause(conditions, guard));
+        let found = with_ws_read!(&pool, pool => {
+            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await {
+                Ok(Some(row)) => Some(row_to_struct(&row, &model.specs)?),
+                Ok(None) => None,
+                Err(e) => return stale_or(e, ServiceError::from),
+            }
+        });
+        match found {
+            Some(record) => Ok(Tried::Done(record)),
+            None => self.missing(&model, not_found()).await,
+        }
+    }
+
+    pub async fn update(
+        &self,
+        principal: Principal,
+        req: UpdateEntityRequest,
+    ) -> Result<UpdateEntityResponse, ServiceError> {
+        let record = from_struct(req.record)?;
+        if let Some(Value::String(given)) = record.get("id")
+            && uuid::Uuid::parse_str(req.id.trim()).map_or(true, |id| given != &id.to_string())
+        {
+            return Err(ServiceError::invalid_field("id", "differs from the record being updated"));
+        }
+        let write = if req.partial { Write::Patch } else { Write::Replace };
+        let record = self
+            .on_model(principal, &req.model, |model, pool, workspace| {
+                self.update_once(model, pool, workspace, &req.id, &record, write)
+            })
+            .await?;
+        Ok(UpdateEntityResponse { record: Some(record) })
+    }
+
+    async fn update_once(
+        &self,
+        model: Arc<CompiledModel>,
+        pool: RecordPool,
+        workspace: Id,
+        id: &str,
+        record: &Map<String, Value>,
+        write: Write,
+    ) -> Result<Tried<Struct>, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
+        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
+        let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
+        if model.shared_table && values.iter().any(|(i, _)| model.specs[*i].relation.is_some()) {
+            // Whether the record is the caller's decides first: another workspace's record
+            // answers 404 whatever its relations point at.
+            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", model.table);
+            let mine = with_ws_read!(&pool, pool => {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).bind(workspace).fetch_optional(pool).await?.is_some()
+            });
+            if !mine {
+                return Err(not_found());
+            }
+        }
+        self.check_scoped_relations(&model, &pool, workspace, &values).await?;
+        let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
+        let mut sets = vec!["\"updated_at\" = $1".to_string()];
+        let mut bound = vec![SqlValue::DateTime(crate::db::now())];
+        for (spec, (_, value)) in written.iter().zip(values) {
+            sets.push(format!("{} = {}", spec.name.quoted(), value.placeholder(bound.len() + 1, model.dialect)));
+            bound.push(value);
+        }
+        bound.push(SqlValue::Uuid(Id(id)));
+        let mut conditions = vec![format!("\"id\" = ${}", bound.len())];
+        conditions.extend(model.scope_condition(workspace, &mut bound));
+        let guard = model.guard(&mut bound);
+        let sql = format!(
+            "UPDATE {} SET {}{} RETURNING {}",
+            model.table,
+            sets.join(", "),
+            where_clause(conditions, guard),
+            model.select_list
+        );
+        let found = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
+            Ok(rows) => rows.into_iter().next(),
+            Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
+        };
+        match found {
+            Some(record) => Ok(Tried::Done(record)),
+            None => self.missing(&model, not_found()).await,
+        }
+    }
+
+    pub async fn delete(
+        &self,
+        principal: Principal,
+        req: DeleteEntityRequest,
+    ) -> Result<DeleteEntityResponse, ServiceError> {
+        self.on_model(principal, &req.model, |model, pool, workspace| {
+            self.delete_once(model, pool, workspace, &req.id)
+        })
+        .await?;
+        Ok(DeleteEntityResponse {})
+    }
+
+    async fn delete_once(
+        &self,
+        model: Arc<CompiledModel>,
+        pool: RecordPool,
+        workspace: Id,
+        id: &str,
+    ) -> Result<Tried<()>, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
+        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
+        let mut bound = vec![SqlValue::Uuid(Id(id))];
+        let mut conditions = vec!["\"id\" = $1".to_string()];
+        conditions.extend(model.scope_condition(workspace, &mut bound));
+        let guard = model.guard(&mut bound);
+        let sql = format!("DELETE FROM {}{} RETURNING \"id\"", model.table, where_clause(conditions, guard));
+        let deleted = match write_rows(&pool, sql, bound, |_| Ok(())).await {
+            Ok(rows) => rows.len(),
+            Err(e) => {
+                return stale_or(e, |e| match &e {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => ServiceError::FailedPrecondition(
+                        "other records point at this one; delete or change them first".into(),
+                    ),
+                    _ => e.into(),
+                });
+            }
+        };
+        if deleted == 0 {
+            return self.missing(&model, not_found()).await;
+        }
+        Ok(Tried::Done(()))
+    }
+
+    pub async fn list(
+        &self,
+        principal: Principal,
+        req: ListEntitiesRequest,
+    ) -> Result<ListEntitiesResponse, ServiceError> {
+        self.on_model(principal, &req.model, |model, pool, workspace| self.list_once(model, pool, workspace, &req))
+            .await
+    }
+
+    async fn list_once(
+        &self,
+        target: Arc<CompiledModel>,
+        pool: RecordPool,
+        workspace: Id,
+        req: &ListEntitiesRequest,
+    ) -> Result<Tried<ListEntitiesResponse>, ServiceError> {
+        let order = SortOrder::read(&target, &req.sort)?;
+        // A token names a position in one model's records, in one workspace, in one order.
+        let scope = format!("records of {} {} in {} by {}", target.plural, target.id.0, workspace.0, req.sort.trim());
+        let paging = Paging::<(Value, uuid::Uuid)>::read(scope, req.page_size, &req.page_token)?;
+
+        let mut bound = Vec::new();
+        let mut conditions: Vec<String> = target.scope_condition(workspace, &mut bound).into_iter().collect();
+        conditions.extend(filter_conditions(&target, &req.filter, &mut bound)?);
+        if let Some(after) = &paging.after {
+            conditions.push(order.after(after, &mut bound)?);
+        }
+        let guard = target.guard(&mut bound);
+        let sql = format!(
+            "SELECT {} FROM {}{} ORDER BY {} LIMIT {}",
+            target.select_list,
+            target.table,
+            where_clause(conditions, guard),
+            order.order_by(),
+            paging.fetch()
+        );
+        let records = with_ws_read!(&pool, pool => {
+            let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
+            match query.fetch_all(pool).await {
+                Ok(rows) => rows.iter().map(|row| row_to_struct(row, &target.specs)).collect::<Result<Vec<_>, _>>()?,
+                Err(e) => return stale_or(e, ServiceError::from),
+            }
+        });
+        // An empty page may be the guard's doing: the model moved on.
+        if records.is_empty() && target.guarded() && !self.source.is_current(&target).await? {
+            return Ok(Tried::Stale);
+        }
+        Ok(Tried::Done(cut_page(records, &paging, order.name)))
+    }
+}
+
+/// The order of a list: a sortable column, its direction, and whether it may hold NULL.
+struct SortOrder<'a> {
+    name: &'a str,
+    /// Quoted and qualified by its table.
+    column: String,
+    ty: FieldType,
+    spec: Option<&'a FieldSpec>,
+    descending: bool,
+    nullable: bool,
+    dialect: Dialect,
+}
+
+impl<'a> SortOrder<'a> {
+    /// `sort` as asked: a field or system column, `-` in front for descending; none means
+    /// by creation.
+    fn read(target: &'a CompiledModel, sort: &'a str) -> Result<Self, ServiceError> {
+        let (name, descending) = match sort.trim() {
+            "" => ("created_at", false),
+            s => s.strip_prefix('-').map(|s| (s, true)).unwrap_or((s, false)),
+        };
+        let (column, ty, spec) = target
+            .column_type(name)
+            .filter(|(_, ty, _)| *ty != FieldType::Json)
+            .ok_or_else(|| ServiceError::invalid_field("sort", format!("`{name}` is not a sortable field")))?;
+        // Columns that cannot hold NULL page and sort on (column, id) alone, which the
+        // (created_at, id) index and unique indexes serve; nullable ones sort NULLs last.
+        // System models' platform columns are taken as nullable whatever their seeds say.
+        let nullable = spec.is_some_and(|spec| !spec.required || target.shared_table);
+        // Qualified: a decimal's output column of the same name is its text, and ORDER BY
+        // would sort by that.
+        let column = format!("{}.{}", target.table, column.quoted());
+        Ok(SortOrder { name, column, ty, spec, descending, nullable, dialect: target.dialect })
+    }
+
+    fn order_by(&self) -> String {
+        let (sort, direction) = (&self.column, if self.descending { "DESC" } else { "ASC" });
+        let nulls_last = if self.nullable { format!("({sort} IS NULL), ") } else { String::new() };
+        format!("{nulls_last}{sort} {direction}, \"id\" {direction}")
+    }
+
+    /// The condition for records after `(value, id)`, the last of the previous page, in
+    /// this order; its values are bound.
+    fn after(&self, (value, id): &(Value, uuid::Uuid), bound: &mut Vec<SqlValue>) -> Result<String, ServiceError> {
+        let (sort, cmp) = (&self.column, if self.descending { "<" } else { ">" });
+        bound.push(SqlValue::Uuid(Id(*id)));
+        let id_param = bound.len();
+        if self.nullable && value.is_null() {
+            return Ok(format!("({sort} IS NULL AND \"id\" {cmp} ${id_param})"));
+        }
+        let value = match self.spec {
+            Some(spec) => check_value(spec, value),
+            None => system_value(self.ty, value),
+        }
+        .map_err(|_| paging::bad_token())?;
+        let v = value.placeholder(bound.len() + 1, self.dialect);
+        bound.push(value);
+        Ok(if self.nullable {
+            format!(
+                "(({sort} IS NOT NULL AND ({sort} {cmp} {v} OR ({sort} = {v} AND \"id\" {cmp} ${id_param}))) OR {sort} IS NULL)"
+            )
+        } else {
+            format!("({sort}, \"id\") {cmp} ({v}, ${id_param})")
+        })
+    }
+}
+
+/// The equality filters as conditions with bound values; every bad filter is named.
+fn filter_conditions(
+    target: &CompiledModel,
+    filter: &std::collections::HashMap<String, String>,
+    bound: &mut Vec<SqlValue>,
+) -> Result<Vec<String>, ServiceError> {
+    let mut conditions = Vec::new();
+    let mut violations = Vec::new();
+    let mut filters: Vec<(&String, &String)> = filter.iter().collect();
+    filters.sort();
+    for (name, raw) in filters {
+        let Some((column, ty, spec)) = target.column_type(name).filter(|(_, ty, _)| *ty != FieldType::Json) else {
+            violations.push(FieldViolation::new(format!("filter.{name}"), "is not a filterable field"));
+            continue;
+        };
+        match filter_value(ty, spec, raw) {
+            Ok(value) => {
+                conditions.push(format!(
+                    "{} = {}",
+                    column.quoted(),
+                    value.placeholder(bound.len() + 1, target.dialect)
+                ));
+                bound.push(value);
+            }
+            Err(why) => violations.push(FieldViolation::new(format!("filter.{name}"), why)),
+        }
+    }
+    if violations.is_empty() { Ok(conditions) } else { Err(ServiceError::invalid(violations)) }
+}
+
+/// A page of the records fetched: at most `page_size`, and fewer once it holds
+/// LIST_BYTES (a page of big records must stay well within what a gRPC message may
+/// carry), with the token of the next page if more follow.
+fn cut_page(mut records: Vec<Struct>, paging: &Paging<(Value, uuid::Uuid)>, sort_name: &str) -> ListEntitiesResponse {
+    let mut more = records.len() > paging.size;
+    records.truncate(paging.size);
+    let mut page = Vec::with_capacity(records.len());
+    let (mut bytes, mut last) = (0, None);
+    for message in records {
+        let id = json_value(message.fields.get("id"));
+        let id = id.as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
+        let key = id.map(|id| (json_value(message.fields.get(sort_name)), id));
+        bytes += prost::Message::encoded_len(&message);
+        if bytes > LIST_BYTES && !page.is_empty() {
+            more = true;
+            break;
+        }
+        page.push(message);
+        last = key;
+    }
+    let next_page_token = match (more, last) {
+        (true, Some(key)) => paging.token_after(&key),
+        _ => String::new(),
+    };
+    ListEntitiesResponse { records: page, next_page_token }
+}
+
+/// A filter's text as the column's type.
+fn filter_value(ty: FieldType, spec: Option<&FieldSpec>, raw: &str) -> Result<SqlValue, String> {
+    let json = match ty {
+        FieldType::Boolean => Value::Bool(raw.parse::<bool>().map_err(|_| "must be true or false")?),
+        // Everything else, numbers included, the codec reads from its text.
+        _ => Value::String(raw.to_string()),
+    };
+    match spec {
+        // Filters compare; they do not enforce the write rules (required, bounds, pattern).
+        Some(spec) => {
+            let mut loose = spec.clone();
+            (loose.required, loose.min, loose.max, loose.min_length, loose.max_length, loose.pattern) =
+                (false, None, None, None, None, None);
+            check_value(&loose, &json)
+        }
+        None => system_value(ty, &json),
+    }
+}
+
+fn system_value(ty: FieldType, value: &Value) -> Result<SqlValue, String> {
+    let text = value.as_str().ok_or("must be a string")?;
+    match ty {
+        FieldType::DateTime => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| SqlValue::DateTime(crate::db::truncate_time(t.with_timezone(&Utc))))
+            .map_err(|_| "must be an RFC 3339 time".into()),
+        _ => uuid::Uuid::parse_str(text).map(|id| SqlValue::Uuid(Id(id))).map_err(|_| "must be a UUID".into()),
+    }
+}
