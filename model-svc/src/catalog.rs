@@ -7,8 +7,9 @@
 //! workspace; record calls hold the lock shared from lookup to their last statement, so
 //! within a process no call runs on a model older than a committed change. Across
 //! processes (several model roles on one PostgreSQL), every statement a records call
-//! sends carries its model's version ([`CompiledModel::versions_table`]); a statement that finds
-//! the version moved on, or a column or table gone, is retried once on a fresh lookup.
+//! sends carries its model's version ([`Placement::versions_table`]); a statement that
+//! finds the version moved on, or a column or table gone, is retried once on a fresh
+//! lookup.
 //! At most [`CAPACITY`] workspaces are kept, the least recently used going first.
 
 use std::{

@@ -47,25 +47,15 @@ impl From<&Db> for RecordPool {
     }
 }
 
-/// A model ready for records calls: its field specs parsed once, with its table and
-/// select list.
+/// A model ready for records calls: its field specs parsed once, with where its
+/// records are and its select list.
 #[derive(Debug)]
 pub struct CompiledModel {
     pub id: Id,
     pub version: i32,
     pub plural: Ident,
     pub specs: Vec<FieldSpec>,
-    /// Quoted (and schema-qualified) for SQL.
-    pub table: String,
-    /// Bare, for reading constraint names.
-    pub table_name: String,
-    pub dialect: Dialect,
-    /// Whether the table holds every workspace's rows (a `workspace_id` column), so that
-    /// every statement is limited to the caller's workspace.
-    pub shared_table: bool,
-    /// The table whose row (`id`, `version`) says this model is current, where another
-    /// process may change the model (see [`CompiledModel::guard`]); quoted.
-    pub versions_table: Option<String>,
+    pub place: Placement,
     /// The columns of a record, decimals read as text on PostgreSQL (see `codec`).
     pub select_list: String,
 }
@@ -87,7 +77,11 @@ pub struct Placement {
     /// Bare, for reading constraint names.
     pub table_name: String,
     pub dialect: Dialect,
+    /// Whether the table holds every workspace's rows (a `workspace_id` column), so that
+    /// every statement is limited to the caller's workspace.
     pub shared_table: bool,
+    /// The table whose row (`id`, `version`) says this model is current, where another
+    /// process may change the model (see [`CompiledModel::guarded`]); quoted.
     pub versions_table: Option<String>,
 }
 
@@ -102,40 +96,28 @@ impl CompiledModel {
                 _ => column,
             });
         }
-        let Placement { table, table_name, dialect, shared_table, versions_table } = placement;
-        CompiledModel {
-            id,
-            version,
-            plural,
-            specs,
-            table,
-            table_name,
-            dialect,
-            shared_table,
-            versions_table,
-            select_list: columns.join(", "),
-        }
+        CompiledModel { id, version, plural, specs, place: placement, select_list: columns.join(", ") }
     }
 
     /// `"workspace_id" = $n` for shared tables (binding the workspace).
     fn scope_condition(&self, workspace: Id, bound: &mut Vec<SqlValue>) -> Option<String> {
-        if !self.shared_table {
+        if !self.place.shared_table {
             return None;
         }
         bound.push(SqlValue::Uuid(workspace));
         Some(format!("\"workspace_id\" = ${}", bound.len()))
     }
 
-    /// Whether statements on this model carry a version guard ([`Self::guard`]).
+    /// Whether statements on this model carry a version guard (see `guard`).
     pub fn guarded(&self) -> bool {
-        self.versions_table.is_some()
+        self.place.versions_table.is_some()
     }
 
     /// A condition true only while the model is still at this version (binding id and
     /// version), where another process may have changed it; nothing where the caller's
     /// locks are enough.
     fn guard(&self, bound: &mut Vec<SqlValue>) -> Option<String> {
-        let versions = self.versions_table.as_deref()?;
+        let versions = self.place.versions_table.as_deref()?;
         bound.push(SqlValue::Uuid(self.id));
         bound.push(SqlValue::Int(i64::from(self.version)));
         Some(format!(
@@ -295,7 +277,7 @@ fn write_error(e: sqlx::Error, target: &CompiledModel, written: &[&FieldSpec]) -
         target
             .specs
             .iter()
-            .find(|s| kind.name(&target.table_name, s.name.as_str()) == constraint)
+            .find(|s| kind.name(&target.place.table_name, s.name.as_str()) == constraint)
             .map(|s| s.name.to_string())
     };
     if db.is_unique_violation() {
@@ -332,8 +314,8 @@ impl<S: ModelSource> Records<S> {
         &self.source
     }
 
-    /// Runs `attempt` on the caller's model `key` (a plural) holding the workspace's schema
-    /// lock shared; once more on a fresh lookup if the model changed in another process.
+    /// Runs `attempt` on the caller's model `key` (a plural) while holding what the source
+    /// says to hold; once more on a fresh lookup if the model changed in another process.
     async fn on_model<T, F, Fut>(&self, principal: Principal, key: &str, attempt: F) -> Result<T, ServiceError>
     where
         F: Fn(Arc<CompiledModel>, RecordPool, Id) -> Fut,
@@ -381,7 +363,7 @@ impl<S: ModelSource> Records<S> {
         workspace: Id,
         values: &[(usize, SqlValue)],
     ) -> Result<(), ServiceError> {
-        if !model.shared_table {
+        if !model.place.shared_table {
             return Ok(());
         }
         for (i, value) in values {
@@ -426,7 +408,7 @@ impl<S: ModelSource> Records<S> {
         let mut columns =
             vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
         columns.extend(written.iter().map(|s| s.name.quoted()));
-        if model.shared_table {
+        if model.place.shared_table {
             columns.push("\"workspace_id\"".into());
         }
         let now = crate::db::now();
@@ -437,18 +419,22 @@ impl<S: ModelSource> Records<S> {
             SqlValue::Uuid(Id(principal.user_id)),
         ];
         bound.extend(values.into_iter().map(|(_, v)| v));
-        if model.shared_table {
+        if model.place.shared_table {
             bound.push(SqlValue::Uuid(workspace));
         }
         let placeholders: Vec<String> =
-            bound.iter().enumerate().map(|(i, value)| value.placeholder(i + 1, model.dialect)).collect();
+            bound.iter().enumerate().map(|(i, value)| value.placeholder(i + 1, model.place.dialect)).collect();
         // With a guard, INSERT … SELECT … WHERE inserts nothing once the model moved on.
         let source = match model.guard(&mut bound) {
             Some(guard) => format!("SELECT {} WHERE {guard}", placeholders.join(", ")),
             None => format!("VALUES ({})", placeholders.join(", ")),
         };
-        let sql =
-            format!("INSERT INTO {} ({}) {source} RETURNING {}", model.table, columns.join(", "), model.select_list);
+        let sql = format!(
+            "INSERT INTO {} ({}) {source} RETURNING {}",
+            model.place.table,
+            columns.join(", "),
+            model.select_list
+        );
         match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
             Ok(rows) => Ok(rows.into_iter().next().map_or(Tried::Stale, Tried::Done)),
             Err(e) => stale_or(e, |e| write_error(e, &model, &written)),
@@ -475,7 +461,7 @@ impl<S: ModelSource> Records<S> {
         let mut conditions = vec!["\"id\" = $1".to_string()];
         conditions.extend(model.scope_condition(workspace, &mut bound));
         let guard = model.guard(&mut bound);
-        let sql = format!("SELECT {} FROM {}{}", model.select_list, model.table, where_clause(conditions, guard));
+        let sql = format!("SELECT {} FROM {}{}", model.select_list, model.place.table, where_clause(conditions, guard));
         let found = with_ws_read!(&pool, pool => {
             match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await {
                 Ok(Some(row)) => Some(row_to_struct(&row, &model.specs)?),
@@ -521,10 +507,10 @@ impl<S: ModelSource> Records<S> {
         let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
         let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
         let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
-        if model.shared_table && values.iter().any(|(i, _)| model.specs[*i].relation.is_some()) {
+        if model.place.shared_table && values.iter().any(|(i, _)| model.specs[*i].relation.is_some()) {
             // Whether the record is the caller's decides first: another workspace's record
             // answers 404 whatever its relations point at.
-            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", model.table);
+            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", model.place.table);
             let mine = with_ws_read!(&pool, pool => {
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).bind(workspace).fetch_optional(pool).await?.is_some()
             });
@@ -537,7 +523,7 @@ impl<S: ModelSource> Records<S> {
         let mut sets = vec!["\"updated_at\" = $1".to_string()];
         let mut bound = vec![SqlValue::DateTime(crate::db::now())];
         for (spec, (_, value)) in written.iter().zip(values) {
-            sets.push(format!("{} = {}", spec.name.quoted(), value.placeholder(bound.len() + 1, model.dialect)));
+            sets.push(format!("{} = {}", spec.name.quoted(), value.placeholder(bound.len() + 1, model.place.dialect)));
             bound.push(value);
         }
         bound.push(SqlValue::Uuid(Id(id)));
@@ -546,7 +532,7 @@ impl<S: ModelSource> Records<S> {
         let guard = model.guard(&mut bound);
         let sql = format!(
             "UPDATE {} SET {}{} RETURNING {}",
-            model.table,
+            model.place.table,
             sets.join(", "),
             where_clause(conditions, guard),
             model.select_list
@@ -586,7 +572,7 @@ impl<S: ModelSource> Records<S> {
         let mut conditions = vec!["\"id\" = $1".to_string()];
         conditions.extend(model.scope_condition(workspace, &mut bound));
         let guard = model.guard(&mut bound);
-        let sql = format!("DELETE FROM {}{} RETURNING \"id\"", model.table, where_clause(conditions, guard));
+        let sql = format!("DELETE FROM {}{} RETURNING \"id\"", model.place.table, where_clause(conditions, guard));
         let deleted = match write_rows(&pool, sql, bound, |_| Ok(())).await {
             Ok(rows) => rows.len(),
             Err(e) => {
@@ -635,7 +621,7 @@ impl<S: ModelSource> Records<S> {
         let sql = format!(
             "SELECT {} FROM {}{} ORDER BY {} LIMIT {}",
             target.select_list,
-            target.table,
+            target.place.table,
             where_clause(conditions, guard),
             order.order_by(),
             paging.fetch()
@@ -682,11 +668,11 @@ impl<'a> SortOrder<'a> {
         // Columns that cannot hold NULL page and sort on (column, id) alone, which the
         // (created_at, id) index and unique indexes serve; nullable ones sort NULLs last.
         // System models' platform columns are taken as nullable whatever their seeds say.
-        let nullable = spec.is_some_and(|spec| !spec.required || target.shared_table);
+        let nullable = spec.is_some_and(|spec| !spec.required || target.place.shared_table);
         // Qualified: a decimal's output column of the same name is its text, and ORDER BY
         // would sort by that.
-        let column = format!("{}.{}", target.table, column.quoted());
-        Ok(SortOrder { name, column, ty, spec, descending, nullable, dialect: target.dialect })
+        let column = format!("{}.{}", target.place.table, column.quoted());
+        Ok(SortOrder { name, column, ty, spec, descending, nullable, dialect: target.place.dialect })
     }
 
     fn order_by(&self) -> String {
@@ -741,7 +727,7 @@ fn filter_conditions(
                 conditions.push(format!(
                     "{} = {}",
                     column.quoted(),
-                    value.placeholder(bound.len() + 1, target.dialect)
+                    value.placeholder(bound.len() + 1, target.place.dialect)
                 ));
                 bound.push(value);
             }

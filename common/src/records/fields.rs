@@ -372,7 +372,7 @@ pub fn default_label(name: &str) -> String {
 
 /// Where a workspace's tables live: a PostgreSQL schema, or (SQLite) its own file.
 /// PostgreSQL's longest identifier, in bytes.
-const MAX_IDENT_BYTES: usize = 63;
+pub const MAX_IDENT_BYTES: usize = 63;
 
 /// `<table>_<part>` for an index or constraint of `table`, within [`MAX_IDENT_BYTES`]:
 /// when the whole name does not fit, its start plus 8 hex digits of a hash of the whole
