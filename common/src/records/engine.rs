@@ -99,6 +99,26 @@ impl CompiledModel {
         CompiledModel { id, version, plural, specs, place: placement, select_list: columns.join(", ") }
     }
 
+    /// The answer for a record `id` (as sent) that is not there.
+    fn no_record(&self, id: &str) -> ServiceError {
+        ServiceError::NotFound(format!("no {} record `{id}`", self.plural))
+    }
+
+    /// The record id as sent, checked; an id that is no UUID names no record.
+    fn record_id(&self, id: &str) -> Result<Id, ServiceError> {
+        uuid::Uuid::parse_str(id.trim()).map(Id).map_err(|_| self.no_record(id))
+    }
+
+    /// ` WHERE …` picking the record `id` of the caller's workspace while the model is
+    /// current, binding its values after those already in `bound`.
+    fn where_record(&self, workspace: Id, id: Id, bound: &mut Vec<SqlValue>) -> String {
+        bound.push(SqlValue::Uuid(id));
+        let mut conditions = vec![format!("\"id\" = ${}", bound.len())];
+        conditions.extend(self.scope_condition(workspace, bound));
+        let guard = self.guard(bound);
+        where_clause(conditions, guard)
+    }
+
     /// `"workspace_id" = $n` for shared tables (binding the workspace).
     fn scope_condition(&self, workspace: Id, bound: &mut Vec<SqlValue>) -> Option<String> {
         if !self.place.shared_table {
@@ -345,13 +365,19 @@ impl<S: ModelSource> Records<S> {
         Err(ServiceError::Unavailable("the model is being changed; retry shortly".into()))
     }
 
-    /// No row where one was expected: the record is not there, or (PostgreSQL, where the
-    /// guard may have failed) the model moved on.
-    async fn missing<T>(&self, model: &CompiledModel, not_found: ServiceError) -> Result<Tried<T>, ServiceError> {
-        if model.guarded() && !self.source.is_current(model).await? {
-            return Ok(Tried::Stale);
+    /// The row a statement on the record `id` came back with; with none, the record is
+    /// not there, or (where the guard may have failed) the model moved on.
+    async fn found_or_missing<T>(
+        &self,
+        model: &CompiledModel,
+        found: Option<T>,
+        id: &str,
+    ) -> Result<Tried<T>, ServiceError> {
+        match found {
+            Some(found) => Ok(Tried::Done(found)),
+            None if model.guarded() && !self.source.is_current(model).await? => Ok(Tried::Stale),
+            None => Err(model.no_record(id)),
         }
-        Err(not_found)
     }
 
     /// Relation values of a record in a shared table must point into the same workspace:
@@ -455,13 +481,10 @@ impl<S: ModelSource> Records<S> {
         workspace: Id,
         id: &str,
     ) -> Result<Tried<Struct>, ServiceError> {
-        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
-        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
-        let mut bound = vec![SqlValue::Uuid(Id(id))];
-        let mut conditions = vec!["\"id\" = $1".to_string()];
-        conditions.extend(model.scope_condition(workspace, &mut bound));
-        let guard = model.guard(&mut bound);
-        let sql = format!("SELECT {} FROM {}{}", model.select_list, model.place.table, where_clause(conditions, guard));
+        let record_id = model.record_id(id)?;
+        let mut bound = Vec::new();
+        let condition = model.where_record(workspace, record_id, &mut bound);
+        let sql = format!("SELECT {} FROM {}{condition}", model.select_list, model.place.table);
         let found = with_ws_read!(&pool, pool => {
             match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await {
                 Ok(Some(row)) => Some(row_to_struct(&row, &model.specs)?),
@@ -469,10 +492,7 @@ impl<S: ModelSource> Records<S> {
                 Err(e) => return stale_or(e, ServiceError::from),
             }
         });
-        match found {
-            Some(record) => Ok(Tried::Done(record)),
-            None => self.missing(&model, not_found()).await,
-        }
+        self.found_or_missing(&model, found, id).await
     }
 
     pub async fn update(
@@ -504,18 +524,17 @@ impl<S: ModelSource> Records<S> {
         record: &Map<String, Value>,
         write: Write,
     ) -> Result<Tried<Struct>, ServiceError> {
-        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
-        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
+        let record_id = model.record_id(id)?;
         let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
         if model.place.shared_table && values.iter().any(|(i, _)| model.specs[*i].relation.is_some()) {
             // Whether the record is the caller's decides first: another workspace's record
             // answers 404 whatever its relations point at.
             let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", model.place.table);
             let mine = with_ws_read!(&pool, pool => {
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).bind(workspace).fetch_optional(pool).await?.is_some()
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(record_id).bind(workspace).fetch_optional(pool).await?.is_some()
             });
             if !mine {
-                return Err(not_found());
+                return Err(model.no_record(id));
             }
         }
         self.check_scoped_relations(&model, &pool, workspace, &values).await?;
@@ -526,25 +545,14 @@ impl<S: ModelSource> Records<S> {
             sets.push(format!("{} = {}", spec.name.quoted(), value.placeholder(bound.len() + 1, model.place.dialect)));
             bound.push(value);
         }
-        bound.push(SqlValue::Uuid(Id(id)));
-        let mut conditions = vec![format!("\"id\" = ${}", bound.len())];
-        conditions.extend(model.scope_condition(workspace, &mut bound));
-        let guard = model.guard(&mut bound);
-        let sql = format!(
-            "UPDATE {} SET {}{} RETURNING {}",
-            model.place.table,
-            sets.join(", "),
-            where_clause(conditions, guard),
-            model.select_list
-        );
+        let condition = model.where_record(workspace, record_id, &mut bound);
+        let sql =
+            format!("UPDATE {} SET {}{condition} RETURNING {}", model.place.table, sets.join(", "), model.select_list);
         let found = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
             Ok(rows) => rows.into_iter().next(),
             Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
         };
-        match found {
-            Some(record) => Ok(Tried::Done(record)),
-            None => self.missing(&model, not_found()).await,
-        }
+        self.found_or_missing(&model, found, id).await
     }
 
     pub async fn delete(
@@ -566,15 +574,12 @@ impl<S: ModelSource> Records<S> {
         workspace: Id,
         id: &str,
     ) -> Result<Tried<()>, ServiceError> {
-        let not_found = || ServiceError::NotFound(format!("no {} record `{id}`", model.plural));
-        let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
-        let mut bound = vec![SqlValue::Uuid(Id(id))];
-        let mut conditions = vec!["\"id\" = $1".to_string()];
-        conditions.extend(model.scope_condition(workspace, &mut bound));
-        let guard = model.guard(&mut bound);
-        let sql = format!("DELETE FROM {}{} RETURNING \"id\"", model.place.table, where_clause(conditions, guard));
+        let record_id = model.record_id(id)?;
+        let mut bound = Vec::new();
+        let condition = model.where_record(workspace, record_id, &mut bound);
+        let sql = format!("DELETE FROM {}{condition} RETURNING \"id\"", model.place.table);
         let deleted = match write_rows(&pool, sql, bound, |_| Ok(())).await {
-            Ok(rows) => rows.len(),
+            Ok(rows) => rows.into_iter().next(),
             Err(e) => {
                 return stale_or(e, |e| match &e {
                     sqlx::Error::Database(db) if db.is_foreign_key_violation() => ServiceError::FailedPrecondition(
@@ -584,10 +589,7 @@ impl<S: ModelSource> Records<S> {
                 });
             }
         };
-        if deleted == 0 {
-            return self.missing(&model, not_found()).await;
-        }
-        Ok(Tried::Done(()))
+        self.found_or_missing(&model, deleted, id).await
     }
 
     pub async fn list(
