@@ -8,7 +8,10 @@ use serde_json::Value;
 
 use kiln_common::records::{codec::SqlValue, fields::FieldType};
 
-use crate::{models::COLUMNS, schema_writer::Statement};
+use kiln_common::{ServiceError, timestamp};
+use kiln_proto::v1::{Field, Model};
+
+use crate::schema_writer::Statement;
 
 /// A model's row in `models`.
 #[derive(Debug, Clone)]
@@ -31,16 +34,15 @@ pub struct ModelRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What [`ModelRow::read`] reads: `SELECT {MODEL_ROW} FROM models …`.
-pub fn model_row_columns() -> String {
-    format!("workspace_id, {COLUMNS}")
-}
+/// What [`ModelRow::read`] reads: `SELECT {MODEL_ROW_COLUMNS} FROM models …`.
+pub const MODEL_ROW_COLUMNS: &str = "workspace_id, id, name, singular, plural, slug, label, label_plural, description, \
+     title_field, is_system, version, fields, table_name, created_at, updated_at";
 
 impl ModelRow {
     pub fn insert(self) -> Statement {
         let mut insert = Statement::new(format!(
             "INSERT INTO models ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            model_row_columns()
+            MODEL_ROW_COLUMNS
         ));
         insert.values = vec![
             SqlValue::Uuid(self.workspace_id),
@@ -63,7 +65,7 @@ impl ModelRow {
         insert
     }
 
-    /// A row selected with [`model_row_columns`].
+    /// A row selected with [`MODEL_ROW_COLUMNS`].
     pub fn read(row: &impl RowExt) -> Result<Self, sqlx::Error> {
         Ok(ModelRow {
             id: Id(row.id("id")?),
@@ -82,6 +84,29 @@ impl ModelRow {
             table_name: row.text("table_name")?,
             created_at: row.time("created_at")?,
             updated_at: row.time("updated_at")?,
+        })
+    }
+
+    /// The row as the API answers it.
+    pub fn into_message(self) -> Result<Model, ServiceError> {
+        let fields: Vec<Field> = serde_json::from_value(self.fields)
+            .map_err(|e| anyhow::anyhow!("stored fields of a model are malformed: {e}"))?;
+        Ok(Model {
+            id: self.id.0.to_string(),
+            name: self.name,
+            singular: self.singular,
+            plural: self.plural,
+            slug: self.slug,
+            label: self.label,
+            label_plural: self.label_plural,
+            description: self.description,
+            title_field: self.title_field,
+            is_system: self.is_system,
+            version: i32::try_from(self.version).unwrap_or(i32::MAX),
+            fields,
+            table_name: self.table_name,
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
         })
     }
 }

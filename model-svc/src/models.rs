@@ -14,7 +14,7 @@ use kiln_common::{
     Principal, ServiceError,
     db::{Id, RowExt},
     paging::Paging,
-    timestamp, with_db, with_db_read,
+    with_db, with_db_read,
 };
 use kiln_proto::v1::{
     CreateModelRequest, CreateModelResponse, DeleteModelRequest, DeleteModelResponse, Field, GetModelRequest,
@@ -27,14 +27,11 @@ use tonic::{Request, Response, Status};
 use crate::{
     Callers, ModelDeps,
     catalog::Catalog,
-    metadata::{ModelRow, VersionRow},
+    metadata::{MODEL_ROW_COLUMNS, ModelRow, VersionRow},
     schema,
     schema_writer::{self, SchemaWrite, Statement},
     workspace::Workspaces,
 };
-
-pub(crate) const COLUMNS: &str = "id, name, singular, plural, slug, label, label_plural, description, title_field, \
-     is_system, version, fields, table_name, created_at, updated_at";
 
 #[derive(Debug, Clone)]
 pub struct ModelApi {
@@ -53,8 +50,9 @@ impl ModelApi {
         let paging =
             Paging::<String>::read(format!("models of {}", principal.workspace_id), req.page_size, &req.page_token)?;
         let after = paging.after.as_deref().unwrap_or_default();
-        let sql =
-            format!("SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND plural > $2 ORDER BY plural LIMIT $3");
+        let sql = format!(
+            "SELECT {MODEL_ROW_COLUMNS} FROM models WHERE workspace_id = $1 AND plural > $2 ORDER BY plural LIMIT $3"
+        );
         let mut models = with_db!(&self.deps.db, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(Id(principal.workspace_id)).bind(after).bind(paging.fetch())
@@ -115,7 +113,7 @@ pub(crate) async fn find_model(
     // all bound, never spliced.
     let by_id = uuid::Uuid::parse_str(key).ok().map(Id);
     let sql = format!(
-        "SELECT {COLUMNS} FROM models WHERE workspace_id = $1 AND (id = $2 OR slug = $3 OR plural = $3) \
+        "SELECT {MODEL_ROW_COLUMNS} FROM models WHERE workspace_id = $1 AND (id = $2 OR slug = $3 OR plural = $3) \
          ORDER BY CASE WHEN id = $2 THEN 0 WHEN plural = $3 THEN 1 ELSE 2 END LIMIT 1"
     );
     let model = with_db_read!(db, pool => {
@@ -271,26 +269,9 @@ fn new_model_statements(id: Id, principal: Principal, new: &NewModel, fields: se
     vec![row.insert(), version.insert()]
 }
 
+/// A model's row, selected with [`MODEL_ROW_COLUMNS`], as the API answers it.
 pub(crate) fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {
-    let fields: Vec<Field> = serde_json::from_value(row.json("fields")?)
-        .map_err(|e| anyhow::anyhow!("stored fields of a model are malformed: {e}"))?;
-    Ok(Model {
-        id: row.id("id")?.to_string(),
-        name: row.text("name")?,
-        singular: row.text("singular")?,
-        plural: row.text("plural")?,
-        slug: row.text("slug")?,
-        label: row.text("label")?,
-        label_plural: row.text("label_plural")?,
-        description: row.text("description")?,
-        title_field: row.text("title_field")?,
-        is_system: row.boolean("is_system")?,
-        version: i32::try_from(row.int("version")?).unwrap_or(i32::MAX),
-        fields,
-        table_name: row.text("table_name")?,
-        created_at: Some(timestamp(row.time("created_at")?)),
-        updated_at: Some(timestamp(row.time("updated_at")?)),
-    })
+    ModelRow::read(row)?.into_message()
 }
 
 /// Runs a model change to its end even if the caller goes away: a change stopped between

@@ -16,7 +16,7 @@ use kiln_common::{
 };
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 
-use crate::metadata::{ModelRow, VERSION_ROW_COLUMNS, VersionRow, model_row_columns};
+use crate::metadata::{MODEL_ROW_COLUMNS, ModelRow, VERSION_ROW_COLUMNS, VersionRow};
 
 /// What a statement must find or do for the change to go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +163,7 @@ async fn run_sqlite(conn: &mut SqliteConnection, statements: &[Statement]) -> Re
 /// its versions (or their absence, for a model being created).
 async fn snapshot(conn: &mut SqliteConnection, model_id: Id) -> Result<Vec<Statement>, sqlx::Error> {
     let mut restore = vec![Statement::new("DELETE FROM models WHERE id = $1").bind(SqlValue::Uuid(model_id))];
-    let sql = format!("SELECT {} FROM models WHERE id = $1", model_row_columns());
+    let sql = format!("SELECT {MODEL_ROW_COLUMNS} FROM models WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model_id).fetch_optional(&mut *conn).await?;
     let Some(row) = row else { return Ok(restore) };
     restore.push(ModelRow::read(&row)?.insert());
