@@ -410,16 +410,9 @@ async fn records_over_grpc_with_structs(backend: Backend) {
     assert_eq!(denied.unwrap_err().code(), Code::Unauthenticated);
 
     // grpc-web, raw HTTP/1.1.
-    let framed = crate::grpc::framed(&GetEntityRequest { model: "invoices".into(), id: id.clone() });
-    let response = app
-        .http
-        .post(app.url("/kiln.v1.EntityService/GetEntity"))
-        .header("content-type", "application/grpc-web+proto")
-        .bearer_auth(&access)
-        .body(framed)
-        .send()
-        .await
-        .unwrap();
+    let request = GetEntityRequest { model: "invoices".into(), id: id.clone() };
+    let call = crate::grpc::grpc_web(&app.http, app.url("/kiln.v1.EntityService/GetEntity"), &request);
+    let response = call.bearer_auth(&access).send().await.unwrap();
     let (data, trailers) = crate::grpc::frames(&response.bytes().await.unwrap());
     let got = GetEntityResponse::decode(data[0].as_slice()).unwrap();
     assert_eq!(serde_json::to_value(got.record.unwrap()).unwrap()["id"], json!(id));
@@ -493,15 +486,8 @@ async fn every_field_type_reads_the_same_on_every_protocol(backend: Backend) {
     let request = GetEntityRequest { model: "samples".into(), id: id.clone() };
     let grpc = entities.get_entity(with_token(request.clone(), &access)).await.unwrap().into_inner().record.unwrap();
 
-    let response = app
-        .http
-        .post(app.url("/kiln.v1.EntityService/GetEntity"))
-        .header("content-type", "application/grpc-web+proto")
-        .bearer_auth(&access)
-        .body(crate::grpc::framed(&request))
-        .send()
-        .await
-        .unwrap();
+    let call = crate::grpc::grpc_web(&app.http, app.url("/kiln.v1.EntityService/GetEntity"), &request);
+    let response = call.bearer_auth(&access).send().await.unwrap();
     let (data, trailers) = crate::grpc::frames(&response.bytes().await.unwrap());
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
     let grpc_web = GetEntityResponse::decode(data[0].as_slice()).unwrap().record.unwrap();

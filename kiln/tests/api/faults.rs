@@ -129,16 +129,9 @@ async fn deadlines_and_the_concurrency_limit_hold_for_every_protocol() {
     // A client's shorter deadline wins. Sent over grpc-web, whose client here keeps no
     // timer of its own, so it is the gateway that gives up.
     let started = Instant::now();
-    let response = app
-        .http
-        .post(app.url("/kiln.v1.ModelService/ListModels"))
-        .header("content-type", "application/grpc-web+proto")
-        .header("grpc-timeout", "100m")
-        .bearer_auth(&access)
-        .body(vec![0u8; 5])
-        .send()
-        .await
-        .unwrap();
+    let call =
+        crate::grpc::grpc_web(&app.http, app.url("/kiln.v1.ModelService/ListModels"), &ListModelsRequest::default());
+    let response = call.header("grpc-timeout", "100m").bearer_auth(&access).send().await.unwrap();
     assert_eq!(response.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
     assert!(started.elapsed() < Duration::from_millis(1400), "the client's deadline was not the one used");
 

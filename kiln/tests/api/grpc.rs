@@ -20,6 +20,12 @@ pub fn framed(message: &impl Message) -> Vec<u8> {
     frame(0, &message.encode_to_vec())
 }
 
+/// A binary grpc-web call of `url` (`…/package.Service/Method`) carrying `message`,
+/// ready for more headers (a token, a deadline) before it is sent.
+pub fn grpc_web(http: &reqwest::Client, url: String, message: &impl Message) -> reqwest::RequestBuilder {
+    http.post(url).header("content-type", "application/grpc-web+proto").body(framed(message))
+}
+
 pub fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -146,15 +152,7 @@ async fn grpc_web_call(
     path: &str,
     message: impl Message,
 ) -> (reqwest::header::HeaderMap, Vec<u8>) {
-    let response = app
-        .http
-        .post(app.url(path))
-        .header("content-type", "application/grpc-web+proto")
-        .header("x-grpc-web", "1")
-        .body(frame(0, &message.encode_to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let response = grpc_web(&app.http, app.url(path), &message).header("x-grpc-web", "1").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
     let headers = response.headers().clone();

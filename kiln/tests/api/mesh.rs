@@ -189,15 +189,9 @@ async fn the_meta_loop_runs_across_the_roles(mesh: &Mesh) {
         .unwrap()
         .into_inner();
     assert_eq!(listed.records.len(), 1);
-    let framed = crate::grpc::framed(&kiln_proto::v1::GetEntityRequest { model: "invoices".into(), id: id.clone() });
-    let web = http
-        .post(format!("{base}/kiln.v1.EntityService/GetEntity"))
-        .header("content-type", "application/grpc-web+proto")
-        .bearer_auth(&access)
-        .body(framed)
-        .send()
-        .await
-        .unwrap();
+    let request = kiln_proto::v1::GetEntityRequest { model: "invoices".into(), id: id.clone() };
+    let call = crate::grpc::grpc_web(http, format!("{base}/kiln.v1.EntityService/GetEntity"), &request);
+    let web = call.bearer_auth(&access).send().await.unwrap();
     assert_eq!(web.version(), reqwest::Version::HTTP_11);
     let (data, trailers) = crate::grpc::frames(&web.bytes().await.unwrap());
     let got: kiln_proto::v1::GetEntityResponse = prost::Message::decode(data[0].as_slice()).unwrap();

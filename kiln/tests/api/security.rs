@@ -117,12 +117,7 @@ async fn auth_over_grpc_and_grpc_web_shares_the_rest_rate_limit() {
     let (status, _) = app.post("/api/v1/auth/login", json!({ "email": "nobody@example.com", "password": "x" })).await;
     assert_eq!(status, 401);
     let web = |app: &crate::harness::TestApp| {
-        let framed = crate::grpc::framed(&login);
-        app.http
-            .post(app.url("/kiln.v1.AuthService/Login"))
-            .header("content-type", "application/grpc-web+proto")
-            .body(framed)
-            .send()
+        crate::grpc::grpc_web(&app.http, app.url("/kiln.v1.AuthService/Login"), &login).send()
     };
     let response = web(&app).await.unwrap();
     assert_eq!(response.headers()["grpc-status"], "16", "the fourth call is still within the budget");
@@ -371,16 +366,8 @@ async fn a_message_larger_than_the_body_limit_is_refused_on_every_protocol() {
     let fits = CreateEntityRequest { model: "pages".into(), record: Some(small) };
     assert!(grpc.create_entity(crate::grpc::with_token(fits, &access)).await.is_ok());
 
-    let framed = crate::grpc::framed(&request);
-    let response = app
-        .http
-        .post(app.url("/kiln.v1.EntityService/CreateEntity"))
-        .header("content-type", "application/grpc-web+proto")
-        .bearer_auth(&access)
-        .body(framed)
-        .send()
-        .await
-        .unwrap();
+    let call = crate::grpc::grpc_web(&app.http, app.url("/kiln.v1.EntityService/CreateEntity"), &request);
+    let response = call.bearer_auth(&access).send().await.unwrap();
     let status = response.headers().get("grpc-status").cloned();
     let text = String::from_utf8_lossy(&response.bytes().await.unwrap()).to_string();
     assert!(status.is_some_and(|s| s == "11") || text.contains("grpc-status:11"), "{text}");
