@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod limits;
 pub mod net;
 pub mod paging;
+pub mod queue;
 pub mod records;
 pub mod seeds;
 pub mod sessions;
