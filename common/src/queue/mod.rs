@@ -62,6 +62,21 @@ pub enum Failed {
     Retrying(Duration),
     /// It has had its attempts: it is in the dead letters.
     Dead,
+    /// Another worker took it since (this one outlived its visibility timeout): it is that
+    /// worker's to settle, and nothing changed.
+    NoLongerHeld,
+}
+
+impl Failed {
+    /// What a failure came to: whether the queue still had the job as this worker's
+    /// (`settled`), and if so whether it gave up or retries after `wait`.
+    fn settled(settled: bool, give_up: bool, wait: Duration) -> Self {
+        match (settled, give_up) {
+            (false, _) => Failed::NoLongerHeld,
+            (true, true) => Failed::Dead,
+            (true, false) => Failed::Retrying(wait),
+        }
+    }
 }
 
 /// A job given up on.

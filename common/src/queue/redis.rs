@@ -162,19 +162,12 @@ impl JobQueue for RedisQueue {
     }
 
     async fn fail(&self, job: &Job, reason: &str) -> anyhow::Result<Failed> {
-        let outcome = if job.attempt >= self.settings.max_attempts {
-            Failed::Dead
-        } else {
-            Failed::Retrying(self.settings.backoff(job.attempt))
-        };
-        let (give_up, wait) = match outcome {
-            Failed::Dead => (1, 0),
-            Failed::Retrying(wait) => (0, millis(wait)),
-        };
+        let give_up = job.attempt >= self.settings.max_attempts;
+        let wait = self.settings.backoff(job.attempt);
         let mut invocation = self.invocation(&self.scripts.fail);
-        invocation.arg(&job.id).arg(&job.worker).arg(job.attempt).arg(reason).arg(give_up).arg(wait);
-        let _: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
-        Ok(outcome)
+        invocation.arg(&job.id).arg(&job.worker).arg(job.attempt).arg(reason).arg(u8::from(give_up)).arg(millis(wait));
+        let settled: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
+        Ok(Failed::settled(settled > 0, give_up, wait))
     }
 
     async fn stats(&self) -> anyhow::Result<QueueStats> {

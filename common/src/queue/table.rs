@@ -104,26 +104,21 @@ impl JobQueue for TableQueue {
 
     async fn fail(&self, job: &Job, reason: &str) -> anyhow::Result<Failed> {
         let id = Self::job_id(job)?;
-        let outcome = if job.attempt >= self.settings.max_attempts {
-            Failed::Dead
-        } else {
-            Failed::Retrying(self.settings.backoff(job.attempt))
-        };
-        let (state, available_at) = match outcome {
-            Failed::Dead => ("dead", now_ms()),
-            Failed::Retrying(wait) => ("ready", now_ms().saturating_add(millis(wait))),
-        };
+        let give_up = job.attempt >= self.settings.max_attempts;
+        let wait = self.settings.backoff(job.attempt);
+        let (state, available_at) =
+            if give_up { ("dead", now_ms()) } else { ("ready", now_ms().saturating_add(millis(wait))) };
         // Only while this worker still holds it: a job another worker has taken since
         // (this one outlived its visibility timeout) is that worker's to settle.
-        with_db!(&self.db, pool => {
+        let settled = with_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE queue_jobs SET state = $1, available_at = $2, last_error = $3, held_by = NULL, held_until = NULL \
                  WHERE id = $4 AND state = 'held' AND held_by = $5 AND attempt = $6",
             )
             .bind(state).bind(available_at).bind(reason).bind(id).bind(&job.worker).bind(i64::from(job.attempt))
-            .execute(pool).await?;
+            .execute(pool).await?.rows_affected()
         });
-        Ok(outcome)
+        Ok(Failed::settled(settled > 0, give_up, wait))
     }
 
     async fn stats(&self) -> anyhow::Result<QueueStats> {
