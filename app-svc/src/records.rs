@@ -1,9 +1,10 @@
 //! The records of the system kinds whose tables app-svc owns (applications, components,
-//! templates, workflows, prompts: `owner: app-svc` in `seeds/models.yaml`), served through EntityService
-//! with the shared record engine. Their fields are the seeds', the same in every
-//! workspace and fixed for a release, so they are compiled once; every workspace's rows
-//! share each table and every statement is limited to the caller's workspace. model-svc,
-//! which answers EntityService at the edge, sends the calls for these kinds here.
+//! templates, workflows, prompts: `owner: app-svc` in `seeds/models.yaml`), served
+//! through EntityService with the shared record engine. Their fields are the seeds', the
+//! same in every workspace and fixed for a release, so they are compiled once; every
+//! workspace's rows share each table and every statement is limited to the caller's
+//! workspace. model-svc, which answers EntityService at the edge, sends the calls for
+//! these kinds here.
 
 use std::{collections::HashMap, sync::Arc};
 
