@@ -11,6 +11,7 @@ use std::{collections::HashMap, sync::Arc};
 use kiln_common::{
     Authenticator, Db, ServiceError,
     db::Id,
+    error::FieldViolation,
     records::{
         api::{self, Answer, Gate},
         engine::{CompiledModel, ModelSource, Placement, RecordPool, Records},
@@ -19,6 +20,7 @@ use kiln_common::{
     },
     seeds::{self, SeedOwner},
 };
+use serde_json::{Map, Value};
 use tonic::{Status, metadata::MetadataMap};
 use uuid::Uuid;
 
@@ -83,6 +85,42 @@ impl ModelSource for PlatformKinds {
     }
 
     fn forget(&self, _: Uuid) {}
+
+    fn rules(&self, model: &CompiledModel, record: &Map<String, Value>) -> Vec<FieldViolation> {
+        match model.plural.as_str() {
+            "templates" => template_rules(record),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A template's body and output path are tera templates: each given must parse, or
+/// the build that renders it would fail later, far from the edit.
+fn template_rules(record: &Map<String, Value>) -> Vec<FieldViolation> {
+    ["body", "output_path"]
+        .into_iter()
+        .filter_map(|field| {
+            let text = record.get(field)?.as_str()?;
+            tera_syntax_error(field, text).map(|why| FieldViolation::new(field, why))
+        })
+        .collect()
+}
+
+/// Why `text` is not a tera template, with the line and column where it breaks.
+pub fn tera_syntax_error(name: &str, text: &str) -> Option<String> {
+    let error = tera::Tera::default().add_raw_template(name, text).err()?;
+    Some(match error.kind() {
+        tera::ErrorKind::SyntaxError(report) => {
+            let span = report.span();
+            format!(
+                "is not a valid tera template: line {}, column {}: {}",
+                span.start_line,
+                span.start_col + 1,
+                report.message()
+            )
+        }
+        _ => format!("is not a valid tera template: {error}"),
+    })
 }
 
 pub type PlatformRecords = api::EntityApi<PlatformKinds, AppGate>;
@@ -106,5 +144,32 @@ impl Gate for AppGate {
             return Err(ServiceError::FailedPrecondition(format!("{kind} are managed through {api}")).into());
         }
         Ok(Answer::Here(principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_starter_template_is_valid_tera() {
+        for template in seeds::starter_templates().unwrap() {
+            let record = serde_json::json!({ "body": template.body, "output_path": template.output_path });
+            let broken = template_rules(record.as_object().unwrap());
+            assert!(broken.is_empty(), "{}: {broken:?}", template.key);
+        }
+    }
+
+    #[test]
+    fn a_template_that_does_not_parse_is_refused_with_its_line() {
+        let record =
+            serde_json::json!({ "body": "fn main() {}\n{{ model.singular \n}", "output_path": "src/{% if %}.rs" });
+        let broken = template_rules(record.as_object().unwrap());
+        let fields: Vec<&str> = broken.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["body", "output_path"]);
+        assert!(broken[0].description.contains("line 3, column 1"), "{broken:?}");
+        assert!(broken[1].description.contains("line 1"), "{broken:?}");
+        let fine = serde_json::json!({ "body": "{% for m in models %}{{ m.name }}{% endfor %}", "output_path": "src/{{ model.singular }}.rs" });
+        assert!(template_rules(fine.as_object().unwrap()).is_empty());
     }
 }

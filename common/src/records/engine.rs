@@ -172,6 +172,11 @@ pub trait ModelSource: Send + Sync {
     async fn is_current(&self, model: &CompiledModel) -> Result<bool, ServiceError>;
     /// Drops what is kept of the workspace's models: they changed.
     fn forget(&self, workspace: Uuid);
+    /// The rules of a kind beyond its fields' own, over the fields a write gives
+    /// (`record`, whose values have passed the fields' checks): every one broken.
+    fn rules(&self, _model: &CompiledModel, _record: &Map<String, Value>) -> Vec<FieldViolation> {
+        Vec::new()
+    }
 }
 
 /// Encoded size past which a page ends early (below gRPC's 4 MiB message limit).
@@ -380,6 +385,18 @@ impl<S: ModelSource> Records<S> {
         }
     }
 
+    /// The values `record` writes, once they pass the fields' checks and the kind's rules.
+    fn checked(
+        &self,
+        model: &CompiledModel,
+        record: &Map<String, Value>,
+        write: Write,
+    ) -> Result<Vec<(usize, SqlValue)>, ServiceError> {
+        let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
+        let broken = self.source.rules(model, record);
+        if broken.is_empty() { Ok(values) } else { Err(ServiceError::invalid(broken)) }
+    }
+
     /// Relation values of a record in a shared table must point into the same workspace:
     /// the tables' foreign keys alone would accept another workspace's ids.
     async fn check_scoped_relations(
@@ -428,7 +445,7 @@ impl<S: ModelSource> Records<S> {
         workspace: Id,
         record: &Map<String, Value>,
     ) -> Result<Tried<Struct>, ServiceError> {
-        let values = check_record(&model.specs, record, Write::Create).map_err(ServiceError::invalid)?;
+        let values = self.checked(&model, record, Write::Create)?;
         self.check_scoped_relations(&model, &pool, workspace, &values).await?;
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
         let mut columns =
@@ -525,7 +542,7 @@ impl<S: ModelSource> Records<S> {
         write: Write,
     ) -> Result<Tried<Struct>, ServiceError> {
         let record_id = model.record_id(id)?;
-        let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
+        let values = self.checked(&model, record, write)?;
         if model.place.shared_table && values.iter().any(|(i, _)| model.specs[*i].relation.is_some()) {
             // Whether the record is the caller's decides first: another workspace's record
             // answers 404 whatever its relations point at.

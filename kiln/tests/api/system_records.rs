@@ -11,7 +11,39 @@ crate::on_every_backend!(
     system_records_stay_in_their_workspace,
     every_served_system_model_accepts_a_record,
     a_new_workspace_has_the_starter_workflow_and_templates,
+    a_template_that_does_not_parse_is_refused_naming_its_line,
 );
+
+/// A template is saved only if its body and output path parse as tera (the builds render
+/// them later, far from the edit): otherwise a 400 naming the field, line and column.
+async fn a_template_that_does_not_parse_is_refused_naming_its_line(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    let template = |body: &str, output_path: &str| json!({ "set": "mine", "name": "Model", "scope": "per_model", "body": body, "output_path": output_path });
+    let (status, body) =
+        app.post_with_token("/api/v1/templates", &access, template("struct A;\n{{ model.singular ", "src/a.rs")).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "body", "{body}");
+    assert!(error["details"][0]["description"].as_str().unwrap().contains("line 2, column"), "{body}");
+
+    let good = template("pub struct {{ model.name }};", "src/{{ model.singular }}.rs");
+    let (status, created) = app.post_with_token("/api/v1/templates", &access, good).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["record"]["id"].as_str().unwrap();
+    let (status, body) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/templates/{id}"),
+            &access,
+            Some(json!({ "output_path": "src/{% if %}.rs" })),
+        )
+        .await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "output_path", "{body}");
+    let (_, stored) = app.get_with_token(&format!("/api/v1/templates/{id}"), &access).await;
+    assert_eq!(stored["record"]["output_path"], "src/{{ model.singular }}.rs", "the refused change left it as it was");
+    app.stop().await;
+}
 
 async fn a_new_workspace_has_the_starter_workflow_and_templates(backend: Backend) {
     let app = spawn_app(backend).await;
