@@ -150,7 +150,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 async fn model_service(config: &Config, db: &Db, auth: Authenticator, app: GrpcChannel) -> anyhow::Result<Routes> {
     db.migrate(&kiln_model_svc::MIGRATIONS).await?;
     let deps = kiln_model_svc::ModelDeps { db: db.clone(), auth, max_message_bytes: config.max_body_bytes, app };
-    Ok(kiln_model_svc::routes(deps))
+    kiln_model_svc::routes(deps)
 }
 
 /// app-svc's services on `db`, its tables migrated first and workspaces seeded by an

@@ -14,14 +14,18 @@ use kiln_common::{
     seeds::{self, SeedOwner},
 };
 use kiln_proto::v1::entity_service_client::EntityServiceClient;
+use std::{collections::HashMap, sync::Arc};
+
 use tonic::{Status, metadata::MetadataMap};
 
 use crate::{Callers, catalog::Catalog};
 
 pub type EntityApi = api::EntityApi<Catalog, ModelGate>;
 
-pub fn entity_api(catalog: Catalog, callers: Callers, app: GrpcChannel) -> EntityApi {
-    api::EntityApi::new(Records::new(catalog), ModelGate { callers, app: EntityServiceClient::new(app) })
+pub fn entity_api(catalog: Catalog, callers: Callers, app: GrpcChannel) -> anyhow::Result<EntityApi> {
+    let owners = seeds::system_models()?.iter().map(|kind| (kind.plural.clone(), kind.owner)).collect();
+    let gate = ModelGate { callers, app: EntityServiceClient::new(app), owners: Arc::new(owners) };
+    Ok(api::EntityApi::new(Records::new(catalog), gate))
 }
 
 /// Who answers, by the kind the call is for.
@@ -30,25 +34,24 @@ pub struct ModelGate {
     callers: Callers,
     /// app-svc, which serves the records of the system kinds it owns.
     app: EntityServiceClient<GrpcChannel>,
+    /// The owner of each system kind, by plural.
+    owners: Arc<HashMap<String, SeedOwner>>,
 }
 
 #[tonic::async_trait]
 impl Gate for ModelGate {
     async fn answer(&self, metadata: &MetadataMap, model: &str) -> Result<Answer, Status> {
-        let system_kind = match names::plural_ref(model) {
-            Ok(plural) => {
-                seeds::system_models().map_err(ServiceError::from)?.iter().find(|kind| kind.plural == plural.as_str())
-            }
-            // Not a name at all: the engine answers that no such model exists.
-            Err(_) => None,
+        // Not a name at all: the engine answers that no such model exists.
+        let Ok(plural) = names::plural_ref(model) else {
+            return Ok(Answer::Here(self.callers.principal(metadata).await?));
         };
-        match system_kind.map(|kind| kind.owner) {
+        match self.owners.get(plural.as_str()) {
             None => Ok(Answer::Here(self.callers.principal(metadata).await?)),
             // app-svc checks the caller itself.
             Some(SeedOwner::AppSvc) => Ok(Answer::PassOn(self.app.clone())),
             Some(SeedOwner::ModelSvc) => {
                 self.callers.principal(metadata).await?;
-                let message = format!("{} are managed through /api/v1/models", model.trim());
+                let message = format!("{plural} are managed through /api/v1/models");
                 Err(ServiceError::FailedPrecondition(message).into())
             }
         }

@@ -37,25 +37,18 @@ pub struct ModelDeps {
 }
 
 /// Every service of the role.
-pub fn routes(deps: ModelDeps) -> Routes {
+pub fn routes(deps: ModelDeps) -> anyhow::Result<Routes> {
     // One set of workspace pools for both services.
     let workspaces = workspace::Workspaces::new(deps.db.clone());
     let catalog = catalog::Catalog::new(workspaces.clone());
     let callers = Callers { auth: deps.auth.clone(), system_models: seeding::SystemModels::new(deps.db.clone()) };
     let limit = deps.max_message_bytes;
-    Routes::new(
-        ModelServiceServer::new(models::ModelApi::new(
-            deps.clone(),
-            workspaces.clone(),
-            catalog.clone(),
-            callers.clone(),
-        ))
-        .max_decoding_message_size(limit),
-    )
-    .add_service(
-        EntityServiceServer::new(entities::entity_api(catalog, callers, deps.app.clone()))
+    let entities = entities::entity_api(catalog.clone(), callers.clone(), deps.app.clone())?;
+    Ok(Routes::new(
+        ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces, catalog, callers))
             .max_decoding_message_size(limit),
     )
+    .add_service(EntityServiceServer::new(entities).max_decoding_message_size(limit)))
 }
 
 /// Who is calling, for every RPC of the role: the token checked, and the caller's

@@ -102,6 +102,9 @@ async fn applications_are_generic_records(backend: Backend) {
     let (status, body) = app.get_with_token("/api/users", &access).await;
     let error = assert_error(status, &body, 409, "failed_precondition");
     assert!(error["message"].as_str().unwrap().contains("/api/v1/auth/profile"), "{body}");
+    // However the kind is spelled.
+    let (status, body) = app.get_with_token("/api/Users", &access).await;
+    assert_error(status, &body, 409, "failed_precondition");
     let mut entities = EntityServiceClient::new(crate::grpc::channel(app.addr).await);
     let listing = |model: &str, token: &str| {
         crate::grpc::with_token(ListEntitiesRequest { model: model.into(), ..Default::default() }, token)
