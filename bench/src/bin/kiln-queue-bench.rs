@@ -93,11 +93,13 @@ async fn round(backend: &str, jobs: usize, dir: &std::path::Path) -> anyhow::Res
     for _ in 0..LATENCY_SAMPLES {
         let enqueued = Instant::now();
         queue.enqueue(&json!({})).await?;
+        let mut poll = tokio::time::interval(Duration::from_millis(1));
         let job = loop {
             if let Some(job) = queue.take("latency").await? {
                 break job;
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            anyhow::ensure!(enqueued.elapsed() < Duration::from_secs(10), "{backend}: a job was not taken within 10 s");
+            poll.tick().await;
         };
         latencies.push(enqueued.elapsed().as_secs_f64() * 1000.0);
         queue.complete(&job).await?;

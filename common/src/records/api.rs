@@ -40,57 +40,29 @@ impl<S, G> EntityApi<S, G> {
     }
 }
 
-#[tonic::async_trait]
-impl<S: ModelSource + 'static, G: Gate> EntityService for EntityApi<S, G> {
-    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
-    async fn list_entities(
-        &self,
-        request: Request<ListEntitiesRequest>,
-    ) -> Result<Response<ListEntitiesResponse>, Status> {
-        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
-            Answer::PassOn(mut owner) => owner.list_entities(request).await,
-            Answer::Here(caller) => Ok(Response::new(self.records.list(caller, request.into_inner()).await?)),
+/// EntityService, method by method: the gate decides, then the engine's `$op` answers
+/// or the call goes on to the owner's `$method`.
+macro_rules! entity_service {
+    ($($method:ident, $op:ident, $request:ty, $response:ty;)*) => {
+        #[tonic::async_trait]
+        impl<S: ModelSource + 'static, G: Gate> EntityService for EntityApi<S, G> {
+            $(
+                #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+                async fn $method(&self, request: Request<$request>) -> Result<Response<$response>, Status> {
+                    match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
+                        Answer::PassOn(mut owner) => owner.$method(request).await,
+                        Answer::Here(caller) => Ok(Response::new(self.records.$op(caller, request.into_inner()).await?)),
+                    }
+                }
+            )*
         }
-    }
+    };
+}
 
-    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
-    async fn get_entity(&self, request: Request<GetEntityRequest>) -> Result<Response<GetEntityResponse>, Status> {
-        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
-            Answer::PassOn(mut owner) => owner.get_entity(request).await,
-            Answer::Here(caller) => Ok(Response::new(self.records.get(caller, request.into_inner()).await?)),
-        }
-    }
-
-    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
-    async fn create_entity(
-        &self,
-        request: Request<CreateEntityRequest>,
-    ) -> Result<Response<CreateEntityResponse>, Status> {
-        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
-            Answer::PassOn(mut owner) => owner.create_entity(request).await,
-            Answer::Here(caller) => Ok(Response::new(self.records.create(caller, request.into_inner()).await?)),
-        }
-    }
-
-    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
-    async fn update_entity(
-        &self,
-        request: Request<UpdateEntityRequest>,
-    ) -> Result<Response<UpdateEntityResponse>, Status> {
-        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
-            Answer::PassOn(mut owner) => owner.update_entity(request).await,
-            Answer::Here(caller) => Ok(Response::new(self.records.update(caller, request.into_inner()).await?)),
-        }
-    }
-
-    #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
-    async fn delete_entity(
-        &self,
-        request: Request<DeleteEntityRequest>,
-    ) -> Result<Response<DeleteEntityResponse>, Status> {
-        match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
-            Answer::PassOn(mut owner) => owner.delete_entity(request).await,
-            Answer::Here(caller) => Ok(Response::new(self.records.delete(caller, request.into_inner()).await?)),
-        }
-    }
+entity_service! {
+    list_entities, list, ListEntitiesRequest, ListEntitiesResponse;
+    get_entity, get, GetEntityRequest, GetEntityResponse;
+    create_entity, create, CreateEntityRequest, CreateEntityResponse;
+    update_entity, update, UpdateEntityRequest, UpdateEntityResponse;
+    delete_entity, delete, DeleteEntityRequest, DeleteEntityResponse;
 }

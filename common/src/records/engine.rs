@@ -228,6 +228,14 @@ macro_rules! with_ws_read {
     };
 }
 
+/// Whether the shared table `table` (quoted) holds the row `id` of `workspace`.
+async fn in_workspace(pool: &RecordPool, table: &str, id: Id, workspace: Id) -> Result<bool, ServiceError> {
+    let sql = format!("SELECT 1 FROM {table} WHERE \"id\" = $1 AND \"workspace_id\" = $2");
+    Ok(with_ws_read!(pool, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(workspace).fetch_optional(pool).await?.is_some()
+    }))
+}
+
 /// `WHERE` with `conditions` and the model's version guard, if any.
 fn where_clause(mut conditions: Vec<String>, guard: Option<String>) -> String {
     conditions.extend(guard);
@@ -412,11 +420,7 @@ impl<S: ModelSource> Records<S> {
         for (i, value) in values {
             let spec = &model.specs[*i];
             let (Some(relation), SqlValue::Uuid(id)) = (&spec.relation, value) else { continue };
-            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", relation.target.quoted());
-            let found = with_ws_read!(pool, pool => {
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*id).bind(workspace).fetch_optional(pool).await?.is_some()
-            });
-            if !found {
+            if !in_workspace(pool, &relation.target.quoted(), *id, workspace).await? {
                 return Err(ServiceError::invalid_field(spec.name.as_str(), "points at no record of the target model"));
             }
         }
@@ -546,11 +550,7 @@ impl<S: ModelSource> Records<S> {
         if model.place.shared_table && values.iter().any(|(i, _)| model.specs[*i].relation.is_some()) {
             // Whether the record is the caller's decides first: another workspace's record
             // answers 404 whatever its relations point at.
-            let sql = format!("SELECT 1 FROM {} WHERE \"id\" = $1 AND \"workspace_id\" = $2", model.place.table);
-            let mine = with_ws_read!(&pool, pool => {
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(record_id).bind(workspace).fetch_optional(pool).await?.is_some()
-            });
-            if !mine {
+            if !in_workspace(&pool, &model.place.table, record_id, workspace).await? {
                 return Err(model.no_record(id));
             }
         }

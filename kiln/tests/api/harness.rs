@@ -158,16 +158,28 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     adjust(&mut config);
     let running = match backend {
         Backend::Sqlite | Backend::Postgres => vec![kiln::start(config).await.expect("kiln starts")],
-        Backend::Mesh => start_mesh(&mut database, config).await,
+        Backend::Mesh => {
+            let MeshRoles { app, model, build, gateway, .. } = start_mesh(&mut database, config).await;
+            vec![app, model, build, gateway]
+        }
     };
     let addr = running.last().and_then(|gateway| gateway.http_addr).expect("gateway address");
     let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
     TestApp { addr, http: reqwest::Client::new(), db, running, _database: database }
 }
 
+/// The roles of a mesh, with the database users its services connect as.
+pub struct MeshRoles {
+    pub users: ServiceUsers,
+    pub app: Running,
+    pub model: Running,
+    pub build: Running,
+    pub gateway: Running,
+}
+
 /// The mesh's roles on `database`, each from `config` with its role and, for a service,
-/// the database user of its own; the gateway last.
-async fn start_mesh(database: &mut TestDatabase, config: Config) -> Vec<Running> {
+/// the database user of its own.
+pub async fn start_mesh(database: &mut TestDatabase, config: Config) -> MeshRoles {
     let users = database.service_users().await;
     let role =
         |role: Role, database_url: &str| Config { role, database_url: database_url.to_string(), ..config.clone() };
@@ -185,7 +197,7 @@ async fn start_mesh(database: &mut TestDatabase, config: Config) -> Vec<Running>
     })
     .await
     .expect("the gateway starts");
-    vec![app, model, build, gateway]
+    MeshRoles { users, app, model, build, gateway }
 }
 
 /// A call with a bearer token and an optional JSON body, read as (status, JSON).

@@ -10,7 +10,9 @@ use tonic::Code;
 
 use crate::{
     grpc::{channel, with_token},
-    harness::{PASSWORD, TestDatabase, assert_error, read, start_model_role, test_config, token},
+    harness::{
+        MeshRoles, PASSWORD, TestDatabase, assert_error, read, start_mesh, start_model_role, test_config, token,
+    },
 };
 
 /// The four roles on loopback ports, the gateway pointed at the other three.
@@ -29,15 +31,9 @@ impl Mesh {
     /// its service owns: app-svc's identity, sessions, audit and platform-kind tables are
     /// out of model-svc's reach, and model-svc's models out of app-svc's.
     async fn start() -> Self {
-        let mut database = TestDatabase::new(crate::harness::Backend::Postgres);
-        let users = database.service_users().await;
-        let mut app_config = test_config(Role::App, &database);
-        app_config.database_url = users.app_url.clone();
-        let app = kiln::start(app_config).await.unwrap();
-        let mut model_config = test_config(Role::Model, &database);
-        model_config.database_url = users.model_url.clone();
-        model_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
-        let model = kiln::start(model_config).await.unwrap();
+        let mut database = TestDatabase::new(crate::harness::Backend::Mesh);
+        let config = test_config(Role::AllInOne, &database);
+        let MeshRoles { users, app, model, build, gateway } = start_mesh(&mut database, config).await;
         for (user, url, foreign) in [
             (
                 "model",
@@ -67,12 +63,6 @@ impl Mesh {
             }
             pool.close().await;
         }
-        let build = kiln::start(test_config(Role::BuildWorker, &database)).await.unwrap();
-        let mut gateway_config = test_config(Role::Gateway, &database);
-        gateway_config.model_svc_url = format!("http://{}", model.grpc_addr.unwrap());
-        gateway_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
-        gateway_config.build_worker_url = format!("http://{}", build.grpc_addr.unwrap());
-        let gateway = kiln::start(gateway_config).await.unwrap();
         let base = format!("http://{}", gateway.http_addr.unwrap());
         Mesh { _database: database, model, app, build, gateway, base, http: reqwest::Client::new() }
     }
