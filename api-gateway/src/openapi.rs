@@ -81,7 +81,7 @@ fn operation(
     if route.success != StatusCode::NO_CONTENT {
         let message = message(pool, &route.response_message)?;
         collect(&message, schemas);
-        success = success.content("application/json", ContentBuilder::new().schema(Some(schema_ref(&message))).build());
+        success = success.content(route.media, ContentBuilder::new().schema(Some(schema_ref(&message))).build());
     }
     builder = builder.response(route.success.as_u16().to_string(), success.build());
     for (status, text) in error_statuses(route) {

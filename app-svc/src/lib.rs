@@ -1,40 +1,73 @@
-//! app-svc: identity (AuthService) and the records of the platform kinds it owns
-//! (applications, components, templates, workflows, prompts; EntityService, reached
-//! through model-svc); their own services join it as they are built. [`routes`] is the whole gRPC surface of the role.
+//! app-svc: identity (AuthService), applications (ApplicationService, which starts
+//! builds through the workspace's build workflow), code templates (TemplateService), and
+//! the records of the platform kinds it owns (applications, components, templates,
+//! workflows, prompts; EntityService, reached through model-svc). [`routes`] is the whole
+//! gRPC surface of the role.
 
+pub mod applications;
 pub mod auth;
 pub mod records;
 pub mod seeding;
+pub mod templates;
+pub mod typed;
+pub mod workflows;
 
-use kiln_common::{Authenticator, Db};
-use kiln_proto::v1::{auth_service_server::AuthServiceServer, entity_service_server::EntityServiceServer};
+use kiln_common::{Authenticator, Db, GrpcChannel};
+use kiln_proto::v1::{
+    application_service_server::ApplicationServiceServer, auth_service_server::AuthServiceServer,
+    entity_service_server::EntityServiceServer, template_service_server::TemplateServiceServer,
+};
 use tonic::{server::NamedService, service::Routes};
 
 /// The tables app-svc owns (identity, sessions, the audit log, the records of the
 /// system kinds it owns, seeding), applied by the process that runs app-svc.
-pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("app": 1 "0001_app");
+pub static MIGRATIONS: kiln_common::db::Migrations =
+    kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs");
 
 /// The gRPC services this role serves to the edge, by full name.
-pub const SERVICES: &[&str] = &[<AuthServiceServer<auth::AuthApi> as NamedService>::NAME];
+pub const SERVICES: &[&str] = &[
+    <AuthServiceServer<auth::AuthApi> as NamedService>::NAME,
+    <ApplicationServiceServer<applications::ApplicationApi> as NamedService>::NAME,
+    <TemplateServiceServer<templates::TemplateApi> as NamedService>::NAME,
+];
 
 /// The gRPC services this role serves to other roles only: EntityService for its kinds'
 /// records, which model-svc (EntityService at the edge) sends on.
 pub const PEER_SERVICES: &[&str] = &[<EntityServiceServer<records::PlatformRecords> as NamedService>::NAME];
 
 /// What the role's services need.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppDeps {
     pub db: Db,
     pub auth: Authenticator,
     pub refresh_ttl: std::time::Duration,
     /// Largest request message accepted, as large as the largest REST body.
     pub max_message_bytes: usize,
+    /// model-svc, asked for an application's models.
+    pub model: GrpcChannel,
+    /// build-worker, where builds are opened.
+    pub build: GrpcChannel,
+    /// The queues workflows publish to (`app_builds`).
+    pub queues: workflows::Queues,
 }
 
 /// Every service of the role.
 pub fn routes(deps: AppDeps) -> anyhow::Result<Routes> {
     let limit = deps.max_message_bytes;
     let records = records::platform_records(deps.db.clone(), deps.auth.clone())?;
+    let kinds = typed::KindRecords::new(records::PlatformKinds::new(deps.db.clone())?);
+    let applications = applications::ApplicationApi {
+        records: kinds.clone(),
+        auth: deps.auth.clone(),
+        db: deps.db.clone(),
+        model: deps.model.clone(),
+        build: deps.build.clone(),
+        workflows: workflows::Workflows::new(deps.db.clone(), deps.queues.clone()),
+    };
+    let templates =
+        templates::TemplateApi { records: kinds, auth: deps.auth.clone(), applications: applications.clone() };
     Ok(Routes::new(AuthServiceServer::new(auth::AuthApi::new(deps)).max_decoding_message_size(limit))
-        .add_service(EntityServiceServer::new(records).max_decoding_message_size(limit)))
+        .add_service(EntityServiceServer::new(records).max_decoding_message_size(limit))
+        .add_service(ApplicationServiceServer::new(applications).max_decoding_message_size(limit))
+        .add_service(TemplateServiceServer::new(templates).max_decoding_message_size(limit)))
 }

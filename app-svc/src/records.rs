@@ -19,6 +19,7 @@ use kiln_common::{
         names,
     },
     seeds::{self, SeedOwner},
+    templating,
 };
 use serde_json::{Map, Value};
 use tonic::{Status, metadata::MetadataMap};
@@ -95,9 +96,16 @@ impl ModelSource for PlatformKinds {
     fn rules(&self, model: &CompiledModel, record: &Map<String, Value>) -> Vec<FieldViolation> {
         match model.plural.as_str() {
             "templates" => template_rules(record),
+            "applications" => application_rules(record),
             _ => Vec::new(),
         }
     }
+}
+
+/// An application's slug names its image: it must be one.
+fn application_rules(record: &Map<String, Value>) -> Vec<FieldViolation> {
+    let slug = record.get("slug").and_then(Value::as_str);
+    slug.and_then(crate::applications::slug_error).map(|why| FieldViolation::new("slug", why)).into_iter().collect()
 }
 
 /// A template's body and output path are tera templates: each given must parse, or
@@ -107,26 +115,9 @@ fn template_rules(record: &Map<String, Value>) -> Vec<FieldViolation> {
         .into_iter()
         .filter_map(|field| {
             let text = record.get(field)?.as_str()?;
-            tera_syntax_error(field, text).map(|why| FieldViolation::new(field, why))
+            templating::syntax_error(field, text).map(|why| FieldViolation::new(field, why))
         })
         .collect()
-}
-
-/// Why `text` is not a tera template, with the line and column where it breaks.
-pub fn tera_syntax_error(name: &str, text: &str) -> Option<String> {
-    let error = tera::Tera::default().add_raw_template(name, text).err()?;
-    Some(match error.kind() {
-        tera::ErrorKind::SyntaxError(report) => {
-            let span = report.span();
-            format!(
-                "is not a valid tera template: line {}, column {}: {}",
-                span.start_line,
-                span.start_col + 1,
-                report.message()
-            )
-        }
-        _ => format!("is not a valid tera template: {error}"),
-    })
 }
 
 pub type PlatformRecords = api::EntityApi<PlatformKinds, AppGate>;

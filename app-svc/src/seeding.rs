@@ -32,17 +32,30 @@ pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize
                 == 1
         };
     }
+    // Which row the item became, so it can be found by its key.
+    macro_rules! remember {
+        ($tx:expr, $key:expr, $id:expr) => {
+            sqlx::query("UPDATE seed_items SET item_id = $3 WHERE workspace_id = $1 AND item_key = $2")
+                .bind(Id(workspace_id))
+                .bind($key)
+                .bind($id)
+                .execute(&mut *$tx)
+                .await?;
+        };
+    }
     let added = with_db!(db, pool => async {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut added = 0;
         for workflow in workflows {
             if claim!(tx, format!("workflow:{}", workflow.key)) {
+                let id = Id::new();
+                remember!(tx, format!("workflow:{}", workflow.key), id);
                 sqlx::query(
                     "INSERT INTO workflows (id, workspace_id, created_at, updated_at, created_by, name, description, \
                      \"trigger\", actions, enabled) VALUES ($1, $2, $3, $3, NULL, $4, $5, $6, $7, $8)",
                 )
-                .bind(Id::new()).bind(Id(workspace_id)).bind(now).bind(&workflow.name).bind(&workflow.description)
+                .bind(id).bind(Id(workspace_id)).bind(now).bind(&workflow.name).bind(&workflow.description)
                 .bind(sqlx::types::Json(&workflow.trigger)).bind(sqlx::types::Json(&workflow.actions)).bind(workflow.enabled)
                 .execute(&mut *tx).await?;
                 added += 1;
@@ -50,11 +63,13 @@ pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<usize
         }
         for template in templates {
             if claim!(tx, format!("template:{}/{}", template.set, template.key)) {
+                let id = Id::new();
+                remember!(tx, format!("template:{}/{}", template.set, template.key), id);
                 sqlx::query(
                     "INSERT INTO templates (id, workspace_id, created_at, updated_at, created_by, \"set\", name, \
                      output_path, body, scope, language) VALUES ($1, $2, $3, $3, NULL, $4, $5, $6, $7, $8, $9)",
                 )
-                .bind(Id::new()).bind(Id(workspace_id)).bind(now).bind(&template.set).bind(&template.name)
+                .bind(id).bind(Id(workspace_id)).bind(now).bind(&template.set).bind(&template.name)
                 .bind(&template.output_path).bind(&template.body).bind(&template.scope).bind(&template.language)
                 .execute(&mut *tx).await?;
                 added += 1;
@@ -85,4 +100,15 @@ pub async fn upgrade_workspaces(db: &Db) -> anyhow::Result<usize> {
         seed_workspace(db, workspace.0).await?;
     }
     Ok(behind.len())
+}
+
+/// The row a seeded item (`workflow:<key>`, `template:<set>/<key>`) became in a
+/// workspace, if it was seeded there.
+pub async fn seeded_item(db: &Db, workspace_id: Uuid, key: &str) -> anyhow::Result<Option<Uuid>> {
+    let id: Option<Option<Id>> = kiln_common::with_db_read!(db, pool => {
+        sqlx::query_scalar("SELECT item_id FROM seed_items WHERE workspace_id = $1 AND item_key = $2")
+            .bind(Id(workspace_id)).bind(key).fetch_optional(pool).await
+    })
+    .context("finding a seeded item")?;
+    Ok(id.flatten().map(|id| id.0))
 }

@@ -26,7 +26,11 @@ macro_rules! settings {
 
 settings! {
     "database_url", "KILN_DATABASE_URL", "Database: sqlite://PATH (created if missing) or postgres://… (the database is created if it does not exist) [default: sqlite://./data/kiln.db]";
-    "redis_url", "KILN_REDIS_URL", "Redis for the build queue; unset means an in-process queue";
+    "redis_url", "KILN_REDIS_URL", "Redis for the build queue and live build logs (the mesh); unset means a queue table in the database and logs in process";
+    "redis_prefix", "KILN_REDIS_PREFIX", "Prefix of Kiln's Redis keys and channels, so installations can share one Redis [default: kiln]";
+    "build_max_attempts", "KILN_BUILD_MAX_ATTEMPTS", "Attempts a build gets before it fails and its job is dead-lettered [default: 3]";
+    "build_workers", "KILN_BUILD_WORKERS", "Builds one process runs at once; 0 runs none (builds are queued for other processes' workers) [default: 2]";
+    "build_network", "KILN_BUILD_NETWORK", "Docker network mode of image builds, e.g. host when a build downloads through the host's network [default: the engine's]";
     "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus; unset means in-process events";
     "jwt_secret", "KILN_JWT_SECRET", "Secret that signs access tokens, at least 32 bytes; required outside all-in-one, where one is generated into the data dir";
     "jwt_previous_secrets", "KILN_JWT_PREVIOUS_SECRETS", "Comma-separated secrets of earlier keys, still accepted for verification while tokens they signed expire";
@@ -252,6 +256,10 @@ pub struct Config {
     pub role: Role,
     pub database_url: String,
     pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub build_max_attempts: u32,
+    pub build_workers: usize,
+    pub build_network: Option<String>,
     pub amqp_url: Option<String>,
     /// None in all-in-one until one is generated into the data dir.
     pub jwt_secret: Option<String>,
@@ -290,6 +298,10 @@ impl fmt::Debug for Config {
             .field("role", &self.role)
             .field("database_url", &crate::db::redact_url(&self.database_url))
             .field("redis_url", &url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("build_max_attempts", &self.build_max_attempts)
+            .field("build_workers", &self.build_workers)
+            .field("build_network", &self.build_network)
             .field("amqp_url", &url(&self.amqp_url))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.iter().map(|_| "***").collect::<Vec<_>>())
@@ -409,6 +421,22 @@ impl Config {
         })?;
         let shutdown_timeout = raw.parse("shutdown_timeout", Duration::from_secs(30), parse_duration)?;
         let statement_timeout = raw.parse("statement_timeout", Duration::from_secs(5), parse_duration)?;
+        let redis_prefix = raw.parse("redis_prefix", "kiln".to_string(), |v| {
+            let valid = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if valid {
+                Ok(v.to_string())
+            } else {
+                Err(format!("`{v}` is not a prefix of letters, digits, `_`, `-` and `.`"))
+            }
+        })?;
+        let build_max_attempts = raw.parse("build_max_attempts", 3, |v| match v.parse::<u32>() {
+            Ok(n) if (1..=20).contains(&n) => Ok(n),
+            _ => Err(format!("`{v}` is not a whole number from 1 to 20")),
+        })?;
+        let build_workers = raw.parse("build_workers", 2, |v| match v.parse::<usize>() {
+            Ok(n) if n <= 64 => Ok(n),
+            _ => Err(format!("`{v}` is not a whole number from 0 to 64")),
+        })?;
         let max_body_bytes = raw.parse("max_body_bytes", 1 << 20, |v| match v.parse::<usize>() {
             Ok(n) if n >= 1024 => Ok(n),
             _ => Err(format!("`{v}` is not a number of bytes of at least 1024")),
@@ -426,6 +454,10 @@ impl Config {
             role,
             database_url,
             redis_url: raw.string("redis_url"),
+            redis_prefix,
+            build_max_attempts,
+            build_workers,
+            build_network: raw.string("build_network"),
             amqp_url: raw.string("amqp_url"),
             jwt_secret,
             jwt_previous_secrets,

@@ -57,6 +57,38 @@ impl GrpcChannel {
     }
 }
 
+/// The other end of [`GrpcChannel::deferred`]: where the channel's target is put once it
+/// exists.
+#[derive(Clone)]
+pub struct ChannelSlot(std::sync::Arc<std::sync::OnceLock<GrpcChannel>>);
+
+impl ChannelSlot {
+    /// Points the deferred channel at `channel`; only the first call counts.
+    pub fn fill(&self, channel: GrpcChannel) {
+        let _ = self.0.set(channel);
+    }
+}
+
+impl GrpcChannel {
+    /// A channel whose target is given later, through the returned slot: for two
+    /// services in one process that call each other (app-svc and model-svc all-in-one),
+    /// one of which must exist before the other. Calls before then are UNAVAILABLE.
+    pub fn deferred(name: &str) -> (Self, ChannelSlot) {
+        let slot = ChannelSlot(Default::default());
+        let target = slot.0.clone();
+        let service = tower::service_fn(move |request: http::Request<Body>| {
+            let target = target.get().cloned();
+            async move {
+                match target {
+                    Some(mut channel) => channel.ready().await?.call(request).await,
+                    None => Ok(tonic::Status::unavailable("the service is starting").into_http()),
+                }
+            }
+        });
+        (GrpcChannel { inner: BoxCloneSyncService::new(service), target: format!("in-process:{name}") }, slot)
+    }
+}
+
 impl Service<http::Request<Body>> for GrpcChannel {
     type Response = http::Response<Body>;
     type Error = BoxError;

@@ -13,6 +13,7 @@ pub mod records;
 pub mod seeds;
 pub mod sessions;
 pub mod telemetry;
+pub mod templating;
 pub mod token;
 
 pub use config::Config;

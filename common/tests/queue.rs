@@ -52,7 +52,9 @@ impl TestQueue {
                 db.migrate(&MIGRATIONS).await.unwrap();
                 (Arc::new(TableQueue::new(db, "builds", settings)), Some(name))
             }
-            Backend::Redis => (Arc::new(RedisQueue::connect(&redis_url(), &name, settings).await.unwrap()), None),
+            Backend::Redis => {
+                (Arc::new(RedisQueue::connect(&redis_url(), "kiln", &name, settings).await.unwrap()), None)
+            }
         };
         TestQueue { queue, _dir: dir, postgres_database, redis_queue }
     }
@@ -153,7 +155,15 @@ async fn a_job_held_past_the_visibility_timeout_is_taken_again(backend: Backend)
     let again = take_eventually(queue, "lives").await;
     assert_eq!((again.id.as_str(), again.attempt, &again.payload), (first.id.as_str(), 2, &first.payload));
     // The first holder coming back late changes nothing: the job is the new holder's.
+    assert!(!queue.keep(&first).await.unwrap(), "no longer the first holder's to keep");
     assert_eq!(queue.fail(&first, "late").await.unwrap(), Failed::NoLongerHeld);
+    // A holder that keeps its job keeps it past the timeout it was taken with.
+    let kept_until = std::time::Instant::now() + Duration::from_millis(2500);
+    while std::time::Instant::now() < kept_until {
+        assert!(queue.keep(&again).await.unwrap());
+        assert!(queue.take("other").await.unwrap().is_none(), "a kept job is not taken again");
+        tokio::task::yield_now().await;
+    }
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.in_flight, stats.retrying, stats.dead), (1, 0, 0), "{stats:?}");
     queue.complete(&again).await.unwrap();

@@ -2,15 +2,20 @@
 //! serves until its [`Running::stop`] (or a signal, from `main`). Tests start the same
 //! way on port 0.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use kiln_api_gateway::{Backends, GatewayConfig};
+use kiln_build_worker::{
+    feed::{BuildFeed, LocalFeed, RedisFeed},
+    worker::{BUILD_QUEUE, ImageEngine, Worker},
+};
 use kiln_common::{
     Authenticator, Config, Db, GrpcChannel, TokenKeys,
     config::Role,
     db::DbOptions,
     grpc, net,
+    queue::{self, JobQueue, QueueSettings, RedisQueue, TableQueue},
     sessions::{AskAppSvc, LiveSessions},
     token::load_or_generate_secret,
 };
@@ -88,12 +93,7 @@ fn asking_app_svc(config: &Config, db: &Db, app: GrpcChannel) -> anyhow::Result<
 /// Settings this version reads but does not act on yet; said at start-up rather than
 /// silently ignored.
 fn warn_unused_settings(config: &Config) {
-    let unused = [
-        ("KILN_REDIS_URL", config.redis_url.is_some()),
-        ("KILN_AMQP_URL", config.amqp_url.is_some()),
-        ("KILN_DOCKER_HOST", config.docker_host.is_some()),
-        ("KILN_OTLP_ENDPOINT", config.otlp_endpoint.is_some()),
-    ];
+    let unused = [("KILN_AMQP_URL", config.amqp_url.is_some()), ("KILN_OTLP_ENDPOINT", config.otlp_endpoint.is_some())];
     for (setting, set) in unused {
         if set {
             tracing::warn!(setting, "set, but this version does not use it yet");
@@ -109,16 +109,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Role::AllInOne => {
             let (db, auth) = storage(&config).await?;
             let keys = auth.keys().clone();
-            let app = app_service(&config, &db, auth.clone()).await?;
+            let builds = BuildParts::new(&config, &db).await?;
+            let build_routes = build_service(&config, &db, auth.clone(), &builds).await?;
+            let build = GrpcChannel::local("build", with_support(&build_services(), Some(build_routes)).await?);
+            // app-svc asks model-svc for models, model-svc asks app-svc for sessions and
+            // its kinds' records: the first made is given the other once it exists.
+            let (model, model_slot) = GrpcChannel::deferred("model");
+            let app = app_service(&config, &db, auth.clone(), model, build.clone(), &builds).await?;
             let app = GrpcChannel::local("app", with_support(&app_services(), Some(app)).await?);
             let model = model_service(&config, &db, auth, app.clone()).await?;
-            let backends = Backends {
-                model: GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?),
-                app,
-                build: None,
-                services: all_services(),
-            };
-            serve_gateway(&config, keys, backends, Some(db), stop).await
+            let model = GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?);
+            model_slot.fill(model.clone());
+            let workers = builds.start_workers(&config, &db, &stop);
+            let backends = Backends { model, app, build: Some(build), services: all_services() };
+            serve_gateway(&config, keys, backends, Some(db), workers, stop).await
         }
         Role::Gateway => {
             let backends = Backends {
@@ -128,22 +132,111 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 services: all_services(),
             };
             tracing::info!(model = %config.model_svc_url, app = %config.app_svc_url, "the gateway's roles");
-            serve_gateway(&config, token_keys(&config)?, backends, None, stop).await
+            serve_gateway(&config, token_keys(&config)?, backends, None, Vec::new(), stop).await
         }
         Role::Model => {
             let db = database(&config).await?;
             let app = GrpcChannel::remote(&config.app_svc_url)?;
             let auth = asking_app_svc(&config, &db, app.clone())?;
             let routes = model_service(&config, &db, auth, app).await?;
-            serve_role(&config, kiln_model_svc::SERVICES, Some(routes), Some(db), stop).await
+            serve_role(&config, kiln_model_svc::SERVICES, Some(routes), Some(db), Vec::new(), stop).await
         }
         Role::App => {
             let (db, auth) = storage(&config).await?;
-            let routes = app_service(&config, &db, auth).await?;
-            serve_role(&config, &app_services(), Some(routes), Some(db), stop).await
+            let builds = BuildParts::new(&config, &db).await?;
+            let model = GrpcChannel::remote(&config.model_svc_url)?;
+            let build = GrpcChannel::remote(&config.build_worker_url)?;
+            let routes = app_service(&config, &db, auth, model, build, &builds).await?;
+            serve_role(&config, &app_services(), Some(routes), Some(db), Vec::new(), stop).await
         }
-        Role::BuildWorker => serve_role(&config, kiln_build_worker::SERVICES, None, None, stop).await,
+        Role::BuildWorker => {
+            let db = database(&config).await?;
+            let auth = asking_app_svc(&config, &db, GrpcChannel::remote(&config.app_svc_url)?)?;
+            let builds = BuildParts::new(&config, &db).await?;
+            let routes = build_service(&config, &db, auth, &builds).await?;
+            let workers = builds.start_workers(&config, &db, &stop);
+            serve_role(&config, &build_services(), Some(routes), Some(db), workers, stop).await
+        }
     }
+}
+
+/// The build queue and the builds' live feed: Redis when `KILN_REDIS_URL` is set (the
+/// mesh: every process shares them), else a table in the database and a feed in this
+/// process.
+#[derive(Clone)]
+struct BuildParts {
+    queue: Arc<dyn JobQueue>,
+    feed: Arc<dyn BuildFeed>,
+    settings: QueueSettings,
+}
+
+impl BuildParts {
+    async fn new(config: &Config, db: &Db) -> anyhow::Result<Self> {
+        let settings = QueueSettings {
+            visibility: Duration::from_secs(30),
+            max_attempts: config.build_max_attempts,
+            ..QueueSettings::default()
+        };
+        Ok(match &config.redis_url {
+            Some(url) => BuildParts {
+                queue: Arc::new(RedisQueue::connect(url, &config.redis_prefix, BUILD_QUEUE, settings).await?),
+                feed: Arc::new(RedisFeed::connect(url, &config.redis_prefix).await?),
+                settings,
+            },
+            None => {
+                db.migrate(&queue::MIGRATIONS).await?;
+                BuildParts {
+                    queue: Arc::new(TableQueue::new(db.clone(), BUILD_QUEUE, settings)),
+                    feed: Arc::new(LocalFeed::default()),
+                    settings,
+                }
+            }
+        })
+    }
+
+    /// `KILN_BUILD_WORKERS` consumers of the queue, until `stop`.
+    fn start_workers(&self, config: &Config, db: &Db, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let host = hostname();
+        (0..config.build_workers)
+            .map(|n| {
+                let worker = Worker {
+                    name: format!("{host}-{}-{n}", std::process::id()),
+                    store: kiln_build_worker::store::BuildStore::new(db.clone()),
+                    queue: self.queue.clone(),
+                    feed: self.feed.clone(),
+                    generated_dir: config.generated_dir.clone(),
+                    engine: ImageEngine::Docker {
+                        host: config.docker_host.clone(),
+                        network: config.build_network.clone(),
+                    },
+                    keep_every: self.settings.visibility / 3,
+                };
+                tokio::spawn(worker.run(stop.clone()))
+            })
+            .collect()
+    }
+}
+
+/// This machine's name, to tell workers apart in the queue.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_string()).unwrap_or_else(|_| "kiln".into())
+}
+
+/// build-worker's services on `db`, its tables migrated first.
+async fn build_service(config: &Config, db: &Db, auth: Authenticator, builds: &BuildParts) -> anyhow::Result<Routes> {
+    db.migrate(&kiln_build_worker::MIGRATIONS).await?;
+    Ok(kiln_build_worker::routes(kiln_build_worker::BuildDeps {
+        db: db.clone(),
+        auth,
+        queue: builds.queue.clone(),
+        feed: builds.feed.clone(),
+        max_message_bytes: config.max_body_bytes,
+    }))
+}
+
+/// Every service build-worker serves: to the edge and to app-svc.
+fn build_services() -> Vec<&'static str> {
+    [kiln_build_worker::SERVICES, kiln_build_worker::PEER_SERVICES].concat()
 }
 
 /// model-svc's services on `db`, its tables migrated first; `app` reaches app-svc.
@@ -155,7 +248,14 @@ async fn model_service(config: &Config, db: &Db, auth: Authenticator, app: GrpcC
 
 /// app-svc's services on `db`, its tables migrated first and workspaces seeded by an
 /// older version brought up to date (seeding belongs with registration, in app-svc).
-async fn app_service(config: &Config, db: &Db, auth: Authenticator) -> anyhow::Result<Routes> {
+async fn app_service(
+    config: &Config,
+    db: &Db,
+    auth: Authenticator,
+    model: GrpcChannel,
+    build: GrpcChannel,
+    builds: &BuildParts,
+) -> anyhow::Result<Routes> {
     db.migrate(&kiln_app_svc::MIGRATIONS).await?;
     kiln_app_svc::seeding::upgrade_workspaces(db).await?;
     let deps = kiln_app_svc::AppDeps {
@@ -163,6 +263,9 @@ async fn app_service(config: &Config, db: &Db, auth: Authenticator) -> anyhow::R
         auth,
         refresh_ttl: config.refresh_token_ttl,
         max_message_bytes: config.max_body_bytes,
+        model,
+        build,
+        queues: [(BUILD_QUEUE.to_string(), builds.queue.clone())].into(),
     };
     kiln_app_svc::routes(deps)
 }
@@ -178,6 +281,7 @@ async fn serve_gateway(
     keys: TokenKeys,
     backends: Backends,
     db: Option<Db>,
+    background: Vec<JoinHandle<()>>,
     stop: CancellationToken,
 ) -> anyhow::Result<Running> {
     let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
@@ -186,7 +290,7 @@ async fn serve_gateway(
     let database = db.as_ref().map(Db::dialect).unwrap_or("none");
     tracing::info!(role = config.role.name(), %http_addr, database, "kiln is up: http://{http_addr}");
     let served = kiln_api_gateway::serve(listener, router, shutdown_on(&stop));
-    let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db));
+    let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db, background));
     Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
 }
 
@@ -197,6 +301,7 @@ async fn serve_role(
     services: &[&str],
     routes: Option<Routes>,
     db: Option<Db>,
+    background: Vec<JoinHandle<()>>,
     stop: CancellationToken,
 ) -> anyhow::Result<Running> {
     let routes = with_support(services, routes).await?;
@@ -204,7 +309,7 @@ async fn serve_role(
     let grpc_addr = listener.local_addr()?;
     tracing::info!(role = config.role.name(), %grpc_addr, ?services, "role is up");
     let served = grpc::serve(listener, routes, shutdown_on(&stop));
-    let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db));
+    let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db, background));
     Ok(Running { http_addr: None, grpc_addr: Some(grpc_addr), stop, task })
 }
 
@@ -215,14 +320,23 @@ fn shutdown_on(stop: &CancellationToken) -> impl Future<Output = ()> + Send + 's
 }
 
 /// Serves until `served` ends by itself, or until `limit` after `stop`: a graceful
-/// shutdown waits for in-flight requests, but not for ever. Then closes `db`, unless
-/// requests are still in flight (closing would wait for them).
+/// shutdown waits for in-flight requests, but not for ever. The `background` tasks (build
+/// workers) stop with `stop` and are waited for too. Then closes `db`, unless requests
+/// are still in flight (closing would wait for them).
 async fn drained_within(
     served: impl Future<Output = anyhow::Result<()>>,
     stop: CancellationToken,
     limit: Duration,
     db: Option<Db>,
+    background: Vec<JoinHandle<()>>,
 ) -> anyhow::Result<()> {
+    let served = async move {
+        let served = served.await;
+        for task in background {
+            let _ = task.await;
+        }
+        served
+    };
     let deadline = async {
         stop.cancelled().await;
         tokio::time::sleep(limit).await;

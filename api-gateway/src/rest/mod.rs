@@ -5,9 +5,12 @@
 //! name (the query typed by the message's fields), the RPC is called on the channel of
 //! the role that serves it, and its answer is written as JSON.
 
+pub mod applications;
 pub mod auth;
+pub mod builds;
 pub mod entities;
 pub mod models;
+pub mod templates;
 
 use std::{
     marker::PhantomData,
@@ -47,6 +50,23 @@ pub enum Body {
     Field(&'static str),
 }
 
+/// How a route writes what its RPC answers.
+pub enum Answer<Resp> {
+    /// A unary RPC's message, written by the function (JSON unless said otherwise).
+    Unary(fn(Resp, StatusCode) -> Response),
+    /// A server-streaming RPC's messages, written as they come (server-sent events, a
+    /// download) by the function.
+    Streamed(fn(tonic::Streaming<Resp>) -> Response),
+}
+
+impl<Resp> Clone for Answer<Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Resp> Copy for Answer<Resp> {}
+
 /// One REST route, as routed, documented and called.
 pub struct Route {
     pub method: Method,
@@ -64,6 +84,8 @@ pub struct Route {
     /// The request and answer messages' full names, as the Rust types say them.
     pub request_message: String,
     pub response_message: String,
+    /// The success answer's media type.
+    pub media: &'static str,
     handler: MethodRouter<GatewayState>,
 }
 
@@ -119,7 +141,10 @@ pub struct Declared<Req, Resp> {
     body: Body,
     /// Fields the route sets whatever the client sends (PATCH's `partial`).
     fixed: Vec<(&'static str, Value)>,
-    answer: fn(Resp, StatusCode) -> Response,
+    /// Fields a request header fills when the path and query do not (`Last-Event-ID`).
+    from_headers: Vec<(&'static str, &'static str)>,
+    answer: Answer<Resp>,
+    media: &'static str,
     request: PhantomData<fn(Req)>,
 }
 
@@ -146,7 +171,9 @@ where
         secured: true,
         body,
         fixed: Vec::new(),
-        answer: json_answer::<Resp>,
+        from_headers: Vec::new(),
+        answer: Answer::Unary(json_answer::<Resp>),
+        media: "application/json",
         request: PhantomData,
     }
 }
@@ -176,7 +203,20 @@ impl<Req, Resp> Declared<Req, Resp> {
 
     /// How the answer is written, where plain JSON of the message is not the way.
     pub fn answer(mut self, answer: fn(Resp, StatusCode) -> Response) -> Self {
-        self.answer = answer;
+        self.answer = Answer::Unary(answer);
+        self
+    }
+
+    /// The RPC streams: `answer` writes its messages as `media` while they come.
+    pub fn streamed(mut self, media: &'static str, answer: fn(tonic::Streaming<Resp>) -> Response) -> Self {
+        self.answer = Answer::Streamed(answer);
+        self.media = media;
+        self
+    }
+
+    /// Request header `header` fills `field` when the path and query leave it out.
+    pub fn from_header(mut self, header: &'static str, field: &'static str) -> Self {
+        self.from_headers.push((header, field));
         self
     }
 }
@@ -201,6 +241,7 @@ where
             request_descriptor: descriptors().get_message_by_name(&Req::full_name()),
             body: declared.body,
             fixed: declared.fixed,
+            from_headers: declared.from_headers,
             success: declared.success,
             answer: declared.answer,
             request: PhantomData,
@@ -224,6 +265,7 @@ where
             body: declared.body,
             request_message: Req::full_name(),
             response_message: Resp::full_name(),
+            media: declared.media,
         }
     }
 }
@@ -233,6 +275,9 @@ pub fn routes() -> Vec<Route> {
     let tagged = |tag: &'static str, routes: Vec<Route>| routes.into_iter().map(move |r| Route { tag, ..r });
     tagged("auth", auth::routes())
         .chain(tagged("models", models::routes()))
+        .chain(tagged("applications", applications::routes()))
+        .chain(tagged("templates", templates::routes()))
+        .chain(tagged("builds", builds::routes()))
         .chain(tagged("records", entities::routes()))
         .collect()
 }
@@ -302,8 +347,9 @@ struct Call<Req, Resp> {
     request_descriptor: Option<MessageDescriptor>,
     body: Body,
     fixed: Vec<(&'static str, Value)>,
+    from_headers: Vec<(&'static str, &'static str)>,
     success: StatusCode,
-    answer: fn(Resp, StatusCode) -> Response,
+    answer: Answer<Resp>,
     request: PhantomData<fn(Req)>,
 }
 
@@ -326,6 +372,11 @@ where
         let mut message = Map::new();
         if self.body == Body::None && parts.uri.query().is_some() {
             self.read_query(&parts.uri, &mut message)?;
+        }
+        for (header, field) in &self.from_headers {
+            if let Some(value) = parts.headers.get(*header).and_then(|v| v.to_str().ok()) {
+                message.entry(field.to_string()).or_insert_with(|| Value::String(value.trim().to_string()));
+            }
         }
         if !self.in_path.is_empty() {
             let params = RawPathParams::from_request_parts(&mut parts, &state)
@@ -363,8 +414,14 @@ where
         grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         let codec = kiln_proto::codec::ProtoCodec::<Req, Resp>::default();
         let request = tonic::Request::from_parts(metadata, Default::default(), request);
-        let response = grpc.unary(request, self.grpc_path.clone(), codec).await?.into_inner();
-        Ok((self.answer)(response, self.success))
+        Ok(match self.answer {
+            Answer::Unary(answer) => {
+                answer(grpc.unary(request, self.grpc_path.clone(), codec).await?.into_inner(), self.success)
+            }
+            Answer::Streamed(answer) => {
+                answer(grpc.server_streaming(request, self.grpc_path.clone(), codec).await?.into_inner())
+            }
+        })
     }
 
     fn service(&self) -> &'static str {
@@ -555,8 +612,9 @@ mod tests {
             request_descriptor: descriptors().get_message_by_name(&Req::full_name()),
             body: Body::None,
             fixed: Vec::new(),
+            from_headers: Vec::new(),
             success: StatusCode::OK,
-            answer: json_answer::<Resp>,
+            answer: Answer::Unary(json_answer::<Resp>),
             request: PhantomData,
         }
     }

@@ -43,7 +43,7 @@ fn lockout(failures: i64) -> Option<chrono::Duration> {
 
 const REFRESH_TOKEN_PREFIX: &str = "krt_";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthApi {
     deps: AppDeps,
 }

@@ -53,7 +53,7 @@ async fn queue(backend: &str, name: &str, dir: &std::path::Path) -> anyhow::Resu
         }
         _ => {
             let url = std::env::var("KILN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-            Arc::new(RedisQueue::connect(&url, name, settings).await?)
+            Arc::new(RedisQueue::connect(&url, "kiln", name, settings).await?)
         }
     })
 }

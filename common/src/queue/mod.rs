@@ -3,7 +3,8 @@
 //! table in the platform database for a single process ([`TableQueue`], jobs survive a
 //! restart). The same guarantees from both:
 //! - a job is held by one worker at a time; one held past the visibility timeout (its
-//!   worker died or hung) is taken again, as another attempt;
+//!   worker died or hung) is taken again, as another attempt; a worker on a long job
+//!   keeps it by renewing the timeout ([`JobQueue::keep`]);
 //! - a failed job is taken again after an exponential backoff, until `max_attempts`,
 //!   then it lands in the dead letters with the reason;
 //! - a job is taken at least once, so work must be idempotent on the job's own key (a
@@ -107,6 +108,9 @@ pub trait JobQueue: Send + Sync {
     async fn enqueue(&self, payload: &serde_json::Value) -> anyhow::Result<String>;
     /// The next job for `worker`, if one is waiting (or held past its visibility timeout).
     async fn take(&self, worker: &str) -> anyhow::Result<Option<Job>>;
+    /// The worker still works on the job: its visibility timeout starts again. False
+    /// when the worker no longer holds it (another took it since).
+    async fn keep(&self, job: &Job) -> anyhow::Result<bool>;
     /// The job is done: it leaves the queue.
     async fn complete(&self, job: &Job) -> anyhow::Result<()>;
     /// The job failed for `reason`: retried after a backoff, or dead-lettered.

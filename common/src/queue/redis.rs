@@ -59,6 +59,13 @@ redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('HDEL', KEYS[6], ARGV[1])
 return 1";
 
+/// ARGV: id, worker, attempt, visibility (ms).
+const KEEP: &str = "
+local id = ARGV[1]
+if redis.call('HGET', KEYS[6], id) ~= ARGV[2] or redis.call('HGET', KEYS[5], id) ~= ARGV[3] then return 0 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)
+return 1";
+
 /// ARGV: id, worker, attempt, reason, 1 to give up, backoff (ms). Only while this worker
 /// still holds this attempt: one taken again since is its new holder's to settle.
 const FAIL: &str = "
@@ -82,6 +89,7 @@ struct Scripts {
     take: Script,
     complete: Script,
     fail: Script,
+    keep: Script,
 }
 
 #[derive(Clone)]
@@ -109,11 +117,12 @@ struct StoredLetter {
 }
 
 impl RedisQueue {
-    /// The queue `queue` on the Redis at `url`; the connection is remade when it breaks.
-    pub async fn connect(url: &str, queue: &str, settings: QueueSettings) -> anyhow::Result<Self> {
+    /// The queue `queue` on the Redis at `url`, its keys under `prefix` (`kiln` unless
+    /// installations share the Redis); the connection is remade when it breaks.
+    pub async fn connect(url: &str, prefix: &str, queue: &str, settings: QueueSettings) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("KILN_REDIS_URL is not a valid Redis URL")?;
         let redis = ConnectionManager::new(client).await.context("connecting to Redis")?;
-        let key = |part: &str| format!("kiln:queue:{{{queue}}}:{part}");
+        let key = |part: &str| format!("{prefix}:queue:{{{queue}}}:{part}");
         let keys = ["ready", "held", "retry", "payloads", "attempts", "workers", "dead"].map(key);
         let with_clock = |body: &str| Script::new(&format!("{NOW}{body}"));
         let scripts = Scripts {
@@ -121,6 +130,7 @@ impl RedisQueue {
             take: with_clock(TAKE),
             complete: Script::new(COMPLETE),
             fail: with_clock(FAIL),
+            keep: with_clock(KEEP),
         };
         Ok(RedisQueue { redis, keys, settings, scripts: std::sync::Arc::new(scripts) })
     }
@@ -159,6 +169,13 @@ impl JobQueue for RedisQueue {
         invocation.arg(&job.id);
         let _: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
         Ok(())
+    }
+
+    async fn keep(&self, job: &Job) -> anyhow::Result<bool> {
+        let mut invocation = self.invocation(&self.scripts.keep);
+        invocation.arg(&job.id).arg(&job.worker).arg(job.attempt).arg(millis(self.settings.visibility));
+        let kept: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
+        Ok(kept > 0)
     }
 
     async fn fail(&self, job: &Job, reason: &str) -> anyhow::Result<Failed> {

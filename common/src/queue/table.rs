@@ -102,6 +102,19 @@ impl JobQueue for TableQueue {
         Ok(())
     }
 
+    async fn keep(&self, job: &Job) -> anyhow::Result<bool> {
+        let id = Self::job_id(job)?;
+        let held_until = now_ms().saturating_add(millis(self.settings.visibility));
+        let kept = with_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE queue_jobs SET held_until = $1 WHERE id = $2 AND state = 'held' AND held_by = $3 AND attempt = $4",
+            )
+            .bind(held_until).bind(id).bind(&job.worker).bind(i64::from(job.attempt))
+            .execute(pool).await?.rows_affected()
+        });
+        Ok(kept > 0)
+    }
+
     async fn fail(&self, job: &Job, reason: &str) -> anyhow::Result<Failed> {
         let id = Self::job_id(job)?;
         let give_up = job.attempt >= self.settings.max_attempts;

@@ -42,6 +42,7 @@ pub struct TestDatabase {
 pub struct ServiceUsers {
     pub model_url: String,
     pub app_url: String,
+    pub build_url: String,
 }
 
 impl TestDatabase {
@@ -74,8 +75,8 @@ impl TestDatabase {
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await.unwrap();
         };
         execute(&server, format!("CREATE DATABASE \"{name}\"")).await;
-        let (model, app) = (format!("{name}_model"), format!("{name}_app"));
-        for user in [&model, &app] {
+        let (model, app, build) = (format!("{name}_model"), format!("{name}_app"), format!("{name}_build"));
+        for user in [&model, &app, &build] {
             execute(&server, format!("CREATE ROLE \"{user}\" LOGIN")).await;
             self.postgres_users.push(user.clone());
         }
@@ -83,10 +84,11 @@ impl TestDatabase {
         execute(&server, format!("GRANT CREATE ON DATABASE \"{name}\" TO \"{model}\"")).await;
         server.close().await;
         let database = sqlx::PgPool::connect(&self.url).await.unwrap();
-        execute(&database, format!("GRANT USAGE, CREATE ON SCHEMA public TO \"{model}\", \"{app}\"")).await;
+        execute(&database, format!("GRANT USAGE, CREATE ON SCHEMA public TO \"{model}\", \"{app}\", \"{build}\""))
+            .await;
         database.close().await;
         let url_of = |user: &str| self.url.replacen("postgres://postgres@", &format!("postgres://{user}@"), 1);
-        ServiceUsers { model_url: url_of(&model), app_url: url_of(&app) }
+        ServiceUsers { model_url: url_of(&model), app_url: url_of(&app), build_url: url_of(&build) }
     }
 }
 
@@ -132,7 +134,21 @@ pub fn test_config(role: Role, db: &TestDatabase) -> Config {
     config.data_dir = db.dir.clone();
     config.jwt_secret = Some(JWT_SECRET.into());
     config.auth_rate_limit_per_minute = 100_000;
+    config.generated_dir = db.dir.join("generated");
+    // No Docker engine unless a test asks for one: image steps are skipped, saying why.
+    config.docker_host = Some(format!("unix://{}", db.dir.join("no-docker.sock").display()));
     config
+}
+
+/// The local Redis the tests share; each test's keys under a prefix of its own.
+pub fn redis_url() -> String {
+    std::env::var("KILN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// An address on loopback no listener has now: for roles that must know each other's
+/// addresses before they start.
+pub fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).expect("a free port")
 }
 
 /// A running Kiln: all-in-one, or the roles of the mesh (the gateway last).
@@ -181,22 +197,28 @@ pub struct MeshRoles {
 /// the database user of its own.
 pub async fn start_mesh(database: &mut TestDatabase, config: Config) -> MeshRoles {
     let users = database.service_users().await;
-    let role =
-        |role: Role, database_url: &str| Config { role, database_url: database_url.to_string(), ..config.clone() };
-    let grpc_url = |running: &Running| format!("http://{}", running.grpc_addr.expect("a service role serves gRPC"));
-    let app = kiln::start(role(Role::App, &users.app_url)).await.expect("the app role starts");
-    let model = kiln::start(Config { app_svc_url: grpc_url(&app), ..role(Role::Model, &users.model_url) })
-        .await
-        .expect("the model role starts");
-    let build = kiln::start(role(Role::BuildWorker, "")).await.expect("the build role starts");
-    let gateway = kiln::start(Config {
-        model_svc_url: grpc_url(&model),
-        app_svc_url: grpc_url(&app),
-        build_worker_url: grpc_url(&build),
-        ..role(Role::Gateway, "")
-    })
-    .await
-    .expect("the gateway starts");
+    // app-svc calls model-svc and build-worker, which call it back: each is told the
+    // others' addresses before any starts.
+    let (app_addr, model_addr, build_addr) = (free_address(), free_address(), free_address());
+    let config = Config {
+        app_svc_url: format!("http://{app_addr}"),
+        model_svc_url: format!("http://{model_addr}"),
+        build_worker_url: format!("http://{build_addr}"),
+        redis_url: Some(redis_url()),
+        redis_prefix: format!("kiln-test-{}", uuid::Uuid::new_v4().simple()),
+        ..config
+    };
+    let role = |role: Role, database_url: &str, grpc_addr: SocketAddr| Config {
+        role,
+        database_url: database_url.to_string(),
+        grpc_addr,
+        ..config.clone()
+    };
+    let app = kiln::start(role(Role::App, &users.app_url, app_addr)).await.expect("the app role starts");
+    let model = kiln::start(role(Role::Model, &users.model_url, model_addr)).await.expect("the model role starts");
+    let build =
+        kiln::start(role(Role::BuildWorker, &users.build_url, build_addr)).await.expect("the build role starts");
+    let gateway = kiln::start(role(Role::Gateway, "", config.grpc_addr)).await.expect("the gateway starts");
     MeshRoles { users, app, model, build, gateway }
 }
 

@@ -163,7 +163,7 @@ async fn the_meta_loop_runs_across_the_roles(mesh: &Mesh) {
         read(http.get(format!("{base}/api/v1/templates")).bearer_auth(&access).send().await.unwrap()).await;
     let starters = kiln_common::seeds::starter_templates().unwrap().len();
     assert_eq!((status, body["records"].as_array().map(Vec::len)), (200, Some(starters)), "{body}");
-    let shop = json!({ "name": "Shop", "slug": "shop" });
+    let shop = json!({ "name": "Shop" });
     let (status, body) =
         read(http.post(format!("{base}/api/v1/applications")).bearer_auth(&access).json(&shop).send().await.unwrap())
             .await;

@@ -67,36 +67,53 @@ async fn a_new_workspace_has_the_starter_workflow_and_templates(backend: Backend
     app.stop().await;
 }
 
+/// Applications have their own service (and `/applications` routes), and stay records
+/// of the `applications` kind: EntityService reads and writes the same rows, under the
+/// same rules.
 async fn applications_are_generic_records(backend: Backend) {
     let app = spawn_app(backend).await;
     let access = token(&app.register("ada@example.com").await, "access_token");
-    let shop = json!({ "name": "Shop", "slug": "shop", "model_ids": [], "template_set": "rust-axum", "config": { "port": 8080 } });
-    let (status, created) = app.post_with_token("/api/applications", &access, shop.clone()).await;
+    let (status, created) = app.post_with_token("/api/applications", &access, json!({ "name": "Web Shop" })).await;
     assert_eq!(status, 201, "{created}");
-    let id = created["record"]["id"].as_str().unwrap().to_string();
-    assert_eq!(created["record"]["config"], json!({ "port": 8080 }));
-
-    let (status, list) = app.get_with_token("/api/v1/applications", &access).await;
-    assert_eq!(status, 200);
-    assert_eq!(list["records"].as_array().unwrap().len(), 1);
-    let (status, body) = app.post_with_token("/api/applications", &access, shop).await;
+    let application = &created["application"];
+    assert_eq!((&application["slug"], &application["template_set"]), (&json!("web-shop"), &json!("rust-axum")));
+    assert_eq!(application["config"]["port"], 8080);
+    let id = application["id"].as_str().unwrap().to_string();
+    let (status, body) = app.post_with_token("/api/applications", &access, json!({ "name": "Web shop" })).await;
     let error = assert_error(status, &body, 409, "already_exists");
     assert_eq!(error["details"][0]["field"], "slug");
-    let (status, patched) = app
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/applications/{id}"),
-            &access,
-            Some(json!({ "description": "web shop" })),
-        )
-        .await;
-    assert_eq!((status, &patched["record"]["description"]), (200, &json!("web shop")));
-    let (status, body) = app.post_with_token("/api/applications", &access, json!({ "slug": "x" })).await;
+    let (status, body) = app.post_with_token("/api/applications", &access, json!({ "name": "" })).await;
     let error = assert_error(status, &body, 400, "invalid_argument");
     assert_eq!(error["details"][0]["field"], "name");
+    let (status, body) =
+        app.post_with_token("/api/applications", &access, json!({ "name": "X", "model_ids": ["nope"] })).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "model_ids", "{body}");
+
+    let mut entities = EntityServiceClient::new(crate::grpc::channel(app.addr).await);
+    let record = |fields: serde_json::Value| serde_json::from_value::<kiln_proto::wkt::Struct>(fields).unwrap();
+    let update = kiln_proto::v1::UpdateEntityRequest {
+        model: "applications".into(),
+        id: id.clone(),
+        record: Some(record(json!({ "description": "web shop" }))),
+        partial: true,
+    };
+    entities.update_entity(crate::grpc::with_token(update, &access)).await.unwrap();
+    let (status, got) = app.get_with_token(&format!("/api/applications/{id}"), &access).await;
+    assert_eq!((status, &got["application"]["description"]), (200, &json!("web shop")));
+    // The kind's rules hold on the generic path too: a slug must name an image.
+    let bad = kiln_proto::v1::CreateEntityRequest {
+        model: "applications".into(),
+        record: Some(record(json!({ "name": "Y", "slug": "Not An Image" }))),
+    };
+    let refused = entities.create_entity(crate::grpc::with_token(bad, &access)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert_eq!(kiln_common::error::field_violations(&refused)[0].field, "slug");
 
     let (status, _) = app.send(reqwest::Method::DELETE, &format!("/api/applications/{id}"), &access, None).await;
     assert_eq!(status, 204);
+    let (status, list) = app.get_with_token("/api/v1/applications", &access).await;
+    assert_eq!((status, list["applications"].as_array().map(Vec::len)), (200, Some(0)), "{list}");
     // Kinds with an API of their own are not written through the generic one: users
     // (app-svc's) and models (model-svc's, reachable here only over gRPC).
     let (status, body) = app.get_with_token("/api/users", &access).await;
@@ -124,24 +141,29 @@ async fn system_records_stay_in_their_workspace(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = token(&app.register("ada@example.com").await, "access_token");
     let eve = token(&app.register("eve@example.com").await, "access_token");
-    let (_, created) = app.post_with_token("/api/applications", &ada, json!({ "name": "Shop", "slug": "shop" })).await;
-    let id = created["record"]["id"].as_str().unwrap().to_string();
+    let (_, created) = app.post_with_token("/api/applications", &ada, json!({ "name": "Shop" })).await;
+    let id = created["application"]["id"].as_str().unwrap().to_string();
 
     let (_, list) = app.get_with_token("/api/applications", &eve).await;
-    assert!(list["records"].as_array().unwrap().is_empty());
-    let (_, list) = app.get_with_token(&format!("/api/applications?id={id}"), &eve).await;
+    assert_eq!(list["applications"], json!([]), "{list}");
+    let (_, list) = app.get_with_token(&format!("/api/components?application={id}"), &eve).await;
     assert!(list["records"].as_array().unwrap().is_empty());
     for (method, body) in [
         (reqwest::Method::GET, None),
-        (reqwest::Method::PATCH, Some(json!({ "name": "Mine" }))),
-        (reqwest::Method::PUT, Some(json!({ "name": "Mine", "slug": "mine" }))),
+        (reqwest::Method::PUT, Some(json!({ "name": "Mine" }))),
         (reqwest::Method::DELETE, None),
+        (reqwest::Method::POST, None),
     ] {
-        let (status, body) = app.send(method.clone(), &format!("/api/applications/{id}"), &eve, body).await;
+        let path = if method == reqwest::Method::POST {
+            format!("/api/applications/{id}/generate")
+        } else {
+            format!("/api/applications/{id}")
+        };
+        let (status, body) = app.send(method.clone(), &path, &eve, body).await;
         assert_error(status, &body, 404, "not_found");
     }
     // Eve may use the same slug in her workspace, but not point at Ada's application.
-    assert_eq!(app.post_with_token("/api/applications", &eve, json!({ "name": "Shop", "slug": "shop" })).await.0, 201);
+    assert_eq!(app.post_with_token("/api/applications", &eve, json!({ "name": "Shop" })).await.0, 201);
     let component = json!({ "application": id, "name": "List", "kind": "list" });
     let (status, body) = app.post_with_token("/api/components", &eve, component.clone()).await;
     let error = assert_error(status, &body, 400, "invalid_argument");
@@ -149,16 +171,16 @@ async fn system_records_stay_in_their_workspace(backend: Backend) {
     assert_eq!(app.post_with_token("/api/components", &ada, component).await.0, 201);
 
     let (status, still) = app.get_with_token(&format!("/api/applications/{id}"), &ada).await;
-    assert_eq!((status, &still["record"]["name"]), (200, &json!("Shop")));
+    assert_eq!((status, &still["application"]["name"]), (200, &json!("Shop")));
+    assert_eq!(still["application"]["components"].as_array().map(Vec::len), Some(1), "{still}");
     app.stop().await;
 }
 
 async fn every_served_system_model_accepts_a_record(backend: Backend) {
     let app = spawn_app(backend).await;
     let access = token(&app.register("ada@example.com").await, "access_token");
-    let (_, application) =
-        app.post_with_token("/api/applications", &access, json!({ "name": "Shop", "slug": "shop" })).await;
-    let application = application["record"]["id"].clone();
+    let (_, application) = app.post_with_token("/api/applications", &access, json!({ "name": "Shop" })).await;
+    let application = application["application"]["id"].clone();
     let samples = [
         (
             "components",

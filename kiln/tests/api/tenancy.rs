@@ -9,22 +9,31 @@ use std::collections::{BTreeSet, HashMap};
 
 use kiln_common::config::Role;
 use kiln_proto::v1::{
-    CreateEntityRequest, CreateModelRequest, DeleteEntityRequest, DeleteModelRequest, Field, GetEntityRequest,
-    GetModelRequest, GetProfileRequest, ListAuditEventsRequest, ListEntitiesRequest, ListModelVersionsRequest,
-    ListModelsRequest, LoginRequest, LogoutRequest, PlanModelChangeRequest, RefreshRequest, RegisterRequest, Relation,
-    UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest, auth_service_client::AuthServiceClient,
+    CancelBuildRequest, CreateApplicationRequest, CreateComponentRequest, CreateEntityRequest, CreateModelRequest,
+    CreateTemplateRequest, DeleteApplicationRequest, DeleteComponentRequest, DeleteEntityRequest, DeleteModelRequest,
+    DeleteTemplateRequest, Field, GenerateApplicationRequest, GetApplicationRequest, GetBuildArtifactRequest,
+    GetBuildQueueRequest, GetBuildRequest, GetEntityRequest, GetModelRequest, GetProfileRequest, GetTemplateRequest,
+    ListApplicationsRequest, ListAuditEventsRequest, ListBuildsRequest, ListComponentsRequest, ListEntitiesRequest,
+    ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest, LoginRequest, LogoutRequest,
+    PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation,
+    UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest,
+    UpdateTemplateRequest, WatchBuildRequest, application_service_client::ApplicationServiceClient,
+    auth_service_client::AuthServiceClient, build_service_client::BuildServiceClient,
     entity_service_client::EntityServiceClient, model_service_client::ModelServiceClient,
+    template_service_client::TemplateServiceClient,
 };
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
 
 use crate::{
     grpc::{channel, with_token},
-    harness::{Backend, PASSWORD, TestDatabase, read, send_json, spawn_app, start_model_role, test_config, token},
+    harness::{Backend, PASSWORD, TestDatabase, free_address, read, send_json, spawn_app, test_config, token},
 };
 
 /// What A owns, and what of it B must never see.
 struct Victim {
+    /// A build of A's application.
+    build_id: String,
     model_id: String,
     record_id: String,
     owner_record_id: String,
@@ -79,8 +88,8 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
     assert!(!page_token.is_empty());
 
     let mut system = HashMap::new();
-    let (_, app) = post("/api/applications", json!({ "name": "AliceSecretApp", "slug": "alice-secret-app" })).await;
-    let application = app["record"]["id"].as_str().unwrap().to_string();
+    let (_, app) = post("/api/applications", json!({ "name": "AliceSecretApp" })).await;
+    let application = app["application"]["id"].as_str().unwrap().to_string();
     for (plural, body) in [
         ("components", json!({ "application": application, "name": "AliceSecretList", "kind": "list" })),
         (
@@ -97,9 +106,13 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
         assert_eq!(status, 201, "{plural}: {created}");
         system.insert(plural, created["record"]["id"].as_str().unwrap().to_string());
     }
+    let generate = format!("{base}/api/v1/applications/{application}/generate");
+    let (status, generated) = send_json(http, reqwest::Method::POST, generate, &access, None).await;
+    assert_eq!(status, 202, "{generated}");
     system.insert("applications", application);
     let user = &body["user"];
     Victim {
+        build_id: generated["build"]["id"].as_str().unwrap().to_string(),
         model_id: model["model"]["id"].as_str().unwrap().to_string(),
         record_id,
         owner_record_id,
@@ -118,6 +131,11 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
         .map(str::to_string)
         .to_vec(),
     }
+}
+
+/// The empty body a call of `method` sends when it has nothing better.
+fn body_of(method: &reqwest::Method) -> Option<Value> {
+    (method != reqwest::Method::GET && method != reqwest::Method::DELETE).then(|| json!({}))
 }
 
 /// A record of a system kind that passes every rule, so that only ownership decides the
@@ -147,7 +165,7 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             // (concrete path, query, body, whether the call aims at A's things)
             let mut variants: Vec<(String, String, Option<Value>, bool)> = Vec::new();
-            let body = (method != reqwest::Method::GET && method != reqwest::Method::DELETE).then(|| json!({}));
+            let body = body_of(&method);
             match path.as_str() {
                 p if p.starts_with("/models/{id}") => {
                     for key in [victim.model_id.as_str(), "ledger", "ledgers"] {
@@ -170,6 +188,10 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                     variants.push((format!("/ledgers/{}", victim.record_id), String::new(), Some(record), true));
                     variants.push((format!("/vaults/{}", victim.owner_record_id), String::new(), body.clone(), true));
                     for (plural, id) in &victim.system {
+                        // `/applications/{id}` is ApplicationService's (below), which has no PATCH.
+                        if *plural == "applications" {
+                            continue;
+                        }
                         let body = valid_record(plural, &victim.system["applications"]);
                         variants.push((format!("/{plural}/{id}"), String::new(), Some(body), true));
                     }
@@ -180,6 +202,21 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                         { "name": "target", "type": "relation", "relation": { "target": "ledgers" } }
                     ]});
                     variants.push((path.clone(), "page_token=bGVkZ2Vycw".into(), Some(model), false));
+                }
+                p if p.starts_with("/applications/{") => {
+                    let concrete = p
+                        .replace("{id}", &victim.system["applications"])
+                        .replace("{application_id}", &victim.system["applications"]);
+                    let body = match (&method, p.ends_with("/components")) {
+                        (&reqwest::Method::PUT, _) => Some(json!({ "name": "mine" })),
+                        (&reqwest::Method::POST, true) => Some(json!({ "name": "mine", "kind": "list" })),
+                        _ => None,
+                    };
+                    variants.push((concrete, String::new(), body.or(body_of(&method)), true));
+                }
+                p if p.starts_with("/templates/{id}") => {
+                    let preview = json!({ "application_id": victim.system["applications"] });
+                    variants.push((p.replace("{id}", &victim.system["templates"]), String::new(), Some(preview), true));
                 }
                 "/auth/logout" => {
                     variants.push((
@@ -237,6 +274,9 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     let listed = crate::grpc::reflected_methods(channel.clone()).await;
     let mut models = ModelServiceClient::new(channel.clone());
     let mut entities = EntityServiceClient::new(channel.clone());
+    let mut applications = ApplicationServiceClient::new(channel.clone());
+    let mut templates = TemplateServiceClient::new(channel.clone());
+    let mut builds = BuildServiceClient::new(channel.clone());
     let mut auth = AuthServiceClient::new(channel);
     let mut covered = BTreeSet::new();
     let mut check = |method: &str, answer: String, code: Code, allowed: &[Code]| {
@@ -321,6 +361,97 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
         .await;
     check("kiln.v1.EntityService/CreateEntity", shown(&answer), code(&answer), &[Code::InvalidArgument]);
 
+    let (application, template) = (&victim.system["applications"], &victim.system["templates"]);
+    let component = &victim.system["components"];
+    let answer = applications.get_application(with_token(GetApplicationRequest { id: application.clone() }, b)).await;
+    check("kiln.v1.ApplicationService/GetApplication", shown(&answer), code(&answer), AIMED);
+    let update = UpdateApplicationRequest { id: application.clone(), name: "mine".into(), ..Default::default() };
+    let answer = applications.update_application(with_token(update, b)).await;
+    check("kiln.v1.ApplicationService/UpdateApplication", shown(&answer), code(&answer), AIMED);
+    let answer =
+        applications.generate_application(with_token(GenerateApplicationRequest { id: application.clone() }, b)).await;
+    check("kiln.v1.ApplicationService/GenerateApplication", shown(&answer), code(&answer), AIMED);
+    let answer =
+        applications.delete_application(with_token(DeleteApplicationRequest { id: application.clone() }, b)).await;
+    check("kiln.v1.ApplicationService/DeleteApplication", shown(&answer), code(&answer), AIMED);
+    let list = ListApplicationsRequest { page_token: victim.page_token.clone(), ..Default::default() };
+    let answer = applications.list_applications(with_token(list, b)).await;
+    check("kiln.v1.ApplicationService/ListApplications", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+    let create =
+        CreateApplicationRequest { name: "Spy".into(), model_ids: vec![victim.model_id.clone()], ..Default::default() };
+    let answer = applications.create_application(with_token(create, b)).await;
+    check("kiln.v1.ApplicationService/CreateApplication", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+    let list = ListComponentsRequest { application_id: application.clone(), ..Default::default() };
+    let answer = applications.list_components(with_token(list, b)).await;
+    check("kiln.v1.ApplicationService/ListComponents", shown(&answer), code(&answer), AIMED);
+    let create = CreateComponentRequest {
+        application_id: application.clone(),
+        name: "spy".into(),
+        kind: "list".into(),
+        ..Default::default()
+    };
+    let answer = applications.create_component(with_token(create, b)).await;
+    check("kiln.v1.ApplicationService/CreateComponent", shown(&answer), code(&answer), AIMED);
+    let update =
+        UpdateComponentRequest { id: component.clone(), name: "spy".into(), kind: "list".into(), ..Default::default() };
+    let answer = applications.update_component(with_token(update, b)).await;
+    check("kiln.v1.ApplicationService/UpdateComponent", shown(&answer), code(&answer), AIMED);
+    let answer = applications.delete_component(with_token(DeleteComponentRequest { id: component.clone() }, b)).await;
+    check("kiln.v1.ApplicationService/DeleteComponent", shown(&answer), code(&answer), AIMED);
+
+    let answer = templates.get_template(with_token(GetTemplateRequest { id: template.clone() }, b)).await;
+    check("kiln.v1.TemplateService/GetTemplate", shown(&answer), code(&answer), AIMED);
+    let fields = |id: &str| UpdateTemplateRequest {
+        id: id.into(),
+        set: "mine".into(),
+        name: "mine".into(),
+        output_path: "a.rs".into(),
+        body: "x".into(),
+        scope: "once".into(),
+        ..Default::default()
+    };
+    let answer = templates.update_template(with_token(fields(template), b)).await;
+    check("kiln.v1.TemplateService/UpdateTemplate", shown(&answer), code(&answer), AIMED);
+    let answer = templates.delete_template(with_token(DeleteTemplateRequest { id: template.clone() }, b)).await;
+    check("kiln.v1.TemplateService/DeleteTemplate", shown(&answer), code(&answer), AIMED);
+    let list = ListTemplatesRequest { page_token: victim.page_token.clone(), ..Default::default() };
+    let answer = templates.list_templates(with_token(list, b)).await;
+    check("kiln.v1.TemplateService/ListTemplates", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+    let own = CreateTemplateRequest {
+        set: "b-set".into(),
+        name: "mine".into(),
+        output_path: "a.rs".into(),
+        body: "{{ application.name }}".into(),
+        scope: "once".into(),
+        ..Default::default()
+    };
+    let answer = templates.create_template(with_token(own, b)).await;
+    let own = answer.as_ref().map(|r| r.get_ref().template.clone().unwrap_or_default().id).unwrap_or_default();
+    check("kiln.v1.TemplateService/CreateTemplate", shown(&answer), code(&answer), &[Code::Ok]);
+    // A's template, and B's own template against A's application: neither is found.
+    for id in [template.clone(), own] {
+        let preview = PreviewTemplateRequest { id, application_id: application.clone(), context: None };
+        let answer = templates.preview_template(with_token(preview, b)).await;
+        check("kiln.v1.TemplateService/PreviewTemplate", shown(&answer), code(&answer), AIMED);
+    }
+
+    let build = victim.build_id.clone();
+    let answer = builds.get_build(with_token(GetBuildRequest { id: build.clone() }, b)).await;
+    check("kiln.v1.BuildService/GetBuild", shown(&answer), code(&answer), AIMED);
+    let answer = builds.cancel_build(with_token(CancelBuildRequest { id: build.clone() }, b)).await;
+    check("kiln.v1.BuildService/CancelBuild", shown(&answer), code(&answer), AIMED);
+    let answer = builds.watch_build(with_token(WatchBuildRequest { id: build.clone(), after_sequence: 0 }, b)).await;
+    check("kiln.v1.BuildService/WatchBuild", format!("{:?}", answer.as_ref().err()), code(&answer), AIMED);
+    let answer = builds.get_build_artifact(with_token(GetBuildArtifactRequest { id: build.clone() }, b)).await;
+    check("kiln.v1.BuildService/GetBuildArtifact", format!("{:?}", answer.as_ref().err()), code(&answer), AIMED);
+    let list = ListBuildsRequest { application_id: application.clone(), ..Default::default() };
+    let answer = builds.list_builds(with_token(list, b)).await;
+    assert!(answer.as_ref().is_ok_and(|r| r.get_ref().builds.is_empty()), "{answer:?}");
+    check("kiln.v1.BuildService/ListBuilds", shown(&answer), code(&answer), &[Code::Ok]);
+    let answer = builds.get_build_queue(with_token(GetBuildQueueRequest {}, b)).await;
+    assert!(answer.as_ref().is_ok_and(|r| r.get_ref().dead_letters.is_empty()), "{answer:?}");
+    check("kiln.v1.BuildService/GetBuildQueue", shown(&answer), code(&answer), &[Code::Ok]);
+
     let login = LoginRequest { email: "alice-secret@example.com".into(), password: "guess 12345".into() };
     let answer = auth.login(login).await;
     check("kiln.v1.AuthService/Login", shown(&answer), code(&answer), &[Code::Unauthenticated]);
@@ -383,11 +514,21 @@ async fn another_tenant_reaches_nothing_on_any_route_or_method(backend: Backend)
 #[tokio::test]
 async fn another_tenant_reaches_nothing_through_the_mesh_and_roles_refuse_callers_without_a_token() {
     let database = TestDatabase::new(Backend::Postgres);
-    let app = kiln::start(test_config(Role::App, &database)).await.unwrap();
-    let model = start_model_role(&database, &app).await;
+    let (build_addr, model_addr) = (free_address(), free_address());
+    let mut app_config = test_config(Role::App, &database);
+    app_config.build_worker_url = format!("http://{build_addr}");
+    app_config.model_svc_url = format!("http://{model_addr}");
+    let app = kiln::start(app_config).await.unwrap();
+    let mut model_config = test_config(Role::Model, &database);
+    (model_config.grpc_addr, model_config.app_svc_url) = (model_addr, format!("http://{}", app.grpc_addr.unwrap()));
+    let model = kiln::start(model_config).await.unwrap();
+    let mut build_config = test_config(Role::BuildWorker, &database);
+    (build_config.grpc_addr, build_config.app_svc_url) = (build_addr, format!("http://{}", app.grpc_addr.unwrap()));
+    let build = kiln::start(build_config).await.unwrap();
     let mut gateway_config = test_config(Role::Gateway, &database);
     gateway_config.model_svc_url = format!("http://{}", model.grpc_addr.unwrap());
     gateway_config.app_svc_url = format!("http://{}", app.grpc_addr.unwrap());
+    gateway_config.build_worker_url = format!("http://{build_addr}");
     let gateway = kiln::start(gateway_config).await.unwrap();
     let http = reqwest::Client::new();
     let base = format!("http://{}", gateway.http_addr.unwrap());
@@ -417,7 +558,7 @@ async fn another_tenant_reaches_nothing_through_the_mesh_and_roles_refuse_caller
             Code::Unauthenticated
         );
     }
-    for running in [gateway, model, app] {
+    for running in [gateway, model, build, app] {
         running.stop().await.unwrap();
     }
 }

@@ -1,0 +1,285 @@
+//! Applications into builds: generate through REST and gRPC, the build workflow's run, the
+//! worker rendering the template set, live logs (server-sent events and WatchBuild),
+//! the artifact, cancel, failures that name their template, and builds kept to their
+//! workspace. These run without a Docker engine (the harness points at none), so every
+//! build skips its image step and says why; `docker.rs` builds images.
+
+use std::{collections::BTreeMap, io::Read};
+
+use futures::StreamExt;
+use kiln_proto::v1::{
+    GenerateApplicationRequest, GetBuildRequest, GetBuildResponse, WatchBuildRequest,
+    application_service_client::ApplicationServiceClient, build_event, build_service_client::BuildServiceClient,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    grpc::{channel, with_token},
+    harness::{Backend, TestApp, assert_error, spawn_app, spawn_app_with, token},
+};
+
+crate::on_every_backend!(
+    generating_renders_the_application_and_skips_the_image_without_docker,
+    a_template_that_does_not_render_fails_the_build_naming_it,
+    a_queued_build_is_cancelled_at_once,
+    generating_needs_the_build_workflow_and_templates,
+    builds_stay_in_their_workspace,
+);
+
+/// A user with a model and an application of it; (access token, application id).
+pub async fn application(app: &TestApp, email: &str, template_set: &str) -> (String, String) {
+    let access = token(&app.register(email).await, "access_token");
+    let invoice = json!({ "name": "Invoice", "fields": [
+        { "name": "number", "type": "text", "required": true, "max_length": 20 },
+        { "name": "amount", "type": "decimal", "min": 0 },
+        { "name": "status", "type": "enum", "enum_values": ["draft", "sent"] },
+    ]});
+    let (status, model) = app.post_with_token("/api/v1/models", &access, invoice).await;
+    assert_eq!(status, 201, "{model}");
+    let body = json!({ "name": "Invoice Tracker", "model_ids": [model["model"]["id"]], "template_set": template_set });
+    let (status, created) = app.post_with_token("/api/v1/applications", &access, body).await;
+    assert_eq!(status, 201, "{created}");
+    (access, created["application"]["id"].as_str().unwrap().to_string())
+}
+
+/// Generates the application; the 202 body.
+pub async fn generate(app: &TestApp, access: &str, application: &str) -> Value {
+    let (status, body) =
+        app.send(reqwest::Method::POST, &format!("/api/v1/applications/{application}/generate"), access, None).await;
+    assert_eq!(status, 202, "{body}");
+    body
+}
+
+/// The server-sent events of a build's log route until the stream ends (after the final
+/// status): (event, data) in order.
+pub async fn watch(app: &TestApp, access: &str, build: &str, last_event_id: Option<i64>) -> Vec<(String, Value)> {
+    let mut request = app.http.get(app.url(&format!("/api/v1/builds/{build}/logs"))).bearer_auth(access);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let read = tokio::time::timeout(std::time::Duration::from_secs(120), response.text());
+    let text = read.await.expect("the build finishes and its stream ends").unwrap();
+    text.split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(str::to_string);
+            Some((field("event: ")?, serde_json::from_str(&field("data: ")?).unwrap()))
+        })
+        .collect()
+}
+
+/// The last `build` event: the final status.
+pub fn final_build(events: &[(String, Value)]) -> Value {
+    events.iter().rev().find(|(event, _)| event == "build").map(|(_, b)| b.clone()).expect("a final build event")
+}
+
+/// Files of a .tar.gz, by path.
+fn untar(bytes: &[u8]) -> BTreeMap<String, String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let mut content = String::new();
+            entry.read_to_string(&mut content).unwrap();
+            (entry.path().unwrap().display().to_string(), content)
+        })
+        .collect()
+}
+
+async fn generating_renders_the_application_and_skips_the_image_without_docker(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (access, application) = application(&app, "ada@example.com", "rust-axum").await;
+    let generated = generate(&app, &access, &application).await;
+    let build = &generated["build"];
+    assert_eq!((&build["status"], &build["number"]), (&json!("queued"), &json!("1")), "{generated}");
+    let id = build["id"].as_str().unwrap().to_string();
+
+    let events = watch(&app, &access, &id, None).await;
+    let finished = final_build(&events);
+    assert_eq!(finished["status"], "succeeded", "{events:?}");
+    assert_eq!(finished["image_skipped"], true);
+    assert!(finished["image_skipped_reason"].as_str().unwrap().contains("Docker"), "{finished}");
+    assert_eq!(finished["file_count"], 5);
+    let steps: Vec<(&str, &str)> = finished["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("render", "succeeded"), ("image", "skipped")]);
+    let sequences: Vec<i64> = events
+        .iter()
+        .filter(|(event, _)| event == "log")
+        .map(|(_, line)| line["sequence"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>(), "every line once, in order");
+    let log: Vec<&str> =
+        events.iter().filter(|(e, _)| e == "log").map(|(_, l)| l["message"].as_str().unwrap()).collect();
+    assert!(log.iter().any(|line| line.starts_with("rendered 5 files")), "{log:?}");
+    assert!(log.iter().any(|line| line.contains("image step skipped")), "{log:?}");
+    // A late joiner gets what it has not seen, then the end.
+    let late = watch(&app, &access, &id, Some(2)).await;
+    assert_eq!(late[0].1["sequence"], "3", "{late:?}");
+    assert_eq!(final_build(&late)["status"], "succeeded");
+
+    // The build, its listing and its source tree.
+    let (status, got) = app.get_with_token(&format!("/api/v1/builds/{id}"), &access).await;
+    assert_eq!((status, &got["build"]["status"]), (200, &json!("succeeded")));
+    let (_, listed) = app.get_with_token("/api/v1/builds?status=succeeded", &access).await;
+    assert_eq!(listed["builds"].as_array().unwrap().len(), 1, "{listed}");
+    let (_, listed) =
+        app.get_with_token(&format!("/api/v1/builds?status=failed&application_id={application}"), &access).await;
+    assert_eq!(listed["builds"], json!([]));
+    let (status, body) = app.get_with_token("/api/v1/builds?status=done", &access).await;
+    assert_eq!(assert_error(status, &body, 400, "invalid_argument")["details"][0]["field"], "status");
+    let artifact =
+        app.http.get(app.url(&format!("/api/v1/builds/{id}/artifact"))).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(
+        (artifact.status().as_u16(), &artifact.headers()["content-type"]),
+        (200, &"application/gzip".parse().unwrap())
+    );
+    let files = untar(&artifact.bytes().await.unwrap());
+    let paths: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(paths, ["Cargo.toml", "Dockerfile", "README.md", "src/invoice.rs", "src/main.rs"]);
+    assert!(files["Cargo.toml"].contains("name = \"invoice-tracker\""), "{}", files["Cargo.toml"]);
+
+    // The build workflow ran, for real, and its run is recorded.
+    let run: uuid::Uuid = generated["workflow_run_id"].as_str().unwrap().parse().unwrap();
+    let recorded = kiln_common::with_db_read!(&app.db, pool => {
+        sqlx::query_as::<_, (String, String)>("SELECT status, CAST(actions AS TEXT) FROM workflow_runs WHERE id = $1")
+            .bind(kiln_common::db::Id(run)).fetch_one(pool).await
+    })
+    .unwrap();
+    assert_eq!(recorded.0, "succeeded");
+    let actions: Value = serde_json::from_str(&recorded.1).unwrap();
+    assert_eq!((&actions[0]["kind"], &actions[0]["status"]), (&json!("publish_event"), &json!("succeeded")));
+    assert_eq!(actions[0]["output"]["payload"]["build_id"], json!(id));
+
+    // Over gRPC: generate, then follow the build's stream to its end.
+    let gateway = channel(app.addr).await;
+    let mut applications = ApplicationServiceClient::new(gateway.clone());
+    let request = GenerateApplicationRequest { id: application.clone() };
+    let second = applications.generate_application(with_token(request, &access)).await.unwrap().into_inner();
+    let second = second.build.unwrap();
+    assert_eq!((second.number, second.status.as_str()), (2, "queued"));
+    let mut builds = BuildServiceClient::new(gateway);
+    let request = WatchBuildRequest { id: second.id.clone(), after_sequence: 0 };
+    let mut stream = builds.watch_build(with_token(request, &access)).await.unwrap().into_inner();
+    let mut last_status = String::new();
+    let mut lines = 0;
+    while let Some(event) = stream.next().await {
+        match event.unwrap().event {
+            Some(build_event::Event::Log(_)) => lines += 1,
+            Some(build_event::Event::Build(build)) => last_status = build.status,
+            None => {}
+        }
+    }
+    assert_eq!(last_status, "succeeded");
+    assert!(lines >= 3, "{lines}");
+    // And over grpc-web.
+    let request = GetBuildRequest { id: second.id.clone() };
+    let call = crate::grpc::grpc_web(&app.http, app.url("/kiln.v1.BuildService/GetBuild"), &request);
+    let (data, trailers) = crate::grpc::frames(&call.bearer_auth(&access).send().await.unwrap().bytes().await.unwrap());
+    let got: GetBuildResponse = prost::Message::decode(data[0].as_slice()).unwrap();
+    assert_eq!((got.build.unwrap().status.as_str(), trailers.contains("grpc-status:0")), ("succeeded", true));
+    app.stop().await;
+}
+
+/// A template that parses but does not render (or writes outside the tree) fails the
+/// build, naming the template, its line and the reason; the build is not retried.
+async fn a_template_that_does_not_render_fails_the_build_naming_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (access, _) = application(&app, "ada@example.com", "rust-axum").await;
+    for (set, output_path, body, expected) in [
+        ("broken", "src/{{ model.singular }}.rs", "// ok\n{{ model.no_such_field.x }}", "line 2"),
+        ("escape", "../../{{ model.singular }}.rs", "x", "leaves the build's directory"),
+    ] {
+        let template =
+            json!({ "set": set, "name": "Module", "scope": "per_model", "output_path": output_path, "body": body });
+        let (status, created) = app.post_with_token("/api/v1/templates", &access, template).await;
+        assert_eq!(status, 201, "{created}");
+        let (_, models) = app.get_with_token("/api/v1/models?page_size=100", &access).await;
+        let invoice =
+            models["models"].as_array().unwrap().iter().find(|m| m["plural"] == "invoices").unwrap()["id"].clone();
+        let body = json!({ "name": format!("App {set}"), "model_ids": [invoice], "template_set": set });
+        let (_, created) = app.post_with_token("/api/v1/applications", &access, body).await;
+        let id = created["application"]["id"].as_str().unwrap();
+        let build = generate(&app, &access, id).await["build"]["id"].as_str().unwrap().to_string();
+        let finished = final_build(&watch(&app, &access, &build, None).await);
+        assert_eq!((&finished["status"], &finished["attempts"]), (&json!("failed"), &json!(1)), "{finished}");
+        let error = finished["error"].as_str().unwrap();
+        assert!(error.contains("template `Module`") && error.contains(expected), "{error}");
+    }
+    app.stop().await;
+}
+
+async fn a_queued_build_is_cancelled_at_once(backend: Backend) {
+    // No worker here: the build waits in the queue.
+    let app = spawn_app_with(backend, |config| config.build_workers = 0).await;
+    let (access, application) = application(&app, "ada@example.com", "rust-axum").await;
+    let build = generate(&app, &access, &application).await["build"]["id"].as_str().unwrap().to_string();
+    let (status, queue) = app.get_with_token("/api/v1/build-queue", &access).await;
+    assert_eq!((status, &queue["waiting"]), (200, &json!("1")), "{queue}");
+    let (status, cancelled) =
+        app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/cancel"), &access, None).await;
+    assert_eq!((status, &cancelled["build"]["status"]), (200, &json!("cancelled")), "{cancelled}");
+    let (status, body) =
+        app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/cancel"), &access, None).await;
+    assert!(assert_error(status, &body, 409, "failed_precondition")["message"].as_str().unwrap().contains("cancelled"));
+    let events = watch(&app, &access, &build, None).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(final_build(&events)["status"], "cancelled");
+    app.stop().await;
+}
+
+async fn generating_needs_the_build_workflow_and_templates(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (access, application) = application(&app, "ada@example.com", "nothing-here").await;
+    let path = format!("/api/v1/applications/{application}/generate");
+    let (status, body) = app.send(reqwest::Method::POST, &path, &access, None).await;
+    let error = assert_error(status, &body, 409, "failed_precondition");
+    assert!(error["message"].as_str().unwrap().contains("`nothing-here` has no templates"), "{body}");
+    let (_, workflows) = app.get_with_token("/api/v1/workflows", &access).await;
+    let workflow = workflows["records"][0]["id"].as_str().unwrap().to_string();
+    let body = json!({ "name": "Shop", "template_set": "rust-axum" });
+    let (_, created) = app.post_with_token("/api/v1/applications", &access, body).await;
+    let path = format!("/api/v1/applications/{}/generate", created["application"]["id"].as_str().unwrap());
+    let disable = Some(json!({ "enabled": false }));
+    app.send(reqwest::Method::PATCH, &format!("/api/v1/workflows/{workflow}"), &access, disable).await;
+    let (status, body) = app.send(reqwest::Method::POST, &path, &access, None).await;
+    assert!(assert_error(status, &body, 409, "failed_precondition")["message"].as_str().unwrap().contains("disabled"));
+    app.send(reqwest::Method::DELETE, &format!("/api/v1/workflows/{workflow}"), &access, None).await;
+    let (status, body) = app.send(reqwest::Method::POST, &path, &access, None).await;
+    assert!(
+        assert_error(status, &body, 409, "failed_precondition")["message"].as_str().unwrap().contains("build workflow")
+    );
+    // No build was left waiting by the refusals.
+    let (_, builds) = app.get_with_token("/api/v1/builds?status=queued", &access).await;
+    assert_eq!(builds["builds"], json!([]), "{builds}");
+    app.stop().await;
+}
+
+async fn builds_stay_in_their_workspace(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ada, application) = application(&app, "ada@example.com", "rust-axum").await;
+    let eve = token(&app.register("eve@example.com").await, "access_token");
+    let build = generate(&app, &ada, &application).await["build"]["id"].as_str().unwrap().to_string();
+    assert_eq!(final_build(&watch(&app, &ada, &build, None).await)["status"], "succeeded");
+    for path in [format!("/api/v1/builds/{build}"), format!("/api/v1/builds/{build}/artifact")] {
+        let (status, body) = app.get_with_token(&path, &eve).await;
+        assert_error(status, &body, 404, "not_found");
+    }
+    let (status, body) = app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/cancel"), &eve, None).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app.get_with_token(&format!("/api/v1/builds/{build}/logs"), &eve).await;
+    assert_error(status, &body, 404, "not_found");
+    let (_, listed) = app.get_with_token("/api/v1/builds", &eve).await;
+    assert_eq!(listed["builds"], json!([]));
+    let (status, body) = app.get_with_token("/api/v1/builds/not-a-build", &ada).await;
+    assert_error(status, &body, 404, "not_found");
+    app.stop().await;
+}
