@@ -104,7 +104,16 @@ pub fn build_image(
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         let mut output = docker.build_image(options, None, Some(body));
-        while let Some(item) = output.next().await {
+        loop {
+            // A build step may print nothing for minutes: the receiver going away ends
+            // the task (and the request) at once, not at the next line.
+            let item = tokio::select! {
+                () = sender.closed() => return,
+                item = output.next() => match item {
+                    Some(item) => item,
+                    None => return,
+                },
+            };
             let lines = item.map_err(engine_failure).map(|info| {
                 if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
                     return vec![BuildOutput::Failed(error.trim().to_string())];

@@ -3,6 +3,7 @@
 
 mod auth;
 mod builds;
+mod docker;
 mod edge;
 mod entities;
 mod faults;

@@ -1,0 +1,104 @@
+//! A build's runs against a real database (SQLite and PostgreSQL): each attempt's claim
+//! fences the one before out, so a job taken again while its first worker still runs
+//! never interleaves two runs' logs or results; a finished or cancelled build is not run
+//! again.
+
+use chrono::Utc;
+use kiln_build_worker::store::{self, BuildStore, ImageOutcome, Lost};
+use kiln_common::Db;
+use kiln_proto::v1::BuildLogLine;
+use serde_json::json;
+use uuid::Uuid;
+
+fn postgres_server_url() -> String {
+    std::env::var("KILN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A store on a fresh database: SQLite in `dir`, or a new PostgreSQL database (its name
+/// returned, to drop).
+async fn store(postgres: bool, dir: &tempfile::TempDir) -> (BuildStore, Db, Option<String>) {
+    let (url, name) = if postgres {
+        let name = format!("kiln_runs_{}", Uuid::new_v4().simple());
+        let server = postgres_server_url();
+        let url = server.rsplit_once('/').map(|(server, _)| format!("{server}/{name}")).unwrap();
+        (url, Some(name))
+    } else {
+        (format!("sqlite://{}", dir.path().join("kiln.db").display()), None)
+    };
+    let db = Db::connect(&url, Default::default()).await.unwrap();
+    db.migrate(&kiln_build_worker::MIGRATIONS).await.unwrap();
+    (BuildStore::new(db.clone()), db, name)
+}
+
+async fn drop_database(db: Db, name: Option<String>) {
+    db.close().await;
+    if let Some(name) = name {
+        let server = sqlx::PgPool::connect(&postgres_server_url()).await.unwrap();
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&server).await.unwrap();
+    }
+}
+
+fn line(sequence: i64, message: &str) -> BuildLogLine {
+    BuildLogLine { sequence, level: "info".into(), message: message.into(), ..Default::default() }
+}
+
+async fn a_new_run_fences_the_old_one_out(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, db, name) = store(postgres, &dir).await;
+    let (workspace, user, application) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let build = store.open(workspace, user, application, "shop", &json!({ "templates": [] })).await.unwrap();
+    let id = Uuid::parse_str(&build.id).unwrap();
+    assert_eq!((build.number, build.status.as_str()), (1, store::QUEUED));
+    let second = store.open(workspace, user, application, "shop", &json!({})).await.unwrap();
+    assert_eq!(second.number, 2, "numbered per application");
+
+    let first = store.claim(id).await.unwrap().expect("a queued build is claimed");
+    assert_eq!((first.attempt, first.last_sequence), (1, 0));
+    store.append_log(&first, &line(1, "first run"), Utc::now()).await.unwrap();
+    // The job is taken again (the first worker looked dead): a new run, after the log so far.
+    let again = store.claim(id).await.unwrap().expect("a running build is claimed again");
+    assert_eq!((again.attempt, again.last_sequence), (2, 1));
+    // The first run, still going, writes nothing more.
+    let refused = store.append_log(&first, &line(2, "late"), Utc::now()).await.unwrap_err();
+    assert!(refused.downcast_ref::<Lost>().is_some(), "{refused:#}");
+    let refused = store.finish(&first, store::SUCCEEDED, &[], &ImageOutcome::default(), None).await.unwrap_err();
+    assert!(refused.downcast_ref::<Lost>().is_some(), "{refused:#}");
+    store.append_log(&again, &line(2, "second run"), Utc::now()).await.unwrap();
+    let image = ImageOutcome {
+        image_id: Some("sha256:1".into()),
+        tags: vec!["kiln/w/shop:1".into()],
+        size: Some(7),
+        skipped: None,
+    };
+    store.finish(&again, store::SUCCEEDED, &[], &image, None).await.unwrap();
+    let messages: Vec<String> = store.logs_after(id, 0, 100).await.unwrap().into_iter().map(|l| l.message).collect();
+    assert_eq!(messages, ["first run", "second run"]);
+    let finished = store.get(workspace, id).await.unwrap();
+    assert_eq!((finished.status.as_str(), finished.attempts, finished.image_size), (store::SUCCEEDED, 2, 7));
+    // A redelivery after the end runs nothing.
+    assert!(store.claim(id).await.unwrap().is_none());
+    assert!(store.get(Uuid::new_v4(), id).await.is_err(), "another workspace does not see it");
+
+    // Cancelled while queued: never run; cancelled while running: the run loses it.
+    let queued = Uuid::parse_str(&second.id).unwrap();
+    store.cancel(workspace, queued).await.unwrap();
+    assert!(store.claim(queued).await.unwrap().is_none());
+    let third = store.open(workspace, user, application, "shop", &json!({})).await.unwrap();
+    let third = Uuid::parse_str(&third.id).unwrap();
+    let run = store.claim(third).await.unwrap().unwrap();
+    assert_eq!(store.cancel(workspace, third).await.unwrap().status, store::CANCELLED);
+    assert!(store.append_log(&run, &line(1, "after cancel"), Utc::now()).await.is_err());
+    assert!(store.cancel(workspace, third).await.is_err(), "a finished build cannot be cancelled");
+    drop_database(db, name).await;
+}
+
+#[tokio::test]
+async fn a_new_run_fences_the_old_one_out_on_sqlite() {
+    a_new_run_fences_the_old_one_out(false).await;
+}
+
+#[tokio::test]
+async fn a_new_run_fences_the_old_one_out_on_postgres() {
+    a_new_run_fences_the_old_one_out(true).await;
+}
