@@ -179,6 +179,14 @@ impl Worker {
         };
         // The end, whatever it was, is announced with the build as it now is.
         self.announce_status(build_id).await;
+        if let Ok(Some(row)) = self.store.find(build_id).await
+            && store::is_final(&row.build.status)
+        {
+            metrics::counter!("kiln_builds_total", "status" => row.build.status.clone()).increment(1);
+            let started = row.build.started_at.map(|t| t.seconds).unwrap_or_default();
+            let finished = row.build.finished_at.map(|t| t.seconds).unwrap_or(started);
+            metrics::histogram!("kiln_build_duration_seconds").record((finished - started).max(0) as f64);
+        }
         result
     }
 
@@ -194,6 +202,31 @@ impl Worker {
 fn report<T>(job: &Job, settled: anyhow::Result<T>) {
     if let Err(error) = settled {
         tracing::warn!(job = %job.id, error = format!("{error:#}"), "could not settle a build job");
+    }
+}
+
+/// How often the queue's counts are read into the `kiln_build_queue_jobs` gauges.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `kiln_build_queue_jobs{state}` (waiting, in_flight, retrying, dead) current
+/// until `stop`.
+pub async fn queue_gauges(queue: Arc<dyn JobQueue>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(GAUGES_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Ok(stats) = queue.stats().await {
+            for (state, count) in [
+                ("waiting", stats.waiting),
+                ("in_flight", stats.in_flight),
+                ("retrying", stats.retrying),
+                ("dead", stats.dead),
+            ] {
+                metrics::gauge!("kiln_build_queue_jobs", "state" => state).set(count as f64);
+            }
+        }
     }
 }
 

@@ -29,6 +29,7 @@ settings! {
     "redis_url", "KILN_REDIS_URL", "Redis for the build queue and live build logs (the mesh); unset means a queue table in the database and logs in process";
     "redis_prefix", "KILN_REDIS_PREFIX", "Prefix of Kiln's Redis keys and channels, so installations can share one Redis [default: kiln]";
     "build_max_attempts", "KILN_BUILD_MAX_ATTEMPTS", "Attempts a build gets before it fails and its job is dead-lettered [default: 3]";
+    "build_lease", "KILN_BUILD_LEASE", "How long a build worker's hold on its job lasts without renewal (it renews every third of it); a worker that died loses its build to another after this [default: 30s]";
     "build_workers", "KILN_BUILD_WORKERS", "Builds one process runs at once; 0 runs none (builds are queued for other processes' workers) [default: 2]";
     "build_network", "KILN_BUILD_NETWORK", "Docker network mode of image builds, e.g. host when a build downloads through the host's network [default: the engine's]";
     "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus; unset means in-process events";
@@ -259,6 +260,7 @@ pub struct Config {
     pub redis_prefix: String,
     pub build_max_attempts: u32,
     pub build_workers: usize,
+    pub build_lease: Duration,
     pub build_network: Option<String>,
     pub amqp_url: Option<String>,
     /// None in all-in-one until one is generated into the data dir.
@@ -301,6 +303,7 @@ impl fmt::Debug for Config {
             .field("redis_prefix", &self.redis_prefix)
             .field("build_max_attempts", &self.build_max_attempts)
             .field("build_workers", &self.build_workers)
+            .field("build_lease", &self.build_lease)
             .field("build_network", &self.build_network)
             .field("amqp_url", &url(&self.amqp_url))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
@@ -421,6 +424,10 @@ impl Config {
         })?;
         let shutdown_timeout = raw.parse("shutdown_timeout", Duration::from_secs(30), parse_duration)?;
         let statement_timeout = raw.parse("statement_timeout", Duration::from_secs(5), parse_duration)?;
+        let build_lease = raw.parse("build_lease", Duration::from_secs(30), |v| match parse_duration(v)? {
+            lease if lease >= Duration::from_secs(1) => Ok(lease),
+            _ => Err(format!("`{v}` is shorter than 1s")),
+        })?;
         let redis_prefix = raw.parse("redis_prefix", "kiln".to_string(), |v| {
             let valid = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
             if valid {
@@ -457,6 +464,7 @@ impl Config {
             redis_prefix,
             build_max_attempts,
             build_workers,
+            build_lease,
             build_network: raw.string("build_network"),
             amqp_url: raw.string("amqp_url"),
             jwt_secret,

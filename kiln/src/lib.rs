@@ -173,7 +173,7 @@ struct BuildParts {
 impl BuildParts {
     async fn new(config: &Config, db: &Db) -> anyhow::Result<Self> {
         let settings = QueueSettings {
-            visibility: Duration::from_secs(30),
+            visibility: config.build_lease,
             max_attempts: config.build_max_attempts,
             ..QueueSettings::default()
         };
@@ -194,9 +194,10 @@ impl BuildParts {
         })
     }
 
-    /// `KILN_BUILD_WORKERS` consumers of the queue, until `stop`.
+    /// `KILN_BUILD_WORKERS` consumers of the queue, and the queue's gauges, until `stop`.
     fn start_workers(&self, config: &Config, db: &Db, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
         let host = hostname();
+        let gauges = tokio::spawn(kiln_build_worker::worker::queue_gauges(self.queue.clone(), stop.clone()));
         (0..config.build_workers)
             .map(|n| {
                 let worker = Worker {
@@ -213,6 +214,7 @@ impl BuildParts {
                 };
                 tokio::spawn(worker.run(stop.clone()))
             })
+            .chain([gauges])
             .collect()
     }
 }

@@ -233,6 +233,16 @@ async fn a_queued_build_is_cancelled_at_once(backend: Backend) {
     let events = watch(&app, &access, &build, None).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(final_build(&events)["status"], "cancelled");
+    // The queue's counts are in /metrics too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l.starts_with("kiln_build_queue_jobs{state=\"waiting\"}")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no queue gauges in /metrics: {metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     app.stop().await;
 }
 

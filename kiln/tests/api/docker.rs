@@ -22,7 +22,7 @@ crate::on_every_backend!(
 );
 
 /// Makes the local base image if it is missing.
-async fn base_image() {
+pub async fn base_image() {
     let made = tokio::process::Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/base-images.sh"))
         .arg("runtime")

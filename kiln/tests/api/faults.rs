@@ -116,6 +116,8 @@ async fn deadlines_and_the_concurrency_limit_hold_for_every_protocol() {
         c.database_url = proxy.via(&c.database_url);
         c.request_timeout = Duration::from_millis(1500);
         c.max_concurrent_requests = 2;
+        // Nothing in the background on the stalled database: only the requests under test.
+        c.build_workers = 0;
     })
     .await;
     let access = token(&app.register("hang@example.com").await, "access_token");

@@ -238,6 +238,18 @@ pub async fn send_json(
 }
 
 impl TestApp {
+    /// A Kiln of already started `running` roles (the gateway last) on `database`.
+    pub async fn of(running: Vec<Running>, database: TestDatabase) -> TestApp {
+        let addr = running.last().and_then(|gateway| gateway.http_addr).expect("gateway address");
+        let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
+        TestApp { addr, http: reqwest::Client::new(), db, running, _database: database }
+    }
+
+    /// A role started later; it stops after the gateway, with the others.
+    pub fn add_role(&mut self, role: Running) {
+        self.running.insert(0, role);
+    }
+
     /// [`send_json`] to `path` on this app.
     pub async fn send(&self, method: reqwest::Method, path: &str, access: &str, body: Option<Value>) -> (u16, Value) {
         send_json(&self.http, method, self.url(path), access, body).await

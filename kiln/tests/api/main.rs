@@ -11,6 +11,7 @@ mod grpc;
 mod harness;
 mod mesh;
 mod models;
+mod redelivery;
 mod schema_changes;
 mod security;
 mod sockets;
