@@ -16,10 +16,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tera::{Context, ErrorKind, Tera};
 
-/// An engine that writes text as it is.
+/// An engine that writes text as it is, with two filters for templates that write code:
+/// `json` (any value as JSON) and `rust_str` (a string as a Rust string literal, quoted
+/// and escaped), so names, labels and patterns users typed land in source safely.
 pub fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.autoescape_on(Vec::<&str>::new());
+    tera.register_filter("json", |value: tera::Value, _: tera::Kwargs, _: &tera::State| {
+        serde_json::to_string(&value).map_err(|e| tera::Error::message(format!("not JSON: {e}")))
+    });
+    tera.register_filter("rust_str", |value: tera::Value, _: tera::Kwargs, _: &tera::State| match value.as_str() {
+        Some(text) => format!("{text:?}"),
+        None => format!("{:?}", value.to_string()),
+    });
     tera
 }
 
@@ -169,6 +178,9 @@ mod tests {
         let error = render("t", "ok\n{{ missing.field }}", &serde_json::json!({})).unwrap_err();
         assert!(error.starts_with("line 2, column"), "{error}");
         assert_eq!(render("t", "<{{ a }}>", &serde_json::json!({ "a": "&" })).unwrap(), "<&>");
+        let context = serde_json::json!({ "p": "^a\"b\\c$", "v": { "x": [1, "y"] } });
+        assert_eq!(render("t", "{{ p | rust_str }}", &context).unwrap(), r#""^a\"b\\c$""#);
+        assert_eq!(render("t", "{{ v | json }}", &context).unwrap(), r#"{"x":[1,"y"]}"#);
     }
 
     fn template(name: &str, output_path: &str, body: &str, scope: &str) -> TemplateInput {

@@ -103,7 +103,7 @@ async fn generating_renders_the_application_and_skips_the_image_without_docker(b
     assert_eq!(finished["status"], "succeeded", "{events:?}");
     assert_eq!(finished["image_skipped"], true);
     assert!(finished["image_skipped_reason"].as_str().unwrap().contains("Docker"), "{finished}");
-    assert_eq!(finished["file_count"], 5);
+    assert_eq!(finished["file_count"], 12);
     let steps: Vec<(&str, &str)> = finished["steps"]
         .as_array()
         .unwrap()
@@ -119,7 +119,7 @@ async fn generating_renders_the_application_and_skips_the_image_without_docker(b
     assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>(), "every line once, in order");
     let log: Vec<&str> =
         events.iter().filter(|(e, _)| e == "log").map(|(_, l)| l["message"].as_str().unwrap()).collect();
-    assert!(log.iter().any(|line| line.starts_with("rendered 5 files")), "{log:?}");
+    assert!(log.iter().any(|line| line.starts_with("rendered 12 files")), "{log:?}");
     assert!(log.iter().any(|line| line.contains("image step skipped")), "{log:?}");
     // A late joiner gets what it has not seen, then the end.
     let late = watch(&app, &access, &id, Some(2)).await;
@@ -144,7 +144,24 @@ async fn generating_renders_the_application_and_skips_the_image_without_docker(b
     );
     let files = untar(&artifact.bytes().await.unwrap());
     let paths: Vec<&str> = files.keys().map(String::as_str).collect();
-    assert_eq!(paths, ["Cargo.toml", "Dockerfile", "README.md", "src/invoice.rs", "src/main.rs"]);
+    assert_eq!(
+        paths,
+        [
+            ".dockerignore",
+            "Cargo.toml",
+            "Dockerfile",
+            "README.md",
+            "docker-compose.yml",
+            "src/api.rs",
+            "src/fields.rs",
+            "src/main.rs",
+            "src/models/invoice.rs",
+            "src/openapi.rs",
+            "src/store.rs",
+            "src/tests.rs"
+        ]
+    );
+    assert!(files["src/models/invoice.rs"].contains("name: \"invoices\""), "{}", files["src/models/invoice.rs"]);
     assert!(files["Cargo.toml"].contains("name = \"invoice-tracker\""), "{}", files["Cargo.toml"]);
 
     // The build workflow ran, for real, and its run is recorded.
