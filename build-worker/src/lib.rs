@@ -4,6 +4,7 @@
 //! into a source tree, the tree built into an image with bollard, each step, log line
 //! and status recorded (`store`) and announced live (`feed`).
 
+pub mod deploy;
 pub mod docker;
 pub mod feed;
 pub mod render;
@@ -18,7 +19,8 @@ use kiln_proto::v1::{build_record_service_server::BuildRecordServiceServer, buil
 use tonic::{server::NamedService, service::Routes};
 
 /// The tables build-worker owns: builds, their logs and artifacts.
-pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("build": 1 "0001_builds");
+pub static MIGRATIONS: kiln_common::db::Migrations =
+    kiln_common::migrations!("build": 1 "0001_builds", 2 "0002_deployments");
 
 /// The gRPC services this role serves to the edge, by full name.
 pub const SERVICES: &[&str] = &[<BuildServiceServer<service::BuildApi> as NamedService>::NAME];
@@ -34,11 +36,14 @@ pub struct BuildDeps {
     pub queue: Arc<dyn JobQueue>,
     pub feed: Arc<dyn feed::BuildFeed>,
     pub max_message_bytes: usize,
+    /// The Docker engine deployments run on (`KILN_DOCKER_HOST`).
+    pub docker_host: Option<String>,
 }
 
 /// Every service of the role.
 pub fn routes(deps: BuildDeps) -> Routes {
     let api = service::BuildApi {
+        deployer: deploy::Deployer::new(deps.db.clone(), deps.docker_host),
         store: store::BuildStore::new(deps.db),
         auth: deps.auth,
         feed: deps.feed,

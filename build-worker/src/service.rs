@@ -8,9 +8,10 @@ use futures::{Stream, StreamExt};
 use kiln_common::{Authenticator, Principal, ServiceError, paging::Paging, queue::JobQueue};
 use kiln_proto::v1::{
     AbandonBuildRequest, AbandonBuildResponse, Build, BuildArtifactChunk, BuildEvent, CancelBuildRequest,
-    CancelBuildResponse, DeadBuild, GetBuildArtifactRequest, GetBuildQueueRequest, GetBuildQueueResponse,
-    GetBuildRequest, GetBuildResponse, ListBuildsRequest, ListBuildsResponse, OpenBuildRequest, OpenBuildResponse,
-    WatchBuildRequest, build_event, build_record_service_server::BuildRecordService,
+    CancelBuildResponse, DeadBuild, DeleteDeploymentRequest, DeleteDeploymentResponse, GetBuildArtifactRequest,
+    GetBuildQueueRequest, GetBuildQueueResponse, GetBuildRequest, GetBuildResponse, ListBuildsRequest,
+    ListBuildsResponse, ListDeploymentsRequest, ListDeploymentsResponse, OpenBuildRequest, OpenBuildResponse,
+    RunBuildRequest, RunBuildResponse, WatchBuildRequest, build_event, build_record_service_server::BuildRecordService,
     build_service_server::BuildService,
 };
 use tokio::sync::mpsc;
@@ -37,6 +38,7 @@ const DEAD_LETTERS_READ: usize = 200;
 #[derive(Clone)]
 pub struct BuildApi {
     pub store: BuildStore,
+    pub deployer: crate::deploy::Deployer,
     pub auth: Authenticator,
     pub feed: Arc<dyn BuildFeed>,
     pub queue: Arc<dyn JobQueue>,
@@ -180,6 +182,40 @@ impl BuildService for BuildApi {
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
+
+    async fn run_build(&self, request: Request<RunBuildRequest>) -> Result<Response<RunBuildResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = build_id(&request.get_ref().id)?;
+        let deployment = self.deployer.run(caller.workspace_id, caller.user_id, id).await?;
+        Ok(Response::new(RunBuildResponse { deployment: Some(deployment) }))
+    }
+
+    async fn list_deployments(
+        &self,
+        request: Request<ListDeploymentsRequest>,
+    ) -> Result<Response<ListDeploymentsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let application = application_id(&request.get_ref().application_id)?;
+        let deployments = self.deployer.list(caller.workspace_id, application).await?;
+        Ok(Response::new(ListDeploymentsResponse { deployments }))
+    }
+
+    async fn delete_deployment(
+        &self,
+        request: Request<DeleteDeploymentRequest>,
+    ) -> Result<Response<DeleteDeploymentResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let application = application_id(&request.get_ref().application_id)?;
+        let id = Uuid::parse_str(&request.get_ref().id)
+            .map_err(|_| ServiceError::NotFound(format!("no deployment {}", request.get_ref().id)))?;
+        self.deployer.delete(caller.workspace_id, application, id).await?;
+        Ok(Response::new(DeleteDeploymentResponse {}))
+    }
+}
+
+/// An application id, or INVALID_ARGUMENT on `application_id`.
+fn application_id(id: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(id).map_err(|_| ServiceError::NotFound(format!("no application {id}")))
 }
 
 /// One watcher of one build.

@@ -227,12 +227,23 @@ fn hostname() -> String {
 /// build-worker's services on `db`, its tables migrated first.
 async fn build_service(config: &Config, db: &Db, auth: Authenticator, builds: &BuildParts) -> anyhow::Result<Routes> {
     db.migrate(&kiln_build_worker::MIGRATIONS).await?;
+    // Deployments whose containers changed while no process watched: in line with the
+    // engine, in the background (an engine that does not answer must not hold start-up).
+    let deployer = kiln_build_worker::deploy::Deployer::new(db.clone(), config.docker_host.clone());
+    tokio::spawn(async move {
+        match deployer.reconcile().await {
+            Ok(0) => {}
+            Ok(changed) => tracing::info!(changed, "deployments reconciled with the Docker engine"),
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "could not reconcile deployments"),
+        }
+    });
     Ok(kiln_build_worker::routes(kiln_build_worker::BuildDeps {
         db: db.clone(),
         auth,
         queue: builds.queue.clone(),
         feed: builds.feed.clone(),
         max_message_bytes: config.max_body_bytes,
+        docker_host: config.docker_host.clone(),
     }))
 }
 

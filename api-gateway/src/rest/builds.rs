@@ -1,6 +1,6 @@
-//! `/builds`: builds over BuildService, their live log as server-sent events and their
-//! source tree as a download; `/build-queue`: the queue's counts and the workspace's
-//! dead letters.
+//! `/builds`: builds over BuildService, their live log as server-sent events, their
+//! source tree as a download and their images run as deployments; `/build-queue`: the
+//! queue's counts and the workspace's dead letters.
 
 use std::convert::Infallible;
 
@@ -15,9 +15,10 @@ use axum::{
 use futures::StreamExt;
 use kiln_common::ErrorCode;
 use kiln_proto::v1::{
-    BuildArtifactChunk, BuildEvent, CancelBuildRequest, CancelBuildResponse, GetBuildArtifactRequest,
-    GetBuildQueueRequest, GetBuildQueueResponse, GetBuildRequest, GetBuildResponse, ListBuildsRequest,
-    ListBuildsResponse, WatchBuildRequest, build_event,
+    BuildArtifactChunk, BuildEvent, CancelBuildRequest, CancelBuildResponse, DeleteDeploymentRequest,
+    DeleteDeploymentResponse, GetBuildArtifactRequest, GetBuildQueueRequest, GetBuildQueueResponse, GetBuildRequest,
+    GetBuildResponse, ListBuildsRequest, ListBuildsResponse, ListDeploymentsRequest, ListDeploymentsResponse,
+    RunBuildRequest, RunBuildResponse, WatchBuildRequest, build_event,
 };
 
 use super::{Body, Route, route};
@@ -68,6 +69,31 @@ pub fn routes() -> Vec<Route> {
             "The build's rendered source tree, a .tar.gz",
         )
         .streamed("application/gzip", download)
+        .into(),
+        route::<RunBuildRequest, RunBuildResponse>(
+            Method::POST,
+            "/builds/{id}/run",
+            "kiln.v1.BuildService/RunBuild",
+            StatusCode::CREATED,
+            "Run a succeeded build's image as a container on a free local port (labelled, limited in memory, CPU and processes)",
+        )
+        .body(Body::OptionalMessage)
+        .into(),
+        route::<ListDeploymentsRequest, ListDeploymentsResponse>(
+            Method::GET,
+            "/applications/{application_id}/deployments",
+            "kiln.v1.BuildService/ListDeployments",
+            StatusCode::OK,
+            "An application's deployments with their status, port and health as they are now",
+        )
+        .into(),
+        route::<DeleteDeploymentRequest, DeleteDeploymentResponse>(
+            Method::DELETE,
+            "/applications/{application_id}/deployments/{id}",
+            "kiln.v1.BuildService/DeleteDeployment",
+            StatusCode::NO_CONTENT,
+            "Stop and remove a deployment's container",
+        )
         .into(),
         route::<GetBuildQueueRequest, GetBuildQueueResponse>(
             Method::GET,

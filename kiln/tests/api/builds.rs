@@ -308,5 +308,9 @@ async fn builds_stay_in_their_workspace(backend: Backend) {
     assert_eq!(listed["builds"], json!([]));
     let (status, body) = app.get_with_token("/api/v1/builds/not-a-build", &ada).await;
     assert_error(status, &body, 404, "not_found");
+    // A build whose image was skipped has nothing to run.
+    let (status, body) = app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/run"), &ada, None).await;
+    let error = assert_error(status, &body, 409, "failed_precondition");
+    assert!(error["message"].as_str().unwrap().contains("no image"), "{body}");
     app.stop().await;
 }

@@ -17,6 +17,7 @@ const BASE_IMAGE: &str = "kiln-test/debian:bookworm-slim";
 
 crate::on_every_backend!(
     an_image_is_built_tagged_labelled_and_runs,
+    a_built_image_runs_as_a_deployment_until_it_is_removed,
     a_dockerfile_the_engine_refuses_fails_the_build_at_once,
     a_running_build_is_cancelled_within_seconds,
 );
@@ -139,5 +140,65 @@ async fn a_running_build_is_cancelled_within_seconds(backend: Backend) {
         assert!(cancelled_at.elapsed() < Duration::from_secs(30), "the engine's build still runs: {running}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    app.stop().await;
+}
+
+async fn a_built_image_runs_as_a_deployment_until_it_is_removed(backend: Backend) {
+    let dockerfile = "ARG BASE=missing\nFROM ${BASE}\nRUN echo {{ build.id }}\nCMD [\"sleep\", \"600\"]\n";
+    let (app, access, application) = with_templates(backend, "sleeper", &[("Dockerfile", dockerfile)]).await;
+    let build = generate(&app, &access, &application).await["build"]["id"].as_str().unwrap().to_string();
+    let finished = final_build(&watch(&app, &access, &build, None).await);
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+
+    let (status, ran) = app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/run"), &access, None).await;
+    assert_eq!(status, 201, "{ran}");
+    let deployment = &ran["deployment"];
+    assert_eq!((&deployment["status"], &deployment["build_id"]), (&json!("running"), &json!(build)));
+    // Nothing in this image answers /healthz.
+    assert_eq!(deployment["health"], "unhealthy");
+    let port = deployment["host_port"].as_i64().unwrap();
+    assert!(port > 0 && deployment["url"] == json!(format!("http://127.0.0.1:{port}")), "{deployment}");
+    let container = deployment["container_id"].as_str().unwrap().to_string();
+    let inspected: Value =
+        serde_json::from_str(&docker(&["inspect", "-f", "{{json .}}", &container]).await.unwrap()).unwrap();
+    let labels = &inspected["Config"]["Labels"];
+    assert_eq!((&labels["dev.kiln.build"], &labels["dev.kiln.deployment"]), (&json!(build), &deployment["id"]));
+    let limits = &inspected["HostConfig"];
+    assert_eq!(
+        (&limits["Memory"], &limits["NanoCpus"], &limits["PidsLimit"]),
+        (&json!(536870912), &json!(1000000000), &json!(256))
+    );
+    assert!(inspected["Config"]["Env"].as_array().unwrap().contains(&json!("PORT=8080")), "{inspected}");
+
+    let list = format!("/api/v1/applications/{application}/deployments");
+    let (status, listed) = app.get_with_token(&list, &access).await;
+    assert_eq!((status, listed["deployments"].as_array().map(Vec::len)), (200, Some(1)), "{listed}");
+    // Gone from the engine behind Kiln's back: the listing says so.
+    docker(&["rm", "-f", &container]).await.unwrap();
+    let (_, listed) = app.get_with_token(&list, &access).await;
+    assert_eq!(listed["deployments"][0]["status"], "missing", "{listed}");
+    let id = listed["deployments"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = app.send(reqwest::Method::DELETE, &format!("{list}/{id}"), &access, None).await;
+    assert_eq!(status, 204);
+    let (_, listed) = app.get_with_token(&list, &access).await;
+    assert_eq!(listed["deployments"], json!([]));
+
+    // Another run, then removed through the API: its container goes.
+    let (_, ran) = app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/run"), &access, None).await;
+    let (id, container) =
+        (ran["deployment"]["id"].as_str().unwrap(), ran["deployment"]["container_id"].as_str().unwrap());
+    let (status, _) = app.send(reqwest::Method::DELETE, &format!("{list}/{id}"), &access, None).await;
+    assert_eq!(status, 204);
+    assert!(docker(&["inspect", container]).await.is_err(), "the container was removed");
+    let (status, body) = app.send(reqwest::Method::DELETE, &format!("{list}/{id}"), &access, None).await;
+    crate::harness::assert_error(status, &body, 404, "not_found");
+    // Another workspace neither sees nor runs it.
+    let eve = token(&app.register("eve@example.com").await, "access_token");
+    let (status, body) = app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/run"), &eve, None).await;
+    crate::harness::assert_error(status, &body, 404, "not_found");
+    let (_, _) = docker(&["image", "rm", "-f", finished["image_id"].as_str().unwrap()])
+        .await
+        .map(|o| (o, ()))
+        .unwrap_or_default();
     app.stop().await;
 }

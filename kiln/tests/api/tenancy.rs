@@ -10,17 +10,17 @@ use std::collections::{BTreeSet, HashMap};
 use kiln_common::config::Role;
 use kiln_proto::v1::{
     CancelBuildRequest, CreateApplicationRequest, CreateComponentRequest, CreateEntityRequest, CreateModelRequest,
-    CreateTemplateRequest, DeleteApplicationRequest, DeleteComponentRequest, DeleteEntityRequest, DeleteModelRequest,
-    DeleteTemplateRequest, Field, GenerateApplicationRequest, GetApplicationRequest, GetBuildArtifactRequest,
-    GetBuildQueueRequest, GetBuildRequest, GetEntityRequest, GetModelRequest, GetProfileRequest, GetTemplateRequest,
-    ListApplicationsRequest, ListAuditEventsRequest, ListBuildsRequest, ListComponentsRequest, ListEntitiesRequest,
-    ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest, LoginRequest, LogoutRequest,
-    PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation,
-    UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest,
-    UpdateTemplateRequest, WatchBuildRequest, application_service_client::ApplicationServiceClient,
-    auth_service_client::AuthServiceClient, build_service_client::BuildServiceClient,
-    entity_service_client::EntityServiceClient, model_service_client::ModelServiceClient,
-    template_service_client::TemplateServiceClient,
+    CreateTemplateRequest, DeleteApplicationRequest, DeleteComponentRequest, DeleteDeploymentRequest,
+    DeleteEntityRequest, DeleteModelRequest, DeleteTemplateRequest, Field, GenerateApplicationRequest,
+    GetApplicationRequest, GetBuildArtifactRequest, GetBuildQueueRequest, GetBuildRequest, GetEntityRequest,
+    GetModelRequest, GetProfileRequest, GetTemplateRequest, ListApplicationsRequest, ListAuditEventsRequest,
+    ListBuildsRequest, ListComponentsRequest, ListDeploymentsRequest, ListEntitiesRequest, ListModelVersionsRequest,
+    ListModelsRequest, ListTemplatesRequest, LoginRequest, LogoutRequest, PlanModelChangeRequest,
+    PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation, RunBuildRequest, UpdateApplicationRequest,
+    UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest, UpdateTemplateRequest,
+    WatchBuildRequest, application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
+    build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
+    model_service_client::ModelServiceClient, template_service_client::TemplateServiceClient,
 };
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
@@ -212,7 +212,10 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                         (&reqwest::Method::POST, true) => Some(json!({ "name": "mine", "kind": "list" })),
                         _ => None,
                     };
-                    variants.push((concrete, String::new(), body.or(body_of(&method)), true));
+                    // Listing deployments by application is a filter (as listing builds is):
+                    // B's own, none, rather than a 404.
+                    let aimed = !(p.ends_with("/deployments") && method == reqwest::Method::GET);
+                    variants.push((concrete, String::new(), body.or(body_of(&method)), aimed));
                 }
                 p if p.starts_with("/templates/{id}") => {
                     let preview = json!({ "application_id": victim.system["applications"] });
@@ -444,6 +447,15 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     check("kiln.v1.BuildService/WatchBuild", format!("{:?}", answer.as_ref().err()), code(&answer), AIMED);
     let answer = builds.get_build_artifact(with_token(GetBuildArtifactRequest { id: build.clone() }, b)).await;
     check("kiln.v1.BuildService/GetBuildArtifact", format!("{:?}", answer.as_ref().err()), code(&answer), AIMED);
+    let answer = builds.run_build(with_token(RunBuildRequest { id: build.clone() }, b)).await;
+    check("kiln.v1.BuildService/RunBuild", shown(&answer), code(&answer), AIMED);
+    let list = ListDeploymentsRequest { application_id: application.clone() };
+    let answer = builds.list_deployments(with_token(list, b)).await;
+    assert!(answer.as_ref().is_ok_and(|r| r.get_ref().deployments.is_empty()), "{answer:?}");
+    check("kiln.v1.BuildService/ListDeployments", shown(&answer), code(&answer), &[Code::Ok]);
+    let delete = DeleteDeploymentRequest { application_id: application.clone(), id: uuid::Uuid::new_v4().to_string() };
+    let answer = builds.delete_deployment(with_token(delete, b)).await;
+    check("kiln.v1.BuildService/DeleteDeployment", shown(&answer), code(&answer), AIMED);
     let list = ListBuildsRequest { application_id: application.clone(), ..Default::default() };
     let answer = builds.list_builds(with_token(list, b)).await;
     assert!(answer.as_ref().is_ok_and(|r| r.get_ref().builds.is_empty()), "{answer:?}");
