@@ -315,7 +315,7 @@ impl ApplicationService for ApplicationApi {
         let open = OpenBuildRequest {
             application_id: application.id.clone(),
             application_slug: application.slug.clone(),
-            inputs: serde_json::from_value(inputs).ok(),
+            inputs_json: inputs.to_string(),
         };
         let mut builds = BuildRecordServiceClient::new(self.build.clone());
         let build = builds.open_build(on_behalf(&metadata, open)).await?.into_inner().build.unwrap_or_default();

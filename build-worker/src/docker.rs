@@ -118,7 +118,7 @@ pub fn build_image(
                 if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
                     return vec![BuildOutput::Failed(error.trim().to_string())];
                 }
-                let text = info.stream.unwrap_or_default();
+                let text = without_colours(&info.stream.unwrap_or_default());
                 text.lines().map(str::trim_end).filter(|l| !l.is_empty()).map(|l| BuildOutput::Line(l.into())).collect()
             });
             if sender.send(lines).await.is_err() {
@@ -127,6 +127,25 @@ pub fn build_image(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+/// `text` without terminal colour sequences (the engine colours a step's stderr).
+fn without_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ parameters… final letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// Tags a built `repository:tag` as `:latest` too and reads its id and size.
@@ -173,4 +192,13 @@ pub fn tar_of(files: &[crate::render::RenderedFile]) -> anyhow::Result<Vec<u8>> 
         builder.append_data(&mut header, &file.path, file.content.as_bytes()).context("adding a file to the tar")?;
     }
     builder.into_inner().context("finishing the tar")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colours_are_taken_out_of_the_engine_output() {
+        assert_eq!(super::without_colours("\u{1b}[91m    Updating index\n\u{1b}[0m"), "    Updating index\n");
+        assert_eq!(super::without_colours("Step 1/2 : FROM x"), "Step 1/2 : FROM x");
+    }
 }

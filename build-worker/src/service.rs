@@ -322,8 +322,10 @@ impl BuildRecordService for BuildApi {
         let request = request.into_inner();
         let application = Uuid::parse_str(&request.application_id)
             .map_err(|_| ServiceError::invalid_field("application_id", "is not an application id"))?;
-        let inputs = serde_json::to_value(request.inputs.unwrap_or_default())
-            .map_err(|e| ServiceError::invalid_field("inputs", e.to_string()))?;
+        let inputs: serde_json::Value = match serde_json::from_str(&request.inputs_json) {
+            Ok(inputs @ serde_json::Value::Object(_)) => inputs,
+            _ => return Err(ServiceError::invalid_field("inputs_json", "must be a JSON object").into()),
+        };
         let build = self
             .store
             .open(caller.workspace_id, caller.user_id, application, &request.application_slug, &inputs)

@@ -7,6 +7,7 @@ mod docker;
 mod edge;
 mod entities;
 mod faults;
+mod generated_service;
 mod grpc;
 mod harness;
 mod mesh;
