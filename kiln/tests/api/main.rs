@@ -7,7 +7,6 @@ mod docker;
 mod edge;
 mod entities;
 mod faults;
-mod generated_service;
 mod grpc;
 mod harness;
 mod mesh;
