@@ -102,10 +102,29 @@ impl ModelSource for PlatformKinds {
     }
 }
 
-/// An application's slug names its image: it must be one.
+/// An application's slug names its image: it must be one. Its configuration's build
+/// arguments and environment become a Dockerfile's and a container's: their names must
+/// be variable names, their values strings.
 fn application_rules(record: &Map<String, Value>) -> Vec<FieldViolation> {
     let slug = record.get("slug").and_then(Value::as_str);
-    slug.and_then(crate::applications::slug_error).map(|why| FieldViolation::new("slug", why)).into_iter().collect()
+    let mut broken: Vec<FieldViolation> = slug
+        .and_then(crate::applications::slug_error)
+        .map(|why| FieldViolation::new("slug", why))
+        .into_iter()
+        .collect();
+    let config = record.get("config").and_then(Value::as_object);
+    for part in ["build_args", "env"] {
+        let Some(entries) = config.and_then(|config| config.get(part)).and_then(Value::as_object) else { continue };
+        for (name, value) in entries {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid || !value.is_string() {
+                let why = format!("`{name}` must be a variable name (letters, digits, `_`) with a string value");
+                broken.push(FieldViolation::new(format!("config.{part}"), why));
+            }
+        }
+    }
+    broken
 }
 
 /// A template's body and output path are tera templates: each given must parse, or
@@ -150,6 +169,16 @@ mod tests {
             let broken = template_rules(record.as_object().unwrap());
             assert!(broken.is_empty(), "{}: {broken:?}", template.key);
         }
+    }
+
+    #[test]
+    fn an_application_names_variables_its_image_can_take() {
+        let record = serde_json::json!({ "slug": "shop", "config": { "env": { "GOOD_1": "x", "BAD NAME": "y", "N": 1 }, "build_args": { "RUN\nX": "z" } } });
+        let broken = application_rules(record.as_object().unwrap());
+        let fields: Vec<&str> = broken.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["config.build_args", "config.env", "config.env"], "{broken:?}");
+        let fine = serde_json::json!({ "slug": "shop", "config": { "env": { "GREETING": "hello" }, "port": 8080 } });
+        assert!(application_rules(fine.as_object().unwrap()).is_empty());
     }
 
     #[test]

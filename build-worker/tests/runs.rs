@@ -3,9 +3,18 @@
 //! never interleaves two runs' logs or results; a finished or cancelled build is not run
 //! again.
 
+use std::{sync::Arc, time::Duration};
+
 use chrono::Utc;
-use kiln_build_worker::store::{self, BuildStore, ImageOutcome, Lost};
-use kiln_common::Db;
+use kiln_build_worker::{
+    feed::LocalFeed,
+    store::{self, BuildStore, ImageOutcome, Lost},
+    worker::{ImageEngine, Worker},
+};
+use kiln_common::{
+    Db,
+    queue::{self, JobQueue, QueueSettings, TableQueue},
+};
 use kiln_proto::v1::BuildLogLine;
 use serde_json::json;
 use uuid::Uuid;
@@ -101,4 +110,68 @@ async fn a_new_run_fences_the_old_one_out_on_sqlite() {
 #[tokio::test]
 async fn a_new_run_fences_the_old_one_out_on_postgres() {
     a_new_run_fences_the_old_one_out(true).await;
+}
+
+/// A build whose attempt fails (its inputs cannot be read) is retried after a backoff,
+/// back to `queued` with the reason, then given up on after its attempts: failed with
+/// the reason, its job in the dead letters.
+async fn failed_attempts_are_retried_then_dead_lettered(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, db, name) = store(postgres, &dir).await;
+    db.migrate(&queue::MIGRATIONS).await.unwrap();
+    let settings =
+        QueueSettings { max_attempts: 2, first_backoff: Duration::from_millis(50), ..QueueSettings::default() };
+    let jobs: Arc<dyn JobQueue> = Arc::new(TableQueue::new(db.clone(), "app_builds", settings));
+    let worker = Worker {
+        name: "w1".into(),
+        store: store.clone(),
+        queue: jobs.clone(),
+        feed: Arc::new(LocalFeed::default()),
+        generated_dir: dir.path().join("generated"),
+        engine: ImageEngine::Off("not in this test".into()),
+        keep_every: Duration::from_secs(10),
+    };
+    let workspace = Uuid::new_v4();
+    let build = store
+        .open(workspace, Uuid::new_v4(), Uuid::new_v4(), "shop", &json!({ "templates": "not a list" }))
+        .await
+        .unwrap();
+    let id = Uuid::parse_str(&build.id).unwrap();
+    jobs.enqueue(&json!({ "build_id": build.id })).await.unwrap();
+
+    let take = || async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(job) = jobs.take("w1").await.unwrap() {
+                return job;
+            }
+            assert!(std::time::Instant::now() < deadline, "the job did not come back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    worker.handle(take().await).await;
+    let retried = store.get(workspace, id).await.unwrap();
+    assert_eq!((retried.status.as_str(), retried.attempts), (store::QUEUED, 1), "{retried:?}");
+    assert!(retried.error.contains("attempt 1 failed") && retried.error.contains("retrying"), "{}", retried.error);
+    assert_eq!(jobs.stats().await.unwrap().retrying + jobs.stats().await.unwrap().waiting, 1);
+
+    worker.handle(take().await).await;
+    let failed = store.get(workspace, id).await.unwrap();
+    assert_eq!((failed.status.as_str(), failed.attempts), (store::FAILED, 2), "{failed:?}");
+    assert!(failed.error.starts_with("gave up after 2 attempts"), "{}", failed.error);
+    let letters = jobs.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].payload["build_id"], json!(build.id));
+    assert!(letters[0].reason.contains("templates"), "{}", letters[0].reason);
+    drop_database(db, name).await;
+}
+
+#[tokio::test]
+async fn failed_attempts_are_retried_then_dead_lettered_on_sqlite() {
+    failed_attempts_are_retried_then_dead_lettered(false).await;
+}
+
+#[tokio::test]
+async fn failed_attempts_are_retried_then_dead_lettered_on_postgres() {
+    failed_attempts_are_retried_then_dead_lettered(true).await;
 }

@@ -124,6 +124,16 @@ fn corpus() -> Vec<(&'static str, Vec<Model>)> {
 }
 
 fn render_app(dir: &Path, slug: &str, models: &[Model]) {
+    let _ = std::fs::remove_dir_all(dir);
+    for (path, content) in render_files(slug, models, &uuid::Uuid::new_v4().to_string()) {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+/// The set rendered for an application of `models`: (path, content) by path.
+fn render_files(slug: &str, models: &[Model], application_id: &str) -> Vec<(PathBuf, String)> {
     let templates: Vec<templating::TemplateInput> = seeds::starter_templates()
         .unwrap()
         .iter()
@@ -136,7 +146,7 @@ fn render_app(dir: &Path, slug: &str, models: &[Model]) {
         })
         .collect();
     let application = json!({
-        "id": uuid::Uuid::new_v4().to_string(),
+        "id": application_id,
         "name": format!("App \"{slug}\" \\ Ü"),
         "slug": slug,
         "description": "A corpus application",
@@ -147,12 +157,50 @@ fn render_app(dir: &Path, slug: &str, models: &[Model]) {
     });
     let inputs = json!({ "application": application, "models": serde_json::to_value(models).unwrap() });
     let context = templating::context(&inputs, "corpus", 1);
-    let files = templating::render_set(&templates, &context).unwrap_or_else(|e| panic!("{slug}: {e}"));
-    let _ = std::fs::remove_dir_all(dir);
-    for file in files {
-        let path = dir.join(&file.path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, file.content).unwrap();
+    let mut files: Vec<(PathBuf, String)> = templating::render_set(&templates, &context)
+        .unwrap_or_else(|e| panic!("{slug}: {e}"))
+        .into_iter()
+        .map(|file| (file.path, file.content))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The sample application renders exactly as the files in `kiln/tests/golden/rust-axum`
+/// (`KILN_UPDATE_GOLDEN=1` rewrites them after a deliberate change of the set).
+#[test]
+fn the_sample_application_renders_as_its_golden_files() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/rust-axum");
+    let (slug, mut models) = corpus().into_iter().find(|(slug, _)| *slug == "relations").unwrap();
+    for (n, model) in models.iter_mut().enumerate() {
+        model.id = format!("00000000-0000-0000-0000-00000000000{n}");
+    }
+    let files = render_files(slug, &models, "00000000-0000-0000-0000-0000000000aa");
+    if std::env::var_os("KILN_UPDATE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&golden);
+        for (path, content) in &files {
+            std::fs::create_dir_all(golden.join(path).parent().unwrap()).unwrap();
+            std::fs::write(golden.join(path), content).unwrap();
+        }
+    }
+    let mut expected = Vec::new();
+    let mut stack = vec![golden.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("golden files (KILN_UPDATE_GOLDEN=1 writes them)") {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let content = std::fs::read_to_string(&path).unwrap();
+                expected.push((path.strip_prefix(&golden).unwrap().to_path_buf(), content));
+            }
+        }
+    }
+    expected.sort();
+    let paths = |files: &[(PathBuf, String)]| files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(paths(&files), paths(&expected));
+    for ((path, content), (_, wanted)) in files.iter().zip(&expected) {
+        assert_eq!(content, wanted, "{} differs from its golden file", path.display());
     }
 }
 

@@ -24,6 +24,7 @@ crate::on_every_backend!(
     a_queued_build_is_cancelled_at_once,
     generating_needs_the_build_workflow_and_templates,
     builds_stay_in_their_workspace,
+    twenty_generates_at_once_each_get_their_own_build,
 );
 
 /// A user with a model and an application of it; (access token, application id).
@@ -312,5 +313,29 @@ async fn builds_stay_in_their_workspace(backend: Backend) {
     let (status, body) = app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/run"), &ada, None).await;
     let error = assert_error(status, &body, 409, "failed_precondition");
     assert!(error["message"].as_str().unwrap().contains("no image"), "{body}");
+    app.stop().await;
+}
+
+/// Twenty generates of one application at once: each answers 202 at once with a build of
+/// its own, numbered 1 to 20 without a gap or a repeat, and every one finishes.
+async fn twenty_generates_at_once_each_get_their_own_build(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (access, application) = application(&app, "ada@example.com", "rust-axum").await;
+    let path = format!("/api/v1/applications/{application}/generate");
+    let calls = (0..20).map(|_| app.send(reqwest::Method::POST, &path, &access, None));
+    let answers = futures::future::join_all(calls).await;
+    let mut numbers: Vec<i64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 202, "{body}");
+            body["build"]["number"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=20).collect::<Vec<_>>());
+    for (_, body) in &answers {
+        let build = body["build"]["id"].as_str().unwrap();
+        assert_eq!(final_build(&watch(&app, &access, build, None).await)["status"], "succeeded");
+    }
     app.stop().await;
 }

@@ -1,0 +1,58 @@
+//! Invoices: the fields of `/invoices` and their rules.
+
+use crate::fields::Table;
+
+pub const TABLE: Table = Table {
+    name: "invoices",
+    label: "Invoice",
+    fields: &[
+        crate::fields::FieldSpec {
+            name: "number",
+            label: "number",
+            kind: crate::fields::Kind::Text,
+            required: true,
+            unique: false,
+            min: None,
+            max: None,
+            min_length: None,
+            max_length: None,
+            pattern: None,
+            enum_values: &[],
+            target: None,
+            on_delete: "restrict",
+            default: None,
+        },
+        crate::fields::FieldSpec {
+            name: "customer",
+            label: "customer",
+            kind: crate::fields::Kind::Relation,
+            required: true,
+            unique: false,
+            min: None,
+            max: None,
+            min_length: None,
+            max_length: None,
+            pattern: None,
+            enum_values: &[],
+            target: Some("customers"),
+            on_delete: "cascade",
+            default: None,
+        },
+        crate::fields::FieldSpec {
+            name: "owner",
+            label: "owner",
+            kind: crate::fields::Kind::Relation,
+            required: false,
+            unique: false,
+            min: None,
+            max: None,
+            min_length: None,
+            max_length: None,
+            pattern: None,
+            enum_values: &[],
+            target: Some("users"),
+            on_delete: "restrict",
+            default: None,
+        },
+    ],
+};
