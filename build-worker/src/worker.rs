@@ -245,7 +245,8 @@ struct Run<'a> {
 impl Run<'_> {
     async fn log(&mut self, level: &str, message: impl Into<String>) -> anyhow::Result<()> {
         self.sequence += 1;
-        let at = Utc::now();
+        // As the database keeps it, so a line reads the same live and stored.
+        let at = kiln_common::db::truncate_time(Utc::now());
         let line = BuildLogLine {
             sequence: self.sequence,
             time: Some(timestamp(at)),

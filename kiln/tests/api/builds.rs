@@ -27,6 +27,16 @@ crate::on_every_backend!(
     twenty_generates_at_once_each_get_their_own_build,
 );
 
+#[tokio::test]
+async fn a_queued_build_and_a_finished_log_outlive_a_restart_sqlite() {
+    a_queued_build_and_a_finished_log_outlive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_queued_build_and_a_finished_log_outlive_a_restart_postgres() {
+    a_queued_build_and_a_finished_log_outlive_a_restart(Backend::Postgres).await;
+}
+
 /// A user with a model and an application of it; (access token, application id).
 pub async fn application(app: &TestApp, email: &str, template_set: &str) -> (String, String) {
     let access = token(&app.register(email).await, "access_token");
@@ -337,5 +347,35 @@ async fn twenty_generates_at_once_each_get_their_own_build(backend: Backend) {
         let build = body["build"]["id"].as_str().unwrap();
         assert_eq!(final_build(&watch(&app, &access, build, None).await)["status"], "succeeded");
     }
+    app.stop().await;
+}
+
+/// All-in-one, the queue is a table of the database: a build queued while no worker runs
+/// is built after a restart, and its stored log reads the same after another.
+async fn a_queued_build_and_a_finished_log_outlive_a_restart(backend: Backend) {
+    let mut app = spawn_app_with(backend, |config| config.build_workers = 0).await;
+    let (access, application) = application(&app, "ada@example.com", "rust-axum").await;
+    let build = generate(&app, &access, &application).await["build"]["id"].as_str().unwrap().to_string();
+    app.restart(|config| config.build_workers = 1).await;
+    let events = watch(&app, &access, &build, None).await;
+    assert_eq!(final_build(&events)["status"], "succeeded", "{events:?}");
+    app.restart(|_| {}).await;
+    let again = watch(&app, &access, &build, None).await;
+    let lines = |events: &[(String, Value)]| events.iter().filter(|(e, _)| e == "log").cloned().collect::<Vec<_>>();
+    assert_eq!(lines(&again), lines(&events), "the stored log reads the same after a restart");
+    assert_eq!(final_build(&again), final_build(&events));
+    assert_eq!(again.len(), lines(&events).len() + 1, "the log, then the build as it ended");
+    // And over grpc-web, whose streams the browser reads.
+    let request = WatchBuildRequest { id: build.clone(), after_sequence: 0 };
+    let call = crate::grpc::grpc_web(&app.http, app.url("/kiln.v1.BuildService/WatchBuild"), &request);
+    let body = call.bearer_auth(&access).send().await.unwrap().bytes().await.unwrap();
+    let (frames, trailers) = crate::grpc::frames(&body);
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let last: kiln_proto::v1::BuildEvent = prost::Message::decode(frames.last().unwrap().as_slice()).unwrap();
+    match last.event {
+        Some(build_event::Event::Build(build)) => assert_eq!(build.status, "succeeded"),
+        other => panic!("the stream ends with the build, not {other:?}"),
+    }
+    assert_eq!(frames.len(), again.len(), "the same events over grpc-web");
     app.stop().await;
 }

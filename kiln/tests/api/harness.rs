@@ -159,6 +159,8 @@ pub struct TestApp {
     /// The database, as its owner (every service's tables).
     pub db: Db,
     running: Vec<Running>,
+    /// How an all-in-one Kiln was started, to start it again.
+    config: Option<Config>,
     // Dropped last: the database outlives the servers that use it.
     _database: TestDatabase,
 }
@@ -172,6 +174,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let mut database = TestDatabase::new(backend);
     let mut config = test_config(Role::AllInOne, &database);
     adjust(&mut config);
+    let restartable = (backend != Backend::Mesh).then(|| config.clone());
     let running = match backend {
         Backend::Sqlite | Backend::Postgres => vec![kiln::start(config).await.expect("kiln starts")],
         Backend::Mesh => {
@@ -181,7 +184,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     };
     let addr = running.last().and_then(|gateway| gateway.http_addr).expect("gateway address");
     let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
-    TestApp { addr, http: reqwest::Client::new(), db, running, _database: database }
+    TestApp { addr, http: reqwest::Client::new(), db, running, config: restartable, _database: database }
 }
 
 /// The roles of a mesh, with the database users its services connect as.
@@ -242,7 +245,20 @@ impl TestApp {
     pub async fn of(running: Vec<Running>, database: TestDatabase) -> TestApp {
         let addr = running.last().and_then(|gateway| gateway.http_addr).expect("gateway address");
         let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
-        TestApp { addr, http: reqwest::Client::new(), db, running, _database: database }
+        TestApp { addr, http: reqwest::Client::new(), db, running, config: None, _database: database }
+    }
+
+    /// Stops an all-in-one Kiln and starts it again on the same database and data, its
+    /// configuration changed by `adjust` first; it answers on a new port.
+    pub async fn restart(&mut self, adjust: impl FnOnce(&mut Config)) {
+        while let Some(running) = self.running.pop() {
+            running.stop().await.expect("graceful stop");
+        }
+        let config = self.config.as_mut().expect("an all-in-one Kiln restarts");
+        adjust(config);
+        let running = kiln::start(config.clone()).await.expect("kiln starts again");
+        self.addr = running.http_addr.expect("gateway address");
+        self.running.push(running);
     }
 
     /// A role started later; it stops after the gateway, with the others.
