@@ -15,6 +15,40 @@ use crate::{
 
 const BASE_IMAGE: &str = "kiln-test/debian:bookworm-slim";
 
+#[tokio::test]
+async fn deployments_are_reconciled_with_the_engine_at_start_up() {
+    let dockerfile = "ARG BASE=missing\nFROM ${BASE}\nRUN echo {{ build.id }}\nCMD [\"sleep\", \"600\"]\n";
+    let (mut app, access, application) =
+        with_templates(Backend::Sqlite, "reconciled", &[("Dockerfile", dockerfile)]).await;
+    let build = generate(&app, &access, &application).await["build"]["id"].as_str().unwrap().to_string();
+    let finished = final_build(&watch(&app, &access, &build, None).await);
+    let (status, ran) = app.send(reqwest::Method::POST, &format!("/api/v1/builds/{build}/run"), &access, None).await;
+    assert_eq!(status, 201, "{ran}");
+    let (id, container) = (
+        ran["deployment"]["id"].as_str().unwrap().to_string(),
+        ran["deployment"]["container_id"].as_str().unwrap().to_string(),
+    );
+    // The container goes behind Kiln's back; the next start finds it gone, before
+    // anyone lists deployments.
+    docker(&["rm", "-f", &container]).await.unwrap();
+    app.restart(|_| {}).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: String = kiln_common::with_db_read!(&app.db, pool => {
+            sqlx::query_scalar("SELECT status FROM deployments WHERE id = $1")
+                .bind(kiln_common::db::Id(id.parse().unwrap())).fetch_one(pool).await
+        })
+        .unwrap();
+        if status == "missing" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deployment is still {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = docker(&["image", "rm", "-f", finished["image_id"].as_str().unwrap()]).await;
+    app.stop().await;
+}
+
 crate::on_every_backend!(
     an_image_is_built_tagged_labelled_and_runs,
     a_built_image_runs_as_a_deployment_until_it_is_removed,
