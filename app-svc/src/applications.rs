@@ -135,6 +135,20 @@ struct ApplicationFields {
     config: Option<ApplicationConfig>,
 }
 
+/// The editable fields of a create or update request, which name them alike.
+macro_rules! application_fields {
+    ($request:expr) => {{
+        let request = $request;
+        ApplicationFields {
+            name: request.name,
+            description: request.description,
+            model_ids: request.model_ids,
+            template_set: request.template_set,
+            config: request.config,
+        }
+    }};
+}
+
 impl ApplicationFields {
     fn record(self) -> Result<Record, ServiceError> {
         let slug = slug_of(&self.name)?;
@@ -256,14 +270,7 @@ impl ApplicationService for ApplicationApi {
     ) -> Result<Response<CreateApplicationResponse>, Status> {
         let caller = self.caller(&request).await?;
         self.models(request.metadata(), &request.get_ref().model_ids, "model_ids").await?;
-        let request = request.into_inner();
-        let fields = ApplicationFields {
-            name: request.name,
-            description: request.description,
-            model_ids: request.model_ids,
-            template_set: request.template_set,
-            config: request.config,
-        };
+        let fields = application_fields!(request.into_inner());
         let record = self.records.create(caller, "applications", fields.record()?).await?;
         Ok(Response::new(CreateApplicationResponse { application: Some(application_of(&record, Vec::new())) }))
     }
@@ -275,15 +282,10 @@ impl ApplicationService for ApplicationApi {
         let caller = self.caller(&request).await?;
         self.models(request.metadata(), &request.get_ref().model_ids, "model_ids").await?;
         let request = request.into_inner();
-        let fields = ApplicationFields {
-            name: request.name,
-            description: request.description,
-            model_ids: request.model_ids,
-            template_set: request.template_set,
-            config: request.config,
-        };
-        self.records.update(caller, "applications", &request.id, fields.record()?, false).await?;
-        let application = self.application(caller, &request.id).await?;
+        let id = request.id.clone();
+        let fields = application_fields!(request);
+        self.records.update(caller, "applications", &id, fields.record()?, false).await?;
+        let application = self.application(caller, &id).await?;
         Ok(Response::new(UpdateApplicationResponse { application: Some(application) }))
     }
 

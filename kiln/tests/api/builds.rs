@@ -25,6 +25,7 @@ crate::on_every_backend!(
     generating_needs_the_build_workflow_and_templates,
     builds_stay_in_their_workspace,
     twenty_generates_at_once_each_get_their_own_build,
+    a_template_previews_for_an_application_without_a_build,
 );
 
 #[tokio::test]
@@ -377,5 +378,36 @@ async fn a_queued_build_and_a_finished_log_outlive_a_restart(backend: Backend) {
         other => panic!("the stream ends with the build, not {other:?}"),
     }
     assert_eq!(frames.len(), again.len(), "the same events over grpc-web");
+    app.stop().await;
+}
+
+/// PreviewTemplate renders one template as a build would, building nothing: per model
+/// for a `per_model` template; a context of one's own works too; one that does not fit
+/// the template is a 400 naming the field and the line.
+async fn a_template_previews_for_an_application_without_a_build(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (access, application) = application(&app, "ada@example.com", "rust-axum").await;
+    let (_, templates) = app.get_with_token("/api/v1/templates?set=rust-axum&page_size=100", &access).await;
+    let module = templates["records"].as_array().unwrap().iter().find(|t| t["name"] == "Model module").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/templates/{module}/preview");
+    let (status, preview) = app.post_with_token(&path, &access, json!({ "application_id": application })).await;
+    assert_eq!(status, 200, "{preview}");
+    let files = preview["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["path"], "src/models/invoice.rs");
+    assert!(files[0]["content"].as_str().unwrap().contains("name: \"invoices\""), "{preview}");
+    let context = json!({ "models": [{ "singular": "thing", "plural": "things", "name": "Thing", "fields": [] }], "application": {} });
+    let (status, preview) = app.post_with_token(&path, &access, json!({ "context": context })).await;
+    assert_eq!((status, &preview["files"][0]["path"]), (200, &json!("src/models/thing.rs")), "{preview}");
+    let (status, body) =
+        app.post_with_token(&path, &access, json!({ "context": { "models": [{ "singular": "x" }] } })).await;
+    let error = assert_error(status, &body, 400, "invalid_argument");
+    assert_eq!(error["details"][0]["field"], "body", "{body}");
+    assert!(error["details"][0]["description"].as_str().unwrap().contains("line"), "{body}");
+    let (status, body) = app.post_with_token(&path, &access, json!({})).await;
+    assert_eq!(assert_error(status, &body, 400, "invalid_argument")["details"][0]["field"], "application_id");
     app.stop().await;
 }
