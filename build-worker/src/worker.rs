@@ -115,7 +115,13 @@ impl Worker {
             Ok(()) => report(&job, self.queue.complete(&job).await),
             Err(error) if error.downcast_ref::<Lost>().is_some() => {
                 tracing::info!(%build_id, "the build was cancelled or taken over; this run stopped");
-                report(&job, self.queue.complete(&job).await);
+                // Cancelled: the job is done. Taken over: it is the other worker's now,
+                // and completing it here would take it from under that worker.
+                match self.queue.keep(&job).await {
+                    Ok(true) => report(&job, self.queue.complete(&job).await),
+                    Ok(false) => {}
+                    Err(error) => report::<()>(&job, Err(error)),
+                }
             }
             Err(error) => {
                 let reason = format!("{error:#}");

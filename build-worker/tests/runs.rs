@@ -175,3 +175,56 @@ async fn failed_attempts_are_retried_then_dead_lettered_on_sqlite() {
 async fn failed_attempts_are_retried_then_dead_lettered_on_postgres() {
     failed_attempts_are_retried_then_dead_lettered(true).await;
 }
+
+/// A worker whose build was taken over while it ran (its lease ran out, another worker
+/// took the job and claimed the build) stops without completing the job: the job stays
+/// the other worker's.
+#[tokio::test]
+async fn a_run_taken_over_leaves_the_job_to_its_new_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, db, name) = store(false, &dir).await;
+    db.migrate(&queue::MIGRATIONS).await.unwrap();
+    let settings = QueueSettings { visibility: Duration::from_millis(200), ..QueueSettings::default() };
+    let jobs: Arc<dyn JobQueue> = Arc::new(TableQueue::new(db.clone(), "app_builds", settings));
+    let worker = Worker {
+        name: "slow".into(),
+        store: store.clone(),
+        queue: jobs.clone(),
+        feed: Arc::new(LocalFeed::default()),
+        generated_dir: dir.path().join("generated"),
+        engine: ImageEngine::Off("not in this test".into()),
+        // It never renews its lease in this test: the lease runs out while it renders.
+        keep_every: Duration::from_secs(600),
+    };
+    // A template that takes a while to render.
+    let slow = json!({ "name": "slow", "output_path": "x.txt", "scope": "once",
+        "body": "{% for i in range(end=100000) %}{% for j in range(end=300) %}{% endfor %}{% endfor %}done" });
+    let workspace = Uuid::new_v4();
+    let build =
+        store.open(workspace, Uuid::new_v4(), Uuid::new_v4(), "shop", &json!({ "templates": [slow] })).await.unwrap();
+    let id = Uuid::parse_str(&build.id).unwrap();
+    jobs.enqueue(&json!({ "build_id": build.id })).await.unwrap();
+    let first = jobs.take("slow").await.unwrap().unwrap();
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.handle(first).await }
+    });
+    // Another worker takes the job once the lease is over, and claims the build.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let second = loop {
+        if store.get(workspace, id).await.unwrap().attempts == 1 {
+            if let Some(job) = jobs.take("fast").await.unwrap() {
+                break job;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the job was not taken over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(second.attempt, 2);
+    store.claim(id).await.unwrap().expect("the new holder claims the build");
+    running.await.unwrap();
+    let stats = jobs.stats().await.unwrap();
+    assert_eq!((stats.in_flight, stats.waiting, stats.dead), (1, 0, 0), "the job is still the new holder's: {stats:?}");
+    assert!(jobs.keep(&second).await.unwrap());
+    drop_database(db, name).await;
+}
