@@ -212,10 +212,10 @@ async fn a_run_taken_over_leaves_the_job_to_its_new_holder() {
     // Another worker takes the job once the lease is over, and claims the build.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let second = loop {
-        if store.get(workspace, id).await.unwrap().attempts == 1 {
-            if let Some(job) = jobs.take("fast").await.unwrap() {
-                break job;
-            }
+        if store.get(workspace, id).await.unwrap().attempts == 1
+            && let Some(job) = jobs.take("fast").await.unwrap()
+        {
+            break job;
         }
         assert!(std::time::Instant::now() < deadline, "the job was not taken over");
         tokio::time::sleep(Duration::from_millis(20)).await;
