@@ -26,6 +26,7 @@ crate::on_every_backend!(
     builds_stay_in_their_workspace,
     twenty_generates_at_once_each_get_their_own_build,
     a_template_previews_for_an_application_without_a_build,
+    a_watch_outlasts_the_request_timeout,
 );
 
 #[tokio::test]
@@ -409,5 +410,41 @@ async fn a_template_previews_for_an_application_without_a_build(backend: Backend
     assert!(error["details"][0]["description"].as_str().unwrap().contains("line"), "{body}");
     let (status, body) = app.post_with_token(&path, &access, json!({})).await;
     assert_eq!(assert_error(status, &body, 400, "invalid_argument")["details"][0]["field"], "application_id");
+    app.stop().await;
+}
+
+/// A build's stream lasts as long as the build, not `KILN_REQUEST_TIMEOUT` (which bounds
+/// how long an answer may take to begin): a render of a few seconds watched with a
+/// one-second request timeout, over SSE and native gRPC at once.
+async fn a_watch_outlasts_the_request_timeout(backend: Backend) {
+    let app = spawn_app_with(backend, |config| config.request_timeout = std::time::Duration::from_secs(1)).await;
+    let (access, _) = application(&app, "ada@example.com", "rust-axum").await;
+    let slow = json!({ "set": "slow", "name": "Slow", "scope": "once", "output_path": "slow.txt",
+        "body": "{% for i in range(end=100000) %}{% for j in range(end=400) %}{% endfor %}{% endfor %}done" });
+    assert_eq!(app.post_with_token("/api/v1/templates", &access, slow).await.0, 201);
+    let (_, created) =
+        app.post_with_token("/api/v1/applications", &access, json!({ "name": "Slow", "template_set": "slow" })).await;
+    let application = created["application"]["id"].as_str().unwrap().to_string();
+    let build = generate(&app, &access, &application).await["build"]["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let mut builds = BuildServiceClient::new(channel(app.addr).await);
+    let grpc = async {
+        let request = WatchBuildRequest { id: build.clone(), after_sequence: 0 };
+        let mut stream = builds.watch_build(with_token(request, &access)).await.unwrap().into_inner();
+        let mut last = None;
+        while let Some(event) = stream.next().await {
+            if let Some(build_event::Event::Build(build)) = event.unwrap().event {
+                last = Some(build.status);
+            }
+        }
+        last
+    };
+    let (events, last) = futures::join!(watch(&app, &access, &build, None), grpc);
+    assert_eq!(final_build(&events)["status"], "succeeded", "{events:?}");
+    assert_eq!(last.as_deref(), Some("succeeded"));
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(1),
+        "the build was quicker than the timeout it must outlast"
+    );
     app.stop().await;
 }
