@@ -20,7 +20,7 @@ use tonic::{server::NamedService, service::Routes};
 
 /// The tables build-worker owns: builds, their logs and artifacts.
 pub static MIGRATIONS: kiln_common::db::Migrations =
-    kiln_common::migrations!("build": 1 "0001_builds", 2 "0002_deployments");
+    kiln_common::migrations!("build": 1 "0001_builds", 2 "0002_deployments", 3 "0003_build_numbers");
 
 /// The gRPC services this role serves to the edge, by full name.
 pub const SERVICES: &[&str] = &[<BuildServiceServer<service::BuildApi> as NamedService>::NAME];

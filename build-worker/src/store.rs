@@ -11,7 +11,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use kiln_common::{
     Db, ServiceError,
-    db::{Id, RowExt, is_unique_violation},
+    db::{Id, RowExt},
     paging::Paging,
     timestamp, with_db, with_db_read,
 };
@@ -33,10 +33,6 @@ pub const STATUSES: &[&str] = &[QUEUED, RENDERING, BUILDING, SUCCEEDED, FAILED, 
 pub fn is_final(status: &str) -> bool {
     matches!(status, SUCCEEDED | FAILED | CANCELLED)
 }
-
-/// Tries at numbering a build when concurrent generates of one application race for
-/// the same number.
-const NUMBERING_TRIES: usize = 8;
 
 const COLUMNS: &str = "id, workspace_id, application_id, application_slug, number, status, attempts, output_dir, \
     file_count, image_id, image_tags, image_size, image_skipped, image_skipped_reason, error, steps, created_at, \
@@ -139,7 +135,9 @@ impl BuildStore {
         BuildStore { db }
     }
 
-    /// Records a queued build of an application, numbered after its previous builds.
+    /// Records a queued build of an application, numbered after its previous builds:
+    /// the number is taken and raised in the same transaction as the insert, so builds
+    /// opened at once are numbered one after another, without a gap.
     pub async fn open(
         &self,
         workspace: Uuid,
@@ -149,26 +147,27 @@ impl BuildStore {
         inputs: &Value,
     ) -> Result<Build, ServiceError> {
         let id = Id::new();
-        for _ in 0..NUMBERING_TRIES {
-            let now = kiln_common::db::now();
-            let inserted = with_db!(&self.db, pool => {
-                sqlx::query(
-                    "INSERT INTO builds (id, workspace_id, application_id, application_slug, number, status, inputs, \
-                     created_by, created_at) \
-                     SELECT $1, $2, $3, $4, COALESCE(MAX(number), 0) + 1, 'queued', $5, $6, $7 \
-                     FROM builds WHERE application_id = $3",
-                )
-                .bind(id).bind(Id(workspace)).bind(Id(application)).bind(slug).bind(Json(inputs)).bind(Id(user))
-                .bind(now)
-                .execute(pool).await.map(|done| done.rows_affected())
-            });
-            match inserted {
-                Ok(_) => return self.get(workspace, id.0).await,
-                Err(e) if is_unique_violation(&e) => continue,
-                Err(e) => return Err(anyhow::Error::from(e).context("recording a build").into()),
-            }
-        }
-        Err(ServiceError::Unavailable("too many builds of this application at once; try again".into()))
+        let now = kiln_common::db::now();
+        with_db!(&self.db, pool => async {
+            let mut conn = pool.acquire().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let number: i64 = sqlx::query_scalar(
+                "INSERT INTO build_numbers (application_id, last) VALUES ($1, 1) \
+                 ON CONFLICT (application_id) DO UPDATE SET last = build_numbers.last + 1 RETURNING last",
+            )
+            .bind(Id(application))
+            .fetch_one(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO builds (id, workspace_id, application_id, application_slug, number, status, inputs, \
+                 created_by, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)",
+            )
+            .bind(id).bind(Id(workspace)).bind(Id(application)).bind(slug).bind(number).bind(Json(inputs))
+            .bind(Id(user)).bind(now)
+            .execute(&mut *tx).await?;
+            tx.commit().await
+        }.await)
+        .context("recording a build")?;
+        self.get(workspace, id.0).await
     }
 
     /// The build, if it is in `workspace`.
