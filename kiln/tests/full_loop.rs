@@ -25,7 +25,16 @@ fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 #[tokio::test]
-async fn a_generated_service_builds_runs_and_serves_its_models() {
+async fn a_generated_service_builds_runs_and_serves_its_models_all_in_one() {
+    a_generated_service_builds_runs_and_serves_its_models(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_generated_service_builds_runs_and_serves_its_models_in_the_mesh() {
+    a_generated_service_builds_runs_and_serves_its_models(Backend::Mesh).await;
+}
+
+async fn a_generated_service_builds_runs_and_serves_its_models(backend: Backend) {
     let made = tokio::process::Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/base-images.sh"))
         .arg("all")
@@ -33,7 +42,7 @@ async fn a_generated_service_builds_runs_and_serves_its_models() {
         .await
         .unwrap();
     assert!(made.success(), "deploy/base-images.sh all failed");
-    let app = spawn_app_with(Backend::Sqlite, |config| {
+    let app = spawn_app_with(backend, |config| {
         config.docker_host = None;
         config.build_network = Some("host".into());
     })
