@@ -146,9 +146,20 @@ pub fn redis_url() -> String {
 }
 
 /// An address on loopback no listener has now: for roles that must know each other's
-/// addresses before they start.
+/// addresses before they start. Taken below the kernel's ephemeral range (where port-0
+/// listeners and outgoing connections get theirs, so none of those can take it before
+/// the role binds it), each once per test process.
 pub fn free_address() -> SocketAddr {
-    std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, 20_000 + (std::process::id() % 5_000) as u16, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_000, "no free port left below the ephemeral range");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return SocketAddr::from(([127, 0, 0, 1], port));
+        }
+    }
 }
 
 /// A running Kiln: all-in-one, or the roles of the mesh (the gateway last).
