@@ -186,36 +186,23 @@ impl Deployer {
     async fn get(&self, workspace: Uuid, id: Uuid) -> Result<Deployment, ServiceError> {
         let mut rows = self.rows(workspace, None, Some(id)).await?;
         match rows.pop() {
-            Some(row) => Ok(self.observed(row.deployment).await),
+            Some(row) => {
+                let docker = self.engine().await.ok();
+                Ok(observed(self, docker.as_ref(), row.deployment).await)
+            }
             None => Err(ServiceError::NotFound(format!("no deployment {id}"))),
         }
     }
 
     /// The application's deployments, each as the engine has it now.
     pub async fn list(&self, workspace: Uuid, application: Uuid) -> Result<Vec<Deployment>, ServiceError> {
+        // One look for the engine for the whole list, not one per deployment.
+        let docker = self.engine().await.ok();
         let mut deployments = Vec::new();
         for row in self.rows(workspace, Some(application), None).await? {
-            deployments.push(self.observed(row.deployment).await);
+            deployments.push(observed(self, docker.as_ref(), row.deployment).await);
         }
         Ok(deployments)
-    }
-
-    /// `deployment` with its status from the engine (recorded when it changed) and its
-    /// health from the service.
-    async fn observed(&self, mut deployment: Deployment) -> Deployment {
-        let Ok(docker) = self.engine().await else { return deployment };
-        let Some(status) = container_status(&docker, &deployment.container_id).await else { return deployment };
-        if status != deployment.status {
-            let _ = self.set_status(&deployment.id, status).await;
-            deployment.status = status.into();
-        }
-        deployment.health = if status == "running" {
-            if probe(deployment.host_port).await { "healthy" } else { "unhealthy" }
-        } else {
-            "unknown"
-        }
-        .into();
-        deployment
     }
 
     async fn set_status(&self, id: &str, status: &str) -> anyhow::Result<()> {
@@ -269,6 +256,24 @@ impl Deployer {
         }
         Ok(changed)
     }
+}
+
+/// `deployment` with its status from the engine (recorded when it changed) and its
+/// health from the service.
+async fn observed(deployer: &Deployer, docker: Option<&Docker>, mut deployment: Deployment) -> Deployment {
+    let Some(docker) = docker else { return deployment };
+    let Some(status) = container_status(docker, &deployment.container_id).await else { return deployment };
+    if status != deployment.status {
+        let _ = deployer.set_status(&deployment.id, status).await;
+        deployment.status = status.into();
+    }
+    deployment.health = if status == "running" {
+        if probe(deployment.host_port).await { "healthy" } else { "unhealthy" }
+    } else {
+        "unknown"
+    }
+    .into();
+    deployment
 }
 
 /// A container's state as a deployment's status: `running`, `exited` or `missing`; None

@@ -184,22 +184,22 @@ impl Worker {
             () = kept => Err(Lost.into()),
         };
         // The end, whatever it was, is announced with the build as it now is.
-        self.announce_status(build_id).await;
-        if let Ok(Some(row)) = self.store.find(build_id).await
-            && store::is_final(&row.build.status)
+        if let Some(build) = self.announce_status(build_id).await
+            && store::is_final(&build.status)
         {
-            metrics::counter!("kiln_builds_total", "status" => row.build.status.clone()).increment(1);
-            let started = row.build.started_at.map(|t| t.seconds).unwrap_or_default();
-            let finished = row.build.finished_at.map(|t| t.seconds).unwrap_or(started);
+            metrics::counter!("kiln_builds_total", "status" => build.status.clone()).increment(1);
+            let started = build.started_at.map(|t| t.seconds).unwrap_or_default();
+            let finished = build.finished_at.map(|t| t.seconds).unwrap_or(started);
             metrics::histogram!("kiln_build_duration_seconds").record((finished - started).max(0) as f64);
         }
         result
     }
 
-    async fn announce_status(&self, build_id: Uuid) {
-        if let Ok(Some(row)) = self.store.find(build_id).await {
-            self.feed.publish(build_id, &Notice::Event(Box::new(status_event(row.build)))).await;
-        }
+    /// Announces the build as it is now, and returns it.
+    async fn announce_status(&self, build_id: Uuid) -> Option<kiln_proto::v1::Build> {
+        let build = self.store.find(build_id).await.ok()??.build;
+        self.feed.publish(build_id, &Notice::Event(Box::new(status_event(build.clone())))).await;
+        Some(build)
     }
 }
 
