@@ -12,6 +12,7 @@ crate::on_every_backend!(
     every_served_system_model_accepts_a_record,
     a_new_workspace_has_the_starter_workflow_and_templates,
     a_template_that_does_not_parse_is_refused_naming_its_line,
+    seeded_items_nobody_changed_follow_newer_seeds,
 );
 
 /// A template is saved only if its body and output path parse as tera (the builds render
@@ -61,7 +62,7 @@ async fn a_new_workspace_has_the_starter_workflow_and_templates(backend: Backend
     let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
     let id = workflows[0]["id"].as_str().unwrap();
     assert_eq!(app.send(reqwest::Method::DELETE, &format!("/api/workflows/{id}"), &access, None).await.0, 204);
-    assert_eq!(kiln_app_svc::seeding::seed_workspace(&app.db, workspace).await.unwrap(), 0);
+    assert!(!kiln_app_svc::seeding::seed_workspace(&app.db, workspace).await.unwrap().changed());
     let (_, workflows) = app.get_with_token("/api/workflows", &access).await;
     assert!(workflows["records"].as_array().unwrap().is_empty());
     app.stop().await;
@@ -218,5 +219,84 @@ async fn every_served_system_model_accepts_a_record(backend: Backend) {
         .await;
     let error = assert_error(status, &body, 400, "invalid_argument");
     assert_eq!(error["details"][0]["field"], "kind");
+    app.stop().await;
+}
+
+/// A workspace seeded by an older release takes the current seeds' content for the
+/// seeded items nobody changed, loses those the seeds dropped, and keeps every item a
+/// user changed as it is.
+async fn seeded_items_nobody_changed_follow_newer_seeds(backend: Backend) {
+    use kiln_common::{db::Id, seeds, with_db};
+    let app = spawn_app(backend).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let workspace: uuid::Uuid = registered["user"]["workspace_id"].as_str().unwrap().parse().unwrap();
+    let template_id = |key: &str| {
+        let db = app.db.clone();
+        let key = format!("template:rust-axum/{key}");
+        async move { kiln_app_svc::seeding::seeded_item(&db, workspace, &key).await.unwrap().unwrap() }
+    };
+    let (main, readme, dockerfile) =
+        (template_id("main").await, template_id("readme").await, template_id("dockerfile").await);
+
+    // What an older release left: old content in rows nobody edited since (updated_at
+    // untouched), one of them seeded before rows were remembered, and two items the
+    // current seeds no longer have, one of which the user then edited.
+    let (dropped, dropped_but_edited) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    with_db!(&app.db, pool => {
+        sqlx::query("UPDATE templates SET body = 'fn main() {}' WHERE id = $1").bind(Id(main)).execute(pool).await.unwrap();
+        sqlx::query("UPDATE templates SET body = '# old' WHERE id = $1").bind(Id(readme)).execute(pool).await.unwrap();
+        sqlx::query("UPDATE seed_items SET item_id = NULL WHERE item_key = 'template:rust-axum/readme'").execute(pool).await.unwrap();
+        sqlx::query("UPDATE workflows SET description = 'old' WHERE workspace_id = $1").bind(Id(workspace)).execute(pool).await.unwrap();
+        for (id, key) in [(dropped, "old-file"), (dropped_but_edited, "kept-file")] {
+            sqlx::query(
+                "INSERT INTO templates (id, workspace_id, created_at, updated_at, created_by, \"set\", name, output_path, body, scope, language) \
+                 SELECT $1, workspace_id, created_at, updated_at, NULL, 'rust-axum', $2, $2, 'old', 'once', 'text' FROM templates WHERE id = $3",
+            )
+            .bind(Id(id)).bind(key).bind(Id(main)).execute(pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO seed_items (workspace_id, item_key, seeded_at, item_id) \
+                 SELECT workspace_id, $1, seeded_at, $2 FROM seed_items WHERE item_key = 'template:rust-axum/main'",
+            )
+            .bind(format!("template:rust-axum/{key}")).bind(Id(id)).execute(pool).await.unwrap();
+        }
+        sqlx::query("UPDATE workspaces SET seed_version = 0").execute(pool).await.unwrap();
+    });
+    for (id, body) in [(dockerfile, "FROM scratch\n"), (dropped_but_edited, "mine")] {
+        let (status, body) = app
+            .send(reqwest::Method::PATCH, &format!("/api/v1/templates/{id}"), &access, Some(json!({ "body": body })))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    assert_eq!(kiln_app_svc::seeding::upgrade_workspaces(&app.db).await.unwrap(), 1);
+    let seed_body = |key: &str| {
+        let seeded = seeds::starter_templates().unwrap().iter().find(|t| t.set == "rust-axum" && t.key == key);
+        seeded.unwrap().body.clone()
+    };
+    let body_of = |id: uuid::Uuid| {
+        let path = format!("/api/v1/templates/{id}");
+        let app = &app;
+        let access = access.clone();
+        async move {
+            let (status, body) = app.get_with_token(&path, &access).await;
+            (status, body["record"]["body"].as_str().map(str::to_string))
+        }
+    };
+    assert_eq!(body_of(main).await, (200, Some(seed_body("main"))), "an untouched item takes the new content");
+    assert_eq!(
+        body_of(readme).await,
+        (200, Some(seed_body("readme"))),
+        "found by name when seeded before rows were remembered"
+    );
+    assert_eq!(template_id("readme").await, readme, "and remembered now");
+    assert_eq!(body_of(dockerfile).await, (200, Some("FROM scratch\n".to_string())), "the user's edit stays");
+    assert_eq!(body_of(dropped).await.0, 404, "an untouched item the seeds dropped goes");
+    assert_eq!(body_of(dropped_but_edited).await, (200, Some("mine".to_string())), "an edited one stays");
+    let (_, workflows) = app.get_with_token("/api/v1/workflows", &access).await;
+    assert_eq!(workflows["records"][0]["description"], json!(seeds::starter_workflows().unwrap()[0].description));
+
+    let again = kiln_app_svc::seeding::seed_workspace(&app.db, workspace).await.unwrap();
+    assert!(!again.changed(), "seeding twice changes nothing: {again:?}");
     app.stop().await;
 }
