@@ -33,7 +33,10 @@ pub fn connect(host: Option<&str>) -> anyhow::Result<Docker> {
         Some(host) => Docker::connect_with_http(host, ENGINE_TIMEOUT_SECS, version),
         None => Docker::connect_with_local_defaults().map(|docker| docker.with_timeout(timeout())),
     };
-    docker.with_context(|| format!("KILN_DOCKER_HOST `{}` is not a Docker engine address", host.unwrap_or("")))
+    docker.with_context(|| match host {
+        Some(host) => format!("no Docker engine at KILN_DOCKER_HOST `{host}`"),
+        None => "no Docker engine on this machine (KILN_DOCKER_HOST is not set)".to_string(),
+    })
 }
 
 fn timeout() -> std::time::Duration {

@@ -100,14 +100,23 @@ pub struct BuildStore {
 }
 
 fn row_to_build<R: RowExt>(row: &R) -> Result<BuildRow, sqlx::Error> {
-    let steps: Vec<Step> = serde_json::from_value(row.json("steps")?).unwrap_or_default();
+    let mut steps: Vec<Step> = serde_json::from_value(row.json("steps")?).unwrap_or_default();
+    let (status, finished_at) = (row.text("status")?, row.opt_time("finished_at")?);
+    // A build ended by someone other than its run (cancelled, given up on) leaves open
+    // the step its run was in: that step ended with the build.
+    if is_final(&status) {
+        for step in steps.iter_mut().filter(|step| step.finished_at.is_none()) {
+            step.status.clone_from(&status);
+            step.finished_at = finished_at.or(Some(step.started_at));
+        }
+    }
     let tags: Vec<String> = serde_json::from_value(row.json("image_tags")?).unwrap_or_default();
     let opt_text = |column: &str| row.text(column).ok();
     let build = Build {
         id: row.id("id")?.to_string(),
         application_id: row.id("application_id")?.to_string(),
         number: row.int("number")?,
-        status: row.text("status")?,
+        status,
         output_dir: row.text("output_dir")?,
         image_id: opt_text("image_id").unwrap_or_default(),
         image_tags: tags,
@@ -116,7 +125,7 @@ fn row_to_build<R: RowExt>(row: &R) -> Result<BuildRow, sqlx::Error> {
         attempts: i32::try_from(row.int("attempts")?).unwrap_or(i32::MAX),
         created_at: Some(timestamp(row.time("created_at")?)),
         started_at: row.opt_time("started_at")?.map(timestamp),
-        finished_at: row.opt_time("finished_at")?.map(timestamp),
+        finished_at: finished_at.map(timestamp),
         image_size: row.int("image_size").unwrap_or_default(),
         image_skipped_reason: opt_text("image_skipped_reason").unwrap_or_default(),
         steps: steps.iter().map(Step::message).collect(),

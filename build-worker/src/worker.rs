@@ -152,6 +152,7 @@ impl Worker {
             // Finished already (a redelivery) or cancelled while queued: nothing to do.
             return Ok(());
         };
+        tracing::info!(worker = %self.name, %build_id, attempt = claim.attempt, "running a build");
         let mut cancels = self.feed.subscribe(build_id).await?;
         let mut run = Run { worker: self, sequence: claim.last_sequence, claim, steps: Vec::new() };
         let cancelled = async {
@@ -187,6 +188,7 @@ impl Worker {
         if let Some(build) = self.announce_status(build_id).await
             && store::is_final(&build.status)
         {
+            tracing::info!(worker = %self.name, %build_id, status = build.status, "a build ended");
             metrics::counter!("kiln_builds_total", "status" => build.status.clone()).increment(1);
             let started = build.started_at.map(|t| t.seconds).unwrap_or_default();
             let finished = build.finished_at.map(|t| t.seconds).unwrap_or(started);

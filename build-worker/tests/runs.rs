@@ -96,7 +96,17 @@ async fn a_new_run_fences_the_old_one_out(postgres: bool) {
     let third = store.open(workspace, user, application, "shop", &json!({})).await.unwrap();
     let third = Uuid::parse_str(&third.id).unwrap();
     let run = store.claim(third).await.unwrap().unwrap();
-    assert_eq!(store.cancel(workspace, third).await.unwrap().status, store::CANCELLED);
+    let building =
+        store::Step { name: "image".into(), status: "running".into(), started_at: Utc::now(), finished_at: None };
+    store.progress(&run, store::BUILDING, &[building]).await.unwrap();
+    let cancelled = store.cancel(workspace, third).await.unwrap();
+    assert_eq!(cancelled.status, store::CANCELLED);
+    let step = &cancelled.steps[0];
+    assert_eq!(
+        (step.status.as_str(), &step.finished_at),
+        (store::CANCELLED, &cancelled.finished_at),
+        "the open step ended with it"
+    );
     assert!(store.append_log(&run, &line(1, "after cancel"), Utc::now()).await.is_err());
     assert!(store.cancel(workspace, third).await.is_err(), "a finished build cannot be cancelled");
     drop_database(db, name).await;
