@@ -25,6 +25,11 @@ if ! docker image inspect "$runtime_image" >/dev/null 2>&1; then
 fi
 [ "$which" = runtime ] && exit 0
 
+# A builder made before it carried the wasm32 target is made again.
+if docker image inspect "$builder_image" >/dev/null 2>&1 \
+  && ! docker run --rm "$builder_image" test -d /usr/local/rust/lib/rustlib/wasm32-unknown-unknown; then
+  docker rmi -f "$builder_image" >/dev/null
+fi
 if ! docker image inspect "$builder_image" >/dev/null 2>&1; then
   mkdir -p "$work/builder/certs" "$work/builder/toolchain"
   # HTTPS (crates.io) passes an intercepting proxy here: the builder trusts what the host trusts.
@@ -32,7 +37,8 @@ if ! docker image inspect "$builder_image" >/dev/null 2>&1; then
   cp /etc/ssl/certs/ca-certificates.crt "$work/builder/"
   sysroot=$(rustc --print sysroot)
   cp -a "$sysroot/bin" "$sysroot/lib" "$work/builder/toolchain/"
-  rm -rf "$work/builder/toolchain/lib/rustlib/src" "$work"/builder/toolchain/lib/rustlib/wasm32*
+  # wasm32 stays: the Kiln image's build compiles the web UI for it.
+  rm -rf "$work/builder/toolchain/lib/rustlib/src"
   cat >"$work/builder/Dockerfile" <<DOCKERFILE
 FROM $runtime_image
 COPY certs/ /usr/local/share/ca-certificates/

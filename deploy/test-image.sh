@@ -27,4 +27,6 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/
   -H 'content-type: application/json' -d '{"email":"image@example.com","password":"correct horse 9"}')
 [ "$status" = 201 ] || { echo "register answered $status"; exit 1; }
 docker exec kiln-image-check kiln healthcheck --url http://127.0.0.1:4000
-echo "kiln:local serves all-in-one: ready, registers users, healthy"
+curl -sf -H 'accept: text/html' "http://127.0.0.1:$port/invoices/1" | grep -q 'name="kiln-api"' \
+  || { echo "the web UI is not served"; exit 1; }
+echo "kiln:local serves all-in-one: ready, registers users, healthy, serves the web UI"

@@ -39,7 +39,7 @@ impl Backends {
             Role::Model => Some(&self.model),
             Role::App => Some(&self.app),
             Role::BuildWorker => self.build.as_ref(),
-            Role::AllInOne | Role::Gateway => None,
+            Role::AllInOne | Role::Gateway | Role::Ui => None,
         }
     }
 

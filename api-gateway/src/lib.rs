@@ -7,6 +7,7 @@ pub mod grpc_edge;
 pub mod limits;
 pub mod openapi;
 pub mod rest;
+pub mod ui;
 
 use std::{
     sync::{Arc, OnceLock},
@@ -113,17 +114,17 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
 
     let grpc = grpc_edge::router(backends, support, health, auth_limit);
+    let ui = ui::UiFiles::new("");
 
     Ok(Router::new()
         .nest("/api/v1", api.clone())
         .nest("/api", api)
-        .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(grpc)
-        .fallback(fallback)
+        .fallback(move |request| fallback(ui.clone(), request))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(limits::CallerLimit::new(&config), limits::limit_callers))
         .layer(middleware::from_fn_with_state(
@@ -230,17 +231,6 @@ async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
 }
 
 /// What a browser sees at the root until the UI is served there.
-async fn home() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Kiln</title></head>\
-         <body style=\"font:16px system-ui,sans-serif;margin:3rem auto;max-width:40rem\">\
-         <h1>Kiln is running</h1><p>The web UI is not part of this build yet. The API is:</p><ul>\
-         <li><a href=\"/api/docs\">API documentation</a> (<a href=\"/api/openapi.json\">OpenAPI</a>)</li>\
-         <li>gRPC and grpc-web on this port: <code>grpcurl -plaintext HOST:PORT list</code></li>\
-         <li><a href=\"/readyz\">readiness</a> and <a href=\"/metrics\">metrics</a></li></ul></body></html>",
-    )
-}
-
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -279,10 +269,14 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
     ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// Unknown paths: a gRPC status for gRPC clients, the JSON error for everyone else.
-async fn fallback(request: Request) -> Response {
+/// Paths no route has: a gRPC status for gRPC clients, the web UI for browsers (its
+/// files and its pages), the JSON error for everyone else.
+async fn fallback(ui: ui::UiFiles, request: Request) -> Response {
     if grpc_edge::is_grpc(&request) {
         return grpc_edge::unimplemented(request).await;
+    }
+    if let Some(page) = ui.answer(request.method(), request.uri().path(), request.headers()) {
+        return page;
     }
     let mut response = ApiError::not_found(request.uri().path()).into_response();
     *response.status_mut() = StatusCode::NOT_FOUND;

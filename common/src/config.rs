@@ -35,7 +35,8 @@ settings! {
     "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus; unset means in-process events";
     "jwt_secret", "KILN_JWT_SECRET", "Secret that signs access tokens, at least 32 bytes; required outside all-in-one, where one is generated into the data dir";
     "jwt_previous_secrets", "KILN_JWT_PREVIOUS_SECRETS", "Comma-separated secrets of earlier keys, still accepted for verification while tokens they signed expire";
-    "http_addr", "KILN_HTTP_ADDR", "Address of the gateway's listener (REST, gRPC, grpc-web) [default: 0.0.0.0:4000]";
+    "http_addr", "KILN_HTTP_ADDR", "Address of the gateway's listener (REST, gRPC, grpc-web), or of the ui role's [default: 0.0.0.0:4000; ui role 0.0.0.0:3000]";
+    "ui_api_url", "KILN_UI_API_URL", "Where browsers reach the gateway from a UI the ui role serves (the gateway must allow the UI's origin in KILN_CORS_ORIGINS) [default: http://localhost:4000]";
     "grpc_addr", "KILN_GRPC_ADDR", "Address a model, app or build-worker role listens on [default: 0.0.0.0:50051 / 50052 / 50053 by role]";
     "model_svc_url", "KILN_MODEL_SVC_URL", "Where the gateway reaches model-svc in the mesh [default: http://127.0.0.1:50051]";
     "app_svc_url", "KILN_APP_SVC_URL", "Where the gateway and model-svc reach app-svc in the mesh (model-svc asks it whether sessions are live) [default: http://127.0.0.1:50052]";
@@ -206,11 +207,13 @@ pub enum Role {
     Model,
     App,
     BuildWorker,
+    /// The web UI's files alone, on a port of their own; the browser calls the gateway.
+    Ui,
 }
 
 impl Role {
     /// Every role, in the order `--role` lists them.
-    pub const ALL: [Role; 5] = [Role::AllInOne, Role::Gateway, Role::Model, Role::App, Role::BuildWorker];
+    pub const ALL: [Role; 6] = [Role::AllInOne, Role::Gateway, Role::Model, Role::App, Role::BuildWorker, Role::Ui];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -219,7 +222,12 @@ impl Role {
             Role::Model => "model",
             Role::App => "app",
             Role::BuildWorker => "build-worker",
+            Role::Ui => "ui",
         }
+    }
+
+    fn default_http_port(self) -> u16 {
+        if self == Role::Ui { 3000 } else { 4000 }
     }
 
     fn default_grpc_port(self) -> u16 {
@@ -227,7 +235,7 @@ impl Role {
             Role::Model => 50051,
             Role::App => 50052,
             Role::BuildWorker => 50053,
-            Role::AllInOne | Role::Gateway => 4000,
+            Role::AllInOne | Role::Gateway | Role::Ui => 4000,
         }
     }
 }
@@ -267,6 +275,8 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub jwt_previous_secrets: Vec<String>,
     pub http_addr: SocketAddr,
+    /// Where browsers reach the gateway from a UI the ui role serves.
+    pub ui_api_url: String,
     pub grpc_addr: SocketAddr,
     pub model_svc_url: String,
     pub app_svc_url: String,
@@ -309,6 +319,7 @@ impl fmt::Debug for Config {
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.iter().map(|_| "***").collect::<Vec<_>>())
             .field("http_addr", &self.http_addr)
+            .field("ui_api_url", &self.ui_api_url)
             .field("grpc_addr", &self.grpc_addr)
             .field("model_svc_url", &self.model_svc_url)
             .field("app_svc_url", &self.app_svc_url)
@@ -355,7 +366,7 @@ impl Config {
                 Ok(Some(v.to_string()))
             }
         })?;
-        if jwt_secret.is_none() && !matches!(role, Role::AllInOne) {
+        if jwt_secret.is_none() && !matches!(role, Role::AllInOne | Role::Ui) {
             return Err(ConfigError::new(
                 "KILN_JWT_SECRET",
                 format!("required for the {} role (every role of the mesh must share it)", role.name()),
@@ -368,7 +379,9 @@ impl Config {
                 None => Ok(list),
             }
         })?;
-        let http_addr = raw.parse("http_addr", SocketAddr::from(([0, 0, 0, 0], 4000)), parse_addr)?;
+        let http_addr =
+            raw.parse("http_addr", SocketAddr::from(([0, 0, 0, 0], role.default_http_port())), parse_addr)?;
+        let ui_api_url = raw.parse("ui_api_url", "http://localhost:4000".into(), parse_url)?;
         let grpc_addr =
             raw.parse("grpc_addr", SocketAddr::from(([0, 0, 0, 0], role.default_grpc_port())), parse_addr)?;
         let model_svc_url = raw.parse("model_svc_url", "http://127.0.0.1:50051".into(), parse_url)?;
@@ -470,6 +483,7 @@ impl Config {
             jwt_secret,
             jwt_previous_secrets,
             http_addr,
+            ui_api_url,
             grpc_addr,
             model_svc_url,
             app_svc_url,

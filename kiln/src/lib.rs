@@ -157,6 +157,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let workers = builds.start_workers(&config, &db, &stop);
             serve_role(&config, &build_services(), Some(routes), Some(db), workers, stop).await
         }
+        Role::Ui => {
+            let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
+            let http_addr = listener.local_addr()?;
+            let router = kiln_api_gateway::ui::router(&config.ui_api_url);
+            tracing::info!(role = config.role.name(), %http_addr, gateway = %config.ui_api_url, "kiln's web UI is up: http://{http_addr}");
+            let served = kiln_api_gateway::serve(listener, router, shutdown_on(&stop));
+            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, None, Vec::new()));
+            Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
+        }
     }
 }
 

@@ -17,3 +17,4 @@ mod security;
 mod sockets;
 mod system_records;
 mod tenancy;
+mod ui;

@@ -1,0 +1,248 @@
+// Kiln's web UI in headless Chromium against a real `kiln serve` (all-in-one, SQLite in a
+// fresh directory): the seeds' scenario, wrong inputs, an access token that is no longer
+// accepted, and a stopped server. Screenshots of the key screens, at desktop and phone
+// widths, go to ui/e2e/artifacts/.
+//
+//   KILN_BIN=target/debug/kiln node ui/e2e/run.mjs
+//
+// Any console error or uncaught exception in the page fails the run.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const artifacts = join(here, "artifacts");
+const kiln = process.env.KILN_BIN ?? join(here, "../../target/debug/kiln");
+const port = 4400 + Math.floor(Math.random() * 500);
+const base = `http://127.0.0.1:${port}`;
+const deadline = (ms) => Date.now() + ms;
+
+function fail(message) {
+  throw new Error(message);
+}
+
+async function until(what, check, ms = 15000) {
+  const end = deadline(ms);
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (_) {
+      // not yet
+    }
+    if (Date.now() > end) fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function startKiln(dir) {
+  const server = spawn(kiln, ["serve"], {
+    cwd: dir,
+    env: { ...process.env, KILN_HTTP_ADDR: `127.0.0.1:${port}`, KILN_LOG_FORMAT: "json", KILN_LOG: "warn" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  return server;
+}
+
+async function shoot(page, name) {
+  for (const [width, height, suffix] of [[1280, 800, "desktop"], [375, 812, "phone"]]) {
+    await page.setViewportSize({ width, height });
+    await page.screenshot({ path: join(artifacts, `${name}-${suffix}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+async function main() {
+  rmSync(artifacts, { recursive: true, force: true });
+  mkdirSync(artifacts, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), "kiln-ui-e2e-"));
+  let server = startKiln(dir);
+  await until("kiln to be ready", async () => (await fetch(`${base}/readyz`)).ok, 60000);
+
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+      "--no-first-run", "--disable-component-update", "--disable-sync"],
+  });
+  const problems = [];
+  let expectFailures = false;
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    page.on("console", (message) => {
+      if (message.type() === "error" && !expectFailures) problems.push(`console: ${message.text()}`);
+    });
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("dialog", (dialog) => dialog.accept());
+
+    // A signed-out visitor of a deep link lands on /login, and comes back after.
+    await page.goto(`${base}/models`);
+    await page.waitForURL(/\/login\?next=/);
+    await shoot(page, "01-login");
+    await page.getByRole("link", { name: "Create an account" }).click();
+    await page.waitForURL(/\/register\?next=/);
+    await page.fill("#email", "not-an-email");
+    await page.fill("#password", "short");
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".field-error");
+    await page.fill("#email", "ada@example.com");
+    await page.fill("#password", "correct horse 9");
+    await page.click("button[type=submit]");
+    await page.waitForURL(`${base}/models`);
+
+    // The platform's models are tabs, grouped apart from the user's.
+    const system = page.getByTestId("system-models");
+    await system.getByRole("link", { name: "Applications" }).waitFor();
+    for (const tab of ["Models", "Templates", "Workflows", "Prompts"]) {
+      await system.getByRole("link", { name: tab }).waitFor();
+    }
+    await page.evaluate(() => { window.__sameDocument = true; });
+
+    // A model with four fields of different types; its tab appears without a reload.
+    await page.getByRole("link", { name: "New model" }).click();
+    await page.fill("#model-name", "Invoice");
+    const row = (i) => page.locator(".field-row").nth(i);
+    const addField = async (i, name, type) => {
+      if (i > 0) await page.getByRole("button", { name: "Add field" }).click();
+      await row(i).getByLabel("Field name").fill(name);
+      await row(i).getByLabel("Type").selectOption(type);
+    };
+    await addField(0, "number", "text");
+    await row(0).getByText("required").click();
+    await addField(1, "amount", "decimal");
+    await addField(2, "status", "enum");
+    await row(2).getByLabel("Values, separated by commas").fill("draft, sent");
+    await addField(3, "due", "date");
+    // Reordered with the keyboard and back.
+    await row(3).getByLabel("Field name").press("Alt+ArrowUp");
+    if ((await row(2).getByLabel("Field name").inputValue()) !== "due") fail("Alt+ArrowUp did not move the field");
+    await row(2).getByLabel("Field name").press("Alt+ArrowDown");
+    await shoot(page, "02-model-builder");
+    await page.getByRole("button", { name: "Create model" }).click();
+    await page.waitForURL(/\/models\/[0-9a-f-]{36}$/);
+    await page.getByTestId("user-models").getByRole("link", { name: "Invoices" }).waitFor();
+    if (!(await page.evaluate(() => window.__sameDocument))) fail("the page reloaded");
+
+    // Records: an invalid entry, then create, edit, list, sort and delete.
+    await page.getByTestId("user-models").getByRole("link", { name: "Invoices" }).click();
+    await page.getByText("No records yet.").waitFor();
+    await shoot(page, "03-empty-list");
+    await page.getByRole("link", { name: "New invoice" }).click();
+    await page.fill("#field-amount", "12.50");
+    await page.click("button[type=submit]");
+    await page.locator("[data-field=number] .field-error").filter({ hasText: "is required" }).waitFor();
+    if (!page.url().endsWith("/invoices/new")) fail("an invalid record was sent");
+    await shoot(page, "04-invalid-form");
+    await page.fill("#field-number", "INV-1");
+    await page.fill("#field-amount", "12.50");
+    await page.selectOption("#field-status", "sent");
+    await page.fill("#field-due", "2026-01-31");
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/invoices\/[0-9a-f-]{36}$/);
+    await page.locator("dd[data-field=amount]").filter({ hasText: "12.5" }).waitFor();
+    await shoot(page, "05-detail");
+    await page.getByRole("link", { name: "Edit" }).click();
+    await until("the form to load", async () => (await page.inputValue("#field-number")) === "INV-1");
+    await page.fill("#field-amount", "99");
+    await page.click("button[type=submit]");
+    await page.locator("dd[data-field=amount]").filter({ hasText: "99" }).waitFor();
+
+    await page.goto(`${base}/invoices/new`);
+    await page.fill("#field-number", "INV-2");
+    await page.fill("#field-amount", "5");
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/invoices\/[0-9a-f-]{36}$/);
+    await page.getByRole("link", { name: "← Invoices" }).click();
+    await page.locator("tbody tr").nth(1).waitFor();
+    const firstNumber = () => page.locator("tbody tr").first().locator("td").first().innerText();
+    await page.getByRole("button", { name: "amount" }).click();
+    await until("ascending sort", async () => (await firstNumber()) === "INV-2");
+    await page.getByRole("button", { name: /Amount/ }).click();
+    await until("descending sort", async () => (await firstNumber()) === "INV-1");
+    await shoot(page, "06-list");
+    await page.getByRole("link", { name: "INV-2" }).click();
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.waitForURL(`${base}/invoices`);
+    await until("one invoice left", async () => (await page.locator("tbody tr").count()) === 1 && (await firstNumber()) === "INV-1");
+
+    // A rule only the server knows: a template that does not parse, its error by its field.
+    await page.goto(`${base}/templates/new`);
+    await page.fill("#field-set", "mine");
+    await page.fill("#field-name", "Broken");
+    await page.fill("#field-output_path", "a.txt");
+    await page.selectOption("#field-scope", "once");
+    await page.fill("#field-body", "{{ model.name ");
+    await page.click("button[type=submit]");
+    await page.locator("[data-field=body] .field-error").filter({ hasText: "line 1" }).waitFor();
+
+    // An access token the server no longer accepts is refreshed without the user noticing.
+    await page.evaluate(() => {
+      const [, refresh, expires] = localStorage.getItem("kiln.session").split("\n");
+      localStorage.setItem("kiln.session", ["not.a.token", refresh, expires].join("\n"));
+    });
+    await page.goto(`${base}/invoices`);
+    await page.getByRole("link", { name: "INV-1" }).waitFor();
+    if ((await page.evaluate(() => localStorage.getItem("kiln.session").split("\n")[0])) === "not.a.token") {
+      fail("the token was not refreshed");
+    }
+
+    // An application, generated: the build's log streams in.
+    await page.getByTestId("system-models").getByRole("link", { name: "Applications" }).click();
+    await page.getByRole("button", { name: "New application" }).click();
+    await page.fill("#app-name", "Invoice Service");
+    await page.getByLabel("Invoices").check();
+    await page.fill("#app-args", "BUILD_IMAGE=kiln-test/rust:bookworm\nRUNTIME_IMAGE=kiln-test/debian:bookworm-slim");
+    await page.getByRole("button", { name: "Create application" }).click();
+    await page.waitForURL(/\/applications\/[0-9a-f-]{36}$/);
+    await page.getByRole("button", { name: "Generate" }).click();
+    await page.waitForURL(/\/builds\/[0-9a-f-]{36}$/);
+    await until("log lines", async () => (await page.getByTestId("build-log").innerText()).includes("rendered"), 60000);
+    await shoot(page, "07-build");
+
+    // Settings: the dark theme, kept across a reload.
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByRole("button", { name: "Dark" }).click();
+    await page.reload();
+    if ((await page.evaluate(() => document.documentElement.dataset.theme)) !== "dark") fail("the theme was not kept");
+    await shoot(page, "08-settings-dark");
+    await page.getByRole("button", { name: "Light" }).click();
+
+    // A stopped server: a message and a way to try again, never a blank page.
+    server.kill("SIGTERM");
+    await new Promise((resolve) => server.once("exit", resolve));
+    expectFailures = true;
+    await page.goto(`${base}/invoices`).catch(() => {});
+    expectFailures = false;
+    server = startKiln(dir);
+    await until("kiln to be back", async () => (await fetch(`${base}/readyz`)).ok, 60000);
+    await page.goto(`${base}/invoices`);
+    await page.getByRole("link", { name: "INV-1" }).waitFor();
+
+    // Log out: back to /login; a private page is closed again.
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.waitForURL(/\/login/);
+    await page.goto(`${base}/invoices`);
+    await page.waitForURL(/\/login\?next=%2Finvoices/);
+  } catch (error) {
+    // What the page showed when it went wrong.
+    console.error(`at ${page.url()}:\n${await page.locator("body").innerText().catch(() => "")}`);
+    await page.screenshot({ path: join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
+    console.error(problems.join("\n"));
+    throw error;
+  } finally {
+    await browser.close();
+    server.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (problems.length) fail(`the page reported problems:\n${problems.join("\n")}`);
+  console.log("ui e2e: passed; screenshots in ui/e2e/artifacts");
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,315 @@
+//! The gateway, as the UI reaches it: grpc-web through the generated `kiln.v1` clients,
+//! with the session's access token on every call. The session (tokens and when the access
+//! token expires) lives in memory and in `localStorage`, so a reload stays signed in. An
+//! access token about to expire, or refused as UNAUTHENTICATED, is refreshed once (one
+//! refresh at a time: the refresh token rotates, and a second use of a spent one ends the
+//! session) and the call is made again; when the refresh fails the session is over.
+
+use std::{cell::RefCell, rc::Rc};
+
+use kiln_proto::v1::{
+    TokenPair, application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
+    build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
+    model_service_client::ModelServiceClient,
+};
+use tonic::{
+    Code, Request, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+};
+use tonic_types::StatusExt;
+
+/// Refresh an access token this long before it expires.
+const REFRESH_MARGIN_MS: f64 = 30_000.0;
+
+const STORAGE_KEY: &str = "kiln.session";
+
+/// The signed-in session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// When the access token expires, in milliseconds since the epoch.
+    pub expires_at_ms: f64,
+}
+
+impl Session {
+    pub fn from_tokens(tokens: &TokenPair, now_ms: f64) -> Session {
+        Session {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at_ms: now_ms + tokens.expires_in as f64 * 1000.0,
+        }
+    }
+
+    /// Whether the access token should be refreshed before the next call.
+    pub fn needs_refresh(&self, now_ms: f64) -> bool {
+        now_ms + REFRESH_MARGIN_MS >= self.expires_at_ms
+    }
+
+    fn encode(&self) -> String {
+        format!("{}\n{}\n{}", self.access_token, self.refresh_token, self.expires_at_ms)
+    }
+
+    fn decode(text: &str) -> Option<Session> {
+        let mut lines = text.lines();
+        let (access_token, refresh_token) = (lines.next()?.to_string(), lines.next()?.to_string());
+        let expires_at_ms = lines.next()?.parse().ok()?;
+        (!access_token.is_empty()).then_some(Session { access_token, refresh_token, expires_at_ms })
+    }
+}
+
+/// An error of a call, as the UI shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    /// (field, description) for each field the server refused.
+    pub fields: Vec<(String, String)>,
+}
+
+impl ApiError {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(field, _)| field == name).map(|(_, description)| description.as_str())
+    }
+
+    /// Whether trying again later may help (the server or the network, not the request).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::ResourceExhausted
+        )
+    }
+}
+
+impl From<Status> for ApiError {
+    fn from(status: Status) -> Self {
+        let mut fields: Vec<(String, String)> = status
+            .get_details_bad_request()
+            .map(|bad| bad.field_violations.into_iter().map(|v| (v.field, v.description)).collect())
+            .unwrap_or_default();
+        fields.dedup();
+        let message = match status.code() {
+            // The browser could not reach the gateway at all.
+            Code::Unknown if status.message().contains("fetch") || status.message().is_empty() => {
+                "Kiln could not be reached. Check your connection, then try again.".to_string()
+            }
+            _ if status.message().is_empty() => format!("{:?}", status.code()),
+            _ => status.message().to_string(),
+        };
+        ApiError { code: status.code(), message, fields }
+    }
+}
+
+/// Puts the current access token on every call.
+#[derive(Clone, Default)]
+pub struct BearerAuth {
+    token: Rc<RefCell<Option<String>>>,
+}
+
+impl Interceptor for BearerAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = self.token.borrow().as_deref() {
+            let value: MetadataValue<_> = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::unauthenticated("the stored token is malformed"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+type SignedOut = Box<dyn Fn()>;
+
+pub type Channel = InterceptedService<tonic_web_wasm_client::Client, BearerAuth>;
+
+/// The UI's connection to the gateway; cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    base_url: String,
+    auth: BearerAuth,
+    session: Rc<RefCell<Option<Session>>>,
+    refreshing: Rc<futures_util::lock::Mutex<()>>,
+    /// Called when the session ends (refresh refused, log out).
+    on_signed_out: Rc<RefCell<Option<SignedOut>>>,
+}
+
+impl Api {
+    /// `base_url`: the gateway's origin without a trailing slash; empty for this page's.
+    pub fn new(base_url: String) -> Api {
+        let api = Api {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            auth: BearerAuth::default(),
+            session: Rc::new(RefCell::new(None)),
+            refreshing: Rc::new(futures_util::lock::Mutex::new(())),
+            on_signed_out: Rc::new(RefCell::new(None)),
+        };
+        if let Some(session) =
+            storage().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten()).and_then(|t| Session::decode(&t))
+        {
+            api.set_session(Some(session));
+        }
+        api
+    }
+
+    pub fn on_signed_out(&self, callback: impl Fn() + 'static) {
+        *self.on_signed_out.borrow_mut() = Some(Box::new(callback));
+    }
+
+    pub fn signed_in(&self) -> bool {
+        self.session.borrow().is_some()
+    }
+
+    pub fn session(&self) -> Option<Session> {
+        self.session.borrow().clone()
+    }
+
+    /// Starts (Some) or ends (None) the session.
+    pub fn set_session(&self, session: Option<Session>) {
+        *self.auth.token.borrow_mut() = session.as_ref().map(|s| s.access_token.clone());
+        if let Some(storage) = storage() {
+            let _ = match &session {
+                Some(session) => storage.set_item(STORAGE_KEY, &session.encode()),
+                None => storage.remove_item(STORAGE_KEY),
+            };
+        }
+        *self.session.borrow_mut() = session;
+    }
+
+    pub fn sign_in(&self, tokens: &TokenPair) {
+        self.set_session(Some(Session::from_tokens(tokens, now_ms())));
+    }
+
+    /// Ends the session here and tells whoever listens.
+    pub fn sign_out(&self) {
+        self.set_session(None);
+        if let Some(callback) = self.on_signed_out.borrow().as_ref() {
+            callback();
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        InterceptedService::new(tonic_web_wasm_client::Client::new(self.base_url.clone()), self.auth.clone())
+    }
+
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel())
+    }
+    pub fn models(&self) -> ModelServiceClient<Channel> {
+        ModelServiceClient::new(self.channel())
+    }
+    pub fn entities(&self) -> EntityServiceClient<Channel> {
+        EntityServiceClient::new(self.channel())
+    }
+    pub fn applications(&self) -> ApplicationServiceClient<Channel> {
+        ApplicationServiceClient::new(self.channel())
+    }
+    pub fn builds(&self) -> BuildServiceClient<Channel> {
+        BuildServiceClient::new(self.channel())
+    }
+
+    /// Refreshes the access token if it is about to expire.
+    pub async fn fresh(&self) {
+        let due = self.session.borrow().as_ref().is_some_and(|s| s.needs_refresh(now_ms()));
+        if due {
+            let token = self.session.borrow().as_ref().map(|s| s.access_token.clone());
+            self.refresh(token).await;
+        }
+    }
+
+    /// Trades the refresh token for new tokens, unless another call already did since
+    /// `failed` (the access token that was refused) was current. False: the session ended.
+    pub async fn refresh(&self, failed: Option<String>) -> bool {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let Some(session) = self.session() else { return false };
+        if failed.is_some_and(|failed| failed != session.access_token) {
+            return true;
+        }
+        let request = kiln_proto::v1::RefreshRequest { refresh_token: session.refresh_token.clone() };
+        match self.auth().refresh(request).await {
+            Ok(response) => match response.into_inner().tokens {
+                Some(tokens) => {
+                    self.sign_in(&tokens);
+                    true
+                }
+                None => false,
+            },
+            Err(status)
+                if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied | Code::InvalidArgument) =>
+            {
+                self.sign_out();
+                false
+            }
+            // The gateway is away: keep the session, the call reports the failure.
+            Err(_) => false,
+        }
+    }
+}
+
+/// Calls `$client().$method(request)` with a fresh token; a call refused as
+/// UNAUTHENTICATED is made once more after a refresh. Evaluates to `Result<Response, ApiError>`.
+#[macro_export]
+macro_rules! call {
+    ($api:expr, $client:ident . $method:ident ( $request:expr )) => {{
+        let api: $crate::api::Api = $api.clone();
+        let request = $request;
+        api.fresh().await;
+        let token = api.session().map(|s| s.access_token);
+        let first = api.$client().$method(request.clone()).await;
+        let answer = match first {
+            Err(status) if status.code() == tonic::Code::Unauthenticated && token.is_some() => {
+                if api.refresh(token).await { api.$client().$method(request).await } else { Err(status) }
+            }
+            other => other,
+        };
+        answer.map(|response| response.into_inner()).map_err($crate::api::ApiError::from)
+    }};
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_refreshed_shortly_before_it_expires() {
+        let tokens =
+            TokenPair { access_token: "a".into(), refresh_token: "r".into(), expires_in: 900, ..TokenPair::default() };
+        let session = Session::from_tokens(&tokens, 1_000_000.0);
+        assert_eq!(session.expires_at_ms, 1_900_000.0);
+        assert!(!session.needs_refresh(1_000_000.0));
+        assert!(!session.needs_refresh(1_869_999.0));
+        assert!(session.needs_refresh(1_870_000.0), "within the margin");
+        assert!(session.needs_refresh(2_000_000.0), "expired");
+    }
+
+    #[test]
+    fn a_session_survives_a_reload_and_garbage_is_no_session() {
+        let session = Session { access_token: "a.b.c".into(), refresh_token: "r".into(), expires_at_ms: 12.5 };
+        assert_eq!(Session::decode(&session.encode()), Some(session));
+        assert_eq!(Session::decode("only-one-line"), None);
+        assert_eq!(Session::decode("\nr\n1"), None);
+    }
+
+    #[test]
+    fn field_errors_come_from_the_status_details() {
+        let details = tonic_types::ErrorDetails::with_bad_request(vec![
+            tonic_types::FieldViolation::new("amount", "must be at least 0"),
+            tonic_types::FieldViolation::new("status", "must be one of draft, sent"),
+        ]);
+        let status = Status::with_error_details(Code::InvalidArgument, "2 fields are invalid", details);
+        let error = ApiError::from(status);
+        assert_eq!(error.message, "2 fields are invalid");
+        assert_eq!(error.field("amount"), Some("must be at least 0"));
+        assert_eq!(error.field("number"), None);
+        assert!(!error.is_transient());
+        assert!(ApiError::from(Status::unavailable("down")).is_transient());
+    }
+}

@@ -1,0 +1,8 @@
+//! The screens, one module per area.
+
+pub mod applications;
+pub mod auth;
+pub mod dashboard;
+pub mod models;
+pub mod records;
+pub mod settings;

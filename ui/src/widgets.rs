@@ -1,0 +1,69 @@
+//! Small pieces every page uses: the loading and error states (an error always comes
+//! with a way to try again), and the state of one asynchronous load.
+
+use sycamore::prelude::*;
+
+use crate::api::ApiError;
+
+/// What a page has of something it loads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load<T> {
+    Loading,
+    Ready(T),
+    Failed(ApiError),
+}
+
+/// A message for a failed call, with a button that runs `retry`.
+#[component(inline_props)]
+pub fn ErrorNotice<F: Fn() + 'static>(error: ApiError, retry: F) -> View {
+    let message = error.message.clone();
+    view! {
+        div(class="notice error", role="alert") {
+            span { (message) }
+            button(r#type="button", on:click=move |_| retry()) { "Try again" }
+        }
+    }
+}
+
+/// A placeholder of the page's height while it loads (no layout shift when it arrives).
+#[component(inline_props)]
+pub fn Loading(#[prop(default)] what: &'static str) -> View {
+    let text = if what.is_empty() { "Loading…".to_string() } else { format!("Loading {what}…") };
+    view! { div(class="skeleton", role="status", aria-live="polite") { (text) } }
+}
+
+/// A field's error under its input, if it has one.
+pub fn field_error(errors: Signal<Vec<(String, String)>>, name: String) -> View {
+    view! {
+        (errors.with(|errors| {
+            errors.iter().find(|(field, _)| *field == name).map(|(_, message)| {
+                let message = message.clone();
+                view! { div(class="field-error", role="alert") { (message) } }
+            })
+        }))
+    }
+}
+
+/// The value of the input, select or textarea an event came from.
+pub fn event_value(event: &web_sys::Event) -> String {
+    use sycamore::web::wasm_bindgen::JsCast;
+    let Some(target) = event.target() else { return String::new() };
+    if let Some(input) = target.dyn_ref::<web_sys::HtmlInputElement>() {
+        if input.type_() == "checkbox" {
+            return input.checked().to_string();
+        }
+        return input.value();
+    }
+    if let Some(select) = target.dyn_ref::<web_sys::HtmlSelectElement>() {
+        return select.value();
+    }
+    target.dyn_ref::<web_sys::HtmlTextAreaElement>().map(|area| area.value()).unwrap_or_default()
+}
+
+/// A timestamp as the UI shows it (UTC, to the second).
+pub fn when(time: Option<&kiln_proto::wkt::Timestamp>) -> String {
+    let Some(time) = time else { return String::new() };
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(time.seconds as f64 * 1000.0));
+    let iso: String = date.to_iso_string().into();
+    iso.chars().take(19).collect::<String>().replace('T', " ")
+}
