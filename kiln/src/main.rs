@@ -26,14 +26,14 @@ fn cli() -> Command {
         .subcommand(
             Command::new("healthcheck")
                 .about(
-                    "Exit 0 when the Kiln process at --url answers its gRPC health check with SERVING (for containers)",
+                    "Exit 0 when the Kiln process at --url answers its gRPC health check with SERVING, or, for the ui role, \
+                     GET /healthz with 200 (for containers)",
                 )
                 .arg(
                     Arg::new("url")
                         .long("url")
                         .value_name("URL")
-                        .default_value("http://127.0.0.1:4000")
-                        .help("Any role's address: the gateway's or a service's gRPC listener"),
+                        .help("Any role's address: the gateway's or a service's gRPC listener [default: http://127.0.0.1:4000; ui role http://127.0.0.1:3000]"),
                 ),
         )
         .arg(
@@ -116,6 +116,34 @@ async fn shutdown_signal() {
 }
 
 /// One gRPC health check of the whole server (service ""), with a short deadline.
+/// The ui role serves no gRPC: its health is `GET /healthz` answering 200.
+async fn http_healthcheck(url: &str) -> ExitCode {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        anyhow::Ok(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), check).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => {
+            eprintln!("unhealthy: {url}: /healthz did not answer 200");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("unhealthy: {url}: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("unhealthy: {url}: no answer within 3 s");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn healthcheck(url: &str) -> ExitCode {
     let result = async {
         let channel = kiln_common::GrpcChannel::remote(url)?;
@@ -137,8 +165,10 @@ async fn healthcheck(url: &str) -> ExitCode {
 async fn main() -> ExitCode {
     let matches = cli().get_matches();
     if let Some(check) = matches.subcommand_matches("healthcheck") {
-        let url = check.get_one::<String>("url").map(String::as_str).unwrap_or("http://127.0.0.1:4000");
-        return healthcheck(url).await;
+        let ui = check.get_one::<String>("role").is_some_and(|role| role == Role::Ui.name());
+        let default = if ui { "http://127.0.0.1:3000" } else { "http://127.0.0.1:4000" };
+        let url = check.get_one::<String>("url").map(String::as_str).unwrap_or(default);
+        return if ui { http_healthcheck(url).await } else { healthcheck(url).await };
     }
     // Global flags reach the subcommand's matches; `kiln` alone serves with the root's.
     let serve = matches.subcommand_matches("serve").unwrap_or(&matches);

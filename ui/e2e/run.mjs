@@ -223,7 +223,7 @@ async function main() {
 
     // Log out: back to /login; a private page is closed again.
     await page.getByRole("link", { name: "Settings" }).click();
-    await page.getByRole("button", { name: "Log out" }).click();
+    await page.getByRole("button", { name: "Log out", exact: true }).click();
     await page.waitForURL(/\/login/);
     await page.goto(`${base}/invoices`);
     await page.waitForURL(/\/login\?next=%2Finvoices/);

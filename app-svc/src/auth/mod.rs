@@ -199,6 +199,22 @@ impl AuthApi {
 
     async fn logout(&self, principal: Principal, req: LogoutRequest) -> Result<LogoutResponse, ServiceError> {
         let db = &self.deps.db;
+        if req.everywhere {
+            let ended = store::end_sessions_of_user(db, principal.user_id).await?;
+            for session in &ended {
+                self.deps.auth.session_ended(*session).await;
+            }
+            let detail = json!({ "everywhere": true, "sessions": ended.len() });
+            let event = AuditEvent {
+                action: "logout",
+                outcome: "success",
+                user_id: Some(principal.user_id),
+                workspace_id: Some(principal.workspace_id),
+                detail,
+            };
+            store::audit(db, event).await;
+            return Ok(LogoutResponse {});
+        }
         let family = if req.refresh_token.trim().is_empty() {
             principal.session_id
         } else {

@@ -292,6 +292,25 @@ pub async fn end_session(db: &Db, session_id: Uuid) -> Result<u64, ServiceError>
     Ok(revoked)
 }
 
+/// Ends every live session of `user_id`; returns their ids.
+pub async fn end_sessions_of_user(db: &Db, user_id: Uuid) -> Result<Vec<Uuid>, ServiceError> {
+    let now = kiln_common::db::now();
+    let ended = with_db!(db, pool => async {
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let live: Vec<Id> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(Id(user_id))
+            .fetch_all(&mut *tx)
+            .await?;
+        for session in &live {
+            revoke_session!(tx, session.0, now)?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(live.into_iter().map(|id| id.0).collect())
+    }.await)?;
+    Ok(ended)
+}
+
 /// A security event for the audit log.
 pub struct AuditEvent<'a> {
     pub action: &'a str,

@@ -182,6 +182,25 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(app.get_with_token("/api/v1/auth/profile", &token(&a, "access_token")).await.0, 200);
+
+    // Log out everywhere: every session of the account ends, no one else's.
+    let (_, c) = app.post("/api/v1/auth/login", json!({ "email": "ada@example.com", "password": PASSWORD })).await;
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(token(&c, "access_token"))
+        .json(&json!({ "everywhere": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for session in [&a, &c] {
+        assert_eq!(app.get_with_token("/api/v1/auth/profile", &token(session, "access_token")).await.0, 401);
+        let (status, _) =
+            app.post("/api/v1/auth/refresh", json!({ "refresh_token": token(session, "refresh_token") })).await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(app.get_with_token("/api/v1/auth/profile", &token(&eve, "access_token")).await.0, 200);
     app.stop().await;
 }
 

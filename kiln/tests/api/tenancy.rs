@@ -473,7 +473,7 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     check("kiln.v1.AuthService/Register", shown(&answer), code(&answer), &[Code::AlreadyExists]);
     let answer = auth.refresh(RefreshRequest { refresh_token: "krt_guess".into() }).await;
     check("kiln.v1.AuthService/Refresh", shown(&answer), code(&answer), &[Code::Unauthenticated]);
-    let logout = LogoutRequest { refresh_token: victim.refresh_token.clone() };
+    let logout = LogoutRequest { refresh_token: victim.refresh_token.clone(), everywhere: false };
     let answer = auth.logout(with_token(logout, b)).await;
     check("kiln.v1.AuthService/Logout", shown(&answer), code(&answer), &[Code::InvalidArgument]);
     let answer = auth.get_profile(with_token(GetProfileRequest {}, b)).await;

@@ -69,5 +69,16 @@ async fn the_ui_role_serves_the_app_alone_and_names_the_gateway() {
     assert_eq!(health.status(), 200);
     let api = http.get(format!("{base}/api/v1/models")).send().await.unwrap();
     assert_eq!(api.status(), 404, "the ui role serves no API");
+
+    // Its container's health check: `kiln healthcheck` with KILN_ROLE=ui asks /healthz.
+    let check = |url: String| async move {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+        command.args(["healthcheck", "--url", &url]).env("KILN_ROLE", "ui");
+        command.output().await.unwrap()
+    };
+    assert!(check(base.clone()).await.status.success());
     running.stop().await.unwrap();
+    let down = check(base).await;
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy: "), "{down:?}");
 }

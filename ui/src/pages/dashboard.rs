@@ -1,11 +1,12 @@
-//! The dashboard: how many records each of the user's models holds, and recent builds.
+//! The dashboard: how many records each of the user's models holds, the records changed
+//! last, and recent builds.
 
 use kiln_proto::v1::{Build, ListBuildsRequest, ListEntitiesRequest};
 use sycamore::prelude::*;
 
 use crate::{
     app::use_shared,
-    call,
+    call, fields,
     widgets::{Load, Loading, when},
 };
 
@@ -13,6 +14,8 @@ use crate::{
 pub fn Dashboard() -> View {
     let shared = use_shared();
     let counts = create_signal(Vec::<(String, String, String)>::new());
+    // (when, model label, record title, link), newest first.
+    let changes = create_signal(Vec::<(String, String, String, String)>::new());
     let builds = create_signal(Load::<Vec<Build>>::Loading);
     create_effect({
         let shared = shared.clone();
@@ -24,9 +27,14 @@ pub fn Dashboard() -> View {
             let api = shared.api.clone();
             sycamore::futures::spawn_local_scoped(async move {
                 let mut found = Vec::new();
+                let mut recent = Vec::new();
                 for model in models.iter().filter(|m| !m.is_system) {
-                    let request =
-                        ListEntitiesRequest { model: model.plural.clone(), page_size: 100, ..Default::default() };
+                    let request = ListEntitiesRequest {
+                        model: model.plural.clone(),
+                        page_size: 100,
+                        sort: "-updated_at".into(),
+                        ..Default::default()
+                    };
                     if let Ok(page) = call!(api, entities.list_entities(request)) {
                         let more = if page.next_page_token.is_empty() { "" } else { "+" };
                         found.push((
@@ -34,9 +42,27 @@ pub fn Dashboard() -> View {
                             format!("/{}", model.plural),
                             format!("{}{more}", page.records.len()),
                         ));
+                        for record in page.records.iter().take(5) {
+                            let text = |name: &str| fields::display("text", record.fields.get(name));
+                            let title = model
+                                .fields
+                                .first()
+                                .map(|f| fields::display(&f.r#type, record.fields.get(&f.name)))
+                                .unwrap_or_default();
+                            let title = if title.is_empty() { text("id") } else { title };
+                            recent.push((
+                                text("updated_at"),
+                                model.label.clone(),
+                                title,
+                                format!("/{}/{}", model.plural, text("id")),
+                            ));
+                        }
                     }
                 }
                 counts.set(found);
+                recent.sort_by(|a, b| b.0.cmp(&a.0));
+                recent.truncate(8);
+                changes.set(recent);
                 match call!(api, builds.list_builds(ListBuildsRequest { page_size: 5, ..Default::default() })) {
                     Ok(page) => builds.set(Load::Ready(page.builds)),
                     Err(error) => builds.set(Load::Failed(error)),
@@ -60,6 +86,21 @@ pub fn Dashboard() -> View {
             .collect();
         view! { div(class="cards") { (cards) } }
     };
+    let changed = move || {
+        let rows: Vec<View> = changes
+            .get_clone()
+            .into_iter()
+            .map(|(at, model, title, href)| {
+                let at = at.replace('T', " ").chars().take(19).collect::<String>();
+                view! { tr { td { a(href=href) { (title) } } td { (model) } td(class="muted") { (at) } } }
+            })
+            .collect();
+        if rows.is_empty() {
+            view! { p(class="muted") { "Nothing changed yet." } }
+        } else {
+            view! { div(class="table-wrap") { table { tbody { (rows) } } } }
+        }
+    };
     let recent = move || match builds.get_clone() {
         Load::Loading => view! { Loading {} },
         Load::Failed(error) => view! { p(class="muted") { (error.message) } },
@@ -79,6 +120,8 @@ pub fn Dashboard() -> View {
     view! {
         h1 { "Dashboard" }
         (cards())
+        h2 { "Recent changes" }
+        (changed())
         h2 { "Recent builds" }
         (recent())
     }

@@ -178,6 +178,12 @@ struct Draft {
     /// Enum values, comma-separated.
     values: Signal<String>,
     target: Signal<String>,
+    unique: Signal<bool>,
+    /// Bounds and length limits as typed (empty: none).
+    min: Signal<String>,
+    max: Signal<String>,
+    max_length: Signal<String>,
+    pattern: Signal<String>,
     /// The field as it was (its other rules are kept; its name is its previous name).
     original: Signal<Option<Field>>,
 }
@@ -192,6 +198,11 @@ impl Draft {
             required: create_signal(f.required),
             values: create_signal(f.enum_values.join(", ")),
             target: create_signal(f.relation.as_ref().map(|r| r.target.clone()).unwrap_or_default()),
+            unique: create_signal(f.unique),
+            min: create_signal(f.min.map(|n| n.to_string()).unwrap_or_default()),
+            max: create_signal(f.max.map(|n| n.to_string()).unwrap_or_default()),
+            max_length: create_signal(f.max_length.map(|n| n.to_string()).unwrap_or_default()),
+            pattern: create_signal(f.pattern.clone()),
             original: create_signal(field),
         }
     }
@@ -204,6 +215,13 @@ impl Draft {
         field.name = self.name.get_clone().trim().to_string();
         field.r#type = self.kind.get_clone();
         field.required = self.required.get();
+        field.unique = self.unique.get();
+        // A bound that is not a number is left for the server to name (it is sent as is
+        // only when it parses; the field's error says what was wrong otherwise).
+        field.min = self.min.with(|v| v.trim().parse().ok());
+        field.max = self.max.with(|v| v.trim().parse().ok());
+        field.max_length = self.max_length.with(|v| v.trim().parse().ok());
+        field.pattern = self.pattern.get_clone().trim().to_string();
         field.enum_values = if field.r#type == "enum" {
             self.values.get_clone().split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
         } else {
@@ -215,6 +233,67 @@ impl Draft {
     }
 }
 
+/// A field's rules, folded away until asked for: unique, bounds for numbers, length and
+/// pattern for text. The server's errors for them show here too.
+fn rules(i: usize, draft: Draft) -> View {
+    let numeric = move || matches!(draft.kind.get_clone().as_str(), "integer" | "decimal");
+    let textual = move || matches!(draft.kind.get_clone().as_str(), "text" | "long_text" | "email" | "url");
+    let rule_errors = field_error_any(i);
+    let number_input = move |label: &'static str, value: Signal<String>| {
+        view! {
+            label(class="hint", style="display:flex;gap:.25rem;align-items:center;margin:0") {
+                (label)
+                input(r#type="number", step="any", aria-label=label, style="width:7rem", prop:value=value.get_clone(),
+                    on:input=move |e: web_sys::Event| value.set(event_value(&e)))
+            }
+        }
+    };
+    view! {
+        details(class="rules") {
+            summary(class="hint") { "Rules" }
+            div(style="display:flex;gap:.75rem;flex-wrap:wrap;align-items:center;margin-top:.5rem") {
+                label(class="hint", style="display:flex;gap:.25rem;align-items:center;margin:0") {
+                    input(r#type="checkbox", checked=draft.unique.get(), on:change=move |e: web_sys::Event| draft.unique.set(event_value(&e) == "true"))
+                    "unique"
+                }
+                (if numeric() { view! { (number_input("min", draft.min)) (number_input("max", draft.max)) } } else { view! {} })
+                (if textual() {
+                    view! {
+                        (number_input("max length", draft.max_length))
+                        label(class="hint", style="display:flex;gap:.25rem;align-items:center;margin:0") {
+                            "pattern"
+                            input(aria-label="pattern", placeholder="^INV-[0-9]+$", prop:value=draft.pattern.get_clone(),
+                                on:input=move |e: web_sys::Event| draft.pattern.set(event_value(&e)))
+                        }
+                    }
+                } else { view! {} })
+            }
+            (rule_errors)
+        }
+    }
+}
+
+/// The server's errors for a field's rules (`fields[i].min`, …), by the rules.
+fn field_error_any(i: usize) -> View {
+    let errors = use_context::<BuilderErrors>().0;
+    let prefix = format!("fields[{i}].");
+    view! {
+        (errors.with(|all| {
+            all.iter()
+                .filter(|(field, _)| field.starts_with(&prefix) && !field.ends_with(".name"))
+                .map(|(field, message)| {
+                    let text = format!("{}: {message}", field.trim_start_matches(&prefix));
+                    view! { div(class="field-error", role="alert") { (text) } }
+                })
+                .collect::<Vec<View>>()
+        }))
+    }
+}
+
+/// The builder's field errors, for the rows' rule sections.
+#[derive(Clone, Copy)]
+struct BuilderErrors(Signal<Vec<(String, String)>>);
+
 #[component(inline_props)]
 pub fn ModelBuilder(id: Option<String>) -> View {
     let shared = use_shared();
@@ -223,6 +302,7 @@ pub fn ModelBuilder(id: Option<String>) -> View {
     let drafts = create_signal(Vec::<Draft>::new());
     let next_key = create_signal(0u32);
     let errors = create_signal(Vec::<(String, String)>::new());
+    provide_context(BuilderErrors(errors));
     let failure = create_signal(None::<ApiError>);
     let plan = create_signal(None::<(Vec<SchemaChange>, bool)>);
     let confirmed = create_signal(false);
@@ -402,6 +482,7 @@ pub fn ModelBuilder(id: Option<String>) -> View {
                                 on:input=move |e: web_sys::Event| { draft.name.set(event_value(&e)); plan.set(None); })
                             (field_error(errors, format!("fields[{i}].name")))
                             (extra())
+                            (rules(i, draft))
                         }
                         select(aria-label="Type", on:change=move |e: web_sys::Event| { draft.kind.set(event_value(&e)); plan.set(None); }) { (options) }
                         div(style="display:flex;gap:.25rem;align-items:center;flex-wrap:wrap") {

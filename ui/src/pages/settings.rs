@@ -62,18 +62,21 @@ pub fn Settings() -> View {
             });
         }
     };
+    // Ends this session (or every session of the account) on the server, then here.
     let sign_out = {
         let api = shared.api.clone();
-        move |_| {
+        move |everywhere: bool| {
             let api = api.clone();
             sycamore::futures::spawn_local_scoped(async move {
                 if let Some(session) = api.session() {
-                    let _ = api.auth().logout(LogoutRequest { refresh_token: session.refresh_token }).await;
+                    let request = LogoutRequest { refresh_token: session.refresh_token, everywhere };
+                    let _ = call!(api, auth.logout(request));
                 }
                 api.sign_out();
             });
         }
     };
+    let sign_out_everywhere = sign_out.clone();
     let body = move || match profile.get_clone() {
         Load::Loading => view! { Loading {} },
         Load::Failed(error) => view! { ErrorNotice(error=error, retry=move || attempt.set(attempt.get() + 1)) },
@@ -106,7 +109,10 @@ pub fn Settings() -> View {
         }
         div(class="card", style="margin-top:1rem") {
             h2(style="margin-top:0") { "Session" }
-            button(class="danger", r#type="button", on:click=sign_out) { "Log out" }
+            div(class="form-actions") {
+                button(class="danger", r#type="button", on:click=move |_| sign_out(false)) { "Log out" }
+                button(class="danger", r#type="button", on:click=move |_| sign_out_everywhere(true)) { "Log out everywhere" }
+            }
         }
     }
 }
