@@ -3,6 +3,7 @@
 //! (field names as written in the proto, defaults emitted).
 
 pub mod codec;
+pub mod rules;
 
 /// Package `kiln.v1`.
 pub mod v1 {

@@ -1,7 +1,7 @@
 //! A model's fields as a form: which input each field type gets, what a record's value
 //! looks like in that input, and the client-side check of the field's rules before the
-//! record goes to the server. The checks say what the server would say, in the same
-//! words, so a message reads the same wherever it came from; the server checks again.
+//! record goes to the server. The rules are the server's own (`kiln_proto::rules`), so a
+//! message reads the same wherever it came from; the server checks again.
 
 use kiln_proto::{
     v1::Field,
@@ -140,49 +140,24 @@ pub fn parse(field: &Field, input: &str) -> Result<Option<Value>, String> {
     Ok(Some(value))
 }
 
+/// The field's text rules, as the server checks them (one definition: `kiln_proto::rules`).
 fn check_text(field: &Field, text: &str) -> Result<(), String> {
-    let chars = text.chars().count() as i64;
-    if field.required && text.trim().is_empty() {
-        return Err("is required".into());
-    }
-    if text.is_empty() {
+    if text.is_empty() && !field.required {
         return Ok(());
     }
-    if let Some(min) = field.min_length
-        && chars < min
-    {
-        return Err(format!("must be at least {min} characters"));
-    }
-    if let Some(max) = field.max_length
-        && chars > max
-    {
-        return Err(format!("must be at most {max} characters"));
-    }
-    if !field.pattern.is_empty() && !matches_pattern(&field.pattern, text) {
-        return Err(format!("must match {}", field.pattern));
-    }
-    match field.r#type.as_str() {
-        "enum" if !field.enum_values.iter().any(|v| v == text) => {
-            Err(format!("must be one of {}", field.enum_values.join(", ")))
-        }
-        "email" if !looks_like_email(text) => Err("must be an email address".into()),
-        "url" if !looks_like_url(text) => Err("must be an http or https URL".into()),
-        _ => Ok(()),
-    }
+    let rules = kiln_proto::rules::TextRules {
+        field_type: field.r#type.as_str(),
+        required: field.required,
+        min_length: field.min_length,
+        max_length: field.max_length,
+        pattern: (!field.pattern.is_empty()).then_some(field.pattern.as_str()),
+        enum_values: &field.enum_values,
+    };
+    kiln_proto::rules::check_text(rules, text, |text| matches_pattern(&field.pattern, text))
 }
 
 fn check_bounds(field: &Field, n: f64) -> Result<(), String> {
-    if let Some(min) = field.min
-        && n < min
-    {
-        return Err(format!("must be at least {min}"));
-    }
-    if let Some(max) = field.max
-        && n > max
-    {
-        return Err(format!("must be at most {max}"));
-    }
-    Ok(())
+    kiln_proto::rules::check_bounds(field.min, field.max, n)
 }
 
 /// The pattern is the server's (Rust regex) syntax; the browser's RegExp agrees on the
@@ -195,16 +170,6 @@ fn matches_pattern(pattern: &str, text: &str) -> bool {
 #[cfg(not(target_arch = "wasm32"))]
 fn matches_pattern(_pattern: &str, _text: &str) -> bool {
     true
-}
-
-fn looks_like_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !text.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-fn looks_like_url(text: &str) -> bool {
-    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
-    rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !text.chars().any(char::is_whitespace))
 }
 
 fn is_decimal(text: &str) -> bool {

@@ -206,60 +206,19 @@ fn decimal(value: &Value) -> Option<String> {
 }
 
 fn check_text(spec: &FieldSpec, text: &str) -> Result<(), String> {
-    let chars = text.chars().count();
-    if text.contains('\0') {
-        return Err("must not contain NUL characters".into());
-    }
-    if spec.required && text.trim().is_empty() {
-        return Err("is required".into());
-    }
-    if let Some(min) = spec.min_length
-        && (chars as i64) < min
-    {
-        return Err(format!("must be at least {min} characters"));
-    }
-    if let Some(max) = spec.max_length
-        && (chars as i64) > max
-    {
-        return Err(format!("must be at most {max} characters"));
-    }
-    if let Some(pattern) = &spec.pattern
-        && !pattern.is_match(text)
-    {
-        return Err(format!("must match {}", pattern.as_str()));
-    }
-    match spec.ty {
-        FieldType::Enum if !spec.enum_values.iter().any(|v| v == text) => {
-            Err(format!("must be one of {}", spec.enum_values.join(", ")))
-        }
-        FieldType::Email if !looks_like_email(text) => Err("must be an email address".into()),
-        FieldType::Url if !looks_like_url(text) => Err("must be an http or https URL".into()),
-        _ => Ok(()),
-    }
+    let rules = kiln_proto::rules::TextRules {
+        field_type: spec.field.r#type.as_str(),
+        required: spec.required,
+        min_length: spec.min_length,
+        max_length: spec.max_length,
+        pattern: spec.pattern.as_ref().map(regex::Regex::as_str),
+        enum_values: &spec.enum_values,
+    };
+    kiln_proto::rules::check_text(rules, text, |text| spec.pattern.as_ref().is_none_or(|p| p.is_match(text)))
 }
 
 fn check_bounds(spec: &FieldSpec, n: f64) -> Result<(), String> {
-    if let Some(min) = spec.min
-        && n < min
-    {
-        return Err(format!("must be at least {min}"));
-    }
-    if let Some(max) = spec.max
-        && n > max
-    {
-        return Err(format!("must be at most {max}"));
-    }
-    Ok(())
-}
-
-fn looks_like_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !text.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-fn looks_like_url(text: &str) -> bool {
-    text.parse::<http::Uri>()
-        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+    kiln_proto::rules::check_bounds(spec.min, spec.max, n)
 }
 
 /// A row of either dialect, read column by column into JSON.
