@@ -210,16 +210,21 @@ async function main() {
     await shoot(page, "08-settings-dark");
     await page.getByRole("button", { name: "Light" }).click();
 
-    // A stopped server: a message and a way to try again, never a blank page.
+    // A stopped server: the page says so and offers to try again, never a blank page;
+    // once the server is back, trying again works.
+    await page.goto(`${base}/invoices`);
+    await page.getByRole("link", { name: "INV-1" }).waitFor();
     server.kill("SIGTERM");
     await new Promise((resolve) => server.once("exit", resolve));
     expectFailures = true;
-    await page.goto(`${base}/invoices`).catch(() => {});
-    expectFailures = false;
+    await page.getByTestId("system-models").getByRole("link", { name: "Applications" }).click();
+    await page.getByRole("alert").filter({ hasText: "could not be reached" }).waitFor();
+    await shoot(page, "09-server-down");
     server = startKiln(dir);
     await until("kiln to be back", async () => (await fetch(`${base}/readyz`)).ok, 60000);
-    await page.goto(`${base}/invoices`);
-    await page.getByRole("link", { name: "INV-1" }).waitFor();
+    await page.getByRole("button", { name: "Try again" }).click();
+    await page.getByRole("link", { name: "Invoice Service" }).waitFor();
+    expectFailures = false;
 
     // Log out: back to /login; a private page is closed again.
     await page.getByRole("link", { name: "Settings" }).click();
