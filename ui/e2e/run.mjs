@@ -168,6 +168,26 @@ async function main() {
     await page.waitForURL(`${base}/invoices`);
     await until("one invoice left", async () => (await page.locator("tbody tr").count()) === 1 && (await firstNumber()) === "INV-1");
 
+    // Changing the model: the server's plan first; losing data needs a confirmation.
+    await page.getByTestId("system-models").getByRole("link", { name: "Models" }).click();
+    await page.locator("main table").getByRole("link", { name: "Invoices" }).click();
+    await page.getByRole("link", { name: "Edit fields" }).click();
+    await until("the fields to load", async () => (await page.locator(".field-row").count()) === 4);
+    await page.locator(".field-row").nth(3).getByLabel("Remove field").click();
+    await page.getByRole("button", { name: "Review changes" }).click();
+    await page.getByTestId("plan").filter({ hasText: "due" }).waitFor();
+    const save = page.getByRole("button", { name: "Save changes" });
+    if (!(await save.isDisabled())) fail("a change that loses data was not held for a confirmation");
+    await shoot(page, "06b-plan");
+    await page.getByText("I understand that this deletes data.").click();
+    await save.click();
+    await page.waitForURL(/\/models\/[0-9a-f-]{36}$/);
+    await until("two versions", async () => (await page.locator("h2:has-text('Versions') + .table-wrap tbody tr").count()) === 2);
+
+    // The dashboard counts the records.
+    await page.getByRole("link", { name: "Dashboard" }).click();
+    await page.locator(".card").filter({ hasText: "Invoices" }).filter({ hasText: "1" }).waitFor();
+
     // A rule only the server knows: a template that does not parse, its error by its field.
     await page.goto(`${base}/templates/new`);
     await page.fill("#field-set", "mine");

@@ -230,30 +230,44 @@ pub fn ApplicationDetail(id: String) -> View {
             });
         }
     };
+    // Each part follows its own signal, so a list arriving never replaces the header
+    // (and the Generate button under the pointer).
+    let build_list = move || {
+        let rows: Vec<View> = builds
+            .get_clone()
+            .into_iter()
+            .map(|b| {
+                let href = format!("/builds/{}", b.id);
+                let (number, at) = (format!("#{}", b.number), when(b.created_at.as_ref()));
+                view! { tr { td { a(href=href) { (number) } } td { (badge(&b.status)) } td(class="muted") { (at) } } }
+            })
+            .collect();
+        if rows.is_empty() {
+            view! { p(class="muted") { "No builds yet: Generate starts one." } }
+        } else {
+            view! { div(class="table-wrap") { table { thead { tr { th { "Build" } th { "Status" } th { "Started" } } } tbody { (rows) } } } }
+        }
+    };
+    let deployment_list = move || {
+        let rows: Vec<View> = deployments
+            .get_clone()
+            .into_iter()
+            .map(|d| {
+                let (number, url, href) = (format!("#{}", d.build_number), d.url.clone(), d.url.clone());
+                view! { tr { td { (number) } td { (badge(&d.status)) } td { (d.health) } td { a(href=href, rel="external", target="_blank") { (url) } } } }
+            })
+            .collect();
+        if rows.is_empty() {
+            view! { p(class="muted") { "Nothing runs yet: run a succeeded build from its page." } }
+        } else {
+            view! { div(class="table-wrap") { table { thead { tr { th { "Build" } th { "Status" } th { "Health" } th { "URL" } } } tbody { (rows) } } } }
+        }
+    };
     let content = move || match application.get_clone() {
         Load::Loading => view! { Loading {} },
         Load::Failed(error) => view! { ErrorNotice(error=error, retry=move || attempt.set(attempt.get() + 1)) },
         Load::Ready(app) => {
             let generate = generate.clone();
-            let build_rows: Vec<View> = builds
-                .get_clone()
-                .into_iter()
-                .map(|b| {
-                    let href = format!("/builds/{}", b.id);
-                    let (number, at) = (format!("#{}", b.number), when(b.created_at.as_ref()));
-                    view! { tr { td { a(href=href) { (number) } } td { (badge(&b.status)) } td(class="muted") { (at) } } }
-                })
-                .collect();
-            let deployment_rows: Vec<View> = deployments
-                .get_clone()
-                .into_iter()
-                .map(|d| {
-                    let (number, url, href) = (format!("#{}", d.build_number), d.url.clone(), d.url.clone());
-                    view! { tr { td { (number) } td { (badge(&d.status)) } td { (d.health) } td { a(href=href, rel="external", target="_blank") { (url) } } } }
-                })
-                .collect();
-            let no_builds = build_rows.is_empty();
-            let no_deployments = deployment_rows.is_empty();
             let (name, slug, set) = (app.name.clone(), app.slug.clone(), app.template_set.clone());
             let models = app.model_ids.len().to_string();
             view! {
@@ -270,13 +284,9 @@ pub fn ApplicationDetail(id: String) -> View {
                     }
                 }
                 h2 { "Builds" }
-                (if no_builds { view! { p(class="muted") { "No builds yet: Generate starts one." } } } else {
-                    view! { div(class="table-wrap") { table { thead { tr { th { "Build" } th { "Status" } th { "Started" } } } tbody { (build_rows) } } } }
-                })
+                (build_list())
                 h2 { "Deployments" }
-                (if no_deployments { view! { p(class="muted") { "Nothing runs yet: run a succeeded build from its page." } } } else {
-                    view! { div(class="table-wrap") { table { thead { tr { th { "Build" } th { "Status" } th { "Health" } th { "URL" } } } tbody { (deployment_rows) } } } }
-                })
+                (deployment_list())
             }
         }
     };
