@@ -8,12 +8,13 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
+import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const kiln = process.env.KILN_BIN ?? join(here, "../../target/release/kiln");
+// Absolute: the server runs in a directory of its own.
+const kiln = resolve(process.env.KILN_BIN ?? join(here, "../../target/release/kiln"));
 const runsAt = process.argv.indexOf("--runs");
 const runs = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 9;
 const port = 4900 + Math.floor(Math.random() * 90);

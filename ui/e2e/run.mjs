@@ -10,13 +10,14 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
+import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const artifacts = join(here, "artifacts");
-const kiln = process.env.KILN_BIN ?? join(here, "../../target/debug/kiln");
+// Absolute: the server runs in a directory of its own.
+const kiln = resolve(process.env.KILN_BIN ?? join(here, "../../target/debug/kiln"));
 const port = 4400 + Math.floor(Math.random() * 500);
 const base = `http://127.0.0.1:${port}`;
 const deadline = (ms) => Date.now() + ms;
