@@ -4,38 +4,54 @@
 //! `index.html`, where the app routes it. Served by the gateway at `/`, and alone by the
 //! `ui` role, which names the gateway in the page (`<meta name="kiln-api">`).
 
-use std::sync::Arc;
-
 use axum::{
     Router,
-    body::Body,
+    body::{Body, Bytes},
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use kiln_ui_assets::Asset;
 
+/// A file as served: its bytes, their gzip, how it may be cached.
+#[derive(Clone)]
+struct Served {
+    content_type: &'static str,
+    body: Bytes,
+    gzip: Bytes,
+    immutable: bool,
+}
+
+impl From<&'static Asset> for Served {
+    fn from(asset: &'static Asset) -> Self {
+        Served {
+            content_type: asset.content_type,
+            body: Bytes::from_static(asset.body),
+            gzip: Bytes::from_static(asset.gzip),
+            immutable: asset.immutable,
+        }
+    }
+}
+
 /// The pages the UI serves: its files, and `index.html` with the gateway's address in it.
 #[derive(Clone)]
 pub struct UiFiles {
-    index: Arc<Asset>,
+    index: Served,
 }
 
 impl UiFiles {
     /// `api_url`: where the UI finds the gateway; empty when the gateway serves the UI (same origin).
     pub fn new(api_url: &str) -> UiFiles {
-        let index = kiln_ui_assets::index();
+        let index = Served::from(kiln_ui_assets::index());
         if api_url.is_empty() {
-            return UiFiles { index: Arc::new(*index) };
+            return UiFiles { index };
         }
-        let page = String::from_utf8_lossy(index.body).replace(
+        let page = String::from_utf8_lossy(&index.body).replace(
             "<meta name=\"kiln-api\" content=\"\">",
             &format!("<meta name=\"kiln-api\" content=\"{}\">", escape_attribute(api_url)),
         );
-        // Made once per process (per router), so the page can live as long as the files.
-        let body: &'static [u8] = Box::leak(page.into_bytes().into_boxed_slice());
-        let gzip: &'static [u8] = Box::leak(gzip(body).into_boxed_slice());
-        UiFiles { index: Arc::new(Asset { body, gzip, ..*index }) }
+        let gzip = Bytes::from(gzip(page.as_bytes()));
+        UiFiles { index: Served { body: Bytes::from(page), gzip, ..index } }
     }
 
     /// The answer to a GET or HEAD of `path` by a browser, if the UI has one: a file of
@@ -47,7 +63,7 @@ impl UiFiles {
         }
         let name = path.trim_start_matches('/');
         if let Some(asset) = kiln_ui_assets::find(name).filter(|a| a.path != "index.html") {
-            return Some(respond(asset, method, headers));
+            return Some(respond(&Served::from(asset), method, headers));
         }
         let wants_html = headers
             .get(header::ACCEPT)
@@ -59,19 +75,20 @@ impl UiFiles {
     }
 }
 
-fn respond(asset: &Asset, method: &Method, headers: &HeaderMap) -> Response {
+fn respond(file: &Served, method: &Method, headers: &HeaderMap) -> Response {
     let gzip_ok = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.split(',').any(|coding| coding.trim().split(';').next() == Some("gzip")));
-    let body = if gzip_ok { asset.gzip } else { asset.body };
-    let cache = if asset.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let body = if gzip_ok { file.gzip.clone() } else { file.body.clone() };
+    let cache = if file.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let length = body.len();
     let mut response = Response::new(if method == Method::HEAD { Body::empty() } else { Body::from(body) });
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     if gzip_ok {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

@@ -158,13 +158,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             serve_role(&config, &build_services(), Some(routes), Some(db), workers, stop).await
         }
         Role::Ui => {
-            let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
-            let http_addr = listener.local_addr()?;
-            let router = kiln_api_gateway::ui::router(&config.ui_api_url);
-            tracing::info!(role = config.role.name(), %http_addr, gateway = %config.ui_api_url, "kiln's web UI is up: http://{http_addr}");
-            let served = kiln_api_gateway::serve(listener, router, shutdown_on(&stop));
-            let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, None, Vec::new()));
-            Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
+            tracing::info!(gateway = %config.ui_api_url, "the web UI's gateway");
+            serve_http(&config, kiln_api_gateway::ui::router(&config.ui_api_url), None, Vec::new(), stop).await
         }
     }
 }
@@ -306,9 +301,20 @@ async fn serve_gateway(
     background: Vec<JoinHandle<()>>,
     stop: CancellationToken,
 ) -> anyhow::Result<Running> {
+    let router = kiln_api_gateway::router(GatewayConfig::from_config(config, keys), backends).await?;
+    serve_http(config, router, db, background, stop).await
+}
+
+/// `router` on `KILN_HTTP_ADDR` (the gateway, or the ui role) until `stop`.
+async fn serve_http(
+    config: &Config,
+    router: axum::Router,
+    db: Option<Db>,
+    background: Vec<JoinHandle<()>>,
+    stop: CancellationToken,
+) -> anyhow::Result<Running> {
     let listener = net::bind(config.http_addr, "KILN_HTTP_ADDR").await?;
     let http_addr = listener.local_addr()?;
-    let router = kiln_api_gateway::router(GatewayConfig::from_config(config, keys), backends).await?;
     let database = db.as_ref().map(Db::dialect).unwrap_or("none");
     tracing::info!(role = config.role.name(), %http_addr, database, "kiln is up: http://{http_addr}");
     let served = kiln_api_gateway::serve(listener, router, shutdown_on(&stop));

@@ -4,7 +4,7 @@
 
 use kiln_proto::v1::{ListModelsRequest, Model};
 use sycamore::prelude::*;
-use sycamore_router::{HistoryIntegration, Route, Router, navigate, navigate_replace};
+use sycamore_router::{HistoryIntegration, Route, Router, navigate_replace};
 
 use crate::{
     api::{Api, ApiError},
@@ -327,9 +327,4 @@ pub mod theme {
             let _ = storage.set_item(KEY, theme);
         }
     }
-}
-
-/// Goes to `path` (a page of the app).
-pub fn go(path: &str) {
-    navigate(path);
 }

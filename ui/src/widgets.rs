@@ -13,6 +13,19 @@ pub enum Load<T> {
     Failed(ApiError),
 }
 
+/// Runs `load` now and again whenever `attempt` changes (the "Try again" of a page),
+/// tied to the page: it stops when the page goes.
+pub fn load_each<F, Fut>(attempt: Signal<u32>, load: F)
+where
+    F: Fn() -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    create_effect(move || {
+        attempt.track();
+        sycamore::futures::spawn_local_scoped(load());
+    });
+}
+
 /// A message for a failed call, with a button that runs `retry`.
 #[component(inline_props)]
 pub fn ErrorNotice<F: Fn() + 'static>(error: ApiError, retry: F) -> View {

@@ -16,9 +16,9 @@ use sycamore::prelude::*;
 
 use crate::{
     api::ApiError,
-    app::{go, use_shared},
+    app::use_shared,
     call,
-    widgets::{ErrorNotice, Load, Loading, event_value, field_error, when},
+    widgets::{ErrorNotice, Load, Loading, event_value, field_error, load_each, when},
 };
 
 const FINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
@@ -34,12 +34,11 @@ pub fn ApplicationList() -> View {
     let listed = create_signal(Load::<Vec<Application>>::Loading);
     let attempt = create_signal(0u32);
     let creating = create_signal(false);
-    create_effect({
+    load_each(attempt, {
         let api = shared.api.clone();
         move || {
-            attempt.track();
             let api = api.clone();
-            sycamore::futures::spawn_local_scoped(async move {
+            async move {
                 match call!(
                     api,
                     applications.list_applications(ListApplicationsRequest { page_size: 100, ..Default::default() })
@@ -47,7 +46,7 @@ pub fn ApplicationList() -> View {
                     Ok(page) => listed.set(Load::Ready(page.applications)),
                     Err(error) => listed.set(Load::Failed(error)),
                 }
-            });
+            }
         }
     });
     let body = move || match listed.get_clone() {
@@ -128,9 +127,10 @@ fn NewApplication() -> View {
                 let created = call!(api, applications.create_application(request));
                 busy.set(false);
                 match created {
-                    Ok(created) => {
-                        go(&format!("/applications/{}", created.application.map(|a| a.id).unwrap_or_default()))
-                    }
+                    Ok(created) => sycamore_router::navigate(&format!(
+                        "/applications/{}",
+                        created.application.map(|a| a.id).unwrap_or_default()
+                    )),
                     Err(error) => {
                         errors.set(error.fields.clone());
                         failure.set(Some(error.message));
@@ -195,12 +195,11 @@ pub fn ApplicationDetail(id: String) -> View {
     let attempt = create_signal(0u32);
     let failure = create_signal(None::<ApiError>);
     let busy = create_signal(false);
-    create_effect({
+    load_each(attempt, {
         let (api, id) = (shared.api.clone(), id.clone());
         move || {
-            attempt.track();
             let (api, id) = (api.clone(), id.clone());
-            sycamore::futures::spawn_local_scoped(async move {
+            async move {
                 match call!(api, applications.get_application(GetApplicationRequest { id: id.clone() })) {
                     Ok(found) => application.set(Load::Ready(found.application.unwrap_or_default())),
                     Err(error) => application.set(Load::Failed(error)),
@@ -212,7 +211,7 @@ pub fn ApplicationDetail(id: String) -> View {
                 if let Ok(listed) = call!(api, builds.list_deployments(ListDeploymentsRequest { application_id: id })) {
                     deployments.set(listed.deployments);
                 }
-            });
+            }
         }
     });
     let generate = {
@@ -224,7 +223,10 @@ pub fn ApplicationDetail(id: String) -> View {
                 let generated = call!(api, applications.generate_application(GenerateApplicationRequest { id }));
                 busy.set(false);
                 match generated {
-                    Ok(generated) => go(&format!("/builds/{}", generated.build.map(|b| b.id).unwrap_or_default())),
+                    Ok(generated) => sycamore_router::navigate(&format!(
+                        "/builds/{}",
+                        generated.build.map(|b| b.id).unwrap_or_default()
+                    )),
                     Err(error) => failure.set(Some(error)),
                 }
             });

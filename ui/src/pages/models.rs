@@ -11,9 +11,9 @@ use sycamore::prelude::*;
 
 use crate::{
     api::ApiError,
-    app::{go, use_shared},
+    app::use_shared,
     call,
-    widgets::{ErrorNotice, Load, Loading, event_value, field_error, when},
+    widgets::{ErrorNotice, Load, Loading, event_value, field_error, load_each, when},
 };
 
 const FIELD_TYPES: [&str; 13] = [
@@ -79,12 +79,11 @@ pub fn ModelDetail(id: String) -> View {
     let model = create_signal(Load::<Model>::Loading);
     let versions = create_signal(Vec::<ModelVersion>::new());
     let attempt = create_signal(0u32);
-    create_effect({
+    load_each(attempt, {
         let (api, id) = (shared.api.clone(), id.clone());
         move || {
-            attempt.track();
             let (api, id) = (api.clone(), id.clone());
-            sycamore::futures::spawn_local_scoped(async move {
+            async move {
                 match call!(api, models.get_model(GetModelRequest { id: id.clone() })) {
                     Ok(found) => model.set(Load::Ready(found.model.unwrap_or_default())),
                     Err(error) => model.set(Load::Failed(error)),
@@ -93,7 +92,7 @@ pub fn ModelDetail(id: String) -> View {
                 if let Ok(listed) = call!(api, models.list_model_versions(request)) {
                     versions.set(listed.versions);
                 }
-            });
+            }
         }
     });
     let content = move || match model.get_clone() {
@@ -423,7 +422,7 @@ pub fn ModelBuilder(id: Option<String>) -> View {
                 match outcome {
                     Ok(Some(model_id)) => {
                         shared.reload_models();
-                        go(&format!("/models/{model_id}"));
+                        sycamore_router::navigate(&format!("/models/{model_id}"));
                     }
                     Ok(None) => {}
                     Err(error) => {

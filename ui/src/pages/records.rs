@@ -16,10 +16,10 @@ use sycamore::prelude::*;
 
 use crate::{
     api::ApiError,
-    app::{Shared, go, use_shared},
+    app::{Shared, use_shared},
     call,
     fields::{self, Input},
-    widgets::{ErrorNotice, Load, Loading, event_value, field_error},
+    widgets::{ErrorNotice, Load, Loading, event_value, field_error, load_each},
 };
 
 /// Renders `page` with the model named `plural` once the models are loaded.
@@ -250,17 +250,16 @@ fn detail_view(api: crate::api::Api, model: Model, id: String) -> View {
     let record = create_signal(Load::<Struct>::Loading);
     let attempt = create_signal(0u32);
     let deleting = create_signal(None::<ApiError>);
-    create_effect({
+    load_each(attempt, {
         let (api, model, id) = (api.clone(), model.plural.clone(), id.clone());
         move || {
-            attempt.track();
             let (api, request) = (api.clone(), GetEntityRequest { model: model.clone(), id: id.clone() });
-            sycamore::futures::spawn_local_scoped(async move {
+            async move {
                 match call!(api, entities.get_entity(request)) {
                     Ok(found) => record.set(Load::Ready(found.record.unwrap_or_default())),
                     Err(error) => record.set(Load::Failed(error)),
                 }
-            });
+            }
         }
     });
     let delete = {
@@ -275,7 +274,7 @@ fn detail_view(api: crate::api::Api, model: Model, id: String) -> View {
             let (api, plural, id) = (api.clone(), plural.clone(), id.clone());
             sycamore::futures::spawn_local_scoped(async move {
                 match call!(api, entities.delete_entity(DeleteEntityRequest { model: plural.clone(), id })) {
-                    Ok(_) => go(&format!("/{plural}")),
+                    Ok(_) => sycamore_router::navigate(&format!("/{plural}")),
                     Err(error) => deleting.set(Some(error)),
                 }
             });
@@ -411,7 +410,10 @@ fn form_view(api: crate::api::Api, model: Model, id: Option<String>) -> View {
                 };
                 busy.set(false);
                 match saved {
-                    Ok(saved) => go(&format!("/{plural}/{}", saved.map(|r| text_of(&r, "id")).unwrap_or_default())),
+                    Ok(saved) => sycamore_router::navigate(&format!(
+                        "/{plural}/{}",
+                        saved.map(|r| text_of(&r, "id")).unwrap_or_default()
+                    )),
                     Err(error) => {
                         errors.set(error.fields.clone());
                         if let Some((field, _)) = error.fields.first() {

@@ -6,7 +6,7 @@ use sycamore::prelude::*;
 use crate::{
     app::{theme, use_shared},
     call,
-    widgets::{ErrorNotice, Load, Loading, event_value},
+    widgets::{ErrorNotice, Load, Loading, event_value, load_each},
 };
 
 #[component]
@@ -17,12 +17,11 @@ pub fn Settings() -> View {
     let saved = create_signal(None::<String>);
     let attempt = create_signal(0u32);
     let current_theme = create_signal(theme::stored());
-    create_effect({
+    load_each(attempt, {
         let api = shared.api.clone();
         move || {
-            attempt.track();
             let api = api.clone();
-            sycamore::futures::spawn_local_scoped(async move {
+            async move {
                 match call!(api, auth.get_profile(GetProfileRequest {})) {
                     Ok(found) => {
                         let user = found.user.unwrap_or_default();
@@ -31,7 +30,7 @@ pub fn Settings() -> View {
                     }
                     Err(error) => profile.set(Load::Failed(error)),
                 }
-            });
+            }
         }
     });
     let save = {
