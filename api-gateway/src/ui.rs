@@ -2,7 +2,10 @@
 //! browsers that take it, content-named files cached for good and `index.html` asked for
 //! again each time; any other page a browser navigates to (`/invoices/<id>`) gets
 //! `index.html`, where the app routes it. Served by the gateway at `/`, and alone by the
-//! `ui` role, which names the gateway in the page (`<meta name="kiln-api">`).
+//! `ui` role, which names the gateway in the page (`<meta name="kiln-api">`). The page
+//! carries a Content-Security-Policy that lets it run only its own files and its two
+//! inline scripts (by hash) and talk only to the gateway, so an injected script has
+//! nowhere to run and nowhere to send the session.
 
 use axum::{
     Router,
@@ -20,6 +23,8 @@ struct Served {
     body: Bytes,
     gzip: Bytes,
     immutable: bool,
+    /// The page's Content-Security-Policy (None for the files it loads).
+    policy: Option<HeaderValue>,
 }
 
 impl From<&'static Asset> for Served {
@@ -29,6 +34,7 @@ impl From<&'static Asset> for Served {
             body: Bytes::from_static(asset.body),
             gzip: Bytes::from_static(asset.gzip),
             immutable: asset.immutable,
+            policy: None,
         }
     }
 }
@@ -43,15 +49,17 @@ impl UiFiles {
     /// `api_url`: where the UI finds the gateway; empty when the gateway serves the UI (same origin).
     pub fn new(api_url: &str) -> UiFiles {
         let index = Served::from(kiln_ui_assets::index());
+        let page = String::from_utf8_lossy(&index.body).into_owned();
+        let policy = HeaderValue::from_str(&content_security_policy(&page, api_url)).ok();
         if api_url.is_empty() {
-            return UiFiles { index };
+            return UiFiles { index: Served { policy, ..index } };
         }
-        let page = String::from_utf8_lossy(&index.body).replace(
+        let page = page.replace(
             "<meta name=\"kiln-api\" content=\"\">",
             &format!("<meta name=\"kiln-api\" content=\"{}\">", escape_attribute(api_url)),
         );
         let gzip = Bytes::from(gzip(page.as_bytes()));
-        UiFiles { index: Served { body: Bytes::from(page), gzip, ..index } }
+        UiFiles { index: Served { body: Bytes::from(page), gzip, policy, ..index } }
     }
 
     /// The answer to a GET or HEAD of `path` by a browser, if the UI has one: a file of
@@ -93,7 +101,46 @@ fn respond(file: &Served, method: &Method, headers: &HeaderMap) -> Response {
     if gzip_ok {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
+    if let Some(policy) = &file.policy {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    }
     response
+}
+
+/// The page's policy: scripts from this origin and the page's own inline scripts (by
+/// their SHA-256), WebAssembly compiled from them, calls to this origin and to the
+/// gateway named by `api_url` (its origin, when it is an http(s) URL), no framing.
+/// Styles may be inline: the views set `style` attributes.
+fn content_security_policy(page: &str, api_url: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hashes: String = inline_scripts(page)
+        .map(|script| {
+            let digest = sha2::Sha256::digest(script.as_bytes());
+            format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+        })
+        .collect();
+    let gateway = api_url
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")))
+        .and_then(|uri| Some(format!(" {}://{}", uri.scheme_str()?, uri.authority()?)))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'{gateway}; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The text of each `<script>` element of `page` that has no `src`.
+fn inline_scripts(page: &str) -> impl Iterator<Item = &str> {
+    page.split("<script").skip(1).filter_map(|rest| {
+        let (tag, rest) = rest.split_once('>')?;
+        let (body, _) = rest.split_once("</script>")?;
+        (!tag.contains("src=")).then_some(body)
+    })
 }
 
 fn gzip(body: &[u8]) -> Vec<u8> {
@@ -120,4 +167,40 @@ async fn serve_alone(State(files): State<UiFiles>, request: Request) -> Response
     files
         .answer(request.method(), request.uri().path(), request.headers())
         .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_each_inline_script_by_hash_and_the_gateway_by_origin() {
+        let page = "<script>one()</script><script type=\"module\" src=\"/a.js\"></script><script type=\"module\">\ntwo()\n</script>";
+        assert_eq!(inline_scripts(page).collect::<Vec<_>>(), ["one()", "\ntwo()\n"]);
+        let policy = content_security_policy(page, "https://api.example.com:8443/base/");
+        // printf 'one()' | openssl dgst -sha256 -binary | base64
+        assert!(policy.contains("'sha256-HR7iaask9daLMRRskMI++QeJtjWDOjyPA6lGzYGzKW4='"), "{policy}");
+        assert_eq!(policy.matches("'sha256-").count(), 2, "{policy}");
+        assert!(policy.contains("connect-src 'self' https://api.example.com:8443;"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        // An address that is not an http(s) URL adds nothing to the policy.
+        for odd in ["", "javascript:alert(1)", "https://x.example; script-src *"] {
+            assert!(content_security_policy(page, odd).contains("connect-src 'self';"), "{odd}");
+        }
+    }
+
+    #[test]
+    fn the_page_served_carries_the_policy_of_its_own_scripts() {
+        let files = UiFiles::new("");
+        let answer = files.answer(
+            &Method::GET,
+            "/invoices/1",
+            &HeaderMap::from_iter([(header::ACCEPT, HeaderValue::from_static("text/html"))]),
+        );
+        let answer = answer.expect("a page of the app");
+        let policy = answer.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+        let page = std::str::from_utf8(kiln_ui_assets::index().body).unwrap();
+        assert_eq!(policy.matches("'sha256-").count(), inline_scripts(page).count(), "{policy}");
+        assert!(inline_scripts(page).count() >= 2, "the theme and the loader are inline");
+    }
 }

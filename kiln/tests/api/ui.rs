@@ -63,6 +63,9 @@ async fn the_ui_role_serves_the_app_alone_and_names_the_gateway() {
     let http = reqwest::Client::new();
     let html = http.get(format!("{base}/applications")).header("accept", "text/html").send().await.unwrap();
     assert_eq!(html.status(), 200);
+    // The page may talk to the gateway it names, and nowhere else.
+    let policy = html.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.contains("connect-src 'self' http://gateway.example:4000;"), "{policy}");
     let html = html.text().await.unwrap();
     assert!(html.contains(r#"<meta name="kiln-api" content="http://gateway.example:4000">"#), "{html}");
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
