@@ -1,14 +1,15 @@
 // Kiln's web UI in headless Chromium against a real `kiln serve` (all-in-one, SQLite in a
-// fresh directory): the seeds' scenario, wrong inputs, an access token that is no longer
-// accepted, and a stopped server. Screenshots of the key screens, at desktop and phone
+// fresh directory) and the local Docker engine: the seeds' scenario, wrong inputs, slow
+// and unanswered calls, an access token that is no longer accepted, an image built, run
+// and stopped, and a stopped server. Screenshots of the key screens, at desktop and phone
 // widths, go to ui/e2e/artifacts/.
 //
 //   KILN_BIN=target/debug/kiln node ui/e2e/run.mjs
 //
 // Any console error or uncaught exception in the page fails the run.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,6 +54,13 @@ async function shoot(page, name) {
   for (const [width, height, suffix] of [[1280, 800, "desktop"], [375, 812, "phone"]]) {
     await page.setViewportSize({ width, height });
     await page.screenshot({ path: join(artifacts, `${name}-${suffix}.png`), fullPage: true });
+    // Fits the width (wide tables scroll inside their frame); a closed menu is one bar.
+    const { scrollWidth, navHeight } = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      navHeight: document.querySelector("nav.nav")?.getBoundingClientRect().height ?? 0,
+    }));
+    if (scrollWidth > width) fail(`${name} is ${scrollWidth}px wide at ${width}px`);
+    if (suffix === "phone" && navHeight > 100) fail(`${name}: the closed menu is ${navHeight}px tall at phone width`);
   }
   await page.setViewportSize({ width: 1280, height: 800 });
 }
@@ -117,10 +125,15 @@ async function main() {
     await addField(2, "status", "enum");
     await row(2).getByLabel("Values, separated by commas").fill("draft, sent");
     await addField(3, "due", "date");
-    // Reordered with the keyboard and back.
+    // Reordered with the keyboard and back, then dragged and back.
+    const names = async () => Promise.all([0, 1, 2, 3].map((i) => row(i).getByLabel("Field name").inputValue()));
     await row(3).getByLabel("Field name").press("Alt+ArrowUp");
     if ((await row(2).getByLabel("Field name").inputValue()) !== "due") fail("Alt+ArrowUp did not move the field");
     await row(2).getByLabel("Field name").press("Alt+ArrowDown");
+    await row(3).locator(".handle").dragTo(row(0));
+    if ((await names()).join() !== "due,number,amount,status") fail(`dragging gave ${await names()}`);
+    await row(0).locator(".handle").dragTo(row(3));
+    if ((await names()).join() !== "number,amount,status,due") fail(`dragging back gave ${await names()}`);
     await shoot(page, "02-model-builder");
     await page.getByRole("button", { name: "Create model" }).click();
     await page.waitForURL(/\/models\/[0-9a-f-]{36}$/);
@@ -169,6 +182,28 @@ async function main() {
     await page.waitForURL(`${base}/invoices`);
     await until("one invoice left", async () => (await page.locator("tbody tr").count()) === 1 && (await firstNumber()) === "INV-1");
 
+    // Slow answers: a save in flight cannot be sent twice, and a list says it is loading
+    // until its records arrive.
+    const slowly = (ms) => async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      await route.continue();
+    };
+    await page.getByRole("link", { name: "New invoice" }).click();
+    await page.fill("#field-number", "INV-3");
+    await page.fill("#field-amount", "7");
+    await page.route("**/kiln.v1.EntityService/CreateEntity", slowly(1500));
+    await page.click("button[type=submit]");
+    await page.getByRole("button", { name: "Saving…" }).waitFor();
+    if (!(await page.getByRole("button", { name: "Saving…" }).isDisabled())) fail("a save in flight can be sent again");
+    await page.press("#field-number", "Enter");
+    await page.waitForURL(/\/invoices\/[0-9a-f-]{36}$/);
+    await page.route("**/kiln.v1.EntityService/ListEntities", slowly(1500));
+    await page.getByRole("link", { name: "← Invoices" }).click();
+    await page.locator("table[aria-busy=true] tbody").getByText("Loading…").waitFor();
+    await until("two invoices, the slow one saved once", async () => (await page.locator("tbody tr").count()) === 2);
+    await page.unroute("**/kiln.v1.EntityService/CreateEntity");
+    await page.unroute("**/kiln.v1.EntityService/ListEntities");
+
     // Changing the model: the server's plan first; losing data needs a confirmation.
     await page.getByTestId("system-models").getByRole("link", { name: "Models" }).click();
     await page.locator("main table").getByRole("link", { name: "Invoices" }).click();
@@ -187,7 +222,7 @@ async function main() {
 
     // The dashboard counts the records.
     await page.getByRole("link", { name: "Dashboard" }).click();
-    await page.locator(".card").filter({ hasText: "Invoices" }).filter({ hasText: "1" }).waitFor();
+    await until("the invoices counted", async () => /\b2\b/.test(await page.locator(".card").filter({ hasText: "Invoices" }).innerText()));
 
     // A rule only the server knows: a template that does not parse, its error by its field.
     await page.goto(`${base}/templates/new`);
@@ -210,8 +245,17 @@ async function main() {
       fail("the token was not refreshed");
     }
 
-    // An application, generated: the build's log streams in.
+    // A call that never answers: after its deadline the page says so and offers to try again.
+    await page.route("**/kiln.v1.ApplicationService/ListApplications", () => {});
     await page.getByTestId("system-models").getByRole("link", { name: "Applications" }).click();
+    await page.getByRole("status").filter({ hasText: "Loading applications" }).waitFor();
+    await page.getByRole("alert").filter({ hasText: "taking too long" }).waitFor({ timeout: 30000 });
+    await shoot(page, "06c-no-answer");
+    await page.unroute("**/kiln.v1.ApplicationService/ListApplications");
+    await page.getByRole("button", { name: "Try again" }).click();
+    await page.getByText("No applications yet.").waitFor();
+
+    // An application, generated: the build's log streams in.
     await page.getByRole("button", { name: "New application" }).click();
     await page.fill("#app-name", "Invoice Service");
     await page.getByLabel("Invoices").check();
@@ -222,6 +266,51 @@ async function main() {
     await page.waitForURL(/\/builds\/[0-9a-f-]{36}$/);
     await until("log lines", async () => (await page.getByTestId("build-log").innerText()).includes("rendered"), 60000);
     await shoot(page, "07-build");
+    // Its image (the whole service compiled) would take minutes: cancel it if it still runs.
+    const finished = page.locator("[data-status=succeeded], [data-status=failed], [data-status=cancelled]");
+    const cancel = page.getByRole("button", { name: "Cancel" });
+    if (await cancel.isVisible()) await cancel.click().catch(() => {});
+    await finished.first().waitFor({ timeout: 60000 });
+
+    // A small image of a template set made here: built, its source downloaded, run, its
+    // deployment listed, then stopped.
+    execFileSync("bash", [join(here, "../../deploy/base-images.sh"), "runtime"], { stdio: "inherit" });
+    await page.goto(`${base}/templates/new`);
+    await page.fill("#field-set", "sleeper");
+    await page.fill("#field-name", "Dockerfile");
+    await page.fill("#field-output_path", "Dockerfile");
+    await page.selectOption("#field-scope", "once");
+    await page.fill("#field-body", 'ARG BASE=missing\nFROM ${BASE}\nCOPY . /app\nCMD ["sleep", "600"]\n');
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/templates\/[0-9a-f-]{36}$/);
+    await page.getByTestId("system-models").getByRole("link", { name: "Applications" }).click();
+    await page.getByRole("button", { name: "New application" }).click();
+    await page.fill("#app-name", "Sleeper");
+    await page.getByLabel("Invoices").check();
+    await page.fill("#app-templates", "sleeper");
+    await page.fill("#app-args", "BASE=kiln-test/debian:bookworm-slim");
+    await page.getByRole("button", { name: "Create application" }).click();
+    await page.waitForURL(/\/applications\/[0-9a-f-]{36}$/);
+    const sleeper = page.url();
+    await page.getByRole("button", { name: "Generate" }).click();
+    await page.waitForURL(/\/builds\/[0-9a-f-]{36}$/);
+    await page.locator("[data-status=succeeded]").waitFor({ timeout: 180000 });
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Download source" }).click(),
+    ]);
+    const archive = readFileSync(await download.path());
+    if (!download.suggestedFilename().endsWith(".tar.gz") || archive[0] !== 0x1f || archive[1] !== 0x8b) {
+      fail(`the download is not the source archive: ${download.suggestedFilename()}, ${archive.length} bytes`);
+    }
+    await page.getByRole("button", { name: "Run" }).click();
+    await page.getByText(/Running at http:\/\/127\.0\.0\.1:\d+/).waitFor({ timeout: 60000 });
+    await shoot(page, "07b-deployment");
+    await page.goto(sleeper);
+    const deployments = page.locator("h2:has-text('Deployments') + .table-wrap tbody tr");
+    await until("the deployment listed", async () => (await deployments.count()) === 1);
+    await deployments.first().getByRole("button", { name: "Stop" }).click();
+    await page.getByText("Nothing runs yet").waitFor();
 
     // Settings: the dark theme, kept across a reload.
     await page.getByRole("link", { name: "Settings" }).click();
@@ -229,6 +318,19 @@ async function main() {
     await page.reload();
     if ((await page.evaluate(() => document.documentElement.dataset.theme)) !== "dark") fail("the theme was not kept");
     await shoot(page, "08-settings-dark");
+    // ...and brought along by the account to a browser that never saw it.
+    const elsewhere = await browser.newContext({ colorScheme: "light" });
+    const other = await elsewhere.newPage();
+    other.on("pageerror", (error) => problems.push(`page error (second browser): ${error.message}`));
+    await other.goto(`${base}/login`);
+    await other.fill("#email", "ada@example.com");
+    await other.fill("#password", "correct horse 9");
+    await other.click("button[type=submit]");
+    await other.waitForURL(`${base}/dashboard`);
+    if ((await other.evaluate(() => document.documentElement.dataset.theme)) !== "dark") {
+      fail("the profile's theme did not follow the account");
+    }
+    await elsewhere.close();
     await page.getByRole("button", { name: "Light" }).click();
 
     // A stopped server: the page says so and offers to try again, never a blank page;

@@ -22,6 +22,10 @@ use tonic_types::StatusExt;
 /// Refresh an access token this long before it expires.
 const REFRESH_MARGIN_MS: f64 = 30_000.0;
 
+/// How long a call may take to answer (for a stream: to start) before the page says so
+/// and offers to try again, instead of showing "Loading…" for ever.
+pub const CALL_DEADLINE_MS: i32 = 20_000;
+
 const STORAGE_KEY: &str = "kiln.session";
 
 /// The signed-in session.
@@ -226,7 +230,7 @@ impl Api {
             return true;
         }
         let request = kiln_proto::v1::RefreshRequest { refresh_token: session.refresh_token.clone() };
-        match self.auth().refresh(request).await {
+        match within(self.auth().refresh(request), sleep_ms(CALL_DEADLINE_MS)).await {
             Ok(response) => match response.into_inner().tokens {
                 Some(tokens) => {
                     self.sign_in(&tokens);
@@ -255,15 +259,45 @@ macro_rules! call {
         let request = $request;
         api.fresh().await;
         let token = api.session().map(|s| s.access_token);
-        let first = api.$client().$method(request.clone()).await;
+        let deadline = || $crate::api::sleep_ms($crate::api::CALL_DEADLINE_MS);
+        let first = $crate::api::within(api.$client().$method(request.clone()), deadline()).await;
         let answer = match first {
             Err(status) if status.code() == tonic::Code::Unauthenticated && token.is_some() => {
-                if api.refresh(token).await { api.$client().$method(request).await } else { Err(status) }
+                if api.refresh(token).await {
+                    $crate::api::within(api.$client().$method(request), deadline()).await
+                } else {
+                    Err(status)
+                }
             }
             other => other,
         };
         answer.map(|response| response.into_inner()).map_err($crate::api::ApiError::from)
     }};
+}
+
+/// The answer of `call`, or DEADLINE_EXCEEDED if `deadline` comes first (the call is
+/// dropped: the browser aborts its request).
+pub async fn within<T>(
+    call: impl std::future::Future<Output = Result<T, Status>>,
+    deadline: impl std::future::Future<Output = ()>,
+) -> Result<T, Status> {
+    let (call, deadline) = (std::pin::pin!(call), std::pin::pin!(deadline));
+    match futures_util::future::select(call, deadline).await {
+        futures_util::future::Either::Left((answer, _)) => answer,
+        futures_util::future::Either::Right(((), _)) => {
+            Err(Status::deadline_exceeded("Kiln is taking too long to answer. Try again in a moment."))
+        }
+    }
+}
+
+/// Resolves after `ms` milliseconds (the browser's timer).
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -311,5 +345,17 @@ mod tests {
         assert_eq!(error.field("number"), None);
         assert!(!error.is_transient());
         assert!(ApiError::from(Status::unavailable("down")).is_transient());
+    }
+
+    #[test]
+    fn a_call_that_does_not_answer_in_time_is_a_deadline_exceeded_that_can_be_retried() {
+        use futures_util::{FutureExt, future};
+        let answered = within(future::ready(Ok::<_, Status>(7)), future::pending()).now_or_never();
+        assert_eq!(answered.map(|a| a.map_err(|s| s.code())), Some(Ok(7)));
+        let late = within(future::pending::<Result<u8, Status>>(), future::ready(())).now_or_never();
+        let error = ApiError::from(late.expect("the deadline resolves it").expect_err("no answer"));
+        assert_eq!(error.code, Code::DeadlineExceeded);
+        assert!(error.message.contains("too long"), "{}", error.message);
+        assert!(error.is_transient(), "offered a retry");
     }
 }

@@ -142,6 +142,7 @@ pub fn mount() {
         if shared.signed_in.get() {
             shared.reload_models();
         }
+        reload_models_on_return(shared.clone());
         view! { App {} }
     };
     match root {
@@ -151,6 +152,19 @@ pub fn mount() {
         }
         None => sycamore::render(app),
     }
+}
+
+/// Models changed elsewhere (another tab, a teammate) appear when the user comes back
+/// to this window. Registered once, for the life of the page.
+fn reload_models_on_return(shared: Shared) {
+    use wasm_bindgen::{JsCast, closure::Closure};
+    let on_focus = Closure::<dyn Fn()>::new(move || {
+        if shared.signed_in.get() {
+            shared.reload_models();
+        }
+    });
+    let _ = window().add_event_listener_with_callback("focus", on_focus.as_ref().unchecked_ref());
+    on_focus.forget();
 }
 
 /// To `/login`, remembering where the visitor was going.
@@ -317,6 +331,13 @@ pub mod theme {
             let dark = window().match_media("(prefers-color-scheme: dark)").ok().flatten().is_some_and(|m| m.matches());
             if dark { "dark".into() } else { "light".into() }
         })
+    }
+
+    /// Takes the theme saved in the user's profile, when it names one.
+    pub fn follow(profile_theme: &str) {
+        if matches!(profile_theme, "light" | "dark") {
+            apply(profile_theme);
+        }
     }
 
     pub fn apply(theme: &str) {

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use futures_util::StreamExt as _;
 use kiln_proto::v1::{
-    Application, ApplicationConfig, Build, BuildLogLine, CancelBuildRequest, CreateApplicationRequest, Deployment,
-    GenerateApplicationRequest, GetApplicationRequest, GetBuildArtifactRequest, GetBuildRequest,
-    ListApplicationsRequest, ListBuildsRequest, ListDeploymentsRequest, RunBuildRequest, WatchBuildRequest,
-    build_event,
+    Application, ApplicationConfig, Build, BuildLogLine, CancelBuildRequest, CreateApplicationRequest,
+    DeleteDeploymentRequest, Deployment, GenerateApplicationRequest, GetApplicationRequest, GetBuildArtifactRequest,
+    GetBuildRequest, ListApplicationsRequest, ListBuildsRequest, ListDeploymentsRequest, RunBuildRequest,
+    WatchBuildRequest, build_event,
 };
 use sycamore::prelude::*;
 
@@ -250,26 +250,50 @@ pub fn ApplicationDetail(id: String) -> View {
             view! { div(class="table-wrap") { table { thead { tr { th { "Build" } th { "Status" } th { "Started" } } } tbody { (rows) } } } }
         }
     };
+    // Stops a deployment's container (after asking) and drops it from the list.
+    let stop = {
+        let (api, application) = (shared.api.clone(), id.clone());
+        move |deployment: String| {
+            if !window().confirm_with_message("Stop this deployment and remove its container?").unwrap_or(false) {
+                return;
+            }
+            let (api, application_id) = (api.clone(), application.clone());
+            sycamore::futures::spawn_local_scoped(async move {
+                let request = DeleteDeploymentRequest { application_id, id: deployment.clone() };
+                match call!(api, builds.delete_deployment(request)) {
+                    Ok(_) => deployments.update(|list| list.retain(|d| d.id != deployment)),
+                    Err(error) => failure.set(Some(error)),
+                }
+            });
+        }
+    };
     let deployment_list = move || {
         let rows: Vec<View> = deployments
             .get_clone()
             .into_iter()
             .map(|d| {
                 let (number, url, href) = (format!("#{}", d.build_number), d.url.clone(), d.url.clone());
-                view! { tr { td { (number) } td { (badge(&d.status)) } td { (d.health) } td { a(href=href, rel="external", target="_blank") { (url) } } } }
+                let (stop, id) = (stop.clone(), d.id.clone());
+                view! {
+                    tr {
+                        td { (number) } td { (badge(&d.status)) } td { (d.health) }
+                        td { a(href=href, rel="external", target="_blank") { (url) } }
+                        td { button(r#type="button", class="danger", on:click=move |_| stop(id.clone())) { "Stop" } }
+                    }
+                }
             })
             .collect();
         if rows.is_empty() {
             view! { p(class="muted") { "Nothing runs yet: run a succeeded build from its page." } }
         } else {
-            view! { div(class="table-wrap") { table { thead { tr { th { "Build" } th { "Status" } th { "Health" } th { "URL" } } } tbody { (rows) } } } }
+            view! { div(class="table-wrap") { table { thead { tr { th { "Build" } th { "Status" } th { "Health" } th { "URL" } th { span(class="visually-hidden") { "Actions" } } } } tbody { (rows) } } } }
         }
     };
     let content = move || match application.get_clone() {
         Load::Loading => view! { Loading {} },
         Load::Failed(error) => view! { ErrorNotice(error=error, retry=move || attempt.set(attempt.get() + 1)) },
         Load::Ready(app) => {
-            let generate = generate.clone();
+            let (generate, deployment_list) = (generate.clone(), deployment_list.clone());
             let (name, slug, set) = (app.name.clone(), app.slug.clone(), app.template_set.clone());
             let models = app.model_ids.len().to_string();
             view! {

@@ -6,8 +6,8 @@ use sycamore::prelude::*;
 use sycamore_router::navigate_replace;
 
 use crate::{
-    api::ApiError,
-    app::use_shared,
+    api::{ApiError, CALL_DEADLINE_MS, sleep_ms, within},
+    app::{theme, use_shared},
     widgets::{event_value, field_error},
 };
 
@@ -62,26 +62,37 @@ fn AuthForm(register: bool) -> View {
         let shared = shared.clone();
         sycamore::futures::spawn_local_scoped(async move {
             let mut auth = shared.api.auth();
+            let deadline = sleep_ms(CALL_DEADLINE_MS);
             let answer = if register {
                 let request = RegisterRequest {
                     email: email.get_clone(),
                     password: password.get_clone(),
                     display_name: display_name.get_clone(),
                 };
-                auth.register(request).await.map(|r| r.into_inner().tokens)
+                within(auth.register(request), deadline).await.map(|r| {
+                    let r = r.into_inner();
+                    (r.user, r.tokens)
+                })
             } else {
                 let request = LoginRequest { email: email.get_clone(), password: password.get_clone() };
-                auth.login(request).await.map(|r| r.into_inner().tokens)
+                within(auth.login(request), deadline).await.map(|r| {
+                    let r = r.into_inner();
+                    (r.user, r.tokens)
+                })
             };
             busy.set(false);
             match answer.map_err(ApiError::from) {
-                Ok(Some(tokens)) => {
+                Ok((user, Some(tokens))) => {
+                    // The theme chosen on another browser comes along with the account.
+                    if let Some(settings) = user.and_then(|u| u.settings) {
+                        theme::follow(&settings.theme);
+                    }
                     shared.api.sign_in(&tokens);
                     shared.signed_in.set(true);
                     shared.reload_models();
                     navigate_replace(&next_page());
                 }
-                Ok(None) => error.set(Some("The server answered without a session.".into())),
+                Ok((_, None)) => error.set(Some("The server answered without a session.".into())),
                 Err(failure) => {
                     fields.set(failure.fields.clone());
                     error.set(Some(failure.message));

@@ -313,19 +313,25 @@ pub fn ModelBuilder(id: Option<String>) -> View {
         next_key.set(key + 1);
         drafts.update(|d| d.push(Draft::new(key, field)));
     };
+    let attempt = create_signal(0u32);
     if let Some(id) = id.clone() {
         let api = shared.api.clone();
-        sycamore::futures::spawn_local_scoped(async move {
-            match call!(api, models.get_model(GetModelRequest { id })) {
-                Ok(found) => {
-                    let model = found.model.unwrap_or_default();
-                    name.set(model.name.clone());
-                    for field in model.fields {
-                        add(Some(field));
+        load_each(attempt, move || {
+            let (api, id) = (api.clone(), id.clone());
+            async move {
+                match call!(api, models.get_model(GetModelRequest { id })) {
+                    Ok(found) => {
+                        let model = found.model.unwrap_or_default();
+                        name.set(model.name.clone());
+                        drafts.set(Vec::new());
+                        for field in model.fields {
+                            add(Some(field));
+                        }
+                        failure.set(None);
+                        loaded.set(true);
                     }
-                    loaded.set(true);
+                    Err(error) => failure.set(Some(error)),
                 }
-                Err(error) => failure.set(Some(error)),
             }
         });
     } else {
@@ -468,7 +474,15 @@ pub fn ModelBuilder(id: Option<String>) -> View {
                 view! {
                     li(class=move || if dragged.get() == Some(key) { "field-row dragging" } else { "field-row" },
                         draggable="true", aria-label=label,
-                        on:dragstart=move |_| dragged.set(Some(key)),
+                        on:dragstart=move |e: web_sys::DragEvent| {
+                            // Firefox starts a drag only when it carries data.
+                            if let Some(transfer) = e.data_transfer() {
+                                let _ = transfer.set_data("text/plain", &key.to_string());
+                                transfer.set_effect_allowed("move");
+                            }
+                            dragged.set(Some(key));
+                        },
+                        on:dragend=move |_| dragged.set(None),
                         on:dragover=move |e: web_sys::DragEvent| e.prevent_default(),
                         on:drop=move |e: web_sys::DragEvent| { e.prevent_default(); drop_on(key); },
                         on:keydown=move |e: web_sys::KeyboardEvent| {
@@ -539,7 +553,12 @@ pub fn ModelBuilder(id: Option<String>) -> View {
         move || busy.get() || !loaded.get() || plan.with(|p| p.as_ref().is_some_and(|(_, d)| *d)) && !confirmed.get();
     view! {
         h1 { (heading) }
-        (failure.get_clone().map(|error| view! { div(class="notice error", role="alert") { (error.message) } }))
+        (failure.get_clone().map(|error| if loaded.get() {
+            view! { div(class="notice error", role="alert") { (error.message) } }
+        } else {
+            // The model did not load: nothing to edit until it does.
+            view! { ErrorNotice(error=error, retry=move || attempt.set(attempt.get() + 1)) }
+        }))
         form(class="form", on:submit=save, novalidate=true) {
             (if editing { view! {} } else {
                 view! {

@@ -224,7 +224,7 @@ fn list_view(api: crate::api::Api, model: Model) -> View {
             } else { view! {} })
         }
         div(class="table-wrap") {
-            table {
+            table(aria-busy=move || rows.with(|r| matches!(r, Load::Loading)).to_string()) {
                 thead { tr { (headers) th { "Created" } } }
                 tbody { (body) }
             }
