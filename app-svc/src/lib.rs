@@ -22,7 +22,7 @@ use tonic::{server::NamedService, service::Routes};
 /// The tables app-svc owns (identity, sessions, the audit log, the records of the
 /// system kinds it owns, seeding), applied by the process that runs app-svc.
 pub static MIGRATIONS: kiln_common::db::Migrations =
-    kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs");
+    kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs", 3 "0003_workspace_slugs");
 
 /// The gRPC services this role serves to the edge, by full name.
 pub const SERVICES: &[&str] = &[

@@ -138,11 +138,13 @@ impl ModelApi {
             Some(new) => schema::plan(old, new, &req.fields).map_err(|v| violations.extend(v)).ok(),
             None => None,
         };
-        let (Some(new), Some(plan), true) = (new, plan, violations.is_empty()) else {
+        let (Some(mut new), Some(plan), true) = (new, plan, violations.is_empty()) else {
             return Err(ServiceError::invalid(violations));
         };
+        let mut reserved = model.reserved_fields.clone();
+        plan.number(old, &mut new, &mut reserved);
         let title_field = title_field_after(model, &new, req.title_field.as_deref())?;
-        Ok(CheckedChange { new, plan, label, label_plural, description, summary, title_field })
+        Ok(CheckedChange { new, plan, reserved, label, label_plural, description, summary, title_field })
     }
 
     pub(crate) async fn delete(
@@ -257,6 +259,8 @@ async fn has_rows(pool: &RecordPool, table: &str) -> Result<bool, ServiceError> 
 struct CheckedChange {
     new: Vec<FieldSpec>,
     plan: Plan,
+    /// The model's reserved fields after the change (its dropped fields added).
+    reserved: Vec<kiln_proto::v1::ReservedField>,
     label: Option<String>,
     label_plural: Option<String>,
     description: Option<String>,
@@ -344,6 +348,8 @@ fn version_statements(
 ) -> Result<Vec<Statement>, ServiceError> {
     let fields: Vec<Field> = change.new.iter().map(|s| s.field.clone()).collect();
     let fields_json = serde_json::to_value(&fields).map_err(|e| anyhow::anyhow!("encoding fields: {e}"))?;
+    let reserved_json =
+        serde_json::to_value(&change.reserved).map_err(|e| anyhow::anyhow!("encoding reserved fields: {e}"))?;
     let summary = match change.summary.as_str() {
         "" => changes.iter().map(|c| c.description.clone()).collect::<Vec<_>>().join("; "),
         given => given.to_string(),
@@ -359,7 +365,7 @@ fn version_statements(
         Statement::new(
             "UPDATE models SET label = COALESCE($2, label), label_plural = COALESCE($3, label_plural), \
              description = COALESCE($4, description), title_field = $5, fields = $6, version = $7, \
-             updated_at = $8 WHERE id = $1 AND version = $9",
+             updated_at = $8, reserved_fields = $10 WHERE id = $1 AND version = $9",
         )
         .bind(SqlValue::Uuid(model_id))
         .bind(optional_text(&change.label))
@@ -370,6 +376,7 @@ fn version_statements(
         .bind(SqlValue::Int(version))
         .bind(SqlValue::DateTime(now))
         .bind(SqlValue::Int(i64::from(model.version)))
+        .bind(SqlValue::Json(reserved_json))
         .expect(Expect::ChangesARow),
         VersionRow {
             model_id,

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod changes;
+pub mod contract;
 pub mod entities;
 pub mod metadata;
 pub mod models;
@@ -17,7 +18,8 @@ use tonic::{server::NamedService, service::Routes};
 
 /// The tables model-svc owns (models and their versions), applied by the process that
 /// runs model-svc; each workspace's record tables are made by its models.
-pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("model": 1 "0001_models");
+pub static MIGRATIONS: kiln_common::db::Migrations =
+    kiln_common::migrations!("model": 1 "0001_models", 2 "0002_reserved_fields");
 
 /// The gRPC services this role serves, by full name.
 pub const SERVICES: &[&str] = &[

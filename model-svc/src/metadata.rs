@@ -9,7 +9,7 @@ use serde_json::Value;
 use kiln_common::records::{codec::SqlValue, fields::FieldType};
 
 use kiln_common::{ServiceError, timestamp};
-use kiln_proto::v1::{Field, Model};
+use kiln_proto::v1::{Field, Model, ReservedField};
 
 use crate::schema_writer::Statement;
 
@@ -32,16 +32,18 @@ pub struct ModelRow {
     pub table_name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Removed fields' numbers and names (`[ReservedField]` as JSON).
+    pub reserved_fields: Value,
 }
 
 /// What [`ModelRow::read`] reads: `SELECT {MODEL_ROW_COLUMNS} FROM models …`.
 pub const MODEL_ROW_COLUMNS: &str = "workspace_id, id, name, singular, plural, slug, label, label_plural, description, \
-     title_field, is_system, version, fields, table_name, created_at, updated_at";
+     title_field, is_system, version, fields, table_name, created_at, updated_at, reserved_fields";
 
 impl ModelRow {
     pub fn insert(self) -> Statement {
         let mut insert = Statement::new(format!(
-            "INSERT INTO models ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO models ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             MODEL_ROW_COLUMNS
         ));
         insert.values = vec![
@@ -61,6 +63,7 @@ impl ModelRow {
             SqlValue::Text(self.table_name),
             SqlValue::DateTime(self.created_at),
             SqlValue::DateTime(self.updated_at),
+            SqlValue::Json(self.reserved_fields),
         ];
         insert
     }
@@ -84,13 +87,18 @@ impl ModelRow {
             table_name: row.text("table_name")?,
             created_at: row.time("created_at")?,
             updated_at: row.time("updated_at")?,
+            reserved_fields: row.json("reserved_fields")?,
         })
     }
 
-    /// The row as the API answers it.
+    /// The row as the API answers it. Fields stored before fields had numbers get
+    /// theirs here, the same way each time, until the model's next change stores them.
     pub fn into_message(self) -> Result<Model, ServiceError> {
-        let fields: Vec<Field> = serde_json::from_value(self.fields)
+        let mut fields: Vec<Field> = serde_json::from_value(self.fields)
             .map_err(|e| anyhow::anyhow!("stored fields of a model are malformed: {e}"))?;
+        let reserved_fields: Vec<ReservedField> = serde_json::from_value(self.reserved_fields)
+            .map_err(|e| anyhow::anyhow!("stored reserved fields of a model are malformed: {e}"))?;
+        crate::schema::number_fields(&mut fields, &reserved_fields);
         Ok(Model {
             id: self.id.0.to_string(),
             name: self.name,
@@ -107,6 +115,7 @@ impl ModelRow {
             table_name: self.table_name,
             created_at: Some(timestamp(self.created_at)),
             updated_at: Some(timestamp(self.updated_at)),
+            reserved_fields,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The schema engine: the DDL each dialect needs for a model's fields (see
-//! `kiln_common::records::fields` for the fields themselves) and the plan of a change
-//! from one list of fields to another.
+//! `kiln_common::records::fields` for the fields themselves), the plan of a change
+//! from one list of fields to another, and the fields' numbers in the typed contract
+//! (kept across renames, never reused).
 
 use kiln_common::{
     error::FieldViolation,
@@ -9,7 +10,27 @@ use kiln_common::{
         names::{self, Ident},
     },
 };
-use kiln_proto::v1::Field;
+use kiln_proto::v1::{Field, ReservedField};
+
+/// The number the first user field of a model gets in the typed contract: 1-15 (one-byte
+/// tags) belong to the record's own fields (id, times, author) and those to come.
+pub const FIRST_FIELD_NUMBER: i32 = 16;
+
+/// The smallest number above every number `fields` has and `reserved` keeps.
+fn next_number(fields: &[Field], reserved: &[ReservedField]) -> i32 {
+    let used = fields.iter().map(|f| f.number).chain(reserved.iter().map(|r| r.number));
+    used.max().unwrap_or(0).max(FIRST_FIELD_NUMBER - 1) + 1
+}
+
+/// Gives each field without a number (a new one, or one stored before fields had
+/// numbers) the next free number, in order.
+pub fn number_fields(fields: &mut [Field], reserved: &[ReservedField]) {
+    for i in 0..fields.len() {
+        if fields[i].number <= 0 {
+            fields[i].number = next_number(fields, reserved);
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
@@ -85,6 +106,31 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Numbers `new` after this plan from `old`'s numbers: a kept or renamed field keeps
+    /// its number, an added one gets a number never used, a dropped one's number (and
+    /// name) is added to `reserved`. Numbers sent by the client are not taken.
+    pub fn number(&self, old: &[FieldSpec], new: &mut [FieldSpec], reserved: &mut Vec<ReservedField>) {
+        for spec in new.iter_mut() {
+            spec.field.number = 0;
+        }
+        for step in &self.steps {
+            match *step {
+                Step::Keep { old: o, new: n } | Step::Rename { old: o, new: n } => {
+                    new[n].field.number = old[o].field.number;
+                }
+                Step::Drop { old: o } => {
+                    reserved.push(ReservedField { number: old[o].field.number, name: old[o].field.name.clone() })
+                }
+                Step::Add { .. } => {}
+            }
+        }
+        let mut fields: Vec<Field> = new.iter().map(|s| s.field.clone()).collect();
+        number_fields(&mut fields, reserved);
+        for (spec, field) in new.iter_mut().zip(fields) {
+            spec.field.number = field.number;
+        }
+    }
+
     pub fn is_destructive(&self) -> bool {
         self.steps.iter().any(|s| matches!(s, Step::Drop { .. }))
     }
@@ -218,6 +264,54 @@ mod tests {
 
     fn field(json: serde_json::Value) -> Field {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn numbers_survive_renames_and_are_never_reused() {
+        let created = [
+            field(serde_json::json!({ "name": "number", "type": "text", "number": 99 })),
+            field(serde_json::json!({ "name": "amount", "type": "decimal" })),
+            field(serde_json::json!({ "name": "note", "type": "text" })),
+        ];
+        let mut created = parse_fields(&created).unwrap();
+        let mut reserved = Vec::new();
+        let creation = plan(&[], &created, &[]).unwrap();
+        creation.number(&[], &mut created, &mut reserved);
+        let numbers = |specs: &[FieldSpec]| specs.iter().map(|s| s.field.number).collect::<Vec<_>>();
+        assert_eq!(numbers(&created), [16, 17, 18], "in order from 16; a number sent is not taken");
+
+        // `amount` renamed and moved first, `note` dropped, `due` added.
+        let given = [
+            field(serde_json::json!({ "name": "total", "type": "decimal", "previous_name": "amount" })),
+            field(serde_json::json!({ "name": "number", "type": "text" })),
+            field(serde_json::json!({ "name": "due", "type": "date", "number": 18 })),
+        ];
+        let mut changed = parse_fields(&given).unwrap();
+        plan(&created, &changed, &given).unwrap().number(&created, &mut changed, &mut reserved);
+        assert_eq!(numbers(&changed), [17, 16, 19]);
+        assert_eq!(reserved, [ReservedField { number: 18, name: "note".into() }]);
+
+        // `due` dropped too, then a field named `note` again: a new number.
+        let given = [
+            field(serde_json::json!({ "name": "total", "type": "decimal" })),
+            field(serde_json::json!({ "name": "number", "type": "text" })),
+            field(serde_json::json!({ "name": "note", "type": "long_text" })),
+        ];
+        let mut again = parse_fields(&given).unwrap();
+        plan(&changed, &again, &given).unwrap().number(&changed, &mut again, &mut reserved);
+        assert_eq!(numbers(&again), [17, 16, 20]);
+        assert_eq!(reserved.iter().map(|r| r.number).collect::<Vec<_>>(), [18, 19]);
+    }
+
+    #[test]
+    fn fields_stored_before_numbers_are_numbered_in_order_after_any_in_use() {
+        let mut fields = vec![
+            field(serde_json::json!({ "name": "a", "type": "text" })),
+            field(serde_json::json!({ "name": "b", "type": "text", "number": 16 })),
+            field(serde_json::json!({ "name": "c", "type": "text" })),
+        ];
+        number_fields(&mut fields, &[ReservedField { number: 20, name: "gone".into() }]);
+        assert_eq!(fields.iter().map(|f| f.number).collect::<Vec<_>>(), [21, 16, 22]);
     }
 
     #[test]

@@ -208,6 +208,7 @@ mod tests {
             table_name: "ent_notes".into(),
             created_at: now,
             updated_at: now,
+            reserved_fields: serde_json::json!([]),
         }
         .insert();
         let version = VersionRow {

@@ -91,6 +91,7 @@ pub async fn seed_models(db: &Db, workspace: Uuid) -> anyhow::Result<usize> {
             table_name: model.table.clone(),
             created_at: now,
             updated_at: now,
+            reserved_fields: serde_json::json!([]),
         }
         .insert();
         row.sql.push_str(" ON CONFLICT DO NOTHING");

@@ -207,6 +207,13 @@ impl<Req, Resp> Declared<Req, Resp> {
         self
     }
 
+    /// Like [`Self::answer`], writing the body as `media` (a file, not JSON).
+    pub fn answer_as(mut self, media: &'static str, answer: fn(Resp, StatusCode) -> Response) -> Self {
+        self.answer = Answer::Unary(answer);
+        self.media = media;
+        self
+    }
+
     /// The RPC streams: `answer` writes its messages as `media` while they come.
     pub fn streamed(mut self, media: &'static str, answer: fn(tonic::Streaming<Resp>) -> Response) -> Self {
         self.answer = Answer::Streamed(answer);

@@ -1,10 +1,15 @@
-//! `/models`: the workspace's models, over ModelService.
+//! `/models`: the workspace's models, and `/proto`: the typed contract derived from them,
+//! over ModelService.
 
-use axum::http::{Method, StatusCode};
+use axum::{
+    http::{HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use kiln_proto::v1::{
     CreateModelRequest, CreateModelResponse, DeleteModelRequest, DeleteModelResponse, GetModelRequest,
-    GetModelResponse, ListModelVersionsRequest, ListModelVersionsResponse, ListModelsRequest, ListModelsResponse,
-    PlanModelChangeRequest, PlanModelChangeResponse, UpdateModelRequest, UpdateModelResponse,
+    GetModelResponse, GetTypedContractRequest, GetTypedContractResponse, ListModelVersionsRequest,
+    ListModelVersionsResponse, ListModelsRequest, ListModelsResponse, PlanModelChangeRequest, PlanModelChangeResponse,
+    UpdateModelRequest, UpdateModelResponse,
 };
 
 use super::{Route, route};
@@ -67,5 +72,46 @@ pub fn routes() -> Vec<Route> {
             "A model's versions, newest first",
         )
         .into(),
+        route::<GetTypedContractRequest, GetTypedContractResponse>(
+            Method::GET,
+            "/proto",
+            "kiln.v1.ModelService/GetTypedContract",
+            StatusCode::OK,
+            "The workspace's typed contract as a .proto file: package kiln.ws.<workspace_slug>.v1, a message and a service per user model",
+        )
+        .operation_id("getTypedContractProto")
+        .answer_as("text/plain", proto_file)
+        .into(),
+        route::<GetTypedContractRequest, GetTypedContractResponse>(
+            Method::GET,
+            "/proto/descriptor",
+            "kiln.v1.ModelService/GetTypedContract",
+            StatusCode::OK,
+            "The workspace's typed contract as a serialized google.protobuf.FileDescriptorSet (with the well-known types it imports)",
+        )
+        .operation_id("getTypedContractDescriptor")
+        .answer_as("application/x-protobuf", descriptor_file)
+        .into(),
     ]
+}
+
+fn proto_file(contract: GetTypedContractResponse, status: StatusCode) -> Response {
+    let name = contract.file_name.rsplit('/').next().unwrap_or("models.proto").to_string();
+    file(status, contract.proto.into_bytes(), "text/plain; charset=utf-8", &name)
+}
+
+fn descriptor_file(contract: GetTypedContractResponse, status: StatusCode) -> Response {
+    let name = format!("{}.binpb", contract.package);
+    file(status, contract.descriptor_set, "application/x-protobuf", &name)
+}
+
+fn file(status: StatusCode, body: Vec<u8>, media: &'static str, name: &str) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    // The name is the package's: letters, digits, `_` and `.` only.
+    if let Ok(disposition) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    response
 }

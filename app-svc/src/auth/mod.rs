@@ -364,6 +364,7 @@ fn user_message(user: &UserRecord) -> User {
         email: user.email.clone(),
         display_name: user.display_name.clone(),
         workspace_id: user.workspace_id.to_string(),
+        workspace_slug: user.workspace_slug.clone(),
         settings: Some(UserSettings {
             theme: user.theme.clone(),
             locale: user.locale.clone(),

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use kiln_common::{
     db::{Db, Id, RowExt, is_unique_violation},
     error::ServiceError,
+    records::names,
     with_db, with_db_read,
 };
 use sqlx::Connection as _;
@@ -16,6 +17,7 @@ pub struct UserRecord {
     pub email: String,
     pub display_name: String,
     pub workspace_id: Uuid,
+    pub workspace_slug: String,
     pub theme: String,
     pub locale: String,
     pub notifications: bool,
@@ -24,7 +26,10 @@ pub struct UserRecord {
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.workspace_id, u.created_at, u.updated_at, \
-     s.theme, s.locale, s.notifications";
+     s.theme, s.locale, s.notifications, w.slug AS workspace_slug";
+
+/// A user with their settings and workspace: `SELECT {USER_COLUMNS} FROM {USER_TABLES} WHERE …`.
+const USER_TABLES: &str = "users u JOIN user_settings s ON s.user_id = u.id JOIN workspaces w ON w.id = u.workspace_id";
 
 fn user_from_row(row: &impl RowExt) -> Result<UserRecord, sqlx::Error> {
     Ok(UserRecord {
@@ -32,6 +37,7 @@ fn user_from_row(row: &impl RowExt) -> Result<UserRecord, sqlx::Error> {
         email: row.text("email")?,
         display_name: row.text("display_name")?,
         workspace_id: row.id("workspace_id")?,
+        workspace_slug: row.text("workspace_slug")?,
         theme: row.text("theme")?,
         locale: row.text("locale")?,
         notifications: row.boolean("notifications")?,
@@ -48,17 +54,61 @@ pub struct NewAccount<'a> {
 }
 
 /// Creates the user, their personal workspace and default settings in one transaction.
+/// The workspace's slug comes from the user's name (or email); when another workspace
+/// has it, a few random characters are added.
 pub async fn create_account(db: &Db, account: NewAccount<'_>) -> Result<UserRecord, ServiceError> {
+    let base = [account.display_name, account.email.split('@').next().unwrap_or_default()]
+        .into_iter()
+        .map(names::workspace_slug)
+        .find(|slug| !slug.is_empty())
+        .unwrap_or_else(|| "workspace".into());
+    let mut slug = base.clone();
+    for _ in 0..4 {
+        if !slug_taken(db, &slug).await? {
+            match insert_account(db, &account, &slug).await {
+                // Taken meanwhile by another registration: pick again.
+                Err(e) if is_unique_violation(&e) && find_login(db, account.email).await?.is_none() => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(ServiceError::AlreadyExists {
+                        message: "an account with this email already exists".into(),
+                        field: Some("email".into()),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+                Ok(user_id) => {
+                    return find_user(db, user_id.0)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("created user vanished").into());
+                }
+            }
+        }
+        let suffix = &Id::new().0.simple().to_string()[26..];
+        slug = format!("{}_{suffix}", base.chars().take(names::MAX_WORKSPACE_SLUG_LEN - 7).collect::<String>());
+    }
+    Err(anyhow::anyhow!("no free workspace slug after four tries from {base:?}").into())
+}
+
+async fn slug_taken(db: &Db, slug: &str) -> Result<bool, ServiceError> {
+    let taken = with_db_read!(db, pool => {
+        sqlx::query("SELECT 1 FROM workspaces WHERE slug = $1").bind(slug).fetch_optional(pool).await?.is_some()
+    });
+    Ok(taken)
+}
+
+/// The account's rows; the new user's id.
+async fn insert_account(db: &Db, account: &NewAccount<'_>, slug: &str) -> Result<Id, sqlx::Error> {
     let now = kiln_common::db::now();
     let user_id = Id::new();
     let workspace_id = Id::new();
     let workspace_name = format!("{}'s workspace", account.display_name);
-    let result: Result<(), sqlx::Error> = with_db!(db, pool => async {
+    with_db!(db, pool => async {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        sqlx::query("INSERT INTO workspaces (id, name, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
-            .bind(workspace_id).bind(&workspace_name).bind(user_id).bind(now)
-            .execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO workspaces (id, name, slug, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(workspace_id).bind(&workspace_name).bind(slug).bind(user_id).bind(now)
+        .execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO users (id, email, display_name, password_hash, workspace_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -72,19 +122,12 @@ pub async fn create_account(db: &Db, account: NewAccount<'_>) -> Result<UserReco
         .bind(user_id).bind(true).bind(now)
         .execute(&mut *tx).await?;
         tx.commit().await
-    }.await);
-    match result {
-        Ok(()) => find_user(db, user_id.0).await?.ok_or_else(|| anyhow::anyhow!("created user vanished").into()),
-        Err(e) if is_unique_violation(&e) => Err(ServiceError::AlreadyExists {
-            message: "an account with this email already exists".into(),
-            field: Some("email".into()),
-        }),
-        Err(e) => Err(e.into()),
-    }
+    }.await)?;
+    Ok(user_id)
 }
 
 pub async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users u JOIN user_settings s ON s.user_id = u.id WHERE u.id = $1");
+    let sql = format!("SELECT {USER_COLUMNS} FROM {USER_TABLES} WHERE u.id = $1");
     let user = with_db_read!(db, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(id)).fetch_optional(pool).await?
             .map(|row| user_from_row(&row)).transpose()?
@@ -94,9 +137,7 @@ pub async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRecord>, ServiceE
 
 /// The user with this (normalised) email and their password hash.
 pub async fn find_login(db: &Db, email: &str) -> Result<Option<(UserRecord, String)>, ServiceError> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN user_settings s ON s.user_id = u.id WHERE u.email = $1"
-    );
+    let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM {USER_TABLES} WHERE u.email = $1");
     let found = with_db_read!(db, pool => {
         match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(pool).await? {
             Some(row) => Some((user_from_row(&row)?, row.text("password_hash")?)),

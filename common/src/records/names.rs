@@ -72,7 +72,100 @@ pub const RESERVED_PLURALS: &[&str] = &[
     "templates",
     "workflows",
     "prompts",
+    "proto",
+    "sdk",
 ];
+
+/// Longest workspace slug.
+pub const MAX_WORKSPACE_SLUG_LEN: usize = 24;
+
+/// Words a workspace slug may not be: it is a segment of the package clients are
+/// generated into (`kiln.ws.<slug>.v1`), and these are keywords of Python or TypeScript.
+const CLIENT_KEYWORDS: &[&str] = &[
+    "and",
+    "as",
+    "assert",
+    "async",
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "def",
+    "default",
+    "del",
+    "delete",
+    "do",
+    "elif",
+    "else",
+    "enum",
+    "except",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "from",
+    "function",
+    "global",
+    "if",
+    "import",
+    "in",
+    "instanceof",
+    "is",
+    "lambda",
+    "let",
+    "new",
+    "none",
+    "nonlocal",
+    "not",
+    "null",
+    "or",
+    "package",
+    "pass",
+    "raise",
+    "return",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+];
+
+/// A workspace slug made from `source` (its owner's name, or their email's local part):
+/// lower-case ASCII letters, digits and `_`, starting with a letter, at most
+/// [`MAX_WORKSPACE_SLUG_LEN`] long; a keyword gets `_ws`. Empty when nothing usable is left.
+pub fn workspace_slug(source: &str) -> String {
+    let mut slug = String::new();
+    for c in source.chars().map(|c| c.to_ascii_lowercase()) {
+        if c.is_ascii_lowercase() || (c.is_ascii_digit() && !slug.is_empty()) {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('_') {
+            slug.push('_');
+        }
+    }
+    slug.truncate(MAX_WORKSPACE_SLUG_LEN);
+    let mut slug = slug.trim_end_matches('_').to_string();
+    if CLIENT_KEYWORDS.contains(&slug.as_str()) {
+        slug.push_str("_ws");
+    }
+    slug
+}
+
+/// Whether `slug` is one [`workspace_slug`] could have made (a stored one, checked
+/// before it becomes part of a package name).
+pub fn is_workspace_slug(slug: &str) -> bool {
+    !slug.is_empty() && slug.len() <= MAX_WORKSPACE_SLUG_LEN + 3 && workspace_slug(slug) == slug
+}
 
 /// SQL keywords of PostgreSQL and SQLite that cannot be used unquoted; refused outright so
 /// generated code in any language stays easy to write.
@@ -413,6 +506,22 @@ pub fn pluralise(singular: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workspace_slug_is_a_package_segment_every_client_language_accepts() {
+        assert_eq!(workspace_slug("Ada Lovelace"), "ada_lovelace");
+        assert_eq!(workspace_slug("ada.lovelace+test"), "ada_lovelace_test");
+        assert_eq!(workspace_slug("42 Élan Co"), "lan_co", "a letter first; other letters are dropped");
+        assert_eq!(workspace_slug("Import"), "import_ws");
+        assert_eq!(workspace_slug("___"), "");
+        assert_eq!(workspace_slug(&"x".repeat(40)).len(), MAX_WORKSPACE_SLUG_LEN);
+        for made in ["ada_lovelace", "import_ws", "w9d06362aaaf1"] {
+            assert!(is_workspace_slug(made), "{made}");
+        }
+        for bad in ["", "Ada", "1abc", "a-b", "a__b", "import", "a_"] {
+            assert!(!is_workspace_slug(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn keywords_are_sorted_for_binary_search() {

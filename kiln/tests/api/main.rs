@@ -17,4 +17,5 @@ mod security;
 mod sockets;
 mod system_records;
 mod tenancy;
+mod typed;
 mod ui;

@@ -13,14 +13,15 @@ use kiln_proto::v1::{
     CreateTemplateRequest, DeleteApplicationRequest, DeleteComponentRequest, DeleteDeploymentRequest,
     DeleteEntityRequest, DeleteModelRequest, DeleteTemplateRequest, Field, GenerateApplicationRequest,
     GetApplicationRequest, GetBuildArtifactRequest, GetBuildQueueRequest, GetBuildRequest, GetEntityRequest,
-    GetModelRequest, GetProfileRequest, GetTemplateRequest, ListApplicationsRequest, ListAuditEventsRequest,
-    ListBuildsRequest, ListComponentsRequest, ListDeploymentsRequest, ListEntitiesRequest, ListModelVersionsRequest,
-    ListModelsRequest, ListTemplatesRequest, LoginRequest, LogoutRequest, PlanModelChangeRequest,
-    PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation, RunBuildRequest, UpdateApplicationRequest,
-    UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest, UpdateTemplateRequest,
-    WatchBuildRequest, application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
-    build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
-    model_service_client::ModelServiceClient, template_service_client::TemplateServiceClient,
+    GetModelRequest, GetProfileRequest, GetTemplateRequest, GetTypedContractRequest, ListApplicationsRequest,
+    ListAuditEventsRequest, ListBuildsRequest, ListComponentsRequest, ListDeploymentsRequest, ListEntitiesRequest,
+    ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest, LoginRequest, LogoutRequest,
+    PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation, RunBuildRequest,
+    UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest,
+    UpdateTemplateRequest, WatchBuildRequest, application_service_client::ApplicationServiceClient,
+    auth_service_client::AuthServiceClient, build_service_client::BuildServiceClient,
+    entity_service_client::EntityServiceClient, model_service_client::ModelServiceClient,
+    template_service_client::TemplateServiceClient,
 };
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
@@ -306,6 +307,9 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
         let answer = models.delete_model(with_token(request, b)).await;
         check("kiln.v1.ModelService/DeleteModel", shown(&answer), code(&answer), AIMED);
     }
+    // B's contract: B's models only.
+    let answer = models.get_typed_contract(with_token(GetTypedContractRequest {}, b)).await;
+    check("kiln.v1.ModelService/GetTypedContract", shown(&answer), code(&answer), &[Code::Ok]);
     let request = ListModelsRequest { page_token: "bGVkZ2Vycw".into(), ..Default::default() };
     let answer = models.list_models(with_token(request, b)).await;
     check("kiln.v1.ModelService/ListModels", shown(&answer), code(&answer), &[Code::InvalidArgument]);
