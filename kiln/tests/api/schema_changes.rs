@@ -8,6 +8,7 @@ use crate::harness::{Backend, TestApp, assert_error, read, spawn_app, token};
 crate::on_every_backend!(
     fields_are_added_renamed_and_dropped_keeping_data,
     deleting_models_needs_confirmation_and_respects_relations,
+    a_record_read_before_a_rename_reads_under_the_new_name,
 );
 
 async fn put(app: &TestApp, path: &str, access: &str, body: Value) -> (u16, Value) {
@@ -258,6 +259,32 @@ async fn a_rebuild_whose_caller_goes_away_completes_and_keeps_foreign_keys_on() 
         let (status, body) = app.post_with_token("/api/readings", &access, dangling).await;
         let error = assert_error(status, &body, 400, "invalid_argument");
         assert_eq!(error["details"][0]["field"], "owner", "{body}");
+    }
+    app.stop().await;
+}
+
+/// The connection that read a record before its field was renamed reads it again after:
+/// on SQLite the rename rebuilds the table, and a connection's cached schema must not
+/// turn the new column name into a string literal (see `.cargo/config.toml`).
+async fn a_record_read_before_a_rename_reads_under_the_new_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    let model = json!({ "name": "Note", "fields": [{ "name": "body", "type": "text" }] });
+    let (status, created) = app.post_with_token("/api/v1/models", &access, model).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, note) = app.post_with_token("/api/v1/notes", &access, json!({ "body": "kept" })).await;
+    assert_eq!(status, 201, "{note}");
+    let path = format!("/api/v1/notes/{}", note["record"]["id"].as_str().unwrap());
+    // Every reader connection has read it (and prepared the statement) before the change.
+    for _ in 0..8 {
+        assert_eq!(app.get_with_token(&path, &access).await.0, 200);
+    }
+    let rename = json!({ "fields": [{ "name": "text", "type": "text", "previous_name": "body" }] });
+    let (status, changed) = put(&app, "/api/v1/models/notes", &access, rename).await;
+    assert_eq!(status, 200, "{changed}");
+    for _ in 0..8 {
+        let (status, read) = app.get_with_token(&path, &access).await;
+        assert_eq!((status, &read["record"]["text"]), (200, &json!("kept")), "{read}");
     }
     app.stop().await;
 }
