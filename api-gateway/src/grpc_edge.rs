@@ -18,7 +18,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::limits::{self, AuthLimit};
 use tonic::service::Routes;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 /// The channels to the roles, as the binary wired them.
 #[derive(Debug, Clone)]
@@ -136,6 +136,32 @@ async fn forward(State(backends): State<Arc<Backends>>, request: Request) -> Res
     let Some(channel) = backends.channel_for(&service).cloned() else {
         return tonic::Status::unimplemented(format!("{service} is not served")).into_http::<Body>();
     };
+    relay(channel, &service, request).await
+}
+
+/// The prefix of every workspace's typed services, `kiln.ws.<workspace_slug>.v1`.
+pub const WORKSPACE_SERVICES: &str = "/kiln.ws.";
+
+/// A call to a workspace's typed services (model-svc answers them): their names are the
+/// workspaces', so no route names them; the listener's fallback hands them here, and
+/// grpc-web is unwrapped here as it is for the routed services.
+pub async fn forward_to_workspace(backends: Arc<Backends>, request: Request) -> Response {
+    let relayed = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+        let channel = backends.model.clone();
+        async move { Ok::<_, std::convert::Infallible>(relay(channel, "kiln.ws", request).await) }
+    });
+    match tonic_web::GrpcWebLayer::new().layer(relayed).oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
+}
+
+/// Hands `request` as is to `channel`, within the caller's deadline.
+async fn relay<B>(channel: GrpcChannel, service: &str, request: http::Request<B>) -> Response
+where
+    B: tonic::codegen::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
     let (mut parts, body) = request.into_parts();
     // The channel sets its own authority; a client's Host must not leak through.
     parts.headers.remove(header::HOST);

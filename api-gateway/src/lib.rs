@@ -113,7 +113,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
 
-    let grpc = grpc_edge::router(backends, support, health, auth_limit);
+    let grpc = grpc_edge::router(backends.clone(), support, health, auth_limit);
     let ui = ui::UiFiles::new("");
 
     Ok(Router::new()
@@ -124,7 +124,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(grpc)
-        .fallback(move |request| fallback(ui.clone(), request))
+        .fallback(move |request| fallback(ui.clone(), backends.clone(), request))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(limits::CallerLimit::new(&config), limits::limit_callers))
         .layer(middleware::from_fn_with_state(
@@ -269,10 +269,13 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
     ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// Paths no route has: a gRPC status for gRPC clients, the web UI for browsers (its
-/// files and its pages), the JSON error for everyone else.
-async fn fallback(ui: ui::UiFiles, request: Request) -> Response {
+/// Paths no route has: a workspace's typed services, a gRPC status for other gRPC calls,
+/// the web UI for browsers (its files and its pages), the JSON error for everyone else.
+async fn fallback(ui: ui::UiFiles, backends: Arc<grpc_edge::Backends>, request: Request) -> Response {
     if grpc_edge::is_grpc(&request) {
+        if request.uri().path().starts_with(grpc_edge::WORKSPACE_SERVICES) {
+            return grpc_edge::forward_to_workspace(backends, request).await;
+        }
         return grpc_edge::unimplemented(request).await;
     }
     if let Some(page) = ui.answer(request.method(), request.uri().path(), request.headers()) {

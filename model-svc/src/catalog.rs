@@ -31,7 +31,7 @@ use kiln_common::{
 use tokio::sync::OwnedRwLockReadGuard;
 use uuid::Uuid;
 
-use crate::{metadata::MODEL_ROW_COLUMNS, models::model_from_row, workspace::Workspaces};
+use crate::{contract::Contract, metadata::MODEL_ROW_COLUMNS, models::model_from_row, workspace::Workspaces};
 
 /// Workspaces whose models are kept compiled, at most.
 pub const CAPACITY: usize = 1024;
@@ -68,11 +68,27 @@ type Cache = HashMap<Uuid, (Arc<Compiled>, Instant)>;
 pub struct Catalog {
     workspaces: Workspaces,
     cache: Arc<Mutex<Cache>>,
+    /// Each workspace's typed contract, made from the same models and forgotten with them.
+    contracts: Arc<Mutex<HashMap<Uuid, Arc<Contract>>>>,
 }
 
 impl Catalog {
     pub fn new(workspaces: Workspaces) -> Self {
-        Catalog { workspaces, cache: Arc::default() }
+        Catalog { workspaces, cache: Arc::default(), contracts: Arc::default() }
+    }
+
+    /// The workspace's typed contract, if one is kept.
+    pub fn contract(&self, workspace_id: Uuid) -> Option<Arc<Contract>> {
+        self.contracts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&workspace_id).cloned()
+    }
+
+    /// Keeps a workspace's contract until its models change.
+    pub fn keep_contract(&self, workspace_id: Uuid, contract: Arc<Contract>) {
+        let mut contracts = self.contracts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if contracts.len() >= CAPACITY {
+            contracts.clear();
+        }
+        contracts.insert(workspace_id, contract);
     }
 
     fn db(&self) -> &Db {
@@ -133,6 +149,7 @@ impl Catalog {
     /// schema lock exclusively, once a change to its models has committed.
     pub fn forget(&self, workspace_id: Uuid) {
         self.cached().remove(&workspace_id);
+        self.contracts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&workspace_id);
     }
 
     /// Whether `model` is still the stored version (false if it is gone).

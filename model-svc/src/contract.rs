@@ -47,6 +47,8 @@ pub struct Contract {
     notes: BTreeMap<String, String>,
     /// The checked descriptors: the file and the well-known types it imports.
     pool: DescriptorPool,
+    /// The model behind each service, by the service's full name.
+    services: BTreeMap<String, Model>,
 }
 
 /// The package of the workspace whose slug is `slug`.
@@ -85,7 +87,7 @@ impl Contract {
         let mut pool = DescriptorPool::global();
         pool.add_file_descriptor_proto(file.clone())
             .map_err(|e| anyhow::anyhow!("the derived contract of {package} is not valid: {e}"))?;
-        Ok(Contract { package, file, notes: builder.notes, pool })
+        Ok(Contract { package, file, notes: builder.notes, pool, services: builder.served })
     }
 
     /// The file and what it imports, as a serialized `FileDescriptorSet`.
@@ -99,6 +101,11 @@ impl Contract {
     /// The checked descriptors (the file and its imports).
     pub fn pool(&self) -> &DescriptorPool {
         &self.pool
+    }
+
+    /// The model a service (by full name) serves.
+    pub fn model_of(&self, service: &str) -> Option<&Model> {
+        self.services.get(service)
     }
 
     pub fn file_name(&self) -> &str {
@@ -233,6 +240,8 @@ struct Builder {
     notes: BTreeMap<String, String>,
     /// Top-level names in use.
     taken: BTreeSet<String>,
+    /// The model behind each service, by the service's full name.
+    served: BTreeMap<String, Model>,
 }
 
 impl Builder {
@@ -402,6 +411,7 @@ impl Builder {
             ..Default::default()
         });
         self.notes.insert(service.clone(), format!("The records of {} ({}).", model.label_plural, model.plural));
+        self.served.insert(format!("{}.{service}", self.package), model.clone());
         self.notes.insert(format!("{service}.Watch"), "Every change from now on, until the call ends.".into());
     }
 

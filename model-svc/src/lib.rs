@@ -10,6 +10,7 @@ pub mod models;
 pub mod schema;
 pub mod schema_writer;
 pub mod seeding;
+pub mod typed;
 pub mod workspace;
 
 use kiln_common::{Authenticator, Db, GrpcChannel};
@@ -38,19 +39,29 @@ pub struct ModelDeps {
     pub app: GrpcChannel,
 }
 
-/// Every service of the role.
+/// Every service of the role: ModelService, EntityService, and every workspace's typed
+/// services (`kiln.ws.<workspace_slug>.v1.*`), which no fixed name covers: they answer
+/// whatever path no other service has.
 pub fn routes(deps: ModelDeps) -> anyhow::Result<Routes> {
     // One set of workspace pools for both services.
     let workspaces = workspace::Workspaces::new(deps.db.clone());
     let catalog = catalog::Catalog::new(workspaces.clone());
     let callers = Callers { auth: deps.auth.clone(), system_models: seeding::SystemModels::new(deps.db.clone()) };
+    let contracts = typed::Contracts::new(deps.db.clone(), deps.app.clone(), catalog.clone());
     let limit = deps.max_message_bytes;
     let entities = entities::entity_api(catalog.clone(), callers.clone(), deps.app.clone())?;
-    Ok(Routes::new(
-        ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces, catalog, callers))
+    let typed = typed::TypedApi::new(
+        kiln_common::records::engine::Records::new(catalog.clone()),
+        callers.clone(),
+        contracts.clone(),
+        limit,
+    );
+    let routes = Routes::new(
+        ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces, catalog, callers, contracts))
             .max_decoding_message_size(limit),
     )
-    .add_service(EntityServiceServer::new(entities).max_decoding_message_size(limit)))
+    .add_service(EntityServiceServer::new(entities).max_decoding_message_size(limit));
+    Ok(Routes::from(routes.into_axum_router().fallback_service(typed)))
 }
 
 /// Who is calling, for every RPC of the role: the token checked, and the caller's

@@ -18,24 +18,19 @@ use kiln_common::{
 };
 use kiln_proto::v1::{
     CreateModelRequest, CreateModelResponse, DeleteModelRequest, DeleteModelResponse, Field, GetModelRequest,
-    GetModelResponse, GetProfileRequest, GetTypedContractRequest, GetTypedContractResponse, ListModelVersionsRequest,
+    GetModelResponse, GetTypedContractRequest, GetTypedContractResponse, ListModelVersionsRequest,
     ListModelVersionsResponse, ListModelsRequest, ListModelsResponse, Model, PlanModelChangeRequest,
-    PlanModelChangeResponse, UpdateModelRequest, UpdateModelResponse, auth_service_client::AuthServiceClient,
-    model_service_server::ModelService,
+    PlanModelChangeResponse, UpdateModelRequest, UpdateModelResponse, model_service_server::ModelService,
 };
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tonic::{Request, Response, Status};
 
 use crate::{
     Callers, ModelDeps,
     catalog::Catalog,
-    contract::Contract,
     metadata::{MODEL_ROW_COLUMNS, ModelRow, VersionRow},
     schema,
     schema_writer::{self, SchemaWrite, Statement},
+    typed::Contracts,
     workspace::Workspaces,
 };
 
@@ -45,38 +40,18 @@ pub struct ModelApi {
     pub(crate) workspaces: Workspaces,
     pub(crate) catalog: Catalog,
     callers: Callers,
-    /// Workspaces' slugs, as app-svc (their owner) said: a slug never changes.
-    slugs: Arc<Mutex<HashMap<uuid::Uuid, String>>>,
+    contracts: Contracts,
 }
 
 impl ModelApi {
-    pub fn new(deps: ModelDeps, workspaces: Workspaces, catalog: Catalog, callers: Callers) -> Self {
-        ModelApi { deps, workspaces, catalog, callers, slugs: Arc::default() }
-    }
-
-    /// The slug of the caller's workspace, asked of app-svc with the caller's own token.
-    async fn workspace_slug(&self, principal: Principal, metadata: &MetadataMap) -> Result<String, Status> {
-        if let Some(slug) = self.slugs.lock().unwrap_or_else(|p| p.into_inner()).get(&principal.workspace_id) {
-            return Ok(slug.clone());
-        }
-        let request = Request::from_parts(metadata.clone(), Default::default(), GetProfileRequest {});
-        let profile = AuthServiceClient::new(self.deps.app.clone()).get_profile(request).await?.into_inner();
-        let slug = profile.user.map(|u| u.workspace_slug).unwrap_or_default();
-        if slug.is_empty() {
-            return Err(ServiceError::Internal(anyhow::anyhow!("app-svc gave no workspace slug")).into());
-        }
-        self.slugs.lock().unwrap_or_else(|p| p.into_inner()).insert(principal.workspace_id, slug.clone());
-        Ok(slug)
-    }
-
-    /// The workspace's typed contract, from its user models as they are now.
-    async fn typed_contract(&self, principal: Principal, slug: &str) -> Result<Contract, ServiceError> {
-        let sql = format!("SELECT {MODEL_ROW_COLUMNS} FROM models WHERE workspace_id = $1 AND NOT is_system");
-        let models = with_db_read!(&self.deps.db, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(principal.workspace_id)).fetch_all(pool).await?
-                .iter().map(model_from_row).collect::<Result<Vec<_>, ServiceError>>()?
-        });
-        Ok(Contract::derive(slug, &models)?)
+    pub fn new(
+        deps: ModelDeps,
+        workspaces: Workspaces,
+        catalog: Catalog,
+        callers: Callers,
+        contracts: Contracts,
+    ) -> Self {
+        ModelApi { deps, workspaces, catalog, callers, contracts }
     }
 
     async fn list(&self, principal: Principal, req: ListModelsRequest) -> Result<ListModelsResponse, ServiceError> {
@@ -379,8 +354,7 @@ impl ModelService for ModelApi {
         request: Request<GetTypedContractRequest>,
     ) -> Result<Response<GetTypedContractResponse>, Status> {
         let principal = self.callers.principal(request.metadata()).await?;
-        let slug = self.workspace_slug(principal, request.metadata()).await?;
-        let contract = self.typed_contract(principal, &slug).await?;
+        let contract = self.contracts.of(principal, request.metadata()).await?;
         Ok(Response::new(GetTypedContractResponse {
             package: contract.package.clone(),
             file_name: contract.file_name().to_string(),

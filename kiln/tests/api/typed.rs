@@ -4,13 +4,19 @@
 //! workspace's slug over the network).
 
 use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value};
 use serde_json::json;
+use tonic::{
+    Code,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+};
 
 use crate::harness::{Backend, TestApp, assert_error, spawn_app, token};
 
 crate::on_every_backend!(
     the_contract_follows_model_changes_with_stable_numbers,
     each_workspace_has_its_own_slug_and_contract,
+    typed_services_answer_over_grpc_and_grpc_web_with_every_value_exact,
 );
 
 /// `/api/v1/proto` as text, and the descriptor set's file for the package.
@@ -103,4 +109,226 @@ async fn each_workspace_has_its_own_slug_and_contract(backend: Backend) {
     assert!(source.contains(&format!("package kiln.ws.{slug}.v1;")), "{source}");
     assert!(!source.contains("Ledger") && file.message_type.is_empty(), "{source}");
     app.stop().await;
+}
+
+/// A typed call's messages, by the descriptors a client got from `/api/v1/proto/descriptor`.
+struct Dynamic(MessageDescriptor);
+
+impl Codec for Dynamic {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = Dynamic;
+    type Decoder = Dynamic;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        Dynamic(self.0.clone())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Dynamic(self.0.clone())
+    }
+}
+
+impl Encoder for Dynamic {
+    type Item = DynamicMessage;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        item.encode(dst).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl Decoder for Dynamic {
+    type Item = DynamicMessage;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Self::Error> {
+        DynamicMessage::decode(self.0.clone(), src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+/// A client of one workspace's typed services.
+struct Typed {
+    pool: DescriptorPool,
+    package: String,
+    channel: tonic::transport::Channel,
+    token: String,
+}
+
+impl Typed {
+    async fn new(app: &TestApp, token: &str) -> Typed {
+        let response = app.http.get(app.url("/api/v1/proto/descriptor")).bearer_auth(token).send().await.unwrap();
+        let pool = DescriptorPool::decode(response.bytes().await.unwrap()).unwrap();
+        let package = pool.files().find(|f| f.package_name().starts_with("kiln.ws.")).unwrap().package_name().into();
+        Typed { pool, package, channel: crate::grpc::channel(app.addr).await, token: token.into() }
+    }
+
+    fn message(&self, name: &str) -> DynamicMessage {
+        DynamicMessage::new(self.pool.get_message_by_name(&format!("{}.{name}", self.package)).unwrap())
+    }
+
+    /// `Service/Method` of the package with `request`, as this client's user.
+    async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        request: DynamicMessage,
+    ) -> Result<DynamicMessage, tonic::Status> {
+        self.call_as(&self.package, service, method, request, &self.token).await
+    }
+
+    async fn call_as(
+        &self,
+        package: &str,
+        service: &str,
+        method: &str,
+        request: DynamicMessage,
+        token: &str,
+    ) -> Result<DynamicMessage, tonic::Status> {
+        let descriptor = self.pool.get_service_by_name(&format!("{}.{service}", self.package)).unwrap();
+        let output = descriptor.methods().find(|m| m.name() == method).unwrap().output();
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready().await.unwrap();
+        let path = format!("/{package}.{service}/{method}").parse().unwrap();
+        grpc.unary(crate::grpc::with_token(request, token), path, Dynamic(output)).await.map(|r| r.into_inner())
+    }
+}
+
+fn field(message: &DynamicMessage, name: &str) -> Value {
+    message.get_field_by_name(name).unwrap().into_owned()
+}
+
+async fn typed_services_answer_over_grpc_and_grpc_web_with_every_value_exact(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    let invoice = json!({ "name": "Invoice", "fields": [
+        { "name": "number", "type": "text", "required": true },
+        { "name": "amount", "type": "decimal" },
+        { "name": "count", "type": "integer" },
+        { "name": "status", "type": "enum", "enum_values": ["draft", "sent"] },
+        { "name": "sent_at", "type": "datetime" },
+        { "name": "extra", "type": "json" },
+    ]});
+    let (status, created) = app.post_with_token("/api/v1/models", &access, invoice).await;
+    assert_eq!(status, 201, "{created}");
+    let typed = Typed::new(&app, &access).await;
+
+    // Create: an int64 beyond 2^53, an exact decimal, an enum, a timestamp, JSON.
+    let big = (1_i64 << 53) + 1;
+    let mut record = typed.message("Invoice");
+    record.set_field_by_name("number", Value::String("INV-1".into()));
+    record.set_field_by_name("amount", Value::String("12.50".into()));
+    record.set_field_by_name("count", Value::I64(big));
+    record.set_field_by_name("status", Value::EnumNumber(2));
+    let mut sent_at = typed.pool.get_message_by_name("google.protobuf.Timestamp").map(DynamicMessage::new).unwrap();
+    sent_at.set_field_by_name("seconds", Value::I64(1_767_225_600));
+    record.set_field_by_name("sent_at", Value::Message(sent_at.clone()));
+    let extra = kiln_proto::wkt::Value { kind: Some(kiln_proto::wkt::value::Kind::StringValue("hello".into())) };
+    let extra_type = typed.pool.get_message_by_name("google.protobuf.Value").unwrap();
+    record.set_field_by_name(
+        "extra",
+        Value::Message(DynamicMessage::decode(extra_type, extra.encode_to_vec().as_slice()).unwrap()),
+    );
+    let mut create = typed.message("CreateInvoiceRequest");
+    create.set_field_by_name("invoice", Value::Message(record));
+    let made = typed.call("InvoiceService", "Create", create).await.unwrap();
+    let id = field(&made, "id").as_str().unwrap().to_string();
+    assert_eq!(field(&made, "count"), Value::I64(big), "all 64 bits kept");
+    assert_eq!(field(&made, "status"), Value::EnumNumber(2));
+    assert_eq!(field(&made, "sent_at"), Value::Message(sent_at));
+    assert!(made.get_field_by_name("created_at").is_some());
+
+    // REST reads the same record; the int64 is a string there (beyond 2^53).
+    let (status, rest) = app.get_with_token(&format!("/api/v1/invoices/{id}"), &access).await;
+    assert_eq!(status, 200, "{rest}");
+    let rest = &rest["record"];
+    assert_eq!(
+        (&rest["count"], &rest["status"], &rest["extra"]),
+        (&json!(big.to_string()), &json!("sent"), &json!("hello"))
+    );
+
+    // Update with a mask: only `amount` changes; `status` named but unset is cleared.
+    let mut changes = typed.message("Invoice");
+    changes.set_field_by_name("id", Value::String(id.clone()));
+    changes.set_field_by_name("amount", Value::String("99.95".into()));
+    changes.set_field_by_name("number", Value::String("not this".into()));
+    let mut mask = typed.pool.get_message_by_name("google.protobuf.FieldMask").map(DynamicMessage::new).unwrap();
+    mask.set_field_by_name("paths", Value::List(vec![Value::String("amount".into()), Value::String("status".into())]));
+    let mut update = typed.message("UpdateInvoiceRequest");
+    update.set_field_by_name("invoice", Value::Message(changes));
+    update.set_field_by_name("update_mask", Value::Message(mask));
+    let updated = typed.call("InvoiceService", "Update", update).await.unwrap();
+    let amount = field(&updated, "amount");
+    assert!(amount.as_str().unwrap().starts_with("99.95"), "{amount:?}");
+    assert_eq!(field(&updated, "number"), Value::String("INV-1".into()));
+    assert!(!updated.has_field_by_name("status"), "cleared");
+
+    // A required field left out: INVALID_ARGUMENT with the field named.
+    let mut create = typed.message("CreateInvoiceRequest");
+    create.set_field_by_name("invoice", Value::Message(typed.message("Invoice")));
+    let refused = typed.call("InvoiceService", "Create", create).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let violations = kiln_common::error::field_violations(&refused);
+    assert!(violations.iter().any(|v| v.field == "number"), "{violations:?}");
+
+    // List, and the same Get over grpc-web.
+    let listed = typed.call("InvoiceService", "List", typed.message("ListInvoicesRequest")).await.unwrap();
+    assert_eq!(field(&listed, "invoices").as_list().map(<[Value]>::len), Some(1));
+    let mut get = typed.message("GetInvoiceRequest");
+    get.set_field_by_name("id", Value::String(id.clone()));
+    let url = app.url(&format!("/{}.InvoiceService/Get", typed.package));
+    let body = app
+        .http
+        .post(url)
+        .header("content-type", "application/grpc-web+proto")
+        .bearer_auth(&access)
+        .body(frame(&get.encode_to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (data, trailers) = crate::grpc::frames(&body);
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let got = DynamicMessage::decode(typed.message("Invoice").descriptor(), data[0].as_slice()).unwrap();
+    assert_eq!(field(&got, "count"), Value::I64(big));
+
+    // Another workspace: the service is not found, whatever its token.
+    let bob = token(&app.register("bob@example.com").await, "access_token");
+    let mut get = typed.message("GetInvoiceRequest");
+    get.set_field_by_name("id", Value::String(id.clone()));
+    let hidden = typed.call_as(&typed.package, "InvoiceService", "Get", get.clone(), &bob).await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+    assert!(!hidden.message().contains(&id), "{hidden:?}");
+
+    // A model change is in the next call: `amount` renamed keeps its number (old clients
+    // still read it), and the renamed field is there for new ones.
+    let (status, model) = app.get_with_token("/api/v1/models/invoices", &access).await;
+    assert_eq!(status, 200);
+    let mut fields = model["model"]["fields"].as_array().unwrap().clone();
+    fields[1] = json!({ "name": "total", "type": "decimal", "previous_name": "amount" });
+    let change = json!({ "fields": fields });
+    let (status, changed) = app.send(reqwest::Method::PUT, "/api/v1/models/invoices", &access, Some(change)).await;
+    assert_eq!(status, 200, "{changed}");
+    let old_client = typed.call("InvoiceService", "Get", get.clone()).await.unwrap();
+    assert!(field(&old_client, "amount").as_str().unwrap().starts_with("99.95"), "same number, old name");
+    let renewed = Typed::new(&app, &access).await;
+    let fresh = renewed.call("InvoiceService", "Get", get.clone()).await.unwrap();
+    assert!(field(&fresh, "total").as_str().unwrap().starts_with("99.95"));
+
+    // Delete, then Get is NOT_FOUND.
+    let mut delete = typed.message("DeleteInvoiceRequest");
+    delete.set_field_by_name("id", Value::String(id));
+    typed.call("InvoiceService", "Delete", delete).await.unwrap();
+    assert_eq!(typed.call("InvoiceService", "Get", get).await.unwrap_err().code(), Code::NotFound);
+    app.stop().await;
+}
+
+/// A gRPC (and grpc-web) data frame.
+fn frame(message: &[u8]) -> Vec<u8> {
+    let mut framed = vec![0];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
 }
