@@ -1,6 +1,8 @@
 //! gRPC and grpc-web at the edge: every `kiln.v1` call is handed, as is, to the channel
-//! of the role that serves it; health and reflection are answered here. Health tells
-//! the truth about the roles behind ([`RoleHealth`]), as `/readyz` does.
+//! of the role that serves it, and a workspace's typed services (`kiln.ws.*`) to
+//! model-svc; health and reflection are answered here. Health tells the truth about the
+//! roles behind ([`RoleHealth`]), as `/readyz` does. Reflection asked with an access token
+//! also lists and describes the caller's workspace's typed services.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,6 +16,7 @@ use axum::{
     routing::post,
 };
 use kiln_common::{GrpcChannel, config::Role, grpc};
+use kiln_proto::v1::{GetTypedContractRequest, model_service_client::ModelServiceClient};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::limits::{self, AuthLimit};
@@ -120,11 +123,12 @@ pub fn router(backends: Arc<Backends>, support: Routes, health: RoleHealth, auth
         router = router.route(&format!("/{service}/{{method}}"), route);
     }
     router
-        .with_state(backends)
+        .with_state(backends.clone())
         .merge(
             support
                 .into_axum_router()
                 .layer(middleware::from_fn_with_state(health, fresh_health))
+                .layer(middleware::from_fn_with_state(backends.clone(), reflect_workspace))
                 .fallback(unimplemented),
         )
         // grpc-web only here: on the whole app it would turn plain REST calls into 400s.
@@ -137,6 +141,46 @@ async fn forward(State(backends): State<Arc<Backends>>, request: Request) -> Res
         return tonic::Status::unimplemented(format!("{service} is not served")).into_http::<Body>();
     };
     relay(channel, &service, request).await
+}
+
+/// Reflection for a caller with an access token: the platform's services and the typed
+/// services of the caller's workspace (its contract, asked of model-svc with the caller's
+/// token). Without a token, or with one model-svc refuses, the platform's only.
+async fn reflect_workspace(State(backends): State<Arc<Backends>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let v1 = path.starts_with("/grpc.reflection.v1.ServerReflection/");
+    if !(v1 || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")) {
+        return next.run(request).await;
+    }
+    let Some(authorization) = request.headers().get(header::AUTHORIZATION).cloned() else {
+        return next.run(request).await;
+    };
+    let mut ask = tonic::Request::new(GetTypedContractRequest {});
+    if let Ok(value) = tonic::metadata::MetadataValue::try_from(authorization.as_bytes()) {
+        ask.metadata_mut().insert("authorization", value);
+    }
+    let Ok(contract) = ModelServiceClient::new(backends.model.clone()).get_typed_contract(ask).await else {
+        return next.run(request).await;
+    };
+    let descriptor_set = contract.into_inner().descriptor_set;
+    let mut services: Vec<String> = backends.service_names().into_iter().map(str::to_string).collect();
+    if let Ok(pool) = prost_reflect::DescriptorPool::decode(descriptor_set.as_slice()) {
+        let workspace = pool.services().filter(|s| s.package_name().starts_with("kiln.ws."));
+        services.extend(workspace.map(|s| s.full_name().to_string()));
+    }
+    let names: Vec<&str> = services.iter().map(String::as_str).collect();
+    let answer = match grpc::reflection(&names, &[descriptor_set.as_slice()]) {
+        Ok((reflection_v1, _)) if v1 => reflection_v1.oneshot(request).await,
+        Ok((_, reflection_v1alpha)) => reflection_v1alpha.oneshot(request).await,
+        Err(e) => {
+            tracing::error!(error = %e, "the workspace's contract cannot be reflected");
+            return next.run(request).await;
+        }
+    };
+    match answer {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
 }
 
 /// The prefix of every workspace's typed services, `kiln.ws.<workspace_slug>.v1`.

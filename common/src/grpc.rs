@@ -112,7 +112,25 @@ pub async fn with_support(services: &[&str], routes: Option<Routes>) -> anyhow::
     for name in services {
         reporter.set_service_status(*name, ServingStatus::Serving).await;
     }
-    let reflection = || {
+    let (v1, v1alpha) = reflection(services, &[])?;
+    let routes = match routes {
+        Some(routes) => routes.add_service(health),
+        None => Routes::new(health),
+    };
+    Ok((reporter, routes.add_service(v1).add_service(v1alpha)))
+}
+
+/// Reflection, v1 and v1alpha, listing `services` (full names) plus health and
+/// reflection, described from the `kiln.v1`, health and reflection descriptors and
+/// `more` (encoded FileDescriptorSets: a workspace's typed contract).
+pub fn reflection(
+    services: &[&str],
+    more: &[&[u8]],
+) -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+)> {
+    let builder = || {
         let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(kiln_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -123,18 +141,17 @@ pub async fn with_support(services: &[&str], routes: Option<Routes>) -> anyhow::
             .with_service_name("grpc.health.v1.Health")
             .with_service_name("grpc.reflection.v1.ServerReflection")
             .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        for set in more {
+            builder = builder.register_encoded_file_descriptor_set(set);
+        }
         for name in services {
             builder = builder.with_service_name(*name);
         }
         builder
     };
-    let v1 = reflection().build_v1().context("building reflection v1")?;
-    let v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
-    let routes = match routes {
-        Some(routes) => routes.add_service(health),
-        None => Routes::new(health),
-    };
-    Ok((reporter, routes.add_service(v1).add_service(v1alpha)))
+    let v1 = builder().build_v1().context("building reflection v1")?;
+    let v1alpha = builder().build_v1alpha().context("building reflection v1alpha")?;
+    Ok((v1, v1alpha))
 }
 
 /// Serves gRPC (HTTP/2) on `listener` until `shutdown` completes, then drains. Accepted

@@ -17,6 +17,7 @@ crate::on_every_backend!(
     the_contract_follows_model_changes_with_stable_numbers,
     each_workspace_has_its_own_slug_and_contract,
     typed_services_answer_over_grpc_and_grpc_web_with_every_value_exact,
+    reflection_with_a_token_describes_the_callers_typed_services_only,
 );
 
 /// `/api/v1/proto` as text, and the descriptor set's file for the package.
@@ -331,4 +332,74 @@ fn frame(message: &[u8]) -> Vec<u8> {
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
     framed.extend_from_slice(message);
     framed
+}
+
+/// Reflection v1 `ListServices` and v1alpha `FileContainingSymbol` as the holder of
+/// `token` (none: anonymous): the services listed, and the file's messages.
+async fn reflect(app: &TestApp, token: Option<&str>, symbol: &str) -> (Vec<String>, Option<Vec<String>>) {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let channel = crate::grpc::channel(app.addr).await;
+    let with = |request| match token {
+        Some(token) => crate::grpc::with_token(tokio_stream::iter([request]), token),
+        None => tonic::Request::new(tokio_stream::iter([request])),
+    };
+    let list = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let mut answers = client.server_reflection_info(with(list)).await.unwrap().into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(listed)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list")
+    };
+    let services = listed.service.into_iter().map(|s| s.name).collect();
+    let find = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(symbol.into())),
+    };
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let with = |request| match token {
+        Some(token) => crate::grpc::with_token(tokio_stream::iter([request]), token),
+        None => tonic::Request::new(tokio_stream::iter([request])),
+    };
+    let mut answers = client.server_reflection_info(with(find)).await.unwrap().into_inner();
+    // A symbol not found ends the stream with NOT_FOUND.
+    let answer = answers.message().await.ok().flatten().and_then(|answer| answer.message_response);
+    let messages = match answer {
+        Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) => Some(
+            files
+                .file_descriptor_proto
+                .iter()
+                .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+                .flat_map(|file| file.message_type.into_iter().map(|m| m.name().to_string()))
+                .collect(),
+        ),
+        _ => None,
+    };
+    (services, messages)
+}
+
+async fn reflection_with_a_token_describes_the_callers_typed_services_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = token(&app.register("ada@example.com").await, "access_token");
+    let (status, created) = app.post_with_token("/api/v1/models", &ada, json!({ "name": "Invoice" })).await;
+    assert_eq!(status, 201, "{created}");
+
+    let (services, messages) = reflect(&app, Some(&ada), "kiln.ws.ada.v1.Invoice").await;
+    assert!(services.contains(&"kiln.ws.ada.v1.InvoiceService".to_string()), "{services:?}");
+    assert!(services.contains(&"kiln.v1.ModelService".to_string()), "{services:?}");
+    let messages = messages.expect("the contract's file");
+    assert!(messages.contains(&"Invoice".to_string()) && messages.contains(&"CreateInvoiceRequest".to_string()));
+
+    // Anonymous, or another tenant: the platform's services, nothing of Ada's.
+    let bob = token(&app.register("bob@example.com").await, "access_token");
+    for caller in [None, Some(bob.as_str()), Some("not-a-token")] {
+        let (services, messages) = reflect(&app, caller, "kiln.ws.ada.v1.Invoice").await;
+        assert!(services.iter().all(|s| !s.starts_with("kiln.ws.ada.")), "{caller:?}: {services:?}");
+        assert!(services.contains(&"kiln.v1.ModelService".to_string()), "{services:?}");
+        assert_eq!(messages, None, "{caller:?}");
+    }
+    app.stop().await;
 }
