@@ -117,7 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let (model, model_slot) = GrpcChannel::deferred("model");
             let app = app_service(&config, &db, auth.clone(), model, build.clone(), &builds).await?;
             let app = GrpcChannel::local("app", with_support(&app_services(), Some(app)).await?);
-            let model = model_service(&config, &db, auth, app.clone()).await?;
+            let model = model_service(&config, &db, auth, app.clone(), &stop).await?;
             let model = GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?);
             model_slot.fill(model.clone());
             let workers = builds.start_workers(&config, &db, &stop);
@@ -138,7 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let db = database(&config).await?;
             let app = GrpcChannel::remote(&config.app_svc_url)?;
             let auth = asking_app_svc(&config, &db, app.clone())?;
-            let routes = model_service(&config, &db, auth, app).await?;
+            let routes = model_service(&config, &db, auth, app, &stop).await?;
             serve_role(&config, kiln_model_svc::SERVICES, Some(routes), Some(db), Vec::new(), stop).await
         }
         Role::App => {
@@ -256,10 +256,23 @@ fn build_services() -> Vec<&'static str> {
     [kiln_build_worker::SERVICES, kiln_build_worker::PEER_SERVICES].concat()
 }
 
-/// model-svc's services on `db`, its tables migrated first; `app` reaches app-svc.
-async fn model_service(config: &Config, db: &Db, auth: Authenticator, app: GrpcChannel) -> anyhow::Result<Routes> {
+/// model-svc's services on `db`, its tables migrated first; `app` reaches app-svc; its
+/// endless calls (typed Watch) end when `stop` is cancelled.
+async fn model_service(
+    config: &Config,
+    db: &Db,
+    auth: Authenticator,
+    app: GrpcChannel,
+    stop: &CancellationToken,
+) -> anyhow::Result<Routes> {
     db.migrate(&kiln_model_svc::MIGRATIONS).await?;
-    let deps = kiln_model_svc::ModelDeps { db: db.clone(), auth, max_message_bytes: config.max_body_bytes, app };
+    let deps = kiln_model_svc::ModelDeps {
+        db: db.clone(),
+        auth,
+        max_message_bytes: config.max_body_bytes,
+        app,
+        stopping: stop.clone(),
+    };
     kiln_model_svc::routes(deps)
 }
 

@@ -22,10 +22,10 @@ use crate::{Callers, catalog::Catalog};
 
 pub type EntityApi = api::EntityApi<Catalog, ModelGate>;
 
-pub fn entity_api(catalog: Catalog, callers: Callers, app: GrpcChannel) -> anyhow::Result<EntityApi> {
+pub fn entity_api(records: Records<Catalog>, callers: Callers, app: GrpcChannel) -> anyhow::Result<EntityApi> {
     let owners = seeds::system_models()?.iter().map(|kind| (kind.plural.clone(), kind.owner)).collect();
     let gate = ModelGate { callers, app: EntityServiceClient::new(app), owners: Arc::new(owners) };
-    Ok(api::EntityApi::new(Records::new(catalog), gate))
+    Ok(api::EntityApi::new(records, gate))
 }
 
 /// Who answers, by the kind the call is for.

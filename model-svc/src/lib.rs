@@ -13,7 +13,10 @@ pub mod seeding;
 pub mod typed;
 pub mod workspace;
 
-use kiln_common::{Authenticator, Db, GrpcChannel};
+use kiln_common::{
+    Authenticator, Db, GrpcChannel,
+    records::{engine::Records, feed::ChangeFeed},
+};
 use kiln_proto::v1::{entity_service_server::EntityServiceServer, model_service_server::ModelServiceServer};
 use tonic::{server::NamedService, service::Routes};
 
@@ -37,6 +40,8 @@ pub struct ModelDeps {
     pub max_message_bytes: usize,
     /// app-svc, which serves the records of the system kinds it owns.
     pub app: GrpcChannel,
+    /// Cancelled when the process stops: calls that never end by themselves (Watch) end.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Every service of the role: ModelService, EntityService, and every workspace's typed
@@ -49,13 +54,14 @@ pub fn routes(deps: ModelDeps) -> anyhow::Result<Routes> {
     let callers = Callers { auth: deps.auth.clone(), system_models: seeding::SystemModels::new(deps.db.clone()) };
     let contracts = typed::Contracts::new(deps.db.clone(), deps.app.clone(), catalog.clone());
     let limit = deps.max_message_bytes;
-    let entities = entities::entity_api(catalog.clone(), callers.clone(), deps.app.clone())?;
-    let typed = typed::TypedApi::new(
-        kiln_common::records::engine::Records::new(catalog.clone()),
-        callers.clone(),
-        contracts.clone(),
-        limit,
-    );
+    // Every write of a user model's records is announced, for the typed services' Watch.
+    let feed = match &deps.db {
+        Db::Postgres(pool) => ChangeFeed::postgres(pool.clone()),
+        Db::Sqlite(_) => ChangeFeed::local(),
+    };
+    let records = Records::new(catalog.clone()).with_feed(feed.clone());
+    let entities = entities::entity_api(records.clone(), callers.clone(), deps.app.clone())?;
+    let typed = typed::TypedApi::new(records, feed, callers.clone(), contracts.clone(), limit, deps.stopping.clone());
     let routes = Routes::new(
         ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces, catalog, callers, contracts))
             .max_decoding_message_size(limit),

@@ -22,7 +22,11 @@ use kiln_common::{
     db::Id,
     error::FieldViolation,
     limits::MAX_SAFE_INTEGER,
-    records::{engine::Records, fields::FieldType},
+    records::{
+        engine::Records,
+        feed::{ChangeFeed, ChangeKind, RecordChange},
+        fields::FieldType,
+    },
     with_db_read,
 };
 use kiln_proto::v1::{
@@ -32,13 +36,15 @@ use kiln_proto::v1::{
 use pbjson_types::{Struct, value::Kind as JsonKind};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, Value};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 use tonic::{
     Status,
     body::Body,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     codegen::{Body as HttpBody, Bytes, StdError},
     metadata::MetadataMap,
-    server::{Grpc, UnaryService},
+    server::{Grpc, ServerStreamingService, UnaryService},
 };
 
 use crate::{Callers, catalog::Catalog, contract::Contract, metadata::MODEL_ROW_COLUMNS, models::model_from_row};
@@ -99,14 +105,25 @@ impl Contracts {
 #[derive(Clone)]
 pub struct TypedApi {
     records: Records<Catalog>,
+    /// Committed changes, for Watch.
+    feed: ChangeFeed,
     callers: Callers,
     contracts: Contracts,
     max_message_bytes: usize,
+    /// Cancelled when the process stops: watches end then.
+    stopping: CancellationToken,
 }
 
 impl TypedApi {
-    pub fn new(records: Records<Catalog>, callers: Callers, contracts: Contracts, max_message_bytes: usize) -> Self {
-        TypedApi { records, callers, contracts, max_message_bytes }
+    pub fn new(
+        records: Records<Catalog>,
+        feed: ChangeFeed,
+        callers: Callers,
+        contracts: Contracts,
+        max_message_bytes: usize,
+        stopping: CancellationToken,
+    ) -> Self {
+        TypedApi { records, feed, callers, contracts, max_message_bytes, stopping }
     }
 
     /// Answers one call (any path: a path outside the workspaces' packages is UNIMPLEMENTED).
@@ -154,11 +171,7 @@ impl TypedApi {
         let codec = DynamicCodec { input: call.method.input() };
         let mut grpc = Grpc::new(codec).max_decoding_message_size(self.max_message_bytes);
         if call.method.is_server_streaming() {
-            let status = Status::unimplemented(format!(
-                "{}.Watch is not served yet: follow changes with List and its sort",
-                call.method.parent_service().full_name()
-            ));
-            return status.into_http();
+            return grpc.server_streaming(Watch { api: self, call: Arc::new(call) }, request).await;
         }
         grpc.unary(Unary { api: self, call: Arc::new(call) }, request).await
     }
@@ -167,12 +180,7 @@ impl TypedApi {
     async fn answer(&self, call: &Call, request: DynamicMessage) -> Result<DynamicMessage, Status> {
         let (principal, model) = (call.principal, call.model.plural.clone());
         let output = call.method.output();
-        let record_type = call.method.parent_service().parent_pool().get_message_by_name(&format!(
-            "{}.{}",
-            call.method.parent_service().package_name(),
-            crate::contract::pascal(&call.model.singular)
-        ));
-        let record_type = record_type.ok_or_else(|| Status::internal("the contract has no message for its model"))?;
+        let record_type = call.record_type()?;
         let typed = Typed { fields: &call.model.fields, message: &record_type };
         let text = |name: &str| match request.get_field_by_name(name).as_deref() {
             Some(Value::String(text)) => text.clone(),
@@ -274,6 +282,98 @@ struct Call {
     principal: Principal,
     model: Model,
     method: prost_reflect::MethodDescriptor,
+}
+
+impl Call {
+    /// The model's message.
+    fn record_type(&self) -> Result<MessageDescriptor, Status> {
+        let service = self.method.parent_service();
+        let name = format!("{}.{}", service.package_name(), crate::contract::pascal(&self.model.singular));
+        service
+            .parent_pool()
+            .get_message_by_name(&name)
+            .ok_or_else(|| Status::internal("the contract has no message for its model"))
+    }
+}
+
+/// A Watch call: every committed change to the model's records from now on, each with
+/// the record as it is (none once deleted), until the caller goes away.
+struct Watch {
+    api: TypedApi,
+    call: Arc<Call>,
+}
+
+impl Watch {
+    /// The change message (`<Model>Change`) for `change`.
+    async fn message(&self, change: RecordChange) -> Result<DynamicMessage, Status> {
+        let mut message = DynamicMessage::new(self.call.method.output());
+        let kind = match change.kind {
+            ChangeKind::Created => 1,
+            ChangeKind::Updated => 2,
+            ChangeKind::Deleted => 3,
+        };
+        message.set_field_by_number(1, Value::EnumNumber(kind));
+        message.set_field_by_number(2, Value::String(change.id.clone()));
+        if change.kind != ChangeKind::Deleted {
+            let request = GetEntityRequest { model: change.model, id: change.id };
+            match self.api.records.get(self.call.principal, request).await {
+                Ok(found) => {
+                    let record_type = self.call.record_type()?;
+                    let typed = Typed { fields: &self.call.model.fields, message: &record_type };
+                    message
+                        .set_field_by_number(3, Value::Message(typed.message_of(&found.record.unwrap_or_default())?));
+                }
+                // Deleted meanwhile: its deletion follows.
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(message)
+    }
+}
+
+type Changes =
+    std::pin::Pin<Box<dyn tonic::codegen::tokio_stream::Stream<Item = Result<DynamicMessage, Status>> + Send>>;
+
+impl ServerStreamingService<DynamicMessage> for Watch {
+    type Response = DynamicMessage;
+    type ResponseStream = Changes;
+    type Future = BoxFuture<Result<tonic::Response<Changes>, Status>>;
+
+    fn call(&mut self, _: tonic::Request<DynamicMessage>) -> Self::Future {
+        let watch = Watch { api: self.api.clone(), call: self.call.clone() };
+        Box::pin(async move {
+            // Subscribed before the call is answered: every change after it is seen.
+            let mut changes = watch.api.feed.subscribe();
+            let (sender, receiver) = tokio::sync::mpsc::channel(16);
+            tokio::spawn(async move {
+                let (workspace, model) = (watch.call.principal.workspace_id, watch.call.model.plural.clone());
+                loop {
+                    let change = tokio::select! {
+                        () = sender.closed() => return,
+                        () = watch.api.stopping.cancelled() => return,
+                        change = changes.recv() => change,
+                    };
+                    let message = match change {
+                        Ok(change) if change.workspace == workspace && change.model == model => {
+                            watch.message(change).await
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(missed)) => Err(Status::aborted(format!(
+                            "this watch fell {missed} changes behind and missed them; watch again, and List to catch up"
+                        ))),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    let ends = message.is_err();
+                    if sender.send(message).await.is_err() || ends {
+                        return;
+                    }
+                }
+            });
+            let stream = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(receiver);
+            Ok(tonic::Response::new(Box::pin(stream) as Changes))
+        })
+    }
 }
 
 /// A model's typed message and its fields: the conversions to and from the engine's records.

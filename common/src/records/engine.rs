@@ -26,6 +26,7 @@ use crate::{
     paging::{self, Paging},
     records::{
         codec::{self, RecordRow, SqlValue, Write, check_record, check_value},
+        feed::{ChangeFeed, ChangeKind, RecordChange},
         fields::{Constraint, Dialect, FieldSpec, FieldType},
         names::{self, Ident},
     },
@@ -186,6 +187,16 @@ const LIST_BYTES: usize = 2 << 20;
 #[derive(Debug, Clone)]
 pub struct Records<S> {
     source: S,
+    /// Where committed changes are announced, for watchers.
+    feed: Option<ChangeFeed>,
+}
+
+/// A record's id, as its Struct carries it.
+fn record_id(record: &Struct) -> String {
+    match record.fields.get("id").and_then(|v| v.kind.as_ref()) {
+        Some(Kind::StringValue(id)) => id.clone(),
+        _ => String::new(),
+    }
 }
 
 /// What one try of a call came to.
@@ -340,7 +351,22 @@ fn write_error(e: sqlx::Error, target: &CompiledModel, written: &[&FieldSpec]) -
 
 impl<S: ModelSource> Records<S> {
     pub fn new(source: S) -> Self {
-        Records { source }
+        Records { source, feed: None }
+    }
+
+    /// Announces each committed create, update and delete on `feed`.
+    pub fn with_feed(mut self, feed: ChangeFeed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    async fn announce(&self, principal: Principal, model: &str, id: &str, kind: ChangeKind) {
+        if let Some(feed) = &self.feed {
+            // The model as watchers name it: its plural, normalised (it was found by it).
+            let model = names::plural_ref(model).map_or_else(|_| model.to_string(), |plural| plural.to_string());
+            let (workspace, id) = (principal.workspace_id, id.to_string());
+            feed.publish(RecordChange { workspace, model, id, kind }).await;
+        }
     }
 
     pub fn source(&self) -> &S {
@@ -438,6 +464,7 @@ impl<S: ModelSource> Records<S> {
                 self.create_once(principal, model, pool, workspace, &record)
             })
             .await?;
+        self.announce(principal, &req.model, &record_id(&record), ChangeKind::Created).await;
         Ok(CreateEntityResponse { record: Some(record) })
     }
 
@@ -533,6 +560,7 @@ impl<S: ModelSource> Records<S> {
                 self.update_once(model, pool, workspace, &req.id, &record, write)
             })
             .await?;
+        self.announce(principal, &req.model, &record_id(&record), ChangeKind::Updated).await;
         Ok(UpdateEntityResponse { record: Some(record) })
     }
 
@@ -581,6 +609,9 @@ impl<S: ModelSource> Records<S> {
             self.delete_once(model, pool, workspace, &req.id)
         })
         .await?;
+        // The id as records carry it (it parsed, or the delete would have failed).
+        let id = uuid::Uuid::parse_str(req.id.trim()).map(|id| id.to_string()).unwrap_or_else(|_| req.id.clone());
+        self.announce(principal, &req.model, &id, ChangeKind::Deleted).await;
         Ok(DeleteEntityResponse {})
     }
 

@@ -8,5 +8,6 @@
 pub mod api;
 pub mod codec;
 pub mod engine;
+pub mod feed;
 pub mod fields;
 pub mod names;

@@ -18,6 +18,7 @@ crate::on_every_backend!(
     each_workspace_has_its_own_slug_and_contract,
     typed_services_answer_over_grpc_and_grpc_web_with_every_value_exact,
     reflection_with_a_token_describes_the_callers_typed_services_only,
+    watch_streams_every_change_to_the_models_records_from_any_api,
 );
 
 /// `/api/v1/proto` as text, and the descriptor set's file for the package.
@@ -176,6 +177,17 @@ impl Typed {
         request: DynamicMessage,
     ) -> Result<DynamicMessage, tonic::Status> {
         self.call_as(&self.package, service, method, request, &self.token).await
+    }
+
+    /// `Service/Watch` as `token`: the stream of changes.
+    async fn watch(&self, service: &str, token: &str) -> Result<tonic::Streaming<DynamicMessage>, tonic::Status> {
+        let descriptor = self.pool.get_service_by_name(&format!("{}.{service}", self.package)).unwrap();
+        let method = descriptor.methods().find(|m| m.name() == "Watch").unwrap();
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready().await.unwrap();
+        let path = format!("/{}.{service}/Watch", self.package).parse().unwrap();
+        let request = crate::grpc::with_token(DynamicMessage::new(method.input()), token);
+        grpc.server_streaming(request, path, Dynamic(method.output())).await.map(|r| r.into_inner())
     }
 
     async fn call_as(
@@ -402,4 +414,66 @@ async fn reflection_with_a_token_describes_the_callers_typed_services_only(backe
         assert_eq!(messages, None, "{caller:?}");
     }
     app.stop().await;
+}
+
+async fn watch_streams_every_change_to_the_models_records_from_any_api(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = token(&app.register("ada@example.com").await, "access_token");
+    for name in ["Invoice", "Customer"] {
+        let model = json!({ "name": name, "fields": [{ "name": "number", "type": "text" }] });
+        let (status, created) = app.post_with_token("/api/v1/models", &access, model).await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let typed = Typed::new(&app, &access).await;
+    let mut changes = typed.watch("InvoiceService", &access).await.unwrap();
+
+    // Written over REST; a change to another model is not this watch's.
+    let (_, other) = app.post_with_token("/api/v1/customers", &access, json!({ "number": "C-1" })).await;
+    assert_eq!(other["record"]["number"], "C-1");
+    let (status, made) = app.post_with_token("/api/v1/invoices", &access, json!({ "number": "INV-1" })).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["record"]["id"].as_str().unwrap().to_string();
+    let created = next(&mut changes).await;
+    assert_eq!((field(&created, "kind"), field(&created, "id")), (Value::EnumNumber(1), Value::String(id.clone())));
+    let record = field(&created, "invoice");
+    assert_eq!(field(record.as_message().unwrap(), "number"), Value::String("INV-1".into()));
+
+    // Written over the typed service itself.
+    let mut changes_to = typed.message("Invoice");
+    changes_to.set_field_by_name("id", Value::String(id.clone()));
+    changes_to.set_field_by_name("number", Value::String("INV-2".into()));
+    let mut update = typed.message("UpdateInvoiceRequest");
+    update.set_field_by_name("invoice", Value::Message(changes_to));
+    typed.call("InvoiceService", "Update", update).await.unwrap();
+    let updated = next(&mut changes).await;
+    assert_eq!(field(&updated, "kind"), Value::EnumNumber(2));
+    assert_eq!(field(field(&updated, "invoice").as_message().unwrap(), "number"), Value::String("INV-2".into()));
+
+    let (status, _) = app.send(reqwest::Method::DELETE, &format!("/api/v1/invoices/{id}"), &access, None).await;
+    assert_eq!(status, 204);
+    let deleted = next(&mut changes).await;
+    assert_eq!((field(&deleted, "kind"), field(&deleted, "id")), (Value::EnumNumber(3), Value::String(id)));
+    assert!(!deleted.has_field_by_name("invoice"));
+
+    // Another workspace cannot watch Ada's invoices.
+    let bob = token(&app.register("bob@example.com").await, "access_token");
+    assert_eq!(typed.watch("InvoiceService", &bob).await.unwrap_err().code(), Code::NotFound);
+
+    // Stopping the process that serves the watch ends it (it does not hold the drain
+    // up). In the mesh the gateway stops first and waits for the streams it forwards.
+    if backend == Backend::Mesh {
+        drop(changes);
+        app.stop().await;
+        return;
+    }
+    let stopping = tokio::spawn(app.stop());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), changes.message()).await;
+    assert!(matches!(ended, Ok(Ok(None)) | Ok(Err(_))), "the watch still runs: {ended:?}");
+    stopping.await.unwrap();
+}
+
+/// The next change a watch sees, within a deadline.
+async fn next(changes: &mut tonic::Streaming<DynamicMessage>) -> DynamicMessage {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), changes.message()).await;
+    next.expect("a change within 10 s").unwrap().expect("the watch goes on")
 }
