@@ -140,6 +140,17 @@ async function main() {
     await page.getByTestId("user-models").getByRole("link", { name: "Invoices" }).waitFor();
     if (!(await page.evaluate(() => window.__sameDocument))) fail("the page reloaded");
 
+    // A model made elsewhere (here, over REST) has its tab once the window is back in focus.
+    const access = await page.evaluate(() => localStorage.getItem("kiln.session").split("\n")[0]);
+    const made = await fetch(`${base}/api/v1/models`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${access}` },
+      body: JSON.stringify({ name: "Customer", fields: [{ name: "name", type: "text" }] }),
+    });
+    if (made.status !== 201) fail(`creating a model over REST answered ${made.status}`);
+    await page.evaluate(() => window.dispatchEvent(new Event("focus")));
+    await page.getByTestId("user-models").getByRole("link", { name: "Customers" }).waitFor();
+
     // Records: an invalid entry, then create, edit, list, sort and delete.
     await page.getByTestId("user-models").getByRole("link", { name: "Invoices" }).click();
     await page.getByText("No records yet.").waitFor();
