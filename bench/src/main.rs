@@ -553,14 +553,65 @@ fn rss_mb(pid: Option<u32>) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// A framed gRPC GetEntity request body, for h2load.
-fn get_entity_frame(id: &str) -> Vec<u8> {
-    let message =
-        prost::Message::encode_to_vec(&kiln_proto::v1::GetEntityRequest { model: "items".into(), id: id.into() });
+/// `message` framed as a gRPC request body, for h2load.
+fn framed(message: &[u8]) -> Vec<u8> {
     let mut framed = vec![0u8];
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&message);
+    framed.extend_from_slice(message);
     framed
+}
+
+/// The request bodies of one Get and one Create of an item, each way of calling Kiln:
+/// REST (JSON), EntityService (a Struct record) and the workspace's typed ItemService
+/// (built from the contract `/api/v1/proto/descriptor` gives), and the typed service's
+/// full name.
+struct Bodies {
+    rest_create: Vec<u8>,
+    entity_get: Vec<u8>,
+    entity_create: Vec<u8>,
+    typed_get: Vec<u8>,
+    typed_create: Vec<u8>,
+    typed_service: String,
+}
+
+async fn bodies(system: &System, id: &str) -> anyhow::Result<Bodies> {
+    use prost_reflect::{DescriptorPool, DynamicMessage, Value as Field};
+    let http = reqwest::Client::new();
+    let descriptor = http
+        .get(format!("{}/api/v1/proto/descriptor", system.base))
+        .header("authorization", &system.auth_header)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let pool = DescriptorPool::decode(descriptor)?;
+    let service = pool.services().find(|s| s.name() == "ItemService").context("no typed ItemService")?;
+    let message = |name: &str| {
+        pool.get_message_by_name(&format!("{}.{name}", service.package_name()))
+            .map(DynamicMessage::new)
+            .with_context(|| format!("no {name} in the contract"))
+    };
+    let mut get = message("GetItemRequest")?;
+    get.set_field_by_name("id", Field::String(id.into()));
+    let mut item = message("Item")?;
+    item.set_field_by_name("title", Field::String("item".into()));
+    item.set_field_by_name("qty", Field::I64(7));
+    item.set_field_by_name("price", Field::String("10.5".into()));
+    item.set_field_by_name("done", Field::Bool(true));
+    let mut create = message("CreateItemRequest")?;
+    create.set_field_by_name("item", Field::Message(item));
+    let record: kiln_proto::wkt::Struct = serde_json::from_value(row(7))?;
+    let entity_create = kiln_proto::v1::CreateEntityRequest { model: "items".into(), record: Some(record) };
+    let entity_get = kiln_proto::v1::GetEntityRequest { model: "items".into(), id: id.into() };
+    Ok(Bodies {
+        rest_create: serde_json::to_vec(&row(7))?,
+        entity_get: framed(&prost::Message::encode_to_vec(&entity_get)),
+        entity_create: framed(&prost::Message::encode_to_vec(&entity_create)),
+        typed_get: framed(&prost::Message::encode_to_vec(&get)),
+        typed_create: framed(&prost::Message::encode_to_vec(&create)),
+        typed_service: service.full_name().to_string(),
+    })
 }
 
 /// h2load: requests/s and mean latency (ms).
@@ -589,18 +640,26 @@ async fn h2load(args: &[String]) -> anyhow::Result<(f64, f64, u64)> {
     Ok((rps, mean, failed))
 }
 
-/// REST GET and gRPC GetEntity through the same h2c client, same connections.
+/// Requests/s and mean ms of one way of calling.
+type Rate = (f64, f64);
+
+/// Get and Create, each over REST, EntityService and the typed ItemService, through the
+/// same h2c client and connections: ((get, create) for each way, failures).
 async fn rest_and_grpc_over_h2(
     system: &System,
     connections: u32,
     seconds: u64,
     dir: &Path,
-) -> anyhow::Result<((f64, f64), (f64, f64), u64)> {
+) -> anyhow::Result<([(Rate, Rate); 3], u64)> {
     let authority = system.base.trim_start_matches("http://");
     let id = &system.ids[0];
-    let frame = dir.join(format!("{}-get.grpc", system.name));
-    std::fs::write(&frame, get_entity_frame(id))?;
-    let common = |extra: Vec<String>| {
+    let bodies = bodies(system, id).await?;
+    let file = |name: &str, body: &[u8]| -> anyhow::Result<String> {
+        let path = dir.join(format!("{}-{name}", system.name));
+        std::fs::write(&path, body)?;
+        Ok(path.display().to_string())
+    };
+    let run = |extra: Vec<String>| {
         let mut args = vec![
             format!("-D{seconds}"),
             format!("-c{connections}"),
@@ -610,20 +669,44 @@ async fn rest_and_grpc_over_h2(
             format!("authorization: {}", system.auth_header),
         ];
         args.extend(extra);
+        async move { h2load(&args).await }
+    };
+    let grpc = |body: String, path: String| {
+        let header = |h: &str| ["-H".to_string(), h.to_string()];
+        let mut args = vec!["-d".to_string(), body];
+        args.extend(header("content-type: application/grpc"));
+        args.extend(header("te: trailers"));
+        args.push(format!("http://{authority}{path}"));
         args
     };
-    let rest = h2load(&common(vec![format!("http://{authority}/api/items/{id}")])).await?;
-    let grpc = h2load(&common(vec![
-        "-d".to_string(),
-        frame.display().to_string(),
-        "-H".to_string(),
-        "content-type: application/grpc".to_string(),
-        "-H".to_string(),
-        "te: trailers".to_string(),
-        format!("http://{authority}/kiln.v1.EntityService/GetEntity"),
-    ]))
+    let rest_get = run(vec![format!("http://{authority}/api/items/{id}")]).await?;
+    let rest_create = run(vec![
+        "-d".into(),
+        file("rest-create.json", &bodies.rest_create)?,
+        "-H".into(),
+        "content-type: application/json".into(),
+        format!("http://{authority}/api/items"),
+    ])
     .await?;
-    Ok(((rest.0, rest.1), (grpc.0, grpc.1), rest.2 + grpc.2))
+    let entity_get =
+        run(grpc(file("entity-get.grpc", &bodies.entity_get)?, "/kiln.v1.EntityService/GetEntity".into())).await?;
+    let entity_create =
+        run(grpc(file("entity-create.grpc", &bodies.entity_create)?, "/kiln.v1.EntityService/CreateEntity".into()))
+            .await?;
+    let typed = &bodies.typed_service;
+    let typed_get = run(grpc(file("typed-get.grpc", &bodies.typed_get)?, format!("/{typed}/Get"))).await?;
+    let typed_create = run(grpc(file("typed-create.grpc", &bodies.typed_create)?, format!("/{typed}/Create"))).await?;
+    let all = [rest_get, rest_create, entity_get, entity_create, typed_get, typed_create];
+    let failed = all.iter().map(|r| r.2).sum();
+    let rate = |r: (f64, f64, u64)| (r.0, r.1);
+    Ok((
+        [
+            (rate(rest_get), rate(rest_create)),
+            (rate(entity_get), rate(entity_create)),
+            (rate(typed_get), rate(typed_create)),
+        ],
+        failed,
+    ))
 }
 
 /// gRPC GetEntity latencies from `connections` tonic clients for `seconds` (each client
@@ -897,21 +980,34 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // gRPC against REST through one client; single calls; pgbench.
-    report.push_str("\n## gRPC and REST through the same h2c client (h2load, one stream per connection)\n\n");
-    report.push_str("| system | conns | REST GET req/s | REST mean ms | gRPC GetEntity req/s | gRPC mean ms | gRPC / REST | failed |\n|---|---|---|---|---|---|---|---|\n");
-    let mut grpc_ratio = f64::NAN;
+    report.push_str(
+        "\n## REST, EntityService and the typed ItemService through the same h2c client (h2load, one stream per connection)\n\n",
+    );
+    report.push_str("Requests/s (mean ms). Get reads one record; Create adds one.\n\n");
+    report.push_str("| system | conns | REST GET | EntityService Get | typed Get | typed / REST Get | REST POST | EntityService Create | typed Create | typed / REST Create | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let (mut grpc_ratio, mut typed_get_ratio, mut typed_create_ratio) = (f64::NAN, f64::NAN, f64::NAN);
     for system in systems.iter().filter(|s| s.grpc) {
         for &connections in &options.connections {
-            let ((rest, rest_ms), (grpc, grpc_ms), failed) =
+            let ([rest, entity, typed], failed) =
                 rest_and_grpc_over_h2(system, connections, options.seconds, &dir).await?;
             if system.name == "kiln-sqlite" && connections == options.connections[0] {
-                grpc_ratio = grpc / rest;
+                grpc_ratio = entity.0.0 / rest.0.0;
+                typed_get_ratio = typed.0.0 / rest.0.0;
+                typed_create_ratio = typed.1.0 / rest.1.0;
             }
+            let shown = |(rps, ms): Rate| format!("{rps:.0} ({ms:.2})");
             let _ = writeln!(
                 report,
-                "| {} | {connections} | {rest:.0} | {rest_ms:.2} | {grpc:.0} | {grpc_ms:.2} | {:.2} | {failed} |",
+                "| {} | {connections} | {} | {} | {} | {:.2} | {} | {} | {} | {:.2} | {failed} |",
                 system.name,
-                grpc / rest
+                shown(rest.0),
+                shown(entity.0),
+                shown(typed.0),
+                typed.0.0 / rest.0.0,
+                shown(rest.1),
+                shown(entity.1),
+                shown(typed.1),
+                typed.1.0 / rest.1.0,
             );
         }
     }
@@ -1037,6 +1133,16 @@ async fn main() -> anyhow::Result<()> {
         report,
         "| gRPC GetEntity ≥ 1.3× REST GET, same client, SQLite | {grpc_ratio:.2}× | {} |",
         verdict(grpc_ratio >= 1.3)
+    );
+    let _ = writeln!(
+        report,
+        "| typed gRPC Get ≥ 1.3× REST GET, same client, SQLite | {typed_get_ratio:.2}× | {} |",
+        verdict(typed_get_ratio >= 1.3)
+    );
+    let _ = writeln!(
+        report,
+        "| typed gRPC Create ≥ 1.3× REST POST, same client, SQLite | {typed_create_ratio:.2}× | {} |",
+        verdict(typed_create_ratio >= 1.3)
     );
     let _ = writeln!(report, "| idle RSS of all-in-one ≤ 40 MB | {idle_rss:.1} MB | {} |", verdict(idle_rss <= 40.0));
     for (name, p99) in &model_p99 {
