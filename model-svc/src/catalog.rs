@@ -31,7 +31,7 @@ use kiln_common::{
 use tokio::sync::OwnedRwLockReadGuard;
 use uuid::Uuid;
 
-use crate::{contract::Contract, metadata::MODEL_ROW_COLUMNS, models::model_from_row, workspace::Workspaces};
+use crate::{contract::Contract, models::user_models, workspace::Workspaces};
 
 /// Workspaces whose models are kept compiled, at most.
 pub const CAPACITY: usize = 1024;
@@ -119,11 +119,7 @@ impl Catalog {
 
     async fn load(&self, workspace_id: Uuid) -> Result<Arc<Compiled>, ServiceError> {
         // System models' records are not model-svc's (see `entities`).
-        let sql = format!("SELECT {MODEL_ROW_COLUMNS} FROM models WHERE workspace_id = $1 AND NOT is_system");
-        let models = with_db_read!(self.db(), pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(workspace_id)).fetch_all(pool).await?
-                .iter().map(model_from_row).collect::<Result<Vec<_>, ServiceError>>()?
-        });
+        let models = user_models(self.db(), workspace_id).await?;
         let compiled: Compiled = models
             .iter()
             .map(|model| {

@@ -11,7 +11,10 @@
 //! is the model's `i`-th value, 0 is unset); json `google.protobuf.Value`. Every user
 //! field has presence (`optional`), so a field left out is told apart from a zero.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use kiln_common::records::{fields::FieldType, names};
 use kiln_proto::v1::{Field, Model};
@@ -48,7 +51,7 @@ pub struct Contract {
     /// The checked descriptors: the file and the well-known types it imports.
     pool: DescriptorPool,
     /// The model behind each service, by the service's full name.
-    services: BTreeMap<String, Model>,
+    services: BTreeMap<String, Arc<Model>>,
 }
 
 /// The package of the workspace whose slug is `slug`.
@@ -104,7 +107,7 @@ impl Contract {
     }
 
     /// The model a service (by full name) serves.
-    pub fn model_of(&self, service: &str) -> Option<&Model> {
+    pub fn model_of(&self, service: &str) -> Option<&Arc<Model>> {
         self.services.get(service)
     }
 
@@ -241,7 +244,7 @@ struct Builder {
     /// Top-level names in use.
     taken: BTreeSet<String>,
     /// The model behind each service, by the service's full name.
-    served: BTreeMap<String, Model>,
+    served: BTreeMap<String, Arc<Model>>,
 }
 
 impl Builder {
@@ -411,7 +414,7 @@ impl Builder {
             ..Default::default()
         });
         self.notes.insert(service.clone(), format!("The records of {} ({}).", model.label_plural, model.plural));
-        self.served.insert(format!("{}.{service}", self.package), model.clone());
+        self.served.insert(format!("{}.{service}", self.package), Arc::new((*model).clone()));
         self.notes.insert(format!("{service}.Watch"), "Every change from now on, until the call ends.".into());
     }
 

@@ -279,6 +279,17 @@ fn new_model_statements(id: Id, principal: Principal, new: &NewModel, fields: se
     vec![row.insert(), version.insert()]
 }
 
+/// The workspace's user models (system models' records are not model-svc's, and their
+/// typed services are `kiln.v1`'s).
+pub(crate) async fn user_models(db: &kiln_common::Db, workspace_id: uuid::Uuid) -> Result<Vec<Model>, ServiceError> {
+    let sql = format!("SELECT {MODEL_ROW_COLUMNS} FROM models WHERE workspace_id = $1 AND NOT is_system");
+    let models = with_db_read!(db, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(workspace_id)).fetch_all(pool).await?
+            .iter().map(model_from_row).collect::<Result<Vec<_>, ServiceError>>()?
+    });
+    Ok(models)
+}
+
 /// A model's row, selected with [`MODEL_ROW_COLUMNS`], as the API answers it.
 pub(crate) fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {
     ModelRow::read(row)?.into_message()

@@ -19,7 +19,6 @@ use std::{
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 use kiln_common::{
     Db, GrpcChannel, Principal, ServiceError,
-    db::Id,
     error::FieldViolation,
     limits::MAX_SAFE_INTEGER,
     records::{
@@ -27,7 +26,6 @@ use kiln_common::{
         feed::{ChangeFeed, ChangeKind, RecordChange},
         fields::FieldType,
     },
-    with_db_read,
 };
 use kiln_proto::v1::{
     CreateEntityRequest, DeleteEntityRequest, Field, GetEntityRequest, GetProfileRequest, ListEntitiesRequest, Model,
@@ -47,7 +45,7 @@ use tonic::{
     server::{Grpc, ServerStreamingService, UnaryService},
 };
 
-use crate::{Callers, catalog::Catalog, contract::Contract, metadata::MODEL_ROW_COLUMNS, models::model_from_row};
+use crate::{Callers, catalog::Catalog, contract::Contract, models::user_models};
 
 /// The record's own fields in every typed message.
 const RECORD_FIELDS: [&str; 4] = ["id", "created_at", "updated_at", "created_by"];
@@ -88,12 +86,7 @@ impl Contracts {
             return Ok(contract);
         }
         let slug = self.slug(principal, metadata).await?;
-        let sql = format!("SELECT {MODEL_ROW_COLUMNS} FROM models WHERE workspace_id = $1 AND NOT is_system");
-        let models: Vec<Model> = with_db_read!(&self.db, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(principal.workspace_id)).fetch_all(pool).await
-                .map_err(ServiceError::from)?
-                .iter().map(model_from_row).collect::<Result<Vec<_>, ServiceError>>()?
-        });
+        let models = user_models(&self.db, principal.workspace_id).await?;
         let contract = Arc::new(Contract::derive(&slug, &models).map_err(ServiceError::Internal)?);
         self.catalog.keep_contract(principal.workspace_id, contract.clone());
         Ok(contract)
@@ -154,7 +147,7 @@ impl TypedApi {
         if !service.starts_with(&format!("{}.", contract.package)) {
             return Err(not_found());
         }
-        let model = contract.model_of(service).ok_or_else(not_found)?.clone();
+        let model = Arc::clone(contract.model_of(service).ok_or_else(not_found)?);
         let descriptor = contract.pool().get_service_by_name(service).ok_or_else(not_found)?;
         let method = descriptor
             .methods()
@@ -280,7 +273,7 @@ fn given_record(request: &DynamicMessage) -> DynamicMessage {
 /// One call, routed.
 struct Call {
     principal: Principal,
-    model: Model,
+    model: Arc<Model>,
     method: prost_reflect::MethodDescriptor,
 }
 
