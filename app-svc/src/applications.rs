@@ -33,7 +33,7 @@ pub const DEFAULT_TEMPLATE_SET: &str = "rust-axum";
 pub const BUILD_WORKFLOW: &str = "workflow:build-application";
 /// Most models one application includes, and most templates one set holds.
 const MAX_MODELS: usize = 100;
-const MAX_TEMPLATES: usize = 500;
+pub const MAX_TEMPLATES: usize = 500;
 /// Most components listed with an application.
 const MAX_COMPONENTS: usize = 500;
 

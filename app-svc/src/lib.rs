@@ -7,6 +7,7 @@
 pub mod applications;
 pub mod auth;
 pub mod records;
+pub mod sdk;
 pub mod seeding;
 pub mod templates;
 pub mod typed;

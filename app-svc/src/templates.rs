@@ -1,20 +1,23 @@
 //! TemplateService: code templates, typed, over the records of the `templates` kind (so
 //! a body or output path that is not tera is refused here as on the generic routes, by
 //! the kind's rules), and PreviewTemplate, which renders one template the way a build
-//! does (`kiln_common::templating`) without building anything.
+//! does (`kiln_common::templating`) without building anything, and GenerateSdk, which
+//! renders a set the same way into a workspace SDK (`crate::sdk`).
 
 use kiln_common::{Authenticator, Principal, ServiceError, error::FieldViolation, templating};
 use kiln_proto::v1::{
-    CreateTemplateRequest, CreateTemplateResponse, DeleteTemplateRequest, DeleteTemplateResponse,
-    GetApplicationRequest, GetTemplateRequest, GetTemplateResponse, ListTemplatesRequest, ListTemplatesResponse,
-    PreviewTemplateRequest, PreviewTemplateResponse, RenderedFile, Template, UpdateTemplateRequest,
-    UpdateTemplateResponse, application_service_server::ApplicationService, template_service_server::TemplateService,
+    CreateTemplateRequest, CreateTemplateResponse, DeleteTemplateRequest, DeleteTemplateResponse, GenerateSdkRequest,
+    GenerateSdkResponse, GetApplicationRequest, GetTemplateRequest, GetTemplateResponse, GetTypedContractRequest,
+    ListTemplatesRequest, ListTemplatesResponse, PreviewTemplateRequest, PreviewTemplateResponse, RenderedFile,
+    Template, UpdateTemplateRequest, UpdateTemplateResponse, application_service_server::ApplicationService,
+    model_service_client::ModelServiceClient, template_service_server::TemplateService,
 };
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    applications::ApplicationApi,
+    applications::{ApplicationApi, MAX_TEMPLATES},
+    sdk,
     typed::{KindRecords, Record, text, time},
 };
 
@@ -146,5 +149,36 @@ impl TemplateService for TemplateApi {
             .map(|file| RenderedFile { path: file.path.display().to_string(), content: file.content })
             .collect();
         Ok(Response::new(PreviewTemplateResponse { files }))
+    }
+
+    async fn generate_sdk(
+        &self,
+        request: Request<GenerateSdkRequest>,
+    ) -> Result<Response<GenerateSdkResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let language = request.get_ref().language.clone();
+        let set = sdk::template_set(&language)?;
+        let mut models = ModelServiceClient::new(self.applications.model.clone());
+        let ask = crate::typed::on_behalf(request.metadata(), GetTypedContractRequest {});
+        let contract = models.get_typed_contract(ask).await?.into_inner();
+        let records = self.records.all(caller, "templates", &[("set", set.as_str())], MAX_TEMPLATES).await?;
+        if records.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "template set `{set}` has no templates in this workspace"
+            )));
+        }
+        let templates = records
+            .into_iter()
+            .map(|record| serde_json::from_value(Value::Object(record)))
+            .collect::<Result<Vec<templating::TemplateInput>, _>>()
+            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("a stored template does not read: {e}")))?;
+        let context = sdk::context(&contract)?;
+        let slug = context["workspace"]["slug"].as_str().unwrap_or_default().to_string();
+        let root = sdk::root_of(&slug, &language);
+        let (archive, paths) = tokio::task::spawn_blocking(move || sdk::render(templates, &context, &root))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        let file_name = format!("{}.tar.gz", sdk::root_of(&slug, &language));
+        Ok(Response::new(GenerateSdkResponse { file_name, archive, paths }))
     }
 }

@@ -183,20 +183,6 @@ fn engine_failure(error: bollard::errors::Error) -> anyhow::Error {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-/// A tar of `files` (paths relative to the tree's root), for the engine or an artifact.
-pub fn tar_of(files: &[crate::render::RenderedFile]) -> anyhow::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for file in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(file.content.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        builder.append_data(&mut header, &file.path, file.content.as_bytes()).context("adding a file to the tar")?;
-    }
-    builder.into_inner().context("finishing the tar")
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,11 +9,15 @@
 //! the database failing) fails the attempt, which the queue retries with backoff until
 //! `build_max_attempts`, then dead-letters, failing the build with the reason.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use chrono::Utc;
-use flate2::{Compression, write::GzEncoder};
 use futures::StreamExt;
 use kiln_common::{
     queue::{Failed, Job, JobQueue},
@@ -367,7 +371,7 @@ impl Run<'_> {
             Ok(root) => root,
             Err(error) => return Ok(Err(format!("the source tree could not be written: {error:#}"))),
         };
-        let artifact = gzip(&docker::tar_of(&files)?)?;
+        let artifact = templating::gzip(&templating::tar(&files, Path::new(""))?)?;
         let sha256 = hex::encode(Sha256::digest(&artifact));
         self.worker.store.store_artifact(&self.claim, &artifact, &sha256).await?;
         self.worker.store.rendered(&self.claim, &root.display().to_string(), files.len()).await?;
@@ -415,7 +419,7 @@ impl Run<'_> {
             tag: build.number.to_string(),
             build_args,
             labels,
-            context: docker::tar_of(files)?,
+            context: templating::tar(files, Path::new(""))?,
             network: network.as_deref(),
         };
         self.log("info", format!("building image {}:{}", request.repository, request.tag)).await?;
@@ -441,11 +445,4 @@ impl Run<'_> {
         let image = docker::finish_image(&docker, &repository, &tag).await?;
         Ok(Ok(ImageOutcome { image_id: Some(image.id), tags: image.tags, size: image.size, skipped: None }))
     }
-}
-
-fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes)?;
-    Ok(encoder.finish()?)
 }

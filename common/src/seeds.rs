@@ -12,7 +12,28 @@ use serde::Deserialize;
 
 const MODELS_YAML: &str = include_str!("../../seeds/models.yaml");
 const WORKFLOWS_YAML: &str = include_str!("../../seeds/workflows.yaml");
-const TEMPLATE_SETS: &[(&str, &str)] = &[("rust-axum", include_str!("../../seeds/templates/rust-axum.yaml"))];
+const TEMPLATE_SETS: &[(&str, &str)] = &[
+    ("rust-axum", include_str!("../../seeds/templates/rust-axum.yaml")),
+    ("sdk-python", include_str!("../../seeds/templates/sdk-python.yaml")),
+    ("sdk-typescript", include_str!("../../seeds/templates/sdk-typescript.yaml")),
+];
+
+/// Files of the repository a starter template carries as they are (`body_file:`): the
+/// platform clients' core and the generated messages it needs, so a workspace SDK and the
+/// clients in proto/clients share one core, said once.
+const EMBEDDED_FILES: &[(&str, &str)] = &[
+    ("proto/clients/python/kiln_client/_core.py", include_str!("../../proto/clients/python/kiln_client/_core.py")),
+    ("proto/clients/python/kiln/v1/auth_pb2.py", include_str!("../../proto/clients/python/kiln/v1/auth_pb2.py")),
+    ("proto/clients/typescript/src/core.ts", include_str!("../../proto/clients/typescript/src/core.ts")),
+    (
+        "proto/clients/typescript/src/gen/kiln/v1/auth_pb.ts",
+        include_str!("../../proto/clients/typescript/src/gen/kiln/v1/auth_pb.ts"),
+    ),
+    (
+        "proto/clients/typescript/src/gen/google/rpc/error_details_pb.ts",
+        include_str!("../../proto/clients/typescript/src/gen/google/rpc/error_details_pb.ts"),
+    ),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +71,11 @@ pub struct SeedTemplate {
     pub output_path: String,
     pub scope: String,
     pub language: String,
+    #[serde(default)]
     pub body: String,
+    /// A file of [`EMBEDDED_FILES`] that is the body, as it is (a tera `raw` block).
+    #[serde(default)]
+    pub body_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +124,16 @@ static SEEDS: LazyLock<Result<Seeds, String>> = LazyLock::new(|| {
     let mut templates = Vec::new();
     for (name, text) in TEMPLATE_SETS {
         let set: TemplateFile = yaml_serde::from_str(text).map_err(|e| format!("seeds/templates/{name}.yaml: {e}"))?;
-        templates.extend(set.templates.into_iter().map(|t| SeedTemplate { set: set.set.clone(), ..t }));
+        for mut template in set.templates {
+            if let Some(path) = &template.body_file {
+                let (_, text) = EMBEDDED_FILES
+                    .iter()
+                    .find(|(embedded, _)| embedded == path)
+                    .ok_or_else(|| format!("seeds/templates/{name}.yaml: {path} is not an embedded file"))?;
+                template.body = format!("{{% raw %}}{text}{{% endraw %}}");
+            }
+            templates.push(SeedTemplate { set: set.set.clone(), ..template });
+        }
     }
     Ok(Seeds { version: file.version, models: file.models, workflows: workflows.workflows, templates })
 });
@@ -157,12 +191,18 @@ mod tests {
         assert_eq!(build.actions[0]["kind"], "publish_event");
         assert_eq!(build.actions[0]["config"]["queue"], "app_builds");
         let templates = starter_templates().unwrap();
-        assert!(templates.iter().all(|t| t.set == "rust-axum" && ["once", "per_model"].contains(&t.scope.as_str())));
-        let paths: Vec<&str> = templates.iter().map(|t| t.output_path.as_str()).collect();
+        assert!(templates.iter().all(|t| ["once", "per_model"].contains(&t.scope.as_str())));
+        let sets: std::collections::BTreeSet<&str> = templates.iter().map(|t| t.set.as_str()).collect();
+        assert_eq!(sets.into_iter().collect::<Vec<_>>(), ["rust-axum", "sdk-python", "sdk-typescript"]);
+        for template in templates {
+            assert!(crate::templating::syntax_error(&template.key, &template.body).is_none(), "{}", template.key);
+        }
+        let paths: Vec<&str> =
+            templates.iter().filter(|t| t.set == "rust-axum").map(|t| t.output_path.as_str()).collect();
         assert!(paths.contains(&"Cargo.toml") && paths.contains(&"Dockerfile") && paths.contains(&"src/main.rs"));
-        let mut keys: Vec<&str> = templates.iter().map(|t| t.key.as_str()).collect();
+        let mut keys: Vec<(&str, &str)> = templates.iter().map(|t| (t.set.as_str(), t.key.as_str())).collect();
         keys.sort();
         keys.dedup();
-        assert_eq!(keys.len(), templates.len(), "template keys are unique");
+        assert_eq!(keys.len(), templates.len(), "template keys are unique in their set");
     }
 }

@@ -160,6 +160,32 @@ pub fn confined(path: &str) -> Result<PathBuf, String> {
     Ok(confined)
 }
 
+/// A tar of `files` under the directory `root` (empty: at the top), every entry with
+/// the same mode and time so the same files give the same bytes.
+pub fn tar(files: &[RenderedFile], root: &Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    let mut builder = ::tar::Builder::new(Vec::new());
+    for file in files {
+        let mut header = ::tar::Header::new_gnu();
+        header.set_size(file.content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, root.join(&file.path), file.content.as_bytes())
+            .context("adding a file to the tar")?;
+    }
+    builder.into_inner().context("finishing the tar")
+}
+
+/// `bytes` gzipped.
+pub fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
 /// The context templates see: the build's inputs plus the build itself.
 pub fn context(inputs: &Value, build_id: &str, number: i64) -> Value {
     json!({

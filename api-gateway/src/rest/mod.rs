@@ -21,7 +21,7 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{FromRequest, FromRequestParts, RawPathParams, Request, State},
-    http::{HeaderMap, Method, StatusCode},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{MethodFilter, MethodRouter, on},
 };
@@ -662,4 +662,17 @@ mod tests {
             json!({ "sort": "-amount", "filter": { "status": "sent", "model": "x", "filter": "y" } })
         );
     }
+}
+
+/// A route's answer as a file: `body` with its media type, and a Content-Disposition
+/// (`inline` or `attachment`) naming it `name`, which the server made (letters, digits,
+/// `-`, `_` and `.` only).
+pub fn file(status: StatusCode, body: Vec<u8>, media: &'static str, disposition: &str, name: &str) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    if let Ok(value) = HeaderValue::from_str(&format!("{disposition}; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }

@@ -2,8 +2,8 @@
 //! over ModelService.
 
 use axum::{
-    http::{HeaderValue, Method, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{Method, StatusCode},
+    response::Response,
 };
 use kiln_proto::v1::{
     CreateModelRequest, CreateModelResponse, DeleteModelRequest, DeleteModelResponse, GetModelRequest,
@@ -12,7 +12,7 @@ use kiln_proto::v1::{
     UpdateModelRequest, UpdateModelResponse,
 };
 
-use super::{Route, route};
+use super::{Route, file, route};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -97,21 +97,10 @@ pub fn routes() -> Vec<Route> {
 
 fn proto_file(contract: GetTypedContractResponse, status: StatusCode) -> Response {
     let name = contract.file_name.rsplit('/').next().unwrap_or("models.proto").to_string();
-    file(status, contract.proto.into_bytes(), "text/plain; charset=utf-8", &name)
+    file(status, contract.proto.into_bytes(), "text/plain; charset=utf-8", "inline", &name)
 }
 
 fn descriptor_file(contract: GetTypedContractResponse, status: StatusCode) -> Response {
     let name = format!("{}.binpb", contract.package);
-    file(status, contract.descriptor_set, "application/x-protobuf", &name)
-}
-
-fn file(status: StatusCode, body: Vec<u8>, media: &'static str, name: &str) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    // The name is the package's: letters, digits, `_` and `.` only.
-    if let Ok(disposition) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, disposition);
-    }
-    response
+    file(status, contract.descriptor_set, "application/x-protobuf", "inline", &name)
 }

@@ -4,9 +4,7 @@ access token on every call and its refresh, paging iterators, and errors that ca
 server's field details."""
 
 from ._core import (
-    AsyncClient,
     AuthenticationError,
-    Client,
     ConflictError,
     FieldViolation,
     InvalidArgumentError,
@@ -19,6 +17,7 @@ from ._core import (
     each_async,
     error_from,
 )
+from ._platform import AsyncClient, Client
 
 __all__ = [
     "AsyncClient",

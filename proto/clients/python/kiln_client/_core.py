@@ -1,27 +1,22 @@
-"""The core around the generated `kiln.v1` stubs: one channel, the access token on every
-call, a refresh when the server says it expired (once per call, one refresh at a time),
-errors as exceptions that carry the server's field details, and paging iterators."""
+"""The core of Kiln's Python clients, shared as it is by the platform client
+(proto/clients/python) and every workspace SDK (the `sdk-python` template set carries
+this file): one channel, the access token on every call, a refresh when the server says
+it expired (once per call, one refresh at a time), errors as exceptions that carry the
+server's field details, and paging iterators. It needs only the auth messages and stub,
+which `._auth` provides."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator, Optional
+from typing import Any, AsyncIterator, Callable, ClassVar, Iterator, Optional
 
 import grpc
 import grpc.aio
 from google.rpc import error_details_pb2, status_pb2
 
-from kiln.v1 import (
-    application_pb2_grpc,
-    auth_pb2,
-    auth_pb2_grpc,
-    build_pb2_grpc,
-    entity_pb2_grpc,
-    model_pb2_grpc,
-    template_pb2_grpc,
-)
+from ._auth import AuthServiceStub, auth_pb2
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -186,13 +181,12 @@ class _Service:
 
 
 class Client:
-    """Kiln's platform API over gRPC (blocking). `target` is `host:port` of the gateway;
-    `credentials` (e.g. `grpc.ssl_channel_credentials()`) for TLS.
+    """A blocking connection to Kiln's gateway. `target` is `host:port` of the gateway;
+    `credentials` (e.g. `grpc.ssl_channel_credentials()`) for TLS. Each entry of
+    `SERVICES` (attribute name → generated stub class) becomes an attribute whose calls
+    carry the token and raise [`KilnError`]s."""
 
-        client = Client("localhost:4000")
-        client.register("ada@example.com", "correct horse 9")
-        model = client.models.CreateModel(model_pb2.CreateModelRequest(name="Invoice"))
-    """
+    SERVICES: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -205,12 +199,9 @@ class Client:
         self.session = Session(access_token, refresh_token)
         self.channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
         self._refreshing = threading.Lock()
-        self.auth = _Service(self, auth_pb2_grpc.AuthServiceStub(self.channel))
-        self.models = _Service(self, model_pb2_grpc.ModelServiceStub(self.channel))
-        self.entities = _Service(self, entity_pb2_grpc.EntityServiceStub(self.channel))
-        self.applications = _Service(self, application_pb2_grpc.ApplicationServiceStub(self.channel))
-        self.templates = _Service(self, template_pb2_grpc.TemplateServiceStub(self.channel))
-        self.builds = _Service(self, build_pb2_grpc.BuildServiceStub(self.channel))
+        self.auth = _Service(self, AuthServiceStub(self.channel))
+        for name, stub in self.SERVICES.items():
+            setattr(self, name, _Service(self, stub(self.channel)))
 
     def register(self, email: str, password: str, display_name: str = "") -> auth_pb2.User:
         """Creates an account (and its workspace) and signs in as it."""
@@ -233,7 +224,7 @@ class Client:
                 return False
             request = auth_pb2.RefreshRequest(refresh_token=self.session.refresh_token)
             try:
-                answer = auth_pb2_grpc.AuthServiceStub(self.channel).Refresh(request)
+                answer = AuthServiceStub(self.channel).Refresh(request)
             except grpc.RpcError:
                 return False
             _keep(self.session, answer.tokens)
@@ -286,11 +277,9 @@ class _AsyncService:
 
 
 class AsyncClient:
-    """[`Client`] for asyncio (grpc.aio): the same services, awaited.
+    """[`Client`] for asyncio (grpc.aio): the same services, awaited."""
 
-    async with AsyncClient("localhost:4000") as client:
-        await client.login("ada@example.com", "correct horse 9")
-    """
+    SERVICES: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -305,12 +294,9 @@ class AsyncClient:
             grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
         )
         self._refreshing = asyncio.Lock()
-        self.auth = _AsyncService(self, auth_pb2_grpc.AuthServiceStub(self.channel))
-        self.models = _AsyncService(self, model_pb2_grpc.ModelServiceStub(self.channel))
-        self.entities = _AsyncService(self, entity_pb2_grpc.EntityServiceStub(self.channel))
-        self.applications = _AsyncService(self, application_pb2_grpc.ApplicationServiceStub(self.channel))
-        self.templates = _AsyncService(self, template_pb2_grpc.TemplateServiceStub(self.channel))
-        self.builds = _AsyncService(self, build_pb2_grpc.BuildServiceStub(self.channel))
+        self.auth = _AsyncService(self, AuthServiceStub(self.channel))
+        for name, stub in self.SERVICES.items():
+            setattr(self, name, _AsyncService(self, stub(self.channel)))
 
     async def register(self, email: str, password: str, display_name: str = "") -> auth_pb2.User:
         request = auth_pb2.RegisterRequest(email=email, password=password, display_name=display_name)
@@ -331,7 +317,7 @@ class AsyncClient:
                 return False
             request = auth_pb2.RefreshRequest(refresh_token=self.session.refresh_token)
             try:
-                answer = await auth_pb2_grpc.AuthServiceStub(self.channel).Refresh(request)
+                answer = await AuthServiceStub(self.channel).Refresh(request)
             except grpc.aio.AioRpcError:
                 return False
             _keep(self.session, answer.tokens)

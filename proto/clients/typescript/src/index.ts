@@ -1,189 +1,37 @@
 // Kiln's platform API from TypeScript, in Node (18+) and the browser: the `kiln.v1`
 // messages and services generated from proto/kiln/v1 (protobuf-es; do not edit src/gen)
-// over Connect's grpc-web transport (fetch), and a small core: the access token on every
-// call and its refresh, paging, and errors that carry the server's field details.
+// over the core's connection (./core.ts, the same core as every workspace SDK).
 
-import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import type { DescService } from "@bufbuild/protobuf";
-import { BadRequestSchema } from "./gen/google/rpc/error_details_pb.js";
+import type { Client } from "@connectrpc/connect";
 import { ApplicationService } from "./gen/kiln/v1/application_pb.js";
-import { AuthService, type TokenPair, type User } from "./gen/kiln/v1/auth_pb.js";
 import { BuildService } from "./gen/kiln/v1/build_pb.js";
 import { EntityService } from "./gen/kiln/v1/entity_pb.js";
 import { ModelService } from "./gen/kiln/v1/model_pb.js";
 import { TemplateService } from "./gen/kiln/v1/template_pb.js";
+import { Connection, type KilnOptions } from "./core.js";
 
+export * from "./core.js";
 export * from "./gen/kiln/v1/application_pb.js";
 export * from "./gen/kiln/v1/auth_pb.js";
 export * from "./gen/kiln/v1/build_pb.js";
 export * from "./gen/kiln/v1/entity_pb.js";
 export * from "./gen/kiln/v1/model_pb.js";
 export * from "./gen/kiln/v1/template_pb.js";
-export { Code } from "@connectrpc/connect";
-
-/** A call the server refused or could not answer. */
-export class KilnError extends Error {
-  constructor(
-    readonly code: Code,
-    message: string,
-    /** Field name → what is wrong with it (for `Code.InvalidArgument`). */
-    readonly fields: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = "KilnError";
-  }
-
-  /** The error `reason` (anything thrown by a call) stands for. */
-  static from(reason: unknown): KilnError {
-    if (reason instanceof KilnError) return reason;
-    const error = ConnectError.from(reason);
-    const fields: Record<string, string> = {};
-    for (const bad of error.findDetails(BadRequestSchema)) {
-      for (const violation of bad.fieldViolations) fields[violation.field] = violation.description;
-    }
-    return new KilnError(error.code, error.rawMessage, fields);
-  }
-}
-
-/** The signed-in session's tokens. */
-export interface Session {
-  accessToken: string;
-  refreshToken: string;
-}
-
-export interface KilnOptions {
-  /** The gateway, e.g. `http://localhost:4000`. */
-  baseUrl: string;
-  /** Tokens of a session already signed in. */
-  session?: Session;
-  /** Another transport (e.g. connect-node's gRPC); the default is grpc-web over fetch. */
-  transport?: (interceptors: Interceptor[]) => Transport;
-}
-
-/** A client whose methods throw [`KilnError`]s. */
-export type Service<S extends DescService> = Client<S>;
-
-function typedErrors<S extends DescService>(service: S, client: Client<S>): Client<S> {
-  const wrapped: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const call = (client as Record<string, (...args: unknown[]) => unknown>)[method.localName];
-    if (method.methodKind === "unary") {
-      wrapped[method.localName] = async (...args: unknown[]) => {
-        try {
-          return await call(...args);
-        } catch (reason) {
-          throw KilnError.from(reason);
-        }
-      };
-    } else {
-      wrapped[method.localName] = async function* (...args: unknown[]) {
-        try {
-          yield* call(...args) as AsyncIterable<unknown>;
-        } catch (reason) {
-          throw KilnError.from(reason);
-        }
-      };
-    }
-  }
-  return wrapped as Client<S>;
-}
 
 /** Kiln's platform API: its services as properties, each call carrying the token. */
-export class Kiln {
-  readonly session: Session;
-  readonly auth: Client<typeof AuthService>;
+export class Kiln extends Connection {
   readonly models: Client<typeof ModelService>;
   readonly entities: Client<typeof EntityService>;
   readonly applications: Client<typeof ApplicationService>;
   readonly templates: Client<typeof TemplateService>;
   readonly builds: Client<typeof BuildService>;
-  private readonly plain: Client<typeof AuthService>;
-  private refreshing: Promise<boolean> | undefined;
 
   constructor(options: KilnOptions) {
-    this.session = options.session ?? { accessToken: "", refreshToken: "" };
-    const transport = options.transport ?? ((interceptors) => createGrpcWebTransport({ baseUrl: options.baseUrl, interceptors }));
-    const signed = transport([this.withToken()]);
-    const client = <S extends DescService>(service: S) => typedErrors(service, createClient(service, signed));
-    this.auth = client(AuthService);
-    this.models = client(ModelService);
-    this.entities = client(EntityService);
-    this.applications = client(ApplicationService);
-    this.templates = client(TemplateService);
-    this.builds = client(BuildService);
-    this.plain = createClient(AuthService, transport([]));
-  }
-
-  /** Creates an account (and its workspace) and signs in as it. */
-  async register(email: string, password: string, displayName = ""): Promise<User | undefined> {
-    const answer = await this.auth.register({ email, password, displayName });
-    this.keep(answer.tokens);
-    return answer.user;
-  }
-
-  async login(email: string, password: string): Promise<User | undefined> {
-    const answer = await this.auth.login({ email, password });
-    this.keep(answer.tokens);
-    return answer.user;
-  }
-
-  private keep(tokens: TokenPair | undefined): void {
-    this.session.accessToken = tokens?.accessToken ?? "";
-    this.session.refreshToken = tokens?.refreshToken ?? "";
-  }
-
-  /** The token on every call; a unary call refused as unauthenticated is made once more
-   * after a refresh. */
-  private withToken(): Interceptor {
-    return (next) => async (request) => {
-      const token = this.session.accessToken;
-      if (token) request.header.set("authorization", `Bearer ${token}`);
-      try {
-        return await next(request);
-      } catch (reason) {
-        const unauthenticated = ConnectError.from(reason).code === Code.Unauthenticated;
-        if (!request.stream && unauthenticated && token && (await this.refresh(token))) {
-          request.header.set("authorization", `Bearer ${this.session.accessToken}`);
-          return await next(request);
-        }
-        throw reason;
-      }
-    };
-  }
-
-  /** Trades the refresh token for new tokens, one refresh at a time, unless another call
-   * already did since `refused` was current. False: the session cannot go on. */
-  private refresh(refused: string): Promise<boolean> {
-    if (this.session.accessToken !== refused) return Promise.resolve(true);
-    this.refreshing ??= (async () => {
-      try {
-        if (!this.session.refreshToken) return false;
-        const answer = await this.plain.refresh({ refreshToken: this.session.refreshToken });
-        this.keep(answer.tokens);
-        return true;
-      } catch {
-        return false;
-      } finally {
-        this.refreshing = undefined;
-      }
-    })();
-    return this.refreshing;
-  }
-}
-
-/** Every item of every page a List method answers (`items` names the repeated field),
- * following `nextPageToken` until the last page. */
-export async function* each<Request extends { pageToken?: string }, Page extends { nextPageToken: string }, K extends keyof Page>(
-  list: (request: Request) => Promise<Page>,
-  request: Request,
-  items: K,
-): AsyncGenerator<Page[K] extends (infer Item)[] ? Item : never> {
-  let pageToken = request.pageToken ?? "";
-  for (;;) {
-    const page = await list({ ...request, pageToken });
-    for (const item of page[items] as unknown as Iterable<Page[K] extends (infer Item)[] ? Item : never>) yield item;
-    if (!page.nextPageToken) return;
-    pageToken = page.nextPageToken;
+    super(options);
+    this.models = this.client(ModelService);
+    this.entities = this.client(EntityService);
+    this.applications = this.client(ApplicationService);
+    this.templates = this.client(TemplateService);
+    this.builds = this.client(BuildService);
   }
 }
