@@ -89,7 +89,7 @@ pub fn final_build(events: &[(String, Value)]) -> Value {
 }
 
 /// Files of a .tar.gz, by path.
-fn untar(bytes: &[u8]) -> BTreeMap<String, String> {
+pub fn untar(bytes: &[u8]) -> BTreeMap<String, String> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     archive
         .entries()

@@ -124,7 +124,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 40);
+    assert_eq!(operations, 41);
 
     // Called as a signed-in user on real identifiers, no documented operation answers 5xx.
     let email = "routes@example.com";
@@ -141,7 +141,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         let concrete = match path.strip_prefix("/models/") {
             Some(rest) => format!("/models/{}", rest.replace("{id}", &model_id)),
-            None => path.replace("{model}", "invoices").replace("{id}", &record_id),
+            None => path.replace("{model}", "invoices").replace("{id}", &record_id).replace("{language}", "python"),
         };
         for (method, _) in item.as_object().unwrap() {
             calls.push((reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), concrete.clone()));
@@ -162,7 +162,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
         }
     }
     // The rest are refusals of the empty body ({}), each a 4xx with its reason.
-    assert_eq!(succeeded, 19);
+    assert_eq!(succeeded, 20);
 
     let docs = app.http.get(app.url("/api/docs")).send().await.unwrap();
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));

@@ -13,6 +13,7 @@ mod mesh;
 mod models;
 mod redelivery;
 mod schema_changes;
+mod sdk;
 mod security;
 mod sockets;
 mod system_records;
