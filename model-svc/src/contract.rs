@@ -287,13 +287,19 @@ impl Builder {
             self.user_field(&mut message, &record, spec);
         }
         let current: BTreeSet<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
-        let mut reserved: Vec<_> = model.reserved_fields.iter().filter(|r| r.number > 0).collect();
-        reserved.sort_by_key(|r| r.number);
-        reserved.dedup_by_key(|r| r.number);
-        for gone in reserved {
-            message.reserved_range.push(ReservedRange { start: Some(gone.number), end: Some(gone.number + 1) });
-            if !current.contains(gone.name.as_str()) && !message.reserved_name.contains(&gone.name) {
-                message.reserved_name.push(gone.name.clone());
+        // Numbers of dropped fields, and every name no field has now (a renamed field's
+        // former name shares its number, which stays in use).
+        let in_use: BTreeSet<i32> = model.fields.iter().map(|f| f.number).collect();
+        let mut numbers: Vec<i32> =
+            model.reserved_fields.iter().map(|r| r.number).filter(|n| *n > 0 && !in_use.contains(n)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        for number in numbers {
+            message.reserved_range.push(ReservedRange { start: Some(number), end: Some(number + 1) });
+        }
+        for former in &model.reserved_fields {
+            if !current.contains(former.name.as_str()) && !message.reserved_name.contains(&former.name) {
+                message.reserved_name.push(former.name.clone());
             }
         }
         self.messages.push(message);

@@ -115,8 +115,12 @@ impl Plan {
         }
         for step in &self.steps {
             match *step {
-                Step::Keep { old: o, new: n } | Step::Rename { old: o, new: n } => {
+                Step::Keep { old: o, new: n } => new[n].field.number = old[o].field.number,
+                // The old name is kept with the number: a client from before the rename
+                // still names the field by it (in an update mask).
+                Step::Rename { old: o, new: n } => {
                     new[n].field.number = old[o].field.number;
+                    reserved.push(ReservedField { number: old[o].field.number, name: old[o].field.name.clone() });
                 }
                 Step::Drop { old: o } => {
                     reserved.push(ReservedField { number: old[o].field.number, name: old[o].field.name.clone() })
@@ -289,7 +293,12 @@ mod tests {
         let mut changed = parse_fields(&given).unwrap();
         plan(&created, &changed, &given).unwrap().number(&created, &mut changed, &mut reserved);
         assert_eq!(numbers(&changed), [17, 16, 19]);
-        assert_eq!(reserved, [ReservedField { number: 18, name: "note".into() }]);
+        let former = ReservedField { number: 17, name: "amount".into() };
+        assert_eq!(
+            reserved,
+            [former, ReservedField { number: 18, name: "note".into() }],
+            "a former name keeps its number"
+        );
 
         // `due` dropped too, then a field named `note` again: a new number.
         let given = [
@@ -300,7 +309,7 @@ mod tests {
         let mut again = parse_fields(&given).unwrap();
         plan(&changed, &again, &given).unwrap().number(&changed, &mut again, &mut reserved);
         assert_eq!(numbers(&again), [17, 16, 20]);
-        assert_eq!(reserved.iter().map(|r| r.number).collect::<Vec<_>>(), [18, 19]);
+        assert_eq!(reserved.iter().map(|r| r.number).collect::<Vec<_>>(), [17, 18, 19]);
     }
 
     #[test]

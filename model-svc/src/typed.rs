@@ -29,7 +29,7 @@ use kiln_common::{
 };
 use kiln_proto::v1::{
     CreateEntityRequest, DeleteEntityRequest, Field, GetEntityRequest, GetProfileRequest, ListEntitiesRequest, Model,
-    UpdateEntityRequest, auth_service_client::AuthServiceClient,
+    ReservedField, UpdateEntityRequest, auth_service_client::AuthServiceClient,
 };
 use pbjson_types::{Struct, value::Kind as JsonKind};
 use prost::Message as _;
@@ -174,7 +174,7 @@ impl TypedApi {
         let (principal, model) = (call.principal, call.model.plural.clone());
         let output = call.method.output();
         let record_type = call.record_type()?;
-        let typed = Typed { fields: &call.model.fields, message: &record_type };
+        let typed = Typed { fields: &call.model.fields, former: &call.model.reserved_fields, message: &record_type };
         let text = |name: &str| match request.get_field_by_name(name).as_deref() {
             Some(Value::String(text)) => text.clone(),
             _ => String::new(),
@@ -312,7 +312,11 @@ impl Watch {
             match self.api.records.get(self.call.principal, request).await {
                 Ok(found) => {
                     let record_type = self.call.record_type()?;
-                    let typed = Typed { fields: &self.call.model.fields, message: &record_type };
+                    let typed = Typed {
+                        fields: &self.call.model.fields,
+                        former: &self.call.model.reserved_fields,
+                        message: &record_type,
+                    };
                     message
                         .set_field_by_number(3, Value::Message(typed.message_of(&found.record.unwrap_or_default())?));
                 }
@@ -372,24 +376,46 @@ impl ServerStreamingService<DynamicMessage> for Watch {
 /// A model's typed message and its fields: the conversions to and from the engine's records.
 struct Typed<'a> {
     fields: &'a [Field],
+    /// Dropped fields and former names of renamed ones.
+    former: &'a [ReservedField],
     message: &'a MessageDescriptor,
 }
 
 impl Typed<'_> {
+    /// The field an update mask's `path` names: a field by its name, or by a name it had
+    /// before a rename (a client of the older contract sends that one). `Ok(None)`: a
+    /// field dropped since, which a client of the older contract may still name and which
+    /// changes nothing, as a value of it in the message does.
+    fn masked(&self, path: &str) -> Result<Option<&str>, FieldViolation> {
+        if let Some(field) = self.fields.iter().find(|f| f.name == path) {
+            return Ok(Some(&field.name));
+        }
+        match self.former.iter().find(|r| r.name == path) {
+            Some(former) => Ok(self.fields.iter().find(|f| f.number == former.number).map(|f| f.name.as_str())),
+            None => Err(FieldViolation::new("update_mask", format!("`{path}` is not a field of this model"))),
+        }
+    }
+
     /// The engine's record of a typed message: the user fields it sets (with `mask`, the
     /// fields it names, an unset one cleared). The record's own fields are the server's.
     fn record_of(&self, message: &DynamicMessage, mask: Option<&[String]>) -> Result<Struct, Status> {
         let mut record = BTreeMap::new();
         let mut violations = Vec::new();
-        if let Some(mask) = mask {
-            for path in mask.iter().filter(|p| !self.fields.iter().any(|f| &f.name == *p)) {
-                violations.push(FieldViolation::new("update_mask", format!("`{path}` is not a field of this model")));
-            }
-        }
+        let mask: Option<Vec<&str>> = mask.map(|paths| {
+            paths
+                .iter()
+                .filter_map(|path| {
+                    self.masked(path).unwrap_or_else(|violation| {
+                        violations.push(violation);
+                        None
+                    })
+                })
+                .collect()
+        });
         for field in self.fields {
             let Some(descriptor) = self.message.get_field_by_name(&field.name) else { continue };
-            let wanted = match mask {
-                Some(mask) => mask.contains(&field.name),
+            let wanted = match &mask {
+                Some(mask) => mask.contains(&field.name.as_str()),
                 None => message.has_field(&descriptor),
             };
             if !wanted {

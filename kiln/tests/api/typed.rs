@@ -83,11 +83,36 @@ async fn the_contract_follows_model_changes_with_stable_numbers(backend: Backend
     let (status, changed) =
         app.send(reqwest::Method::PUT, &format!("/api/v1/models/{id}"), &access, Some(change)).await;
     assert_eq!(status, 200, "{changed}");
-    assert_eq!(changed["model"]["reserved_fields"], json!([{ "number": 19, "name": "due" }]));
+    let former = json!([{ "number": 17, "name": "amount" }, { "number": 19, "name": "due" }]);
+    assert_eq!(changed["model"]["reserved_fields"], former, "the dropped field, and the renamed one's old name");
     let (source, file) = contract(&app, &access).await;
     let user_fields: Vec<(String, i32)> = numbers(&file, "Invoice").into_iter().skip(4).collect();
     assert_eq!(user_fields, [("number", 16), ("total", 17), ("status", 18), ("note", 20)].map(|(n, i)| (n.into(), i)));
-    assert!(source.contains("reserved 19;") && source.contains("reserved \"due\";"), "{source}");
+    assert!(source.contains("reserved 19;") && source.contains("reserved \"amount\", \"due\";"), "{source}");
+    assert!(!source.contains("reserved 17"), "a renamed field's number is in use: {source}");
+
+    // A client of the contract before the change still names `amount` (now `total`) and
+    // `due` (dropped) in its update masks: the first reaches `total`, the second changes
+    // nothing; a name no version had is refused.
+    let (status, made) = app.post_with_token("/api/v1/invoices", &access, json!({ "number": "INV-1" })).await;
+    assert_eq!(status, 201, "{made}");
+    let typed = Typed::new(&app, &access).await;
+    let update = |paths: &[&str]| {
+        let mut changes = typed.message("Invoice");
+        changes.set_field_by_name("id", Value::String(made["record"]["id"].as_str().unwrap().into()));
+        changes.set_field_by_name("total", Value::String("7.25".into()));
+        let mut mask = typed.pool.get_message_by_name("google.protobuf.FieldMask").map(DynamicMessage::new).unwrap();
+        mask.set_field_by_name("paths", Value::List(paths.iter().map(|p| Value::String(p.to_string())).collect()));
+        let mut update = typed.message("UpdateInvoiceRequest");
+        update.set_field_by_name("invoice", Value::Message(changes));
+        update.set_field_by_name("update_mask", Value::Message(mask));
+        update
+    };
+    let updated = typed.call("InvoiceService", "Update", update(&["amount", "due"])).await.unwrap();
+    assert!(field(&updated, "total").as_str().unwrap().starts_with("7.25"), "{updated:?}");
+    let refused = typed.call("InvoiceService", "Update", update(&["nope"])).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert_eq!(kiln_common::error::field_violations(&refused)[0].field, "update_mask");
 
     // Without a token: the contract is the caller's workspace's, so there is none.
     let response = app.http.get(app.url("/api/v1/proto")).send().await.unwrap();
