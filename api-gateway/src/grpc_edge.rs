@@ -17,6 +17,7 @@ use axum::{
 };
 use kiln_common::{GrpcChannel, config::Role, grpc};
 use kiln_proto::v1::{GetTypedContractRequest, model_service_client::ModelServiceClient};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::limits::{self, AuthLimit};
@@ -33,6 +34,8 @@ pub struct Backends {
     /// role's crate lists them; only these are routed, reported healthy and listed by
     /// reflection.
     pub services: Vec<(&'static str, Role)>,
+    /// Cancelled when the gateway stops: relayed watches end then (see [`relay`]).
+    pub stopping: CancellationToken,
 }
 
 impl Backends {
@@ -140,7 +143,7 @@ async fn forward(State(backends): State<Arc<Backends>>, request: Request) -> Res
     let Some(channel) = backends.channel_for(&service).cloned() else {
         return tonic::Status::unimplemented(format!("{service} is not served")).into_http::<Body>();
     };
-    relay(channel, &service, request).await
+    relay(channel, &service, request, &backends.stopping).await
 }
 
 /// Reflection for a caller with an access token: the platform's services and the typed
@@ -191,8 +194,8 @@ pub const WORKSPACE_SERVICES: &str = "/kiln.ws.";
 /// grpc-web is unwrapped here as it is for the routed services.
 pub async fn forward_to_workspace(backends: Arc<Backends>, request: Request) -> Response {
     let relayed = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
-        let channel = backends.model.clone();
-        async move { Ok::<_, std::convert::Infallible>(relay(channel, "kiln.ws", request).await) }
+        let (channel, stopping) = (backends.model.clone(), backends.stopping.clone());
+        async move { Ok::<_, std::convert::Infallible>(relay(channel, "kiln.ws", request, &stopping).await) }
     });
     match tonic_web::GrpcWebLayer::new().layer(relayed).oneshot(request).await {
         Ok(response) => response.map(Body::new),
@@ -200,8 +203,16 @@ pub async fn forward_to_workspace(backends: Arc<Backends>, request: Request) -> 
     }
 }
 
-/// Hands `request` as is to `channel`, within the caller's deadline.
-async fn relay<B>(channel: GrpcChannel, service: &str, request: http::Request<B>) -> Response
+/// Hands `request` as is to `channel`, within the caller's deadline. A watch (a method
+/// named `Watch…`: its stream ends only when the caller leaves) ends with UNAVAILABLE
+/// when the gateway stops, so the gateway's drain does not wait for it; other answers
+/// are left to finish.
+async fn relay<B>(
+    channel: GrpcChannel,
+    service: &str,
+    request: http::Request<B>,
+    stopping: &CancellationToken,
+) -> Response
 where
     B: tonic::codegen::Body<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
@@ -215,13 +226,62 @@ where
     if let Some(path) = parts.uri.path_and_query().cloned() {
         parts.uri = path.into();
     }
+    let watch = parts.uri.path().rsplit('/').next().is_some_and(|method| method.starts_with("Watch"));
     let request = http::Request::from_parts(parts, tonic::body::Body::new(body));
     match channel.oneshot(request).await {
+        Ok(response) if watch => response.map(|body| Body::new(UntilStopped::new(body, stopping))),
         Ok(response) => response.map(Body::new),
         Err(e) => {
             tracing::error!(service, error = %e, "backend unreachable");
             tonic::Status::unavailable(format!("{service} is unavailable")).into_http::<Body>()
         }
+    }
+}
+
+/// A relayed stream that, once the gateway stops, ends after the frame in flight with
+/// the trailers of UNAVAILABLE, which tells a client to call again (another gateway).
+struct UntilStopped<B> {
+    body: B,
+    stopped: std::pin::Pin<Box<WaitForCancellationFutureOwned>>,
+    ended: bool,
+}
+
+impl<B> UntilStopped<B> {
+    fn new(body: B, stopping: &CancellationToken) -> Self {
+        UntilStopped { body, stopped: Box::pin(stopping.clone().cancelled_owned()), ended: false }
+    }
+}
+
+impl<B> http_body::Body for UntilStopped<B>
+where
+    B: http_body::Body<Data = axum::body::Bytes> + Unpin,
+{
+    type Data = axum::body::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::{future::Future, task::Poll};
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if this.stopped.as_mut().poll(cx).is_ready() {
+            this.ended = true;
+            let status = tonic::Status::unavailable("the gateway is stopping; call again");
+            let mut trailers = http::HeaderMap::new();
+            if status.add_header(&mut trailers).is_err() {
+                return Poll::Ready(None);
+            }
+            return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        let frame = std::pin::Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.ended = true;
+        }
+        frame
     }
 }
 

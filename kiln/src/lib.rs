@@ -121,7 +121,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let model = GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?);
             model_slot.fill(model.clone());
             let workers = builds.start_workers(&config, &db, &stop);
-            let backends = Backends { model, app, build: Some(build), services: all_services() };
+            let backends =
+                Backends { model, app, build: Some(build), services: all_services(), stopping: stop.clone() };
             serve_gateway(&config, keys, backends, Some(db), workers, stop).await
         }
         Role::Gateway => {
@@ -130,6 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 app: GrpcChannel::remote(&config.app_svc_url)?,
                 build: Some(GrpcChannel::remote(&config.build_worker_url)?),
                 services: all_services(),
+                stopping: stop.clone(),
             };
             tracing::info!(model = %config.model_svc_url, app = %config.app_svc_url, "the gateway's roles");
             serve_gateway(&config, token_keys(&config)?, backends, None, Vec::new(), stop).await
