@@ -175,10 +175,10 @@ impl TemplateService for TemplateApi {
         let context = sdk::context(&contract)?;
         let slug = context["workspace"]["slug"].as_str().unwrap_or_default().to_string();
         let root = sdk::root_of(&slug, &language);
+        let file_name = format!("{root}.tar.gz");
         let (archive, paths) = tokio::task::spawn_blocking(move || sdk::render(templates, &context, &root))
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
-        let file_name = format!("{}.tar.gz", sdk::root_of(&slug, &language));
         Ok(Response::new(GenerateSdkResponse { file_name, archive, paths }))
     }
 }

@@ -12,16 +12,16 @@ use kiln_proto::v1::{
     CancelBuildRequest, CreateApplicationRequest, CreateComponentRequest, CreateEntityRequest, CreateModelRequest,
     CreateTemplateRequest, DeleteApplicationRequest, DeleteComponentRequest, DeleteDeploymentRequest,
     DeleteEntityRequest, DeleteModelRequest, DeleteTemplateRequest, Field, GenerateApplicationRequest,
-    GetApplicationRequest, GetBuildArtifactRequest, GetBuildQueueRequest, GetBuildRequest, GetEntityRequest,
-    GetModelRequest, GetProfileRequest, GetTemplateRequest, GetTypedContractRequest, ListApplicationsRequest,
-    ListAuditEventsRequest, ListBuildsRequest, ListComponentsRequest, ListDeploymentsRequest, ListEntitiesRequest,
-    ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest, LoginRequest, LogoutRequest,
-    PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation, RunBuildRequest,
-    UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest, UpdateProfileRequest,
-    UpdateTemplateRequest, WatchBuildRequest, application_service_client::ApplicationServiceClient,
-    auth_service_client::AuthServiceClient, build_service_client::BuildServiceClient,
-    entity_service_client::EntityServiceClient, model_service_client::ModelServiceClient,
-    template_service_client::TemplateServiceClient,
+    GenerateSdkRequest, GetApplicationRequest, GetBuildArtifactRequest, GetBuildQueueRequest, GetBuildRequest,
+    GetEntityRequest, GetModelRequest, GetProfileRequest, GetTemplateRequest, GetTypedContractRequest,
+    ListApplicationsRequest, ListAuditEventsRequest, ListBuildsRequest, ListComponentsRequest, ListDeploymentsRequest,
+    ListEntitiesRequest, ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest, LoginRequest,
+    LogoutRequest, PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation,
+    RunBuildRequest, UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest,
+    UpdateProfileRequest, UpdateTemplateRequest, WatchBuildRequest,
+    application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
+    build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
+    model_service_client::ModelServiceClient, template_service_client::TemplateServiceClient,
 };
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
@@ -221,6 +221,11 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                 p if p.starts_with("/templates/{id}") => {
                     let preview = json!({ "application_id": victim.system["applications"] });
                     variants.push((p.replace("{id}", &victim.system["templates"]), String::new(), Some(preview), true));
+                }
+                "/sdk/{language}" => {
+                    for language in ["python", "typescript"] {
+                        variants.push((format!("/sdk/{language}"), String::new(), None, false));
+                    }
                 }
                 "/auth/logout" => {
                     variants.push((
@@ -435,6 +440,15 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     let answer = templates.create_template(with_token(own, b)).await;
     let own = answer.as_ref().map(|r| r.get_ref().template.clone().unwrap_or_default().id).unwrap_or_default();
     check("kiln.v1.TemplateService/CreateTemplate", shown(&answer), code(&answer), &[Code::Ok]);
+    // B's SDKs: B's contract only, read unpacked.
+    for language in ["python", "typescript"] {
+        let answer = templates.generate_sdk(with_token(GenerateSdkRequest { language: language.into() }, b)).await;
+        let unpacked = match &answer {
+            Ok(sdk) => format!("{:?}", crate::builds::untar(&sdk.get_ref().archive)),
+            Err(status) => format!("{status:?}"),
+        };
+        check("kiln.v1.TemplateService/GenerateSdk", unpacked, code(&answer), &[Code::Ok]);
+    }
     // A's template, and B's own template against A's application: neither is found.
     for id in [template.clone(), own] {
         let preview = PreviewTemplateRequest { id, application_id: application.clone(), context: None };
