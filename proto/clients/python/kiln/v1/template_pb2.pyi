@@ -141,3 +141,19 @@ class RenderedFile(_message.Message):
     path: str
     content: str
     def __init__(self, path: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class GenerateSdkRequest(_message.Message):
+    __slots__ = ("language",)
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    def __init__(self, language: _Optional[str] = ...) -> None: ...
+
+class GenerateSdkResponse(_message.Message):
+    __slots__ = ("file_name", "archive", "paths")
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    file_name: str
+    archive: bytes
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, file_name: _Optional[str] = ..., archive: _Optional[bytes] = ..., paths: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -66,6 +66,11 @@ class TemplateServiceStub:
                 request_serializer=kiln_dot_v1_dot_template__pb2.PreviewTemplateRequest.SerializeToString,
                 response_deserializer=kiln_dot_v1_dot_template__pb2.PreviewTemplateResponse.FromString,
                 _registered_method=True)
+        self.GenerateSdk = channel.unary_unary(
+                '/kiln.v1.TemplateService/GenerateSdk',
+                request_serializer=kiln_dot_v1_dot_template__pb2.GenerateSdkRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_template__pb2.GenerateSdkResponse.FromString,
+                _registered_method=True)
 
 
 class TemplateServiceServicer:
@@ -116,6 +121,16 @@ class TemplateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateSdk(self, request, context):
+        """A typed client package for the workspace's models, as a .tar.gz: the template set
+        `sdk-<language>` rendered against the workspace's typed contract (the same engine
+        and storage as a build, so the set can be edited like any other). INVALID_ARGUMENT
+        for a language without a set; FAILED_PRECONDITION when the set was deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TemplateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +163,11 @@ def add_TemplateServiceServicer_to_server(servicer, server):
                     servicer.PreviewTemplate,
                     request_deserializer=kiln_dot_v1_dot_template__pb2.PreviewTemplateRequest.FromString,
                     response_serializer=kiln_dot_v1_dot_template__pb2.PreviewTemplateResponse.SerializeToString,
+            ),
+            'GenerateSdk': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateSdk,
+                    request_deserializer=kiln_dot_v1_dot_template__pb2.GenerateSdkRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_template__pb2.GenerateSdkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +334,33 @@ class TemplateService:
             '/kiln.v1.TemplateService/PreviewTemplate',
             kiln_dot_v1_dot_template__pb2.PreviewTemplateRequest.SerializeToString,
             kiln_dot_v1_dot_template__pb2.PreviewTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateSdk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.TemplateService/GenerateSdk',
+            kiln_dot_v1_dot_template__pb2.GenerateSdkRequest.SerializeToString,
+            kiln_dot_v1_dot_template__pb2.GenerateSdkResponse.FromString,
             options,
             channel_credentials,
             insecure,

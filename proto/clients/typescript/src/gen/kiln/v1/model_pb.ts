@@ -114,7 +114,9 @@ export type Model = Message<"kiln.v1.Model"> & {
   updatedAt?: Timestamp | undefined;
 
   /**
-   * Fields removed in earlier versions: their numbers are never given to another field.
+   * Fields removed in earlier versions (their numbers are never given to another field),
+   * and names fields had before a rename (with the number they kept; an update mask from
+   * a client of before the rename still names the field by it).
    *
    * @generated from field: repeated kiln.v1.ReservedField reserved_fields = 16;
    */

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kiln/v1/template.proto.
  */
 export const file_kiln_v1_template: GenFile = /*@__PURE__*/
-  fileDesc("ChZraWxuL3YxL3RlbXBsYXRlLnByb3RvEgdraWxuLnYxItUBCghUZW1wbGF0ZRIKCgJpZBgBIAEoCRILCgNzZXQYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtvdXRwdXRfcGF0aBgEIAEoCRIMCgRib2R5GAUgASgJEg0KBXNjb3BlGAYgASgJEhAKCGxhbmd1YWdlGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKFExpc3RUZW1wbGF0ZXNSZXF1ZXN0EgsKA3NldBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJWChVMaXN0VGVtcGxhdGVzUmVzcG9uc2USJAoJdGVtcGxhdGVzGAEgAygLMhEua2lsbi52MS5UZW1wbGF0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoSR2V0VGVtcGxhdGVSZXF1ZXN0EgoKAmlkGAEgASgJIjoKE0dldFRlbXBsYXRlUmVzcG9uc2USIwoIdGVtcGxhdGUYASABKAsyES5raWxuLnYxLlRlbXBsYXRlInYKFUNyZWF0ZVRlbXBsYXRlUmVxdWVzdBILCgNzZXQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtvdXRwdXRfcGF0aBgDIAEoCRIMCgRib2R5GAQgASgJEg0KBXNjb3BlGAUgASgJEhAKCGxhbmd1YWdlGAYgASgJIj0KFkNyZWF0ZVRlbXBsYXRlUmVzcG9uc2USIwoIdGVtcGxhdGUYASABKAsyES5raWxuLnYxLlRlbXBsYXRlIoIBChVVcGRhdGVUZW1wbGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSCwoDc2V0GAIgASgJEgwKBG5hbWUYAyABKAkSEwoLb3V0cHV0X3BhdGgYBCABKAkSDAoEYm9keRgFIAEoCRINCgVzY29wZRgGIAEoCRIQCghsYW5ndWFnZRgHIAEoCSI9ChZVcGRhdGVUZW1wbGF0ZVJlc3BvbnNlEiMKCHRlbXBsYXRlGAEgASgLMhEua2lsbi52MS5UZW1wbGF0ZSIjChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSCgoCaWQYASABKAkiGAoWRGVsZXRlVGVtcGxhdGVSZXNwb25zZSJmChZQcmV2aWV3VGVtcGxhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEigKB2NvbnRleHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KF1ByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEiQKBWZpbGVzGAEgAygLMhUua2lsbi52MS5SZW5kZXJlZEZpbGUiLQoMUmVuZGVyZWRGaWxlEgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoCTL6AwoPVGVtcGxhdGVTZXJ2aWNlEk4KDUxpc3RUZW1wbGF0ZXMSHS5raWxuLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0Gh4ua2lsbi52MS5MaXN0VGVtcGxhdGVzUmVzcG9uc2USSAoLR2V0VGVtcGxhdGUSGy5raWxuLnYxLkdldFRlbXBsYXRlUmVxdWVzdBocLmtpbG4udjEuR2V0VGVtcGxhdGVSZXNwb25zZRJRCg5DcmVhdGVUZW1wbGF0ZRIeLmtpbG4udjEuQ3JlYXRlVGVtcGxhdGVSZXF1ZXN0Gh8ua2lsbi52MS5DcmVhdGVUZW1wbGF0ZVJlc3BvbnNlElEKDlVwZGF0ZVRlbXBsYXRlEh4ua2lsbi52MS5VcGRhdGVUZW1wbGF0ZVJlcXVlc3QaHy5raWxuLnYxLlVwZGF0ZVRlbXBsYXRlUmVzcG9uc2USUQoORGVsZXRlVGVtcGxhdGUSHi5raWxuLnYxLkRlbGV0ZVRlbXBsYXRlUmVxdWVzdBofLmtpbG4udjEuRGVsZXRlVGVtcGxhdGVSZXNwb25zZRJUCg9QcmV2aWV3VGVtcGxhdGUSHy5raWxuLnYxLlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QaIC5raWxuLnYxLlByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChZraWxuL3YxL3RlbXBsYXRlLnByb3RvEgdraWxuLnYxItUBCghUZW1wbGF0ZRIKCgJpZBgBIAEoCRILCgNzZXQYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtvdXRwdXRfcGF0aBgEIAEoCRIMCgRib2R5GAUgASgJEg0KBXNjb3BlGAYgASgJEhAKCGxhbmd1YWdlGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKFExpc3RUZW1wbGF0ZXNSZXF1ZXN0EgsKA3NldBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJWChVMaXN0VGVtcGxhdGVzUmVzcG9uc2USJAoJdGVtcGxhdGVzGAEgAygLMhEua2lsbi52MS5UZW1wbGF0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoSR2V0VGVtcGxhdGVSZXF1ZXN0EgoKAmlkGAEgASgJIjoKE0dldFRlbXBsYXRlUmVzcG9uc2USIwoIdGVtcGxhdGUYASABKAsyES5raWxuLnYxLlRlbXBsYXRlInYKFUNyZWF0ZVRlbXBsYXRlUmVxdWVzdBILCgNzZXQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtvdXRwdXRfcGF0aBgDIAEoCRIMCgRib2R5GAQgASgJEg0KBXNjb3BlGAUgASgJEhAKCGxhbmd1YWdlGAYgASgJIj0KFkNyZWF0ZVRlbXBsYXRlUmVzcG9uc2USIwoIdGVtcGxhdGUYASABKAsyES5raWxuLnYxLlRlbXBsYXRlIoIBChVVcGRhdGVUZW1wbGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSCwoDc2V0GAIgASgJEgwKBG5hbWUYAyABKAkSEwoLb3V0cHV0X3BhdGgYBCABKAkSDAoEYm9keRgFIAEoCRINCgVzY29wZRgGIAEoCRIQCghsYW5ndWFnZRgHIAEoCSI9ChZVcGRhdGVUZW1wbGF0ZVJlc3BvbnNlEiMKCHRlbXBsYXRlGAEgASgLMhEua2lsbi52MS5UZW1wbGF0ZSIjChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSCgoCaWQYASABKAkiGAoWRGVsZXRlVGVtcGxhdGVSZXNwb25zZSJmChZQcmV2aWV3VGVtcGxhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEigKB2NvbnRleHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KF1ByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEiQKBWZpbGVzGAEgAygLMhUua2lsbi52MS5SZW5kZXJlZEZpbGUiLQoMUmVuZGVyZWRGaWxlEgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoCSImChJHZW5lcmF0ZVNka1JlcXVlc3QSEAoIbGFuZ3VhZ2UYASABKAkiSAoTR2VuZXJhdGVTZGtSZXNwb25zZRIRCglmaWxlX25hbWUYASABKAkSDwoHYXJjaGl2ZRgCIAEoDBINCgVwYXRocxgDIAMoCTLEBAoPVGVtcGxhdGVTZXJ2aWNlEk4KDUxpc3RUZW1wbGF0ZXMSHS5raWxuLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0Gh4ua2lsbi52MS5MaXN0VGVtcGxhdGVzUmVzcG9uc2USSAoLR2V0VGVtcGxhdGUSGy5raWxuLnYxLkdldFRlbXBsYXRlUmVxdWVzdBocLmtpbG4udjEuR2V0VGVtcGxhdGVSZXNwb25zZRJRCg5DcmVhdGVUZW1wbGF0ZRIeLmtpbG4udjEuQ3JlYXRlVGVtcGxhdGVSZXF1ZXN0Gh8ua2lsbi52MS5DcmVhdGVUZW1wbGF0ZVJlc3BvbnNlElEKDlVwZGF0ZVRlbXBsYXRlEh4ua2lsbi52MS5VcGRhdGVUZW1wbGF0ZVJlcXVlc3QaHy5raWxuLnYxLlVwZGF0ZVRlbXBsYXRlUmVzcG9uc2USUQoORGVsZXRlVGVtcGxhdGUSHi5raWxuLnYxLkRlbGV0ZVRlbXBsYXRlUmVxdWVzdBofLmtpbG4udjEuRGVsZXRlVGVtcGxhdGVSZXNwb25zZRJUCg9QcmV2aWV3VGVtcGxhdGUSHy5raWxuLnYxLlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QaIC5raWxuLnYxLlByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEkgKC0dlbmVyYXRlU2RrEhsua2lsbi52MS5HZW5lcmF0ZVNka1JlcXVlc3QaHC5raWxuLnYxLkdlbmVyYXRlU2RrUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message kiln.v1.Template
@@ -392,6 +392,58 @@ export const RenderedFileSchema: GenMessage<RenderedFile> = /*@__PURE__*/
   messageDesc(file_kiln_v1_template, 13);
 
 /**
+ * @generated from message kiln.v1.GenerateSdkRequest
+ */
+export type GenerateSdkRequest = Message<"kiln.v1.GenerateSdkRequest"> & {
+  /**
+   * "python" or "typescript".
+   *
+   * @generated from field: string language = 1;
+   */
+  language: string;
+};
+
+/**
+ * Describes the message kiln.v1.GenerateSdkRequest.
+ * Use `create(GenerateSdkRequestSchema)` to create a new message.
+ */
+export const GenerateSdkRequestSchema: GenMessage<GenerateSdkRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_template, 14);
+
+/**
+ * @generated from message kiln.v1.GenerateSdkResponse
+ */
+export type GenerateSdkResponse = Message<"kiln.v1.GenerateSdkResponse"> & {
+  /**
+   * e.g. "kiln-ws-ada-python.tar.gz".
+   *
+   * @generated from field: string file_name = 1;
+   */
+  fileName: string;
+
+  /**
+   * The package's files under one top directory, gzipped tar.
+   *
+   * @generated from field: bytes archive = 2;
+   */
+  archive: Uint8Array;
+
+  /**
+   * The rendered files' paths inside the archive.
+   *
+   * @generated from field: repeated string paths = 3;
+   */
+  paths: string[];
+};
+
+/**
+ * Describes the message kiln.v1.GenerateSdkResponse.
+ * Use `create(GenerateSdkResponseSchema)` to create a new message.
+ */
+export const GenerateSdkResponseSchema: GenMessage<GenerateSdkResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_template, 15);
+
+/**
  * TemplateService owns the code templates the build worker renders. Templates are
  * grouped in sets; an application picks one set.
  *
@@ -458,6 +510,19 @@ export const TemplateService: GenService<{
     methodKind: "unary";
     input: typeof PreviewTemplateRequestSchema;
     output: typeof PreviewTemplateResponseSchema;
+  },
+  /**
+   * A typed client package for the workspace's models, as a .tar.gz: the template set
+   * `sdk-<language>` rendered against the workspace's typed contract (the same engine
+   * and storage as a build, so the set can be edited like any other). INVALID_ARGUMENT
+   * for a language without a set; FAILED_PRECONDITION when the set was deleted.
+   *
+   * @generated from rpc kiln.v1.TemplateService.GenerateSdk
+   */
+  generateSdk: {
+    methodKind: "unary";
+    input: typeof GenerateSdkRequestSchema;
+    output: typeof GenerateSdkResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kiln_v1_template, 0);
