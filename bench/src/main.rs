@@ -291,13 +291,18 @@ async fn kiln_postgres(options: &Options, http: &reqwest::Client, dir: &Path) ->
 async fn kiln_mesh(options: &Options, http: &reqwest::Client, dir: &Path) -> anyhow::Result<System> {
     let database = database_name("mesh");
     drop_database(&database).await;
-    let common =
-        [("KILN_DATA_DIR", dir.join("mesh").display().to_string()), ("KILN_DATABASE_URL", format!("{PG}/{database}"))];
-    let (model, model_addr) = start_kiln(options, "model", &common).await?;
-    let (app, app_addr) = start_kiln(options, "app", &common).await?;
-    let mut env = common.to_vec();
-    env.push(("KILN_MODEL_SVC_URL", format!("http://{model_addr}")));
-    env.push(("KILN_APP_SVC_URL", format!("http://{app_addr}")));
+    // model-svc asks app-svc about sessions and app-svc asks model-svc for models: each
+    // is told the other's address before either starts.
+    let (model_addr, app_addr) = (format!("127.0.0.1:{}", free_port()?), format!("127.0.0.1:{}", free_port()?));
+    let env = [
+        ("KILN_DATA_DIR", dir.join("mesh").display().to_string()),
+        ("KILN_DATABASE_URL", format!("{PG}/{database}")),
+        ("KILN_MODEL_SVC_URL", format!("http://{model_addr}")),
+        ("KILN_APP_SVC_URL", format!("http://{app_addr}")),
+    ];
+    let with_grpc_addr = |addr: &str| [env.as_slice(), &[("KILN_GRPC_ADDR", addr.to_string())]].concat();
+    let (model, _) = start_kiln(options, "model", &with_grpc_addr(&model_addr)).await?;
+    let (app, _) = start_kiln(options, "app", &with_grpc_addr(&app_addr)).await?;
     let (gateway, addr) = start_kiln(options, "gateway", &env).await?;
     let base = format!("http://{addr}");
     let (auth, ids) = load_kiln(http, &base).await?;
