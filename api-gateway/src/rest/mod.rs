@@ -558,6 +558,19 @@ fn lower_camel(name: &str) -> String {
     chars.next().map(|first| first.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
+/// A route's answer as a file: `body` with its media type, and a Content-Disposition
+/// (`inline` or `attachment`) naming it `name`, which the server made (letters, digits,
+/// `-`, `_` and `.` only).
+pub fn file(status: StatusCode, body: Vec<u8>, media: &'static str, disposition: &str, name: &str) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    if let Ok(value) = HeaderValue::from_str(&format!("{disposition}; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use kiln_proto::v1::{
@@ -662,17 +675,4 @@ mod tests {
             json!({ "sort": "-amount", "filter": { "status": "sent", "model": "x", "filter": "y" } })
         );
     }
-}
-
-/// A route's answer as a file: `body` with its media type, and a Content-Disposition
-/// (`inline` or `attachment`) naming it `name`, which the server made (letters, digits,
-/// `-`, `_` and `.` only).
-pub fn file(status: StatusCode, body: Vec<u8>, media: &'static str, disposition: &str, name: &str) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    if let Ok(value) = HeaderValue::from_str(&format!("{disposition}; filename=\"{name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
 }
