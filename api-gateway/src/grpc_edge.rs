@@ -226,10 +226,10 @@ where
     if let Some(path) = parts.uri.path_and_query().cloned() {
         parts.uri = path.into();
     }
-    let watch = parts.uri.path().rsplit('/').next().is_some_and(|method| method.starts_with("Watch"));
+    let watch = is_watch(parts.uri.path());
     let request = http::Request::from_parts(parts, tonic::body::Body::new(body));
     match channel.oneshot(request).await {
-        Ok(response) if watch => response.map(|body| Body::new(UntilStopped::new(body, stopping))),
+        Ok(response) if watch => response.map(|body| Body::new(UntilStopped::grpc(body, stopping))),
         Ok(response) => response.map(Body::new),
         Err(e) => {
             tracing::error!(service, error = %e, "backend unreachable");
@@ -238,17 +238,29 @@ where
     }
 }
 
-/// A relayed stream that, once the gateway stops, ends after the frame in flight with
-/// the trailers of UNAVAILABLE, which tells a client to call again (another gateway).
-struct UntilStopped<B> {
+/// Whether the gRPC method of `path` (`/package.Service/Method`) is a watch: a stream
+/// that ends only when its caller leaves (`Watch…`), which the gateway ends when it stops.
+pub fn is_watch(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|method| method.starts_with("Watch"))
+}
+
+/// A streamed answer that, once the gateway stops, ends after the frame in flight: with
+/// the trailers of UNAVAILABLE for gRPC, which tells a client to call again (another
+/// gateway), or plainly for server-sent events, whose clients reconnect by themselves.
+pub struct UntilStopped<B> {
     body: B,
     stopped: std::pin::Pin<Box<WaitForCancellationFutureOwned>>,
+    grpc: bool,
     ended: bool,
 }
 
 impl<B> UntilStopped<B> {
-    fn new(body: B, stopping: &CancellationToken) -> Self {
-        UntilStopped { body, stopped: Box::pin(stopping.clone().cancelled_owned()), ended: false }
+    fn grpc(body: B, stopping: &CancellationToken) -> Self {
+        UntilStopped { body, stopped: Box::pin(stopping.clone().cancelled_owned()), grpc: true, ended: false }
+    }
+
+    pub fn events(body: B, stopping: &CancellationToken) -> Self {
+        UntilStopped { grpc: false, ..UntilStopped::grpc(body, stopping) }
     }
 }
 
@@ -270,6 +282,9 @@ where
         }
         if this.stopped.as_mut().poll(cx).is_ready() {
             this.ended = true;
+            if !this.grpc {
+                return Poll::Ready(None);
+            }
             let status = tonic::Status::unavailable("the gateway is stopping; call again");
             let mut trailers = http::HeaderMap::new();
             if status.add_header(&mut trailers).is_err() {

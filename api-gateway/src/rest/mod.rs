@@ -426,7 +426,15 @@ where
                 answer(grpc.unary(request, self.grpc_path.clone(), codec).await?.into_inner(), self.success)
             }
             Answer::Streamed(answer) => {
-                answer(grpc.server_streaming(request, self.grpc_path.clone(), codec).await?.into_inner())
+                let response =
+                    answer(grpc.server_streaming(request, self.grpc_path.clone(), codec).await?.into_inner());
+                // A watch's events end when the gateway stops, so its drain does not wait for them.
+                if crate::grpc_edge::is_watch(self.rpc) {
+                    let stopping = &state.backends.stopping;
+                    response.map(|body| axum::body::Body::new(crate::grpc_edge::UntilStopped::events(body, stopping)))
+                } else {
+                    response
+                }
             }
         })
     }

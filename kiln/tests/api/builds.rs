@@ -27,6 +27,7 @@ crate::on_every_backend!(
     twenty_generates_at_once_each_get_their_own_build,
     a_template_previews_for_an_application_without_a_build,
     a_watch_outlasts_the_request_timeout,
+    a_stopping_kiln_ends_the_build_logs_it_streams,
 );
 
 #[tokio::test]
@@ -447,4 +448,24 @@ async fn a_watch_outlasts_the_request_timeout(backend: Backend) {
         "the build was quicker than the timeout it must outlast"
     );
     app.stop().await;
+}
+
+/// A queued build's log stream stays open until the build ends; a Kiln that stops ends
+/// it (a clean end: the client reconnects with Last-Event-ID) instead of draining for as
+/// long as it may (here 5 minutes). In the mesh, the gateway stops first.
+async fn a_stopping_kiln_ends_the_build_logs_it_streams(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.build_workers = 0;
+        config.shutdown_timeout = std::time::Duration::from_secs(300);
+    })
+    .await;
+    let (access, application) = application(&app, "ada@example.com", "rust-axum").await;
+    let build = generate(&app, &access, &application).await["build"]["id"].as_str().unwrap().to_string();
+    let url = app.url(&format!("/api/v1/builds/{build}/logs"));
+    let response = app.http.get(url).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let stopping = tokio::spawn(app.stop());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), response.text()).await;
+    assert!(matches!(ended, Ok(Ok(_))), "the log stream outlived the stop: {ended:?}");
+    stopping.await.unwrap();
 }
