@@ -22,6 +22,7 @@ use sqlx::{
 use uuid::Uuid;
 
 mod group_commit;
+pub mod notices;
 mod sqlite_conns;
 pub use group_commit::{Binder, GroupCommit, SqliteBinds};
 pub use sqlite_conns::{SQLITE_INTERRUPT, SqliteConn, SqliteConns};

@@ -28,7 +28,10 @@ use uuid::Uuid;
 
 use crate::{
     GrpcChannel,
-    db::{Db, Id},
+    db::{
+        Db, Id,
+        notices::{self, Heard},
+    },
     error::ServiceError,
     with_db_read,
 };
@@ -168,9 +171,7 @@ impl LiveSessions {
     pub async fn ended(&self, sid: Uuid) {
         self.forget(Some(sid));
         if let Db::Postgres(pool) = &self.db {
-            let notified =
-                sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(sid.to_string()).execute(pool).await;
-            if let Err(e) = notified {
+            if let Err(e) = notices::notify(pool, CHANNEL, &sid.to_string()).await {
                 tracing::warn!(error = %e, "could not announce an ended session; others refuse it within the cache TTL");
             }
         }
@@ -192,39 +193,16 @@ impl LiveSessions {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Forgets sessions other processes announce as ended, until the pool closes.
+    /// Forgets sessions other processes announce as ended, until the pool closes; all
+    /// of them when notices may have been missed.
     async fn listen(self, pool: sqlx::PgPool) {
-        loop {
-            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-                Ok(listener) => listener,
-                Err(_) if pool.is_closed() => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for ended sessions; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "cannot listen for ended sessions; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(notification)) => match notification.payload().parse::<Uuid>() {
-                        Ok(sid) => self.forget(Some(sid)),
-                        Err(_) => tracing::warn!(payload = notification.payload(), "malformed ended-session notice"),
-                    },
-                    // The connection was lost and remade: notices may have been missed.
-                    Ok(None) => self.forget(None),
-                    Err(_) if pool.is_closed() => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "lost the ended-session listener; reconnecting");
-                        self.forget(None);
-                        break;
-                    }
-                }
-            }
-        }
+        notices::listen(pool, CHANNEL, |heard| match heard {
+            Heard::Notice(payload) => match payload.parse::<Uuid>() {
+                Ok(sid) => self.forget(Some(sid)),
+                Err(_) => tracing::warn!(payload, "malformed ended-session notice"),
+            },
+            Heard::MaybeMissed => self.forget(None),
+        })
+        .await
     }
 }

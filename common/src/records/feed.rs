@@ -6,12 +6,12 @@
 //! through the database's notifications. Live, not durable: a watcher that falls behind
 //! is told so, and a process that is down hears nothing.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::PgPool;
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+use crate::db::notices::{self, Heard};
 
 /// The PostgreSQL channel changes go through.
 pub const CHANNEL: &str = "kiln_record_changes";
@@ -55,17 +55,14 @@ impl ChangeFeed {
     pub fn postgres(pool: PgPool) -> Self {
         let feed = ChangeFeed { local: broadcast::channel(BACKLOG).0, postgres: Some(pool.clone()) };
         let local = feed.local.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = listen(&pool, &local).await {
-                    tracing::warn!(error = %e, "record changes: listening again in a second");
-                }
-                if pool.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+        tokio::spawn(notices::listen(pool, CHANNEL, move |heard| match heard {
+            Heard::Notice(payload) => match serde_json::from_str::<RecordChange>(payload) {
+                Ok(change) => drop(local.send(change)),
+                Err(e) => tracing::warn!(error = %e, "an unreadable record change was ignored"),
+            },
+            // Live, not durable: changes made while the connection was down are not replayed.
+            Heard::MaybeMissed => {}
+        }));
         feed
     }
 
@@ -74,8 +71,7 @@ impl ChangeFeed {
         match &self.postgres {
             Some(pool) => {
                 let payload = serde_json::to_string(&change).unwrap_or_default();
-                let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await;
-                if let Err(e) = sent {
+                if let Err(e) = notices::notify(pool, CHANNEL, &payload).await {
                     tracing::warn!(error = %e, "a record change was not announced");
                 }
             }
@@ -87,17 +83,5 @@ impl ChangeFeed {
     /// The changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<RecordChange> {
         self.local.subscribe()
-    }
-}
-
-async fn listen(pool: &PgPool, local: &broadcast::Sender<RecordChange>) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    loop {
-        let notification = listener.recv().await?;
-        match serde_json::from_str::<RecordChange>(notification.payload()) {
-            Ok(change) => drop(local.send(change)),
-            Err(e) => tracing::warn!(error = %e, "an unreadable record change was ignored"),
-        }
     }
 }
