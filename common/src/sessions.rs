@@ -170,10 +170,10 @@ impl LiveSessions {
     /// PostgreSQL, in every process listening.
     pub async fn ended(&self, sid: Uuid) {
         self.forget(Some(sid));
-        if let Db::Postgres(pool) = &self.db {
-            if let Err(e) = notices::notify(pool, CHANNEL, &sid.to_string()).await {
-                tracing::warn!(error = %e, "could not announce an ended session; others refuse it within the cache TTL");
-            }
+        if let Db::Postgres(pool) = &self.db
+            && let Err(e) = notices::notify(pool, CHANNEL, &sid.to_string()).await
+        {
+            tracing::warn!(error = %e, "could not announce an ended session; others refuse it within the cache TTL");
         }
     }
 
