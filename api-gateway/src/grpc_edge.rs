@@ -155,13 +155,11 @@ async fn reflect_workspace(State(backends): State<Arc<Backends>>, request: Reque
     if !(v1 || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")) {
         return next.run(request).await;
     }
-    let Some(authorization) = request.headers().get(header::AUTHORIZATION).cloned() else {
+    if !request.headers().contains_key(header::AUTHORIZATION) {
         return next.run(request).await;
-    };
-    let mut ask = tonic::Request::new(GetTypedContractRequest {});
-    if let Ok(value) = tonic::metadata::MetadataValue::try_from(authorization.as_bytes()) {
-        ask.metadata_mut().insert("authorization", value);
     }
+    let mut ask = tonic::Request::new(GetTypedContractRequest {});
+    crate::rest::copy_metadata(request.headers(), ask.metadata_mut());
     let Ok(contract) = ModelServiceClient::new(backends.model.clone()).get_typed_contract(ask).await else {
         return next.run(request).await;
     };

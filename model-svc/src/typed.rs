@@ -20,7 +20,7 @@ type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send
 use kiln_common::{
     Db, GrpcChannel, Principal, ServiceError,
     error::FieldViolation,
-    limits::MAX_SAFE_INTEGER,
+    limits::is_safe_integer,
     records::{
         engine::Records,
         feed::{ChangeFeed, ChangeKind, RecordChange},
@@ -153,7 +153,11 @@ impl TypedApi {
             .methods()
             .find(|m| m.name() == method)
             .ok_or_else(|| Status::unimplemented(format!("{service} has no method {method}")))?;
-        Ok(Call { principal, model, method })
+        let record = contract
+            .pool()
+            .get_message_by_name(&format!("{}.{}", contract.package, crate::contract::pascal(&model.singular)))
+            .ok_or_else(|| Status::internal("the contract has no message for its model"))?;
+        Ok(Call { principal, model, method, record })
     }
 
     async fn serve<B>(self, call: Call, request: http::Request<B>) -> http::Response<Body>
@@ -173,8 +177,7 @@ impl TypedApi {
     async fn answer(&self, call: &Call, request: DynamicMessage) -> Result<DynamicMessage, Status> {
         let (principal, model) = (call.principal, call.model.plural.clone());
         let output = call.method.output();
-        let record_type = call.record_type()?;
-        let typed = Typed { fields: &call.model.fields, former: &call.model.reserved_fields, message: &record_type };
+        let typed = call.typed();
         let text = |name: &str| match request.get_field_by_name(name).as_deref() {
             Some(Value::String(text)) => text.clone(),
             _ => String::new(),
@@ -275,17 +278,14 @@ struct Call {
     principal: Principal,
     model: Arc<Model>,
     method: prost_reflect::MethodDescriptor,
+    /// The model's message.
+    record: MessageDescriptor,
 }
 
 impl Call {
-    /// The model's message.
-    fn record_type(&self) -> Result<MessageDescriptor, Status> {
-        let service = self.method.parent_service();
-        let name = format!("{}.{}", service.package_name(), crate::contract::pascal(&self.model.singular));
-        service
-            .parent_pool()
-            .get_message_by_name(&name)
-            .ok_or_else(|| Status::internal("the contract has no message for its model"))
+    /// The conversions between the model's message and the engine's records.
+    fn typed(&self) -> Typed<'_> {
+        Typed { fields: &self.model.fields, former: &self.model.reserved_fields, message: &self.record }
     }
 }
 
@@ -311,14 +311,8 @@ impl Watch {
             let request = GetEntityRequest { model: change.model, id: change.id };
             match self.api.records.get(self.call.principal, request).await {
                 Ok(found) => {
-                    let record_type = self.call.record_type()?;
-                    let typed = Typed {
-                        fields: &self.call.model.fields,
-                        former: &self.call.model.reserved_fields,
-                        message: &record_type,
-                    };
-                    message
-                        .set_field_by_number(3, Value::Message(typed.message_of(&found.record.unwrap_or_default())?));
+                    let record = self.call.typed().message_of(&found.record.unwrap_or_default())?;
+                    message.set_field_by_number(3, Value::Message(record));
                 }
                 // Deleted meanwhile: its deletion follows.
                 Err(ServiceError::NotFound(_)) => {}
@@ -473,9 +467,7 @@ impl Typed<'_> {
 fn json_of(field: &Field, value: &Value) -> Result<JsonKind, String> {
     let ty = FieldType::parse(&field.r#type);
     Ok(match (ty, value) {
-        (Some(FieldType::Integer), Value::I64(n)) if n.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => {
-            JsonKind::NumberValue(*n as f64)
-        }
+        (Some(FieldType::Integer), Value::I64(n)) if is_safe_integer(*n) => JsonKind::NumberValue(*n as f64),
         // Beyond what a double holds exactly: digits, which the codec reads as all 64 bits.
         (Some(FieldType::Integer), Value::I64(n)) => JsonKind::StringValue(n.to_string()),
         (Some(FieldType::Boolean), Value::Bool(b)) => JsonKind::BoolValue(*b),

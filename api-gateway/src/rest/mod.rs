@@ -552,7 +552,7 @@ pub fn json_answer<Resp: Serialize>(response: Resp, status: StatusCode) -> Respo
 }
 
 /// The caller's credentials and request id, as the RPC's metadata.
-fn copy_metadata(headers: &HeaderMap, metadata: &mut MetadataMap) {
+pub(crate) fn copy_metadata(headers: &HeaderMap, metadata: &mut MetadataMap) {
     for name in ["authorization", "x-request-id"] {
         if let Some(value) = headers.get(name).and_then(|v| MetadataValue::try_from(v.as_bytes()).ok()) {
             metadata.insert(name, value);
