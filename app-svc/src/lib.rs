@@ -13,7 +13,10 @@ pub mod templates;
 pub mod typed;
 pub mod workflows;
 
-use kiln_common::{Authenticator, Db, GrpcChannel};
+use kiln_common::{
+    Authenticator, Db, GrpcChannel,
+    records::{engine::Records, feed::ChangeFeed},
+};
 use kiln_proto::v1::{
     application_service_server::ApplicationServiceServer, auth_service_server::AuthServiceServer,
     entity_service_server::EntityServiceServer, template_service_server::TemplateServiceServer,
@@ -50,13 +53,18 @@ pub struct AppDeps {
     pub build: GrpcChannel,
     /// The queues workflows publish to (`app_builds`).
     pub queues: workflows::Queues,
+    /// Cancelled when the process stops: calls that never end by themselves (watches) end.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Every service of the role.
 pub fn routes(deps: AppDeps) -> anyhow::Result<Routes> {
     let limit = deps.max_message_bytes;
-    let records = records::platform_records(deps.db.clone(), deps.auth.clone())?;
-    let kinds = typed::KindRecords::new(records::PlatformKinds::new(deps.db.clone())?);
+    // One engine for both ways in (EntityService and the kinds' own services), announcing
+    // every write for WatchEntities.
+    let engine = Records::new(records::PlatformKinds::new(deps.db.clone())?).with_feed(ChangeFeed::of(&deps.db));
+    let records = records::platform_records(engine.clone(), deps.auth.clone(), deps.stopping.clone());
+    let kinds = typed::KindRecords::new(engine);
     let applications = applications::ApplicationApi {
         records: kinds.clone(),
         auth: deps.auth.clone(),

@@ -22,6 +22,7 @@ use kiln_common::{
     templating,
 };
 use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, metadata::MetadataMap};
 use uuid::Uuid;
 
@@ -141,8 +142,12 @@ fn template_rules(record: &Map<String, Value>) -> Vec<FieldViolation> {
 
 pub type PlatformRecords = api::EntityApi<PlatformKinds, AppGate>;
 
-pub fn platform_records(db: Db, auth: Authenticator) -> anyhow::Result<PlatformRecords> {
-    Ok(api::EntityApi::new(Records::new(PlatformKinds::new(db)?), AppGate { auth }))
+pub fn platform_records(
+    records: Records<PlatformKinds>,
+    auth: Authenticator,
+    stopping: CancellationToken,
+) -> PlatformRecords {
+    api::EntityApi::new(records, AppGate { auth }, stopping)
 }
 
 /// Every call is answered here, once its caller is checked.

@@ -37,8 +37,8 @@ fn to_record(record: Option<Struct>) -> Record {
 }
 
 impl KindRecords {
-    pub fn new(kinds: PlatformKinds) -> Self {
-        KindRecords { records: Records::new(kinds) }
+    pub fn new(records: Records<PlatformKinds>) -> Self {
+        KindRecords { records }
     }
 
     pub async fn create(&self, caller: Principal, kind: &str, record: Record) -> Result<Record, ServiceError> {

@@ -143,6 +143,9 @@ pub enum ServiceError {
     WouldLoseData { message: String, losses: Vec<FieldViolation> },
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The call was cut short and may be made again (a watcher that fell behind).
+    #[error("{0}")]
+    Aborted(String),
     #[error("{0}")]
     Unavailable(String),
     /// The work took longer than it may (a statement timeout).
@@ -249,6 +252,7 @@ impl From<ServiceError> for Status {
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
             ServiceError::ResourceExhausted(m) => Status::resource_exhausted(m),
+            ServiceError::Aborted(m) => Status::aborted(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
             ServiceError::Internal(e) => {

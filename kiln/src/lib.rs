@@ -115,7 +115,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             // app-svc asks model-svc for models, model-svc asks app-svc for sessions and
             // its kinds' records: the first made is given the other once it exists.
             let (model, model_slot) = GrpcChannel::deferred("model");
-            let app = app_service(&config, &db, auth.clone(), model, build.clone(), &builds).await?;
+            let app = app_service(&config, &db, auth.clone(), model, build.clone(), &builds, &stop).await?;
             let app = GrpcChannel::local("app", with_support(&app_services(), Some(app)).await?);
             let model = model_service(&config, &db, auth, app.clone(), &stop).await?;
             let model = GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?);
@@ -148,7 +148,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let builds = BuildParts::new(&config, &db).await?;
             let model = GrpcChannel::remote(&config.model_svc_url)?;
             let build = GrpcChannel::remote(&config.build_worker_url)?;
-            let routes = app_service(&config, &db, auth, model, build, &builds).await?;
+            let routes = app_service(&config, &db, auth, model, build, &builds, &stop).await?;
             serve_role(&config, &app_services(), Some(routes), Some(db), Vec::new(), stop).await
         }
         Role::BuildWorker => {
@@ -287,6 +287,7 @@ async fn app_service(
     model: GrpcChannel,
     build: GrpcChannel,
     builds: &BuildParts,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Routes> {
     db.migrate(&kiln_app_svc::MIGRATIONS).await?;
     kiln_app_svc::seeding::upgrade_workspaces(db).await?;
@@ -298,6 +299,7 @@ async fn app_service(
         model,
         build,
         queues: [(BUILD_QUEUE.to_string(), builds.queue.clone())].into(),
+        stopping: stop.clone(),
     };
     kiln_app_svc::routes(deps)
 }

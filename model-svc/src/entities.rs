@@ -16,16 +16,22 @@ use kiln_common::{
 use kiln_proto::v1::entity_service_client::EntityServiceClient;
 use std::{collections::HashMap, sync::Arc};
 
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, metadata::MetadataMap};
 
 use crate::{Callers, catalog::Catalog};
 
 pub type EntityApi = api::EntityApi<Catalog, ModelGate>;
 
-pub fn entity_api(records: Records<Catalog>, callers: Callers, app: GrpcChannel) -> anyhow::Result<EntityApi> {
+pub fn entity_api(
+    records: Records<Catalog>,
+    callers: Callers,
+    app: GrpcChannel,
+    stopping: CancellationToken,
+) -> anyhow::Result<EntityApi> {
     let owners = seeds::system_models()?.iter().map(|kind| (kind.plural.clone(), kind.owner)).collect();
     let gate = ModelGate { callers, app: EntityServiceClient::new(app), owners: Arc::new(owners) };
-    Ok(api::EntityApi::new(records, gate))
+    Ok(api::EntityApi::new(records, gate, stopping))
 }
 
 /// Who answers, by the kind the call is for.

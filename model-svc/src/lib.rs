@@ -54,14 +54,11 @@ pub fn routes(deps: ModelDeps) -> anyhow::Result<Routes> {
     let callers = Callers { auth: deps.auth.clone(), system_models: seeding::SystemModels::new(deps.db.clone()) };
     let contracts = typed::Contracts::new(deps.db.clone(), deps.app.clone(), catalog.clone());
     let limit = deps.max_message_bytes;
-    // Every write of a user model's records is announced, for the typed services' Watch.
-    let feed = match &deps.db {
-        Db::Postgres(pool) => ChangeFeed::postgres(pool.clone()),
-        Db::Sqlite(_) => ChangeFeed::local(),
-    };
-    let records = Records::new(catalog.clone()).with_feed(feed.clone());
-    let entities = entities::entity_api(records.clone(), callers.clone(), deps.app.clone())?;
-    let typed = typed::TypedApi::new(records, feed, callers.clone(), contracts.clone(), limit, deps.stopping.clone());
+    // Every write of a user model's records is announced, for WatchEntities and the typed
+    // services' Watch.
+    let records = Records::new(catalog.clone()).with_feed(ChangeFeed::of(&deps.db));
+    let entities = entities::entity_api(records.clone(), callers.clone(), deps.app.clone(), deps.stopping.clone())?;
+    let typed = typed::TypedApi::new(records, callers.clone(), contracts.clone(), limit, deps.stopping.clone());
     let routes = Routes::new(
         ModelServiceServer::new(models::ModelApi::new(deps.clone(), workspaces, catalog, callers, contracts))
             .max_decoding_message_size(limit),

@@ -22,8 +22,8 @@ use kiln_common::{
     error::FieldViolation,
     limits::is_safe_integer,
     records::{
-        engine::Records,
-        feed::{ChangeFeed, ChangeKind, RecordChange},
+        engine::{Records, Watched},
+        feed::ChangeKind,
         fields::FieldType,
     },
 };
@@ -34,7 +34,6 @@ use kiln_proto::v1::{
 use pbjson_types::{Struct, value::Kind as JsonKind};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, Value};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tonic::{
     Status,
@@ -98,8 +97,6 @@ impl Contracts {
 #[derive(Clone)]
 pub struct TypedApi {
     records: Records<Catalog>,
-    /// Committed changes, for Watch.
-    feed: ChangeFeed,
     callers: Callers,
     contracts: Contracts,
     max_message_bytes: usize,
@@ -110,13 +107,12 @@ pub struct TypedApi {
 impl TypedApi {
     pub fn new(
         records: Records<Catalog>,
-        feed: ChangeFeed,
         callers: Callers,
         contracts: Contracts,
         max_message_bytes: usize,
         stopping: CancellationToken,
     ) -> Self {
-        TypedApi { records, feed, callers, contracts, max_message_bytes, stopping }
+        TypedApi { records, callers, contracts, max_message_bytes, stopping }
     }
 
     /// Answers one call (any path: a path outside the workspaces' packages is UNIMPLEMENTED).
@@ -290,34 +286,27 @@ impl Call {
 }
 
 /// A Watch call: every committed change to the model's records from now on, each with
-/// the record as it is (none once deleted), until the caller goes away.
+/// the record as it is (none once deleted), until the caller goes away. The changes are
+/// the record engine's (`Records::watch`, as EntityService's WatchEntities), each turned
+/// into the model's `<Model>Change` message.
 struct Watch {
     api: TypedApi,
     call: Arc<Call>,
 }
 
 impl Watch {
-    /// The change message (`<Model>Change`) for `change`.
-    async fn message(&self, change: RecordChange) -> Result<DynamicMessage, Status> {
-        let mut message = DynamicMessage::new(self.call.method.output());
-        let kind = match change.kind {
+    /// The change message (`<Model>Change`) for `watched`.
+    fn message(call: &Call, watched: Watched) -> Result<DynamicMessage, Status> {
+        let mut message = DynamicMessage::new(call.method.output());
+        let kind = match watched.kind {
             ChangeKind::Created => 1,
             ChangeKind::Updated => 2,
             ChangeKind::Deleted => 3,
         };
         message.set_field_by_number(1, Value::EnumNumber(kind));
-        message.set_field_by_number(2, Value::String(change.id.clone()));
-        if change.kind != ChangeKind::Deleted {
-            let request = GetEntityRequest { model: change.model, id: change.id };
-            match self.api.records.get(self.call.principal, request).await {
-                Ok(found) => {
-                    let record = self.call.typed().message_of(&found.record.unwrap_or_default())?;
-                    message.set_field_by_number(3, Value::Message(record));
-                }
-                // Deleted meanwhile: its deletion follows.
-                Err(ServiceError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+        message.set_field_by_number(2, Value::String(watched.id));
+        if let Some(record) = watched.record {
+            message.set_field_by_number(3, Value::Message(call.typed().message_of(&record)?));
         }
         Ok(message)
     }
@@ -332,37 +321,13 @@ impl ServerStreamingService<DynamicMessage> for Watch {
     type Future = BoxFuture<Result<tonic::Response<Changes>, Status>>;
 
     fn call(&mut self, _: tonic::Request<DynamicMessage>) -> Self::Future {
-        let watch = Watch { api: self.api.clone(), call: self.call.clone() };
+        let (api, call) = (self.api.clone(), self.call.clone());
         Box::pin(async move {
-            // Subscribed before the call is answered: every change after it is seen.
-            let mut changes = watch.api.feed.subscribe();
-            let (sender, receiver) = tokio::sync::mpsc::channel(16);
-            tokio::spawn(async move {
-                let (workspace, model) = (watch.call.principal.workspace_id, watch.call.model.plural.clone());
-                loop {
-                    let change = tokio::select! {
-                        () = sender.closed() => return,
-                        () = watch.api.stopping.cancelled() => return,
-                        change = changes.recv() => change,
-                    };
-                    let message = match change {
-                        Ok(change) if change.workspace == workspace && change.model == model => {
-                            watch.message(change).await
-                        }
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(missed)) => Err(Status::aborted(format!(
-                            "this watch fell {missed} changes behind and missed them; watch again, and List to catch up"
-                        ))),
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    };
-                    let ends = message.is_err();
-                    if sender.send(message).await.is_err() || ends {
-                        return;
-                    }
-                }
-            });
-            let stream = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(receiver);
-            Ok(tonic::Response::new(Box::pin(stream) as Changes))
+            let changes = api.records.watch(call.principal, &call.model.plural, api.stopping.clone()).await?;
+            use tonic::codegen::tokio_stream::StreamExt as _;
+            let changes = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(changes)
+                .map(move |watched| watched.map_err(Status::from).and_then(|watched| Watch::message(&call, watched)));
+            Ok(tonic::Response::new(Box::pin(changes) as Changes))
         })
     }
 }

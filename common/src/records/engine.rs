@@ -691,6 +691,85 @@ impl<S: ModelSource> Records<S> {
     }
 }
 
+/// One committed change as a watcher receives it: the record as it is when sent (none
+/// once deleted, or when it was deleted meanwhile: its deletion follows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watched {
+    pub kind: ChangeKind,
+    pub id: String,
+    pub record: Option<Struct>,
+}
+
+/// How many changes wait for a slow watcher's connection before the watch waits for it.
+const WATCH_BUFFER: usize = 16;
+
+impl<S: ModelSource + Clone + 'static> Records<S> {
+    /// Every committed create, update and delete of the caller's model `key` from now on,
+    /// until the receiver is dropped or `stopping` is cancelled. The model must exist; a
+    /// watcher that falls too far behind gets ABORTED (it watches again and lists to
+    /// catch up), which ends the watch. Without a feed nothing is ever announced, so
+    /// there is nothing to watch: FAILED_PRECONDITION.
+    pub async fn watch(
+        &self,
+        principal: Principal,
+        key: &str,
+        stopping: tokio_util::sync::CancellationToken,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<Watched, ServiceError>>, ServiceError> {
+        let feed = self
+            .feed
+            .as_ref()
+            .ok_or_else(|| ServiceError::FailedPrecondition(format!("the records of `{key}` cannot be watched")))?;
+        // Subscribed before the model is looked up: every change after the answer is seen.
+        let mut changes = feed.subscribe();
+        let model = self.on_model(principal, key, |model, _, _| async move { Ok(Tried::Done(model)) }).await?;
+        let plural = model.plural.to_string();
+        let (sender, receiver) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        let records = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    () = sender.closed() => return,
+                    () = stopping.cancelled() => return,
+                    change = changes.recv() => change,
+                };
+                let watched = match change {
+                    Ok(change) if change.workspace == principal.workspace_id && change.model == plural => {
+                        records.watched(principal, change).await
+                    }
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        Err(ServiceError::Aborted(format!(
+                            "this watch fell {missed} changes behind and missed them; watch again, and list to catch up"
+                        )))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let ends = watched.is_err();
+                if sender.send(watched).await.is_err() || ends {
+                    return;
+                }
+            }
+        });
+        Ok(receiver)
+    }
+
+    /// `change` with its record read as it is now.
+    async fn watched(&self, principal: Principal, change: RecordChange) -> Result<Watched, ServiceError> {
+        let record = match change.kind {
+            ChangeKind::Deleted => None,
+            ChangeKind::Created | ChangeKind::Updated => {
+                let request = GetEntityRequest { model: change.model, id: change.id.clone() };
+                match self.get(principal, request).await {
+                    Ok(found) => found.record,
+                    Err(ServiceError::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        Ok(Watched { kind: change.kind, id: change.id, record })
+    }
+}
+
 /// The order of a list: a sortable column, its direction, and whether it may hold NULL.
 struct SortOrder<'a> {
     name: &'a str,

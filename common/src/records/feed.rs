@@ -1,5 +1,5 @@
-//! Changes to records as they commit, for whoever watches them (a typed service's
-//! `Watch`): within the process through a broadcast channel; where PostgreSQL holds the
+//! Changes to records as they commit, for whoever watches them (EntityService's
+//! `WatchEntities`, a typed service's `Watch`): within the process through a broadcast channel; where PostgreSQL holds the
 //! records, through its `NOTIFY`, so that a change made by any process reaches the
 //! watchers of every process (each one listens, and hears its own changes that way).
 //! A change names its record; watchers read the record itself, so nothing of it travels
@@ -77,6 +77,14 @@ impl ChangeFeed {
             }
             // No one listening is not an error.
             None => drop(self.local.send(change)),
+        }
+    }
+
+    /// The feed that reaches every process sharing `db`'s records.
+    pub fn of(db: &crate::Db) -> Self {
+        match db {
+            crate::Db::Postgres(pool) => ChangeFeed::postgres(pool.clone()),
+            crate::Db::Sqlite(_) => ChangeFeed::local(),
         }
     }
 

@@ -3,8 +3,8 @@
 
 use kiln_proto::{
     v1::{
-        CreateEntityRequest, GetEntityRequest, GetEntityResponse, ListEntitiesRequest,
-        entity_service_client::EntityServiceClient,
+        CreateEntityRequest, EntityChange, GetEntityRequest, GetEntityResponse, ListEntitiesRequest,
+        WatchEntitiesRequest, entity_service_client::EntityServiceClient,
     },
     wkt::Struct,
 };
@@ -27,6 +27,7 @@ crate::on_every_backend!(
     records_over_grpc_with_structs,
     every_field_type_reads_the_same_on_every_protocol,
     concurrent_writes_each_get_their_own_outcome,
+    watching_sees_every_committed_change_of_the_model_only,
 );
 
 async fn with_invoices(app: &TestApp, email: &str) -> String {
@@ -518,4 +519,87 @@ fn same_value(value: &kiln_proto::wkt::Value, json: &Value) -> bool {
         }
         _ => false,
     }
+}
+
+/// The next change a watch sees, within a deadline.
+async fn next_change(changes: &mut tonic::Streaming<EntityChange>) -> EntityChange {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), changes.message()).await;
+    next.expect("a change within 10 s").expect("the watch goes on").expect("the watch goes on")
+}
+
+fn text(record: &Option<Struct>, name: &str) -> Option<String> {
+    match record.as_ref()?.fields.get(name)?.kind.as_ref()? {
+        kiln_proto::wkt::value::Kind::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+async fn watching_sees_every_committed_change_of_the_model_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let access = with_invoices(&app, "ada@example.com").await;
+    let customer = json!({ "name": "Customer", "fields": [{ "name": "name", "type": "text" }] });
+    assert_eq!(app.post_with_token("/api/v1/models", &access, customer).await.0, 201);
+    let mut entities = EntityServiceClient::new(channel(app.addr).await);
+    let watch = |model: &str, token: &str| with_token(WatchEntitiesRequest { model: model.into() }, token);
+    let mut invoices = entities.watch_entities(watch("invoices", &access)).await.unwrap().into_inner();
+    // A system kind's records (app-svc's) are watched the same way.
+    let mut applications = entities.watch_entities(watch("applications", &access)).await.unwrap().into_inner();
+
+    // Another model's change and a refused write are not seen; the next change is.
+    assert_eq!(app.post_with_token("/api/v1/customers", &access, json!({ "name": "Ada" })).await.0, 201);
+    let (status, _) = app.post_with_token("/api/v1/invoices", &access, json!({ "amount": "-1" })).await;
+    assert_eq!(status, 400);
+    let (status, made) = app.post_with_token("/api/v1/invoices", &access, json!({ "number": "INV-1" })).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["record"]["id"].as_str().unwrap().to_string();
+    let created = next_change(&mut invoices).await;
+    assert_eq!((created.kind.as_str(), created.id.as_str()), ("created", id.as_str()));
+    assert_eq!(text(&created.record, "number").as_deref(), Some("INV-1"));
+
+    // Written over gRPC this time.
+    let mut patch = Struct::default();
+    patch.fields.insert("number".into(), kiln_proto::wkt::Value::from("INV-2".to_string()));
+    let update = kiln_proto::v1::UpdateEntityRequest {
+        model: "invoices".into(),
+        id: id.clone(),
+        record: Some(patch),
+        partial: true,
+    };
+    entities.update_entity(with_token(update, &access)).await.unwrap();
+    let updated = next_change(&mut invoices).await;
+    assert_eq!((updated.kind.as_str(), text(&updated.record, "number").as_deref()), ("updated", Some("INV-2")));
+
+    let (status, _) = app.send(reqwest::Method::DELETE, &format!("/api/v1/invoices/{id}"), &access, None).await;
+    assert_eq!(status, 204);
+    let deleted = next_change(&mut invoices).await;
+    assert_eq!((deleted.kind.as_str(), deleted.id.as_str(), deleted.record), ("deleted", id.as_str(), None));
+
+    let application = json!({ "name": "Billing" });
+    let (status, made) = app.post_with_token("/api/v1/applications", &access, application).await;
+    assert_eq!(status, 201, "{made}");
+    let created = next_change(&mut applications).await;
+    assert_eq!(created.kind, "created");
+    assert_eq!(text(&created.record, "name").as_deref(), Some("Billing"));
+
+    // Another workspace's watch sees none of Ada's changes; its own model is its own.
+    let bob = with_invoices(&app, "bob@example.com").await;
+    let mut bobs = entities.watch_entities(watch("invoices", &bob)).await.unwrap().into_inner();
+    assert_eq!(app.post_with_token("/api/v1/invoices", &access, json!({ "number": "ADA-9" })).await.0, 201);
+    assert_eq!(app.post_with_token("/api/v1/invoices", &bob, json!({ "number": "BOB-1" })).await.0, 201);
+    let seen = next_change(&mut bobs).await;
+    assert_eq!(text(&seen.record, "number").as_deref(), Some("BOB-1"), "Bob saw another workspace's change");
+    let seen = next_change(&mut invoices).await;
+    assert_eq!(text(&seen.record, "number").as_deref(), Some("ADA-9"), "Ada saw another workspace's change");
+
+    // Wrong inputs: a model nobody has, no token.
+    let missing = entities.watch_entities(watch("nothing_here", &access)).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    let anonymous = entities.watch_entities(WatchEntitiesRequest { model: "invoices".into() }).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+
+    // Stopping the server ends the watch rather than holding its drain.
+    let stopping = tokio::spawn(app.stop());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), invoices.message()).await;
+    assert!(matches!(ended, Ok(Ok(None)) | Ok(Err(_))), "the watch still runs: {ended:?}");
+    stopping.await.unwrap();
 }

@@ -18,7 +18,7 @@ use kiln_proto::v1::{
     ListEntitiesRequest, ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest, LoginRequest,
     LogoutRequest, PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation,
     RunBuildRequest, UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest,
-    UpdateProfileRequest, UpdateTemplateRequest, WatchBuildRequest,
+    UpdateProfileRequest, UpdateTemplateRequest, WatchBuildRequest, WatchEntitiesRequest,
     application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
     build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
     model_service_client::ModelServiceClient, template_service_client::TemplateServiceClient,
@@ -333,6 +333,12 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
 
     let mut targets: Vec<(String, String)> =
         vec![("ledgers".into(), victim.record_id.clone()), ("vaults".into(), victim.owner_record_id.clone())];
+    // Watching A's models: as if B had none of that name (B's own system kinds are B's).
+    for (model, _) in &targets {
+        let answer = entities.watch_entities(with_token(WatchEntitiesRequest { model: model.clone() }, b)).await;
+        let answer = answer.map(|watch| watch.map(|_| "a watch"));
+        check("kiln.v1.EntityService/WatchEntities", shown(&answer), code(&answer), AIMED);
+    }
     targets.extend(victim.system.iter().map(|(plural, id)| (plural.to_string(), id.clone())));
     for (model, id) in &targets {
         let request = GetEntityRequest { model: model.clone(), id: id.clone() };

@@ -93,3 +93,19 @@ class DeleteEntityRequest(_message.Message):
 class DeleteEntityResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class WatchEntitiesRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class EntityChange(_message.Message):
+    __slots__ = ("kind", "id", "record")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    id: str
+    record: _struct_pb2.Struct
+    def __init__(self, kind: _Optional[str] = ..., id: _Optional[str] = ..., record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

@@ -64,6 +64,11 @@ class EntityServiceStub:
                 request_serializer=kiln_dot_v1_dot_entity__pb2.DeleteEntityRequest.SerializeToString,
                 response_deserializer=kiln_dot_v1_dot_entity__pb2.DeleteEntityResponse.FromString,
                 _registered_method=True)
+        self.WatchEntities = channel.unary_stream(
+                '/kiln.v1.EntityService/WatchEntities',
+                request_serializer=kiln_dot_v1_dot_entity__pb2.WatchEntitiesRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_entity__pb2.EntityChange.FromString,
+                _registered_method=True)
 
 
 class EntityServiceServicer:
@@ -110,6 +115,15 @@ class EntityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEntities(self, request, context):
+        """Every committed create, update and delete of the model's records from now on, by
+        anyone in the workspace over any protocol, until the call ends. ABORTED when the
+        watcher fell too far behind: watch again, and list to catch up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +151,11 @@ def add_EntityServiceServicer_to_server(servicer, server):
                     servicer.DeleteEntity,
                     request_deserializer=kiln_dot_v1_dot_entity__pb2.DeleteEntityRequest.FromString,
                     response_serializer=kiln_dot_v1_dot_entity__pb2.DeleteEntityResponse.SerializeToString,
+            ),
+            'WatchEntities': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEntities,
+                    request_deserializer=kiln_dot_v1_dot_entity__pb2.WatchEntitiesRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_entity__pb2.EntityChange.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -279,6 +298,33 @@ class EntityService:
             '/kiln.v1.EntityService/DeleteEntity',
             kiln_dot_v1_dot_entity__pb2.DeleteEntityRequest.SerializeToString,
             kiln_dot_v1_dot_entity__pb2.DeleteEntityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEntities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kiln.v1.EntityService/WatchEntities',
+            kiln_dot_v1_dot_entity__pb2.WatchEntitiesRequest.SerializeToString,
+            kiln_dot_v1_dot_entity__pb2.EntityChange.FromString,
             options,
             channel_credentials,
             insecure,

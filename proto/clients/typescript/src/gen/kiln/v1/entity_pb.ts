@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kiln/v1/entity.proto.
  */
 export const file_kiln_v1_entity: GenFile = /*@__PURE__*/
-  fileDesc("ChRraWxuL3YxL2VudGl0eS5wcm90bxIHa2lsbi52MSLCAQoTTGlzdEVudGl0aWVzUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIMCgRzb3J0GAQgASgJEjgKBmZpbHRlchgFIAMoCzIoLmtpbG4udjEuTGlzdEVudGl0aWVzUmVxdWVzdC5GaWx0ZXJFbnRyeRotCgtGaWx0ZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFExpc3RFbnRpdGllc1Jlc3BvbnNlEigKB3JlY29yZHMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChBHZXRFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIjwKEUdldEVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiTQoTQ3JlYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRInCgZyZWNvcmQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KFENyZWF0ZUVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiagoTVXBkYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIKCgJpZBgCIAEoCRInCgZyZWNvcmQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB3BhcnRpYWwYBCABKAgiPwoUVXBkYXRlRW50aXR5UmVzcG9uc2USJwoGcmVjb3JkGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIwChNEZWxldGVFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIhYKFERlbGV0ZUVudGl0eVJlc3BvbnNlMocDCg1FbnRpdHlTZXJ2aWNlEksKDExpc3RFbnRpdGllcxIcLmtpbG4udjEuTGlzdEVudGl0aWVzUmVxdWVzdBodLmtpbG4udjEuTGlzdEVudGl0aWVzUmVzcG9uc2USQgoJR2V0RW50aXR5Ehkua2lsbi52MS5HZXRFbnRpdHlSZXF1ZXN0Ghoua2lsbi52MS5HZXRFbnRpdHlSZXNwb25zZRJLCgxDcmVhdGVFbnRpdHkSHC5raWxuLnYxLkNyZWF0ZUVudGl0eVJlcXVlc3QaHS5raWxuLnYxLkNyZWF0ZUVudGl0eVJlc3BvbnNlEksKDFVwZGF0ZUVudGl0eRIcLmtpbG4udjEuVXBkYXRlRW50aXR5UmVxdWVzdBodLmtpbG4udjEuVXBkYXRlRW50aXR5UmVzcG9uc2USSwoMRGVsZXRlRW50aXR5Ehwua2lsbi52MS5EZWxldGVFbnRpdHlSZXF1ZXN0Gh0ua2lsbi52MS5EZWxldGVFbnRpdHlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct]);
+  fileDesc("ChRraWxuL3YxL2VudGl0eS5wcm90bxIHa2lsbi52MSLCAQoTTGlzdEVudGl0aWVzUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIMCgRzb3J0GAQgASgJEjgKBmZpbHRlchgFIAMoCzIoLmtpbG4udjEuTGlzdEVudGl0aWVzUmVxdWVzdC5GaWx0ZXJFbnRyeRotCgtGaWx0ZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFExpc3RFbnRpdGllc1Jlc3BvbnNlEigKB3JlY29yZHMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChBHZXRFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIjwKEUdldEVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiTQoTQ3JlYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRInCgZyZWNvcmQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KFENyZWF0ZUVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiagoTVXBkYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIKCgJpZBgCIAEoCRInCgZyZWNvcmQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB3BhcnRpYWwYBCABKAgiPwoUVXBkYXRlRW50aXR5UmVzcG9uc2USJwoGcmVjb3JkGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIwChNEZWxldGVFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIhYKFERlbGV0ZUVudGl0eVJlc3BvbnNlIiUKFFdhdGNoRW50aXRpZXNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJIlEKDEVudGl0eUNoYW5nZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEicKBnJlY29yZBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3Qy0AMKDUVudGl0eVNlcnZpY2USSwoMTGlzdEVudGl0aWVzEhwua2lsbi52MS5MaXN0RW50aXRpZXNSZXF1ZXN0Gh0ua2lsbi52MS5MaXN0RW50aXRpZXNSZXNwb25zZRJCCglHZXRFbnRpdHkSGS5raWxuLnYxLkdldEVudGl0eVJlcXVlc3QaGi5raWxuLnYxLkdldEVudGl0eVJlc3BvbnNlEksKDENyZWF0ZUVudGl0eRIcLmtpbG4udjEuQ3JlYXRlRW50aXR5UmVxdWVzdBodLmtpbG4udjEuQ3JlYXRlRW50aXR5UmVzcG9uc2USSwoMVXBkYXRlRW50aXR5Ehwua2lsbi52MS5VcGRhdGVFbnRpdHlSZXF1ZXN0Gh0ua2lsbi52MS5VcGRhdGVFbnRpdHlSZXNwb25zZRJLCgxEZWxldGVFbnRpdHkSHC5raWxuLnYxLkRlbGV0ZUVudGl0eVJlcXVlc3QaHS5raWxuLnYxLkRlbGV0ZUVudGl0eVJlc3BvbnNlEkcKDVdhdGNoRW50aXRpZXMSHS5raWxuLnYxLldhdGNoRW50aXRpZXNSZXF1ZXN0GhUua2lsbi52MS5FbnRpdHlDaGFuZ2UwAWIGcHJvdG8z", [file_google_protobuf_struct]);
 
 /**
  * @generated from message kiln.v1.ListEntitiesRequest
@@ -248,6 +248,54 @@ export const DeleteEntityResponseSchema: GenMessage<DeleteEntityResponse> = /*@_
   messageDesc(file_kiln_v1_entity, 9);
 
 /**
+ * @generated from message kiln.v1.WatchEntitiesRequest
+ */
+export type WatchEntitiesRequest = Message<"kiln.v1.WatchEntitiesRequest"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+};
+
+/**
+ * Describes the message kiln.v1.WatchEntitiesRequest.
+ * Use `create(WatchEntitiesRequestSchema)` to create a new message.
+ */
+export const WatchEntitiesRequestSchema: GenMessage<WatchEntitiesRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_entity, 10);
+
+/**
+ * @generated from message kiln.v1.EntityChange
+ */
+export type EntityChange = Message<"kiln.v1.EntityChange"> & {
+  /**
+   * "created", "updated" or "deleted".
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * The record as it was when the change was sent; absent once deleted.
+   *
+   * @generated from field: google.protobuf.Struct record = 3;
+   */
+  record?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.EntityChange.
+ * Use `create(EntityChangeSchema)` to create a new message.
+ */
+export const EntityChangeSchema: GenMessage<EntityChange> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_entity, 11);
+
+/**
  * EntityService is the generic CRUD over the records of any model, system or user, in
  * the caller's workspace. Records travel as Struct: field name to value, plus the
  * columns every record has (`id`, `created_at`, `updated_at`, `created_by`). An integer
@@ -307,6 +355,18 @@ export const EntityService: GenService<{
     methodKind: "unary";
     input: typeof DeleteEntityRequestSchema;
     output: typeof DeleteEntityResponseSchema;
+  },
+  /**
+   * Every committed create, update and delete of the model's records from now on, by
+   * anyone in the workspace over any protocol, until the call ends. ABORTED when the
+   * watcher fell too far behind: watch again, and list to catch up.
+   *
+   * @generated from rpc kiln.v1.EntityService.WatchEntities
+   */
+  watchEntities: {
+    methodKind: "server_streaming";
+    input: typeof WatchEntitiesRequestSchema;
+    output: typeof EntityChangeSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kiln_v1_entity, 0);
