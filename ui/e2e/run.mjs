@@ -193,6 +193,32 @@ async function main() {
     await page.waitForURL(`${base}/invoices`);
     await until("one invoice left", async () => (await page.locator("tbody tr").count()) === 1 && (await firstNumber()) === "INV-1");
 
+    // What others change shows without a reload: a record created elsewhere (over REST)
+    // appears in the open list; on its open detail, an edit shows and a delete is said.
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const rest = async (method, path, body) => fetch(`${base}/api/v1${path}`, {
+      method,
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${await page.evaluate(() => localStorage.getItem("kiln.session").split("\n")[0])}`,
+      },
+      body: body && JSON.stringify(body),
+    });
+    const elsewhereMade = await rest("POST", "/invoices", { number: "INV-9", amount: "1" });
+    if (elsewhereMade.status !== 201) fail(`creating an invoice over REST answered ${elsewhereMade.status}`);
+    const nine = (await elsewhereMade.json()).record.id;
+    await page.getByRole("link", { name: "INV-9" }).click();
+    await page.waitForURL(`${base}/invoices/${nine}`);
+    await page.locator("dd[data-field=amount]").filter({ hasText: /^1$/ }).waitFor();
+    if ((await rest("PATCH", `/invoices/${nine}`, { amount: "42" })).status !== 200) fail("the edit over REST failed");
+    await page.locator("dd[data-field=amount]").filter({ hasText: "42" }).waitFor();
+    await shoot(page, "05b-changed-elsewhere");
+    if ((await rest("DELETE", `/invoices/${nine}`)).status !== 204) fail("the delete over REST failed");
+    await page.getByRole("alert").filter({ hasText: "This invoice was deleted." }).waitFor();
+    await page.getByRole("link", { name: "← Invoices" }).click();
+    await until("one invoice left again", async () => (await page.locator("tbody tr").count()) === 1);
+    if (!(await page.evaluate(() => window.__sameDocument))) fail("the page reloaded");
+
     // Slow answers: a save in flight cannot be sent twice, and a list says it is loading
     // until its records arrive.
     const slowly = (ms) => async (route) => {
@@ -244,6 +270,18 @@ async function main() {
     await page.fill("#field-body", "{{ model.name ");
     await page.click("button[type=submit]");
     await page.locator("[data-field=body] .field-error").filter({ hasText: "line 1" }).waitFor();
+
+    // A JSON field's editor says where the text breaks, and lays valid JSON out.
+    await page.goto(`${base}/components/new`);
+    const props = page.locator("[data-field=props]");
+    await page.fill("#field-props", '{"columns": ["number"],}');
+    await page.locator("#field-props-json").filter({ hasText: "line 1 column" }).waitFor();
+    if (!(await props.getByRole("button", { name: "Format" }).isDisabled())) fail("broken JSON can be formatted");
+    await page.fill("#field-props", '{"columns":["number",2]}');
+    await page.locator("#field-props-json").filter({ hasText: /^JSON$/ }).waitFor();
+    await props.getByRole("button", { name: "Format" }).click();
+    const laidOut = await page.inputValue("#field-props");
+    if (laidOut !== '{\n  "columns": [\n    "number",\n    2\n  ]\n}') fail(`Format gave ${JSON.stringify(laidOut)}`);
 
     // An access token the server no longer accepts is refreshed without the user noticing.
     await page.evaluate(() => {
@@ -348,9 +386,10 @@ async function main() {
     // once the server is back, trying again works.
     await page.goto(`${base}/invoices`);
     await page.getByRole("link", { name: "INV-1" }).waitFor();
+    // From here calls fail, the list's watch of changes among them.
+    expectFailures = true;
     server.kill("SIGTERM");
     await new Promise((resolve) => server.once("exit", resolve));
-    expectFailures = true;
     await page.getByTestId("system-models").getByRole("link", { name: "Applications" }).click();
     await page.getByRole("alert").filter({ hasText: "could not be reached" }).waitFor();
     await shoot(page, "09-server-down");

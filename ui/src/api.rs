@@ -26,6 +26,16 @@ const REFRESH_MARGIN_MS: f64 = 30_000.0;
 /// and offers to try again, instead of showing "Loading…" for ever.
 pub const CALL_DEADLINE_MS: i32 = 20_000;
 
+/// The first pause before a broken stream is opened again; each break without anything
+/// received between doubles it, up to [`MAX_REOPEN_PAUSE_MS`].
+pub const FIRST_REOPEN_PAUSE_MS: i32 = 1_000;
+pub const MAX_REOPEN_PAUSE_MS: i32 = 30_000;
+
+/// The pause after `pause`, when the stream broke again with nothing received between.
+pub fn next_reopen_pause(pause: i32) -> i32 {
+    pause.saturating_mul(2).min(MAX_REOPEN_PAUSE_MS)
+}
+
 const STORAGE_KEY: &str = "kiln.session";
 
 /// The signed-in session.
@@ -311,6 +321,13 @@ pub fn now_ms() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_stream_is_reopened_after_a_pause_that_doubles_to_half_a_minute() {
+        let pauses: Vec<i32> =
+            std::iter::successors(Some(FIRST_REOPEN_PAUSE_MS), |p| Some(next_reopen_pause(*p))).take(7).collect();
+        assert_eq!(pauses, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+    }
 
     #[test]
     fn a_token_is_refreshed_shortly_before_it_expires() {

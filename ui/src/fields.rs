@@ -63,7 +63,7 @@ pub fn to_input(field: &Field, value: Option<&Value>) -> String {
         // datetime-local has no zone and no seconds' fraction: the UI works in UTC.
         (Kind::StringValue(s), "datetime") => s.trim_end_matches('Z').chars().take(19).collect(),
         (Kind::StringValue(s), _) => s.clone(),
-        (Kind::StructValue(_) | Kind::ListValue(_), _) => value.map(to_json).unwrap_or_default(),
+        (Kind::StructValue(_) | Kind::ListValue(_), _) => value.map(to_pretty_json).unwrap_or_default(),
     }
 }
 
@@ -83,8 +83,45 @@ fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { n.to_string() }
 }
 
+/// JSON as people write it: whole numbers without a fraction (a Struct holds every number
+/// as a double, so `1` would come back as `1.0`).
+fn plain_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match value.kind.as_ref() {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::BoolValue(b)) => Json::Bool(*b),
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER as f64 => Json::from(*n as i64),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
+        Some(Kind::StringValue(s)) => Json::String(s.clone()),
+        Some(Kind::ListValue(list)) => Json::Array(list.values.iter().map(plain_json).collect()),
+        Some(Kind::StructValue(object)) => {
+            Json::Object(object.fields.iter().map(|(k, v)| (k.clone(), plain_json(v))).collect())
+        }
+    }
+}
+
 fn to_json(value: &Value) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+    plain_json(value).to_string()
+}
+
+fn to_pretty_json(value: &Value) -> String {
+    serde_json::to_string_pretty(&plain_json(value)).unwrap_or_default()
+}
+
+/// What is wrong with `text` as the value of a JSON field, with where (line and column);
+/// `None` when it is JSON, or empty.
+pub fn json_problem(text: &str) -> Option<String> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(text).err().map(|e| format!("not JSON: {e}"))
+}
+
+/// `text` laid out two spaces to a level, keys sorted as a record stores them; `None` when
+/// it is not JSON (it is left as it is).
+pub fn format_json(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    serde_json::to_string_pretty(&value).ok()
 }
 
 /// Checks what was typed for `field` against its rules, and makes the value the API takes
@@ -278,8 +315,22 @@ mod tests {
         );
         assert_eq!(parse(&field("boolean"), "true").unwrap(), Some(bool_value(true)));
         assert_eq!(parse(&field("datetime"), "2026-01-31T09:30").unwrap(), Some(string("2026-01-31T09:30:00Z")));
-        let json = parse(&field("json"), r#"{"a":[1,true]}"#).unwrap().unwrap();
-        assert_eq!(to_input(&field("json"), Some(&json)), r#"{"a":[1.0,true]}"#);
+        let json = parse(&field("json"), r#"{"a":[1,true,2.5]}"#).unwrap().unwrap();
+        assert_eq!(to_input(&field("json"), Some(&json)), "{\n  \"a\": [\n    1,\n    true,\n    2.5\n  ]\n}");
+        assert_eq!(display("json", Some(&json)), r#"{"a":[1,true,2.5]}"#, "whole numbers stay whole");
+    }
+
+    #[test]
+    fn the_json_editor_says_where_the_text_breaks_and_lays_it_out() {
+        assert_eq!(json_problem(""), None, "an empty field is not an error here (required says so)");
+        assert_eq!(json_problem(r#"{"a": 1}"#), None);
+        let problem = json_problem("{\n  \"a\": 1,\n}").unwrap();
+        assert!(problem.contains("line 3 column 1"), "{problem}");
+        assert_eq!(
+            format_json(r#"{"b":[1,{"c":null}]}"#).unwrap(),
+            "{\n  \"b\": [\n    1,\n    {\n      \"c\": null\n    }\n  ]\n}"
+        );
+        assert_eq!(format_json("{"), None);
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The generic views of a model's records, drawn from the model's fields: a list with
 //! columns, sorting, a filter and pages; a detail; a form whose inputs follow the field
 //! types, checked against the field rules before it is sent and showing the server's
-//! field errors next to their fields. Every model, system or user, gets them.
+//! field errors next to their fields. Every model, system or user, gets them. The list
+//! and the detail follow the records' changes (`WatchEntities`), so what others change
+//! shows without a reload.
 
 use std::collections::HashMap;
 
+use futures_util::StreamExt as _;
 use kiln_proto::{
     v1::{
-        CreateEntityRequest, DeleteEntityRequest, Field, GetEntityRequest, ListEntitiesRequest, Model,
-        UpdateEntityRequest,
+        CreateEntityRequest, DeleteEntityRequest, EntityChange, Field, GetEntityRequest, ListEntitiesRequest, Model,
+        UpdateEntityRequest, WatchEntitiesRequest,
     },
     wkt::{Struct, Value, value::Kind},
 };
@@ -76,6 +79,29 @@ fn record_title(model: &Model, record: &Struct) -> String {
     if shown.is_empty() { text_of(record, "id") } else { shown }
 }
 
+/// Follows the committed changes of `plural`'s records while the page is shown: `changed`
+/// gets each change, and `None` after the watch was opened again (changes made meanwhile
+/// were not seen: the page reads again).
+fn follow_changes(api: crate::api::Api, plural: String, changed: impl Fn(Option<EntityChange>) + 'static) {
+    sycamore::futures::spawn_local_scoped(async move {
+        let (mut pause, mut reopened) = (crate::api::FIRST_REOPEN_PAUSE_MS, false);
+        loop {
+            if let Ok(mut changes) = call!(api, entities.watch_entities(WatchEntitiesRequest { model: plural.clone() }))
+            {
+                if reopened {
+                    changed(None);
+                }
+                while let Some(Ok(change)) = changes.next().await {
+                    pause = crate::api::FIRST_REOPEN_PAUSE_MS;
+                    changed(Some(change));
+                }
+            }
+            crate::api::sleep_ms(pause).await;
+            (pause, reopened) = (crate::api::next_reopen_pause(pause), true);
+        }
+    });
+}
+
 #[component(inline_props)]
 pub fn RecordList(plural: String) -> View {
     let shared = use_shared();
@@ -95,6 +121,13 @@ fn list_view(api: crate::api::Api, model: Model) -> View {
     let next_token = create_signal(String::new());
     let rows = create_signal(Load::<Vec<Struct>>::Loading);
     let attempt = create_signal(0u32);
+    // A change by anyone reads the page shown again, in place (no "Loading…" between).
+    let changed = create_signal(0u32);
+    let in_place = create_signal(false);
+    follow_changes(api.clone(), plural.clone(), move |_| {
+        in_place.set(true);
+        changed.set(changed.get_untracked() + 1);
+    });
     create_effect({
         let (api, plural) = (api.clone(), plural.clone());
         move || {
@@ -106,7 +139,11 @@ fn list_view(api: crate::api::Api, model: Model) -> View {
                 filter: applied.get_clone().into_iter().collect::<HashMap<_, _>>(),
             };
             attempt.track();
-            rows.set(Load::Loading);
+            changed.track();
+            if !in_place.get_untracked() {
+                rows.set(Load::Loading);
+            }
+            in_place.set(false);
             let api = api.clone();
             sycamore::futures::spawn_local_scoped(async move {
                 match call!(api, entities.list_entities(request)) {
@@ -258,6 +295,24 @@ fn detail_view(api: crate::api::Api, model: Model, id: String) -> View {
                 match call!(api, entities.get_entity(request)) {
                     Ok(found) => record.set(Load::Ready(found.record.unwrap_or_default())),
                     Err(error) => record.set(Load::Failed(error)),
+                }
+            }
+        }
+    });
+    // Another person's edit shows at once; their delete says so.
+    follow_changes(api.clone(), model.plural.clone(), {
+        let (id, label) = (id.clone(), singular_label(&model).to_lowercase());
+        move |change| match change {
+            None => attempt.set(attempt.get_untracked() + 1),
+            Some(change) if change.id != id => {}
+            Some(change) if change.kind == "deleted" => record.set(Load::Failed(ApiError {
+                code: tonic::Code::NotFound,
+                message: format!("This {label} was deleted."),
+                fields: Vec::new(),
+            })),
+            Some(change) => {
+                if let Some(now) = change.record {
+                    record.set(Load::Ready(now));
                 }
             }
         }
@@ -486,7 +541,7 @@ fn input_view(
             input(id=input_id(), r#type="checkbox", checked=value.with(|v| v == "true"), on:change=set)
         },
         Input::TextArea => view! { textarea(id=input_id(), prop:value=value.get_clone(), on:input=set) },
-        Input::Json => view! { textarea(id=input_id(), class="code", prop:value=value.get_clone(), on:input=set) },
+        Input::Json => json_editor(id.clone(), value),
         Input::Select(options) => {
             let options: Vec<View> = options
                 .into_iter()
@@ -522,6 +577,30 @@ fn input_view(
             (input)
             (if help.is_empty() { view! {} } else { let help = help.clone(); view! { div(class="hint") { (help) } } })
             (error_view)
+        }
+    }
+}
+
+/// A JSON value's editor: monospaced, checked as it is typed (where it breaks, by line and
+/// column), laid out on request.
+fn json_editor(id: String, value: Signal<String>) -> View {
+    let status_id = format!("{id}-json");
+    let described = status_id.clone();
+    let problem = create_memo(move || value.with(|text| fields::json_problem(text)));
+    let format = move |_| {
+        if let Some(laid_out) = value.with(|text| fields::format_json(text)) {
+            value.set(laid_out);
+        }
+    };
+    view! {
+        textarea(id=id, class="code", rows="8", aria-describedby=described,
+            aria-invalid=move || problem.with(Option::is_some).to_string(),
+            prop:value=value.get_clone(), on:input=move |e: web_sys::Event| value.set(event_value(&e)))
+        div(class="json-status") {
+            span(id=status_id, class=move || if problem.with(Option::is_some) { "hint bad" } else { "hint" }, aria-live="polite") {
+                (problem.get_clone().unwrap_or_else(|| "JSON".into()))
+            }
+            button(r#type="button", class="link", disabled=move || problem.with(Option::is_some), on:click=format) { "Format" }
         }
     }
 }
