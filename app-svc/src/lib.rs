@@ -26,7 +26,7 @@ use tonic::{server::NamedService, service::Routes};
 /// The tables app-svc owns (identity, sessions, the audit log, the records of the
 /// system kinds it owns, seeding), applied by the process that runs app-svc.
 pub static MIGRATIONS: kiln_common::db::Migrations =
-    kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs", 3 "0003_workspace_slugs");
+    kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs", 3 "0003_workspace_slugs", 4 "0004_outbox");
 
 /// The gRPC services this role serves to the edge, by full name.
 pub const SERVICES: &[&str] = &[
@@ -55,6 +55,8 @@ pub struct AppDeps {
     pub queues: workflows::Queues,
     /// Cancelled when the process stops: calls that never end by themselves (watches) end.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Where the events of committed changes go (its relay runs beside the role).
+    pub outbox: kiln_common::events::outbox::Outbox,
 }
 
 /// Every service of the role.
@@ -62,7 +64,8 @@ pub fn routes(deps: AppDeps) -> anyhow::Result<Routes> {
     let limit = deps.max_message_bytes;
     // One engine for both ways in (EntityService and the kinds' own services), announcing
     // every write for WatchEntities.
-    let engine = Records::new(records::PlatformKinds::new(deps.db.clone())?).with_feed(ChangeFeed::of(&deps.db));
+    let engine = Records::new(records::PlatformKinds::new(deps.db.clone())?)
+        .with_feed(ChangeFeed::of(&deps.db).with_outbox(deps.outbox.clone()));
     let records = records::platform_records(engine.clone(), deps.auth.clone(), deps.stopping.clone());
     let kinds = typed::KindRecords::new(engine);
     let applications = applications::ApplicationApi {

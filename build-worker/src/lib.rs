@@ -20,7 +20,7 @@ use tonic::{server::NamedService, service::Routes};
 
 /// The tables build-worker owns: builds, their logs and artifacts.
 pub static MIGRATIONS: kiln_common::db::Migrations =
-    kiln_common::migrations!("build": 1 "0001_builds", 2 "0002_deployments", 3 "0003_build_numbers");
+    kiln_common::migrations!("build": 1 "0001_builds", 2 "0002_deployments", 3 "0003_build_numbers", 4 "0004_outbox");
 
 /// The gRPC services this role serves to the edge, by full name.
 pub const SERVICES: &[&str] = &[<BuildServiceServer<service::BuildApi> as NamedService>::NAME];
@@ -38,13 +38,15 @@ pub struct BuildDeps {
     pub max_message_bytes: usize,
     /// The Docker engine deployments run on (`KILN_DOCKER_HOST`).
     pub docker_host: Option<String>,
+    /// Where the events of builds' ends go (its relay runs beside the role).
+    pub outbox: kiln_common::events::outbox::Outbox,
 }
 
 /// Every service of the role.
 pub fn routes(deps: BuildDeps) -> Routes {
     let api = service::BuildApi {
         deployer: deploy::Deployer::new(deps.db.clone(), deps.docker_host),
-        store: store::BuildStore::new(deps.db),
+        store: store::BuildStore::new(deps.db).with_events(deps.outbox),
         auth: deps.auth,
         feed: deps.feed,
         queue: deps.queue,

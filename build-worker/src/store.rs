@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use kiln_common::{
     Db, ServiceError,
     db::{Id, RowExt},
+    events::{Event, outbox::Outbox},
     paging::Paging,
     timestamp, with_db, with_db_read,
 };
@@ -97,6 +98,8 @@ pub struct Claim {
 #[derive(Debug, Clone)]
 pub struct BuildStore {
     db: Db,
+    /// Where a build's end is told as an event (`build.succeeded|failed|cancelled`).
+    events: Option<Outbox>,
 }
 
 fn row_to_build<R: RowExt>(row: &R) -> Result<BuildRow, sqlx::Error> {
@@ -141,7 +144,30 @@ pub fn build_id(id: &str) -> Result<Uuid, ServiceError> {
 
 impl BuildStore {
     pub fn new(db: Db) -> Self {
-        BuildStore { db }
+        BuildStore { db, events: None }
+    }
+
+    /// Appends the event of each build's end to `outbox`.
+    pub fn with_events(mut self, outbox: Outbox) -> Self {
+        self.events = Some(outbox);
+        self
+    }
+
+    /// Tells the outbox a build ended: `build.<status>`, with the build as the API shows it.
+    async fn announce_end(&self, id: Uuid) {
+        let Some(outbox) = &self.events else { return };
+        let found = match self.find(id).await {
+            Ok(Some(found)) if is_final(&found.build.status) => found,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(build_id = %id, error = %e, "an ended build could not be read for its event");
+                return;
+            }
+        };
+        let kind = format!("build.{}", found.build.status);
+        let event = Event::new(found.workspace_id, &kind, "builds", &found.build.id, None)
+            .with_after(serde_json::to_value(&found.build).ok());
+        outbox.keep(&[event], None).await;
     }
 
     /// Records a queued build of an application, numbered after its previous builds:
@@ -297,6 +323,9 @@ impl BuildStore {
             .execute(pool).await.map(|done| done.rows_affected())
         })
         .context("ending a build")?;
+        if changed == 1 {
+            self.announce_end(id).await;
+        }
         Ok(changed == 1)
     }
 
@@ -473,6 +502,7 @@ impl BuildStore {
         if changed == 0 {
             return Err(Lost.into());
         }
+        self.announce_end(claim.build_id).await;
         Ok(())
     }
 }

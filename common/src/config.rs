@@ -32,7 +32,8 @@ settings! {
     "build_lease", "KILN_BUILD_LEASE", "How long a build worker's hold on its job lasts without renewal (it renews every third of it); a worker that died loses its build to another after this [default: 30s]";
     "build_workers", "KILN_BUILD_WORKERS", "Builds one process runs at once; 0 runs none (builds are queued for other processes' workers) [default: 2]";
     "build_network", "KILN_BUILD_NETWORK", "Docker network mode of image builds, e.g. host when a build downloads through the host's network [default: the engine's]";
-    "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus; unset means in-process events";
+    "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus (amqp://…); required by the model, app and build-worker roles of the mesh; unset in all-in-one means in-process events";
+    "amqp_exchange", "KILN_AMQP_EXCHANGE", "The RabbitMQ topic exchange events go through (consumer groups' queues are named after it), so installations can share one RabbitMQ [default: kiln.events]";
     "jwt_secret", "KILN_JWT_SECRET", "Secret that signs access tokens, at least 32 bytes; required outside all-in-one, where one is generated into the data dir";
     "jwt_previous_secrets", "KILN_JWT_PREVIOUS_SECRETS", "Comma-separated secrets of earlier keys, still accepted for verification while tokens they signed expire";
     "http_addr", "KILN_HTTP_ADDR", "Address of the gateway's listener (REST, gRPC, grpc-web), or of the ui role's [default: 0.0.0.0:4000; ui role 0.0.0.0:3000]";
@@ -271,6 +272,7 @@ pub struct Config {
     pub build_lease: Duration,
     pub build_network: Option<String>,
     pub amqp_url: Option<String>,
+    pub amqp_exchange: String,
     /// None in all-in-one until one is generated into the data dir.
     pub jwt_secret: Option<String>,
     pub jwt_previous_secrets: Vec<String>,
@@ -316,6 +318,7 @@ impl fmt::Debug for Config {
             .field("build_lease", &self.build_lease)
             .field("build_network", &self.build_network)
             .field("amqp_url", &url(&self.amqp_url))
+            .field("amqp_exchange", &self.amqp_exchange)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.iter().map(|_| "***").collect::<Vec<_>>())
             .field("http_addr", &self.http_addr)
@@ -441,14 +444,21 @@ impl Config {
             lease if lease >= Duration::from_secs(1) => Ok(lease),
             _ => Err(format!("`{v}` is shorter than 1s")),
         })?;
-        let redis_prefix = raw.parse("redis_prefix", "kiln".to_string(), |v| {
-            let valid = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-            if valid {
-                Ok(v.to_string())
-            } else {
-                Err(format!("`{v}` is not a prefix of letters, digits, `_`, `-` and `.`"))
+        let redis_prefix = raw.parse("redis_prefix", "kiln".to_string(), parse_name)?;
+        let amqp_exchange = raw.parse("amqp_exchange", "kiln.events".to_string(), parse_name)?;
+        let amqp_url = raw.parse("amqp_url", None, |v| match v.split_once("://") {
+            Some(("amqp", rest)) if !rest.is_empty() => Ok(Some(v.to_string())),
+            Some(("amqps", _)) => {
+                Err("amqps:// needs TLS, which this build leaves out; use amqp:// inside the network".into())
             }
+            _ => Err(format!("`{}` is not an amqp://… URL", crate::db::redact_url(v))),
         })?;
+        if amqp_url.is_none() && matches!(role, Role::Model | Role::App | Role::BuildWorker) {
+            return Err(ConfigError::new(
+                "KILN_AMQP_URL",
+                format!("required for the {} role (its events reach the other roles through RabbitMQ)", role.name()),
+            ));
+        }
         let build_max_attempts = raw.parse("build_max_attempts", 3, |v| match v.parse::<u32>() {
             Ok(n) if (1..=20).contains(&n) => Ok(n),
             _ => Err(format!("`{v}` is not a whole number from 1 to 20")),
@@ -479,7 +489,8 @@ impl Config {
             build_workers,
             build_lease,
             build_network: raw.string("build_network"),
-            amqp_url: raw.string("amqp_url"),
+            amqp_url,
+            amqp_exchange,
             jwt_secret,
             jwt_previous_secrets,
             http_addr,
@@ -521,6 +532,15 @@ fn split_list(v: &str) -> Vec<String> {
 
 fn parse_addr(v: &str) -> Result<SocketAddr, String> {
     v.parse().map_err(|_| format!("`{v}` is not an address like 0.0.0.0:4000"))
+}
+
+/// A name of letters, digits, `_`, `-` and `.` (a prefix of keys, an exchange).
+fn parse_name(v: &str) -> Result<String, String> {
+    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        Ok(v.to_string())
+    } else {
+        Err(format!("`{v}` is not a name of letters, digits, `_`, `-` and `.`"))
+    }
 }
 
 fn parse_url(v: &str) -> Result<String, String> {
@@ -621,9 +641,32 @@ mod tests {
         let short = RawSettings::from_env([("KILN_JWT_SECRET", "short")]);
         let err = Config::from_raw(Role::Model, short).unwrap_err();
         assert!(err.message.contains("at least 32 bytes"), "{err}");
-        let ok = RawSettings::from_env([("KILN_JWT_SECRET", "0123456789abcdef0123456789abcdef")]);
+        let secret = ("KILN_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let ok = RawSettings::from_env([secret, ("KILN_AMQP_URL", "amqp://kiln:pw@rabbitmq:5672/%2f")]);
         let config = Config::from_raw(Role::Model, ok).unwrap();
         assert_eq!(config.grpc_addr.port(), 50051);
+    }
+
+    #[test]
+    fn the_roles_that_make_events_need_rabbitmq() {
+        let secret = ("KILN_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        for role in [Role::Model, Role::App, Role::BuildWorker] {
+            let err = Config::from_raw(role, RawSettings::from_env([secret])).unwrap_err();
+            assert_eq!(err.source_name, "KILN_AMQP_URL", "{role:?}");
+            assert!(err.message.contains("RabbitMQ"), "{err}");
+        }
+        for role in [Role::AllInOne, Role::Gateway] {
+            let config = Config::from_raw(role, RawSettings::from_env([secret])).unwrap();
+            assert_eq!((config.amqp_url, config.amqp_exchange.as_str()), (None, "kiln.events"));
+        }
+        let bad =
+            [("amqps://h/%2f", "needs TLS"), ("http://rabbitmq", "not an amqp://"), ("amqp://", "not an amqp://")];
+        for (url, why) in bad {
+            let err = Config::from_raw(Role::App, RawSettings::from_env([secret, ("KILN_AMQP_URL", url)])).unwrap_err();
+            assert!(err.to_string().contains(why), "{url}: {err}");
+        }
+        let odd = RawSettings::from_env([secret, ("KILN_AMQP_EXCHANGE", "kiln events")]);
+        assert_eq!(Config::from_raw(Role::AllInOne, odd).unwrap_err().source_name, "KILN_AMQP_EXCHANGE");
     }
 
     #[test]

@@ -14,6 +14,10 @@ use kiln_common::{
     Authenticator, Config, Db, GrpcChannel, TokenKeys,
     config::Role,
     db::DbOptions,
+    events::{
+        self,
+        outbox::{self, Outbox, Owner},
+    },
     grpc, net,
     queue::{self, JobQueue, QueueSettings, RedisQueue, TableQueue},
     sessions::{AskAppSvc, LiveSessions},
@@ -93,7 +97,7 @@ fn asking_app_svc(config: &Config, db: &Db, app: GrpcChannel) -> anyhow::Result<
 /// Settings this version reads but does not act on yet; said at start-up rather than
 /// silently ignored.
 fn warn_unused_settings(config: &Config) {
-    let unused = [("KILN_AMQP_URL", config.amqp_url.is_some()), ("KILN_OTLP_ENDPOINT", config.otlp_endpoint.is_some())];
+    let unused = [("KILN_OTLP_ENDPOINT", config.otlp_endpoint.is_some())];
     for (setting, set) in unused {
         if set {
             tracing::warn!(setting, "set, but this version does not use it yet");
@@ -110,17 +114,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let (db, auth) = storage(&config).await?;
             let keys = auth.keys().clone();
             let builds = BuildParts::new(&config, &db).await?;
-            let build_routes = build_service(&config, &db, auth.clone(), &builds).await?;
+            let (build_routes, build_events) = build_service(&config, &db, auth.clone(), &builds).await?;
             let build = GrpcChannel::local("build", with_support(&build_services(), Some(build_routes)).await?);
             // app-svc asks model-svc for models, model-svc asks app-svc for sessions and
             // its kinds' records: the first made is given the other once it exists.
             let (model, model_slot) = GrpcChannel::deferred("model");
-            let app = app_service(&config, &db, auth.clone(), model, build.clone(), &builds, &stop).await?;
+            let bus = events::bus(&config).await?;
+            let (app, app_events) =
+                app_service(&config, &db, auth.clone(), model, build.clone(), &builds, &stop).await?;
             let app = GrpcChannel::local("app", with_support(&app_services(), Some(app)).await?);
-            let model = model_service(&config, &db, auth, app.clone(), &stop).await?;
+            let (model, model_events) = model_service(&config, &db, auth, app.clone(), &stop).await?;
             let model = GrpcChannel::local("model", with_support(kiln_model_svc::SERVICES, Some(model)).await?);
             model_slot.fill(model.clone());
-            let workers = builds.start_workers(&config, &db, &stop);
+            let mut workers = builds.start_workers(&config, &db, &build_events, &stop);
+            let relays =
+                [app_events, model_events, build_events].map(|events| outbox::relay(events, bus.clone(), stop.clone()));
+            workers.extend(relays);
             let backends =
                 Backends { model, app, build: Some(build), services: all_services(), stopping: stop.clone() };
             serve_gateway(&config, keys, backends, Some(db), workers, stop).await
@@ -140,23 +149,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let db = database(&config).await?;
             let app = GrpcChannel::remote(&config.app_svc_url)?;
             let auth = asking_app_svc(&config, &db, app.clone())?;
-            let routes = model_service(&config, &db, auth, app, &stop).await?;
-            serve_role(&config, kiln_model_svc::SERVICES, Some(routes), Some(db), Vec::new(), stop).await
+            let (routes, events) = model_service(&config, &db, auth, app, &stop).await?;
+            let relay = outbox::relay(events, events::bus(&config).await?, stop.clone());
+            serve_role(&config, kiln_model_svc::SERVICES, Some(routes), Some(db), vec![relay], stop).await
         }
         Role::App => {
             let (db, auth) = storage(&config).await?;
             let builds = BuildParts::new(&config, &db).await?;
             let model = GrpcChannel::remote(&config.model_svc_url)?;
             let build = GrpcChannel::remote(&config.build_worker_url)?;
-            let routes = app_service(&config, &db, auth, model, build, &builds, &stop).await?;
-            serve_role(&config, &app_services(), Some(routes), Some(db), Vec::new(), stop).await
+            let (routes, events) = app_service(&config, &db, auth, model, build, &builds, &stop).await?;
+            let relay = outbox::relay(events, events::bus(&config).await?, stop.clone());
+            serve_role(&config, &app_services(), Some(routes), Some(db), vec![relay], stop).await
         }
         Role::BuildWorker => {
             let db = database(&config).await?;
             let auth = asking_app_svc(&config, &db, GrpcChannel::remote(&config.app_svc_url)?)?;
             let builds = BuildParts::new(&config, &db).await?;
-            let routes = build_service(&config, &db, auth, &builds).await?;
-            let workers = builds.start_workers(&config, &db, &stop);
+            let (routes, events) = build_service(&config, &db, auth, &builds).await?;
+            let mut workers = builds.start_workers(&config, &db, &events, &stop);
+            workers.push(outbox::relay(events, events::bus(&config).await?, stop.clone()));
             serve_role(&config, &build_services(), Some(routes), Some(db), workers, stop).await
         }
         Role::Ui => {
@@ -200,15 +212,22 @@ impl BuildParts {
         })
     }
 
-    /// `KILN_BUILD_WORKERS` consumers of the queue, and the queue's gauges, until `stop`.
-    fn start_workers(&self, config: &Config, db: &Db, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    /// `KILN_BUILD_WORKERS` consumers of the queue, telling `events` each build's end,
+    /// and the queue's gauges, until `stop`.
+    fn start_workers(
+        &self,
+        config: &Config,
+        db: &Db,
+        events: &Outbox,
+        stop: &CancellationToken,
+    ) -> Vec<JoinHandle<()>> {
         let host = hostname();
         let gauges = tokio::spawn(kiln_build_worker::worker::queue_gauges(self.queue.clone(), stop.clone()));
         (0..config.build_workers)
             .map(|n| {
                 let worker = Worker {
                     name: format!("{host}-{}-{n}", std::process::id()),
-                    store: kiln_build_worker::store::BuildStore::new(db.clone()),
+                    store: kiln_build_worker::store::BuildStore::new(db.clone()).with_events(events.clone()),
                     queue: self.queue.clone(),
                     feed: self.feed.clone(),
                     generated_dir: config.generated_dir.clone(),
@@ -231,8 +250,14 @@ fn hostname() -> String {
 }
 
 /// build-worker's services on `db`, its tables migrated first.
-async fn build_service(config: &Config, db: &Db, auth: Authenticator, builds: &BuildParts) -> anyhow::Result<Routes> {
+async fn build_service(
+    config: &Config,
+    db: &Db,
+    auth: Authenticator,
+    builds: &BuildParts,
+) -> anyhow::Result<(Routes, Outbox)> {
     db.migrate(&kiln_build_worker::MIGRATIONS).await?;
+    let outbox = Outbox::new(db.clone(), Owner::Build);
     // Deployments whose containers changed while no process watched: in line with the
     // engine, in the background (an engine that does not answer must not hold start-up).
     let deployer = kiln_build_worker::deploy::Deployer::new(db.clone(), config.docker_host.clone());
@@ -243,14 +268,16 @@ async fn build_service(config: &Config, db: &Db, auth: Authenticator, builds: &B
             Err(error) => tracing::warn!(error = format!("{error:#}"), "could not reconcile deployments"),
         }
     });
-    Ok(kiln_build_worker::routes(kiln_build_worker::BuildDeps {
+    let routes = kiln_build_worker::routes(kiln_build_worker::BuildDeps {
         db: db.clone(),
         auth,
         queue: builds.queue.clone(),
         feed: builds.feed.clone(),
         max_message_bytes: config.max_body_bytes,
         docker_host: config.docker_host.clone(),
-    }))
+        outbox: outbox.clone(),
+    });
+    Ok((routes, outbox))
 }
 
 /// Every service build-worker serves: to the edge and to app-svc.
@@ -258,28 +285,32 @@ fn build_services() -> Vec<&'static str> {
     [kiln_build_worker::SERVICES, kiln_build_worker::PEER_SERVICES].concat()
 }
 
-/// model-svc's services on `db`, its tables migrated first; `app` reaches app-svc; its
-/// endless calls (typed Watch) end when `stop` is cancelled.
+/// model-svc's services on `db`, its tables migrated first, and the outbox its changes'
+/// events go to (a relay takes them to the bus); `app` reaches app-svc; its endless calls
+/// (watches) end when `stop` is cancelled.
 async fn model_service(
     config: &Config,
     db: &Db,
     auth: Authenticator,
     app: GrpcChannel,
     stop: &CancellationToken,
-) -> anyhow::Result<Routes> {
+) -> anyhow::Result<(Routes, Outbox)> {
     db.migrate(&kiln_model_svc::MIGRATIONS).await?;
+    let outbox = Outbox::new(db.clone(), Owner::Model);
     let deps = kiln_model_svc::ModelDeps {
         db: db.clone(),
         auth,
         max_message_bytes: config.max_body_bytes,
         app,
         stopping: stop.clone(),
+        outbox: outbox.clone(),
     };
-    kiln_model_svc::routes(deps)
+    Ok((kiln_model_svc::routes(deps)?, outbox))
 }
 
 /// app-svc's services on `db`, its tables migrated first and workspaces seeded by an
-/// older version brought up to date (seeding belongs with registration, in app-svc).
+/// older version brought up to date (seeding belongs with registration, in app-svc), and
+/// the outbox its changes' events go to.
 async fn app_service(
     config: &Config,
     db: &Db,
@@ -288,8 +319,9 @@ async fn app_service(
     build: GrpcChannel,
     builds: &BuildParts,
     stop: &CancellationToken,
-) -> anyhow::Result<Routes> {
+) -> anyhow::Result<(Routes, Outbox)> {
     db.migrate(&kiln_app_svc::MIGRATIONS).await?;
+    let outbox = Outbox::new(db.clone(), Owner::App);
     kiln_app_svc::seeding::upgrade_workspaces(db).await?;
     let deps = kiln_app_svc::AppDeps {
         db: db.clone(),
@@ -300,8 +332,9 @@ async fn app_service(
         build,
         queues: [(BUILD_QUEUE.to_string(), builds.queue.clone())].into(),
         stopping: stop.clone(),
+        outbox: outbox.clone(),
     };
-    kiln_app_svc::routes(deps)
+    Ok((kiln_app_svc::routes(deps)?, outbox))
 }
 
 /// Every service app-svc serves: to the edge and to the other roles.

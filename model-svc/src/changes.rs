@@ -110,7 +110,9 @@ impl ModelApi {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(workspace_id = %principal.workspace_id, model = %plural, version, "model changed");
-        let model = find_model(&self.deps.db, principal.workspace_id, &model.id).await?;
+        let before = model;
+        let model = find_model(&self.deps.db, principal.workspace_id, &before.id).await?;
+        self.announce(principal, "model.changed", Some(&before), model.as_ref()).await;
         Ok(UpdateModelResponse { model, changes })
     }
 
@@ -184,6 +186,7 @@ impl ModelApi {
         self.catalog.forget(principal.workspace_id);
         done?;
         tracing::info!(workspace_id = %principal.workspace_id, model = %plural, "model deleted");
+        self.announce(principal, "model.deleted", Some(&model), None).await;
         Ok(DeleteModelResponse {})
     }
 

@@ -23,7 +23,7 @@ use tonic::{server::NamedService, service::Routes};
 /// The tables model-svc owns (models and their versions), applied by the process that
 /// runs model-svc; each workspace's record tables are made by its models.
 pub static MIGRATIONS: kiln_common::db::Migrations =
-    kiln_common::migrations!("model": 1 "0001_models", 2 "0002_reserved_fields");
+    kiln_common::migrations!("model": 1 "0001_models", 2 "0002_reserved_fields", 3 "0003_outbox");
 
 /// The gRPC services this role serves, by full name.
 pub const SERVICES: &[&str] = &[
@@ -42,6 +42,8 @@ pub struct ModelDeps {
     pub app: GrpcChannel,
     /// Cancelled when the process stops: calls that never end by themselves (Watch) end.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Where the events of committed changes go (its relay runs beside the role).
+    pub outbox: kiln_common::events::outbox::Outbox,
 }
 
 /// Every service of the role: ModelService, EntityService, and every workspace's typed
@@ -56,7 +58,7 @@ pub fn routes(deps: ModelDeps) -> anyhow::Result<Routes> {
     let limit = deps.max_message_bytes;
     // Every write of a user model's records is announced, for WatchEntities and the typed
     // services' Watch.
-    let records = Records::new(catalog.clone()).with_feed(ChangeFeed::of(&deps.db));
+    let records = Records::new(catalog.clone()).with_feed(ChangeFeed::of(&deps.db).with_outbox(deps.outbox.clone()));
     let entities = entities::entity_api(records.clone(), callers.clone(), deps.app.clone(), deps.stopping.clone())?;
     let typed = typed::TypedApi::new(records, callers.clone(), contracts.clone(), limit, deps.stopping.clone());
     let routes = Routes::new(

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 
-use kiln_common::error::FieldViolation;
 use kiln_common::records::{
     fields::{FieldSpec, FieldType, default_label, parse_fields},
     names::{self, ModelNames},
@@ -16,6 +15,7 @@ use kiln_common::{
     paging::Paging,
     with_db, with_db_read,
 };
+use kiln_common::{error::FieldViolation, events::Event};
 use kiln_proto::v1::{
     CreateModelRequest, CreateModelResponse, DeleteModelRequest, DeleteModelResponse, Field, GetModelRequest,
     GetModelResponse, GetTypedContractRequest, GetTypedContractResponse, ListModelVersionsRequest,
@@ -207,7 +207,25 @@ impl ModelApi {
         }
         tracing::info!(workspace_id = %principal.workspace_id, model = %new.names.plural, "model created");
         let model = self.get(principal, GetModelRequest { id: id.0.to_string() }).await?.model;
+        self.announce(principal, "model.created", None, model.as_ref()).await;
         Ok(CreateModelResponse { model })
+    }
+
+    /// Appends a committed model change's event (`model.created|changed|deleted`, the
+    /// model before and after as the API shows it) to the outbox.
+    pub(crate) async fn announce(
+        &self,
+        principal: Principal,
+        kind: &str,
+        before: Option<&Model>,
+        after: Option<&Model>,
+    ) {
+        let Some(model) = after.or(before) else { return };
+        let json = |model: Option<&Model>| model.and_then(|m| serde_json::to_value(m).ok());
+        let event = Event::new(principal.workspace_id, kind, "models", &model.id, Some(principal.user_id))
+            .with_before(json(before))
+            .with_after(json(after));
+        self.deps.outbox.keep(&[event], None).await;
     }
 
     async fn check_new_model(&self, principal: Principal, req: &CreateModelRequest) -> Result<NewModel, ServiceError> {

@@ -23,6 +23,7 @@ use crate::{
     Db, Principal, ServiceError, bind_values,
     db::{Id, SqliteBinds, SqlitePools},
     error::FieldViolation,
+    events::Event,
     paging::{self, Paging},
     records::{
         codec::{self, RecordRow, SqlValue, Write, check_record, check_value},
@@ -360,13 +361,32 @@ impl<S: ModelSource> Records<S> {
         self
     }
 
-    async fn announce(&self, principal: Principal, model: &str, id: &str, kind: ChangeKind) {
+    /// Tells watchers and the event bus (through the feed's outbox) about a committed
+    /// change, with the record before and after it where they apply.
+    async fn announce(
+        &self,
+        principal: Principal,
+        model: &str,
+        id: &str,
+        kind: ChangeKind,
+        before: Option<&Struct>,
+        after: Option<&Struct>,
+    ) {
         if let Some(feed) = &self.feed {
             // The model as watchers name it: its plural, normalised (it was found by it).
             let model = names::plural_ref(model).map_or_else(|_| model.to_string(), |plural| plural.to_string());
             let (workspace, id) = (principal.workspace_id, id.to_string());
-            feed.publish(RecordChange { workspace, model, id, kind }).await;
+            let event = Event::new(workspace, kind.event_kind(), &model, &id, Some(principal.user_id))
+                .with_before(before.and_then(|record| serde_json::to_value(record).ok()))
+                .with_after(after.and_then(|record| serde_json::to_value(record).ok()));
+            feed.publish(RecordChange { workspace, model, id, kind }, event).await;
         }
+    }
+
+    /// Whether committed changes are announced (an update then reads its record first,
+    /// for the event's `before`).
+    fn announces(&self) -> bool {
+        self.feed.as_ref().is_some_and(ChangeFeed::has_outbox)
     }
 
     pub fn source(&self) -> &S {
@@ -464,7 +484,7 @@ impl<S: ModelSource> Records<S> {
                 self.create_once(principal, model, pool, workspace, &record)
             })
             .await?;
-        self.announce(principal, &req.model, &record_id(&record), ChangeKind::Created).await;
+        self.announce(principal, &req.model, &record_id(&record), ChangeKind::Created, None, Some(&record)).await;
         Ok(CreateEntityResponse { record: Some(record) })
     }
 
@@ -555,12 +575,21 @@ impl<S: ModelSource> Records<S> {
             return Err(ServiceError::invalid_field("id", "differs from the record being updated"));
         }
         let write = if req.partial { Write::Patch } else { Write::Replace };
+        // Read before the write, so the change's event can say what it was. Not in the
+        // write's transaction: a change committed in between shows in neither image.
+        let before = match self.announces() {
+            true => {
+                self.get(principal, GetEntityRequest { model: req.model.clone(), id: req.id.clone() }).await?.record
+            }
+            false => None,
+        };
         let record = self
             .on_model(principal, &req.model, |model, pool, workspace| {
                 self.update_once(model, pool, workspace, &req.id, &record, write)
             })
             .await?;
-        self.announce(principal, &req.model, &record_id(&record), ChangeKind::Updated).await;
+        let id = record_id(&record);
+        self.announce(principal, &req.model, &id, ChangeKind::Updated, before.as_ref(), Some(&record)).await;
         Ok(UpdateEntityResponse { record: Some(record) })
     }
 
@@ -605,13 +634,10 @@ impl<S: ModelSource> Records<S> {
         principal: Principal,
         req: DeleteEntityRequest,
     ) -> Result<DeleteEntityResponse, ServiceError> {
-        self.on_model(principal, &req.model, |model, pool, workspace| {
-            self.delete_once(model, pool, workspace, &req.id)
-        })
-        .await?;
-        // The id as records carry it (it parsed, or the delete would have failed).
-        let id = uuid::Uuid::parse_str(req.id.trim()).map(|id| id.to_string()).unwrap_or_else(|_| req.id.clone());
-        self.announce(principal, &req.model, &id, ChangeKind::Deleted).await;
+        let deleted = self
+            .on_model(principal, &req.model, |model, pool, workspace| self.delete_once(model, pool, workspace, &req.id))
+            .await?;
+        self.announce(principal, &req.model, &record_id(&deleted), ChangeKind::Deleted, Some(&deleted), None).await;
         Ok(DeleteEntityResponse {})
     }
 
@@ -621,12 +647,13 @@ impl<S: ModelSource> Records<S> {
         pool: RecordPool,
         workspace: Id,
         id: &str,
-    ) -> Result<Tried<()>, ServiceError> {
+    ) -> Result<Tried<Struct>, ServiceError> {
         let record_id = model.record_id(id)?;
         let mut bound = Vec::new();
         let condition = model.where_record(workspace, record_id, &mut bound);
-        let sql = format!("DELETE FROM {}{condition} RETURNING \"id\"", model.place.table);
-        let deleted = match write_rows(&pool, sql, bound, |_| Ok(())).await {
+        // The record as it was: the change's event carries it.
+        let sql = format!("DELETE FROM {}{condition} RETURNING {}", model.place.table, model.select_list);
+        let deleted = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
             Ok(rows) => rows.into_iter().next(),
             Err(e) => {
                 return stale_or(e, |e| match &e {

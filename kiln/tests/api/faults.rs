@@ -236,6 +236,8 @@ async fn model_role_process(
         .env("KILN_DATABASE_URL", &database.url)
         .env("KILN_DATA_DIR", &database.dir)
         .env("KILN_JWT_SECRET", crate::harness::JWT_SECRET)
+        .env("KILN_AMQP_URL", crate::harness::amqp_url())
+        .env("KILN_AMQP_EXCHANGE", format!("kiln-test-{}", uuid::Uuid::new_v4().simple()))
         .env("KILN_LOG_FORMAT", "json")
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

@@ -137,7 +137,26 @@ pub fn test_config(role: Role, db: &TestDatabase) -> Config {
     config.generated_dir = db.dir.join("generated");
     // No Docker engine unless a test asks for one: image steps are skipped, saying why.
     config.docker_host = Some(format!("unix://{}", db.dir.join("no-docker.sock").display()));
+    // The mesh's event bus is the local RabbitMQ, each test on an exchange of its own;
+    // all-in-one keeps its events in process, as it does by default.
+    config.amqp_url = (role != Role::AllInOne).then(amqp_url);
+    config.amqp_exchange = format!("kiln-test-{}", uuid::Uuid::new_v4().simple());
     config
+}
+
+/// The local RabbitMQ the tests share.
+pub fn amqp_url() -> String {
+    std::env::var("KILN_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Removes a test's exchange and its consumer groups' queues from RabbitMQ.
+pub async fn remove_exchange(exchange: &str, groups: &[&str]) {
+    let connection = lapin::Connection::connect(&amqp_url(), Default::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for group in groups {
+        channel.queue_delete(format!("{exchange}.{group}").into(), Default::default()).await.unwrap();
+    }
+    channel.exchange_delete(exchange.into(), Default::default()).await.unwrap();
 }
 
 /// The local Redis the tests share; each test's keys under a prefix of its own.
@@ -220,6 +239,7 @@ pub async fn start_mesh(database: &mut TestDatabase, config: Config) -> MeshRole
         build_worker_url: format!("http://{build_addr}"),
         redis_url: Some(redis_url()),
         redis_prefix: format!("kiln-test-{}", uuid::Uuid::new_v4().simple()),
+        amqp_url: Some(amqp_url()),
         ..config
     };
     let role = |role: Role, database_url: &str, grpc_addr: SocketAddr| Config {

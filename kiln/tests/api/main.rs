@@ -6,6 +6,7 @@ mod builds;
 mod docker;
 mod edge;
 mod entities;
+mod events;
 mod faults;
 mod grpc;
 mod harness;

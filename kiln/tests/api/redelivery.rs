@@ -75,6 +75,8 @@ async fn a_build_whose_worker_is_killed_is_taken_again_by_another() {
         .env("KILN_APP_SVC_URL", &config.app_svc_url)
         .env("KILN_REDIS_URL", redis_url())
         .env("KILN_REDIS_PREFIX", &prefix)
+        .env("KILN_AMQP_URL", config.amqp_url.clone().unwrap_or_default())
+        .env("KILN_AMQP_EXCHANGE", &config.amqp_exchange)
         .env("KILN_JWT_SECRET", JWT_SECRET)
         .env("KILN_BUILD_LEASE", "2s")
         .env("KILN_BUILD_WORKERS", "1")

@@ -1,0 +1,7 @@
+-- Events of committed changes, waiting for the relay to publish them to the event bus
+-- (kiln_common::events::outbox): appended once a change commits, deleted once the bus
+-- confirmed them, published in seq order.
+CREATE TABLE model_outbox (
+    seq BIGSERIAL PRIMARY KEY,
+    event JSONB NOT NULL
+);
