@@ -39,6 +39,7 @@ use tokio::{
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-00";
 const ROWS: usize = 2000;
 const PG: &str = "postgres://postgres@127.0.0.1:5432";
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -299,6 +300,9 @@ async fn kiln_mesh(options: &Options, http: &reqwest::Client, dir: &Path) -> any
         ("KILN_DATABASE_URL", format!("{PG}/{database}")),
         ("KILN_MODEL_SVC_URL", format!("http://{model_addr}")),
         ("KILN_APP_SVC_URL", format!("http://{app_addr}")),
+        // The local RabbitMQ carries the mesh's events, on an exchange of this run's own.
+        ("KILN_AMQP_URL", std::env::var("KILN_BENCH_AMQP_URL").unwrap_or_else(|_| AMQP.into())),
+        ("KILN_AMQP_EXCHANGE", format!("kiln-bench-{database}")),
     ];
     let with_grpc_addr = |addr: &str| [env.as_slice(), &[("KILN_GRPC_ADDR", addr.to_string())]].concat();
     let (model, _) = start_kiln(options, "model", &with_grpc_addr(&model_addr)).await?;
