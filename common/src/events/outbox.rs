@@ -150,7 +150,7 @@ impl Outbox {
         })
     }
 
-    /// Publishes what waits, batch by batch, until nothing does; how many it published.
+    /// Publishes what waits, batch by batch, until nothing does; how many rows it took.
     pub async fn drain(&self, bus: &SharedBus) -> anyhow::Result<usize> {
         let mut published = 0;
         loop {
@@ -162,12 +162,12 @@ impl Outbox {
         }
     }
 
-    /// Publishes the oldest waiting events (up to [`BATCH`]) and deletes them; how many.
+    /// Publishes the oldest waiting events (up to [`BATCH`]) and deletes them; how many
+    /// rows it took (an unreadable one is taken and dropped, not published).
     async fn publish_batch(&self, bus: &SharedBus) -> anyhow::Result<usize> {
         let table = self.owner.table();
         let select = format!("SELECT seq, event FROM {table} ORDER BY seq LIMIT {BATCH}");
-        let delete = format!("DELETE FROM {table} WHERE seq <= $1");
-        let published = match &self.db {
+        let (taken, published) = match &self.db {
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 // One relay at a time per outbox, whichever process it runs in.
@@ -178,28 +178,39 @@ impl Outbox {
                 }
                 let rows: Vec<(i64, serde_json::Value)> =
                     sqlx::query_as(sqlx::AssertSqlSafe(select)).fetch_all(&mut *tx).await?;
-                let Some(last) = rows.last().map(|(seq, _)| *seq) else { return Ok(0) };
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                // The rows read, by their seqs: appends of several processes can commit out
+                // of seq order, so a lower seq may become visible after a higher one was
+                // read, and must not be deleted unpublished.
+                let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
                 let events = readable(self.owner, rows.into_iter().map(|(_, body)| body));
                 publish(bus, &events).await?;
-                sqlx::query(sqlx::AssertSqlSafe(delete)).bind(last).execute(&mut *tx).await?;
+                let delete = format!("DELETE FROM {table} WHERE seq = ANY($1)");
+                sqlx::query(sqlx::AssertSqlSafe(delete)).bind(&seqs).execute(&mut *tx).await?;
                 tx.commit().await?;
-                events.len()
+                (seqs.len(), events.len())
             }
             Db::Sqlite(pools) => {
                 let rows: Vec<(i64, String)> =
                     sqlx::query_as(sqlx::AssertSqlSafe(select)).fetch_all(&pools.reader).await?;
+                let taken = rows.len();
+                // One writer per file: seqs commit in order, so every seq up to the last
+                // read was read.
                 let Some(last) = rows.last().map(|(seq, _)| *seq) else { return Ok(0) };
                 // Text that is not JSON reads as null, which `readable` drops and says so.
                 let bodies = rows.into_iter().map(|(_, text)| serde_json::from_str(&text).unwrap_or_default());
                 let events = readable(self.owner, bodies);
                 publish(bus, &events).await?;
+                let delete = format!("DELETE FROM {table} WHERE seq <= $1");
                 let bind = Box::new(move |binds: SqliteBinds| binds.bind(last));
                 pools.writes.fetch_all(delete, bind).await?;
-                events.len()
+                (taken, events.len())
             }
         };
         metrics::counter!("kiln_events_published_total", "owner" => self.owner.name()).increment(published as u64);
-        Ok(published)
+        Ok(taken)
     }
 }
 
