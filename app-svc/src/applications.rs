@@ -22,7 +22,7 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
 use crate::{
     seeding,
     typed::{KindRecords, Record, on_behalf, text, time},
-    workflows::Workflows,
+    workflows::{Started, Workflows},
 };
 
 /// The port a generated service listens on when the application names none.
@@ -326,7 +326,16 @@ impl ApplicationService for ApplicationApi {
             "application": serde_json::to_value(&application).unwrap_or_default(),
             "workspace": { "id": caller.workspace_id.to_string() },
         });
-        let outcome = self.workflows.run_manual(caller.workspace_id, caller.user_id, workflow, input).await;
+        // The same engine as every run, awaited: the build is queued (or not) when this answers.
+        let outcome = match self
+            .workflows
+            .start(caller.workspace_id, Some(caller.user_id), workflow, Started::Manual, input, None, None, true)
+            .await
+        {
+            Ok(Some(run)) => Ok(self.workflows.finish(run).await),
+            Ok(None) => Err(ServiceError::FailedPrecondition("the build workflow did not start".into())),
+            Err(e) => Err(e),
+        };
         let queued = match &outcome {
             Ok(run) => match &run.error {
                 Some(error) => Err(format!("the build workflow failed: {error}")),

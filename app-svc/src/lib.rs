@@ -1,5 +1,6 @@
 //! app-svc: identity (AuthService), applications (ApplicationService, which starts
-//! builds through the workspace's build workflow), code templates (TemplateService), and
+//! builds through the workspace's build workflow), code templates (TemplateService),
+//! workflows and their runs (WorkflowService, and the engine that runs them), and
 //! the records of the platform kinds it owns (applications, components, templates,
 //! workflows, prompts; EntityService, reached through model-svc). [`routes`] is the whole
 //! gRPC surface of the role.
@@ -20,19 +21,20 @@ use kiln_common::{
 use kiln_proto::v1::{
     application_service_server::ApplicationServiceServer, auth_service_server::AuthServiceServer,
     entity_service_server::EntityServiceServer, template_service_server::TemplateServiceServer,
+    workflow_service_server::WorkflowServiceServer,
 };
 use tonic::{server::NamedService, service::Routes};
 
 /// The tables app-svc owns (identity, sessions, the audit log, the records of the
 /// system kinds it owns, seeding), applied by the process that runs app-svc.
-pub static MIGRATIONS: kiln_common::db::Migrations =
-    kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs", 3 "0003_workspace_slugs", 4 "0004_outbox");
+pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs", 3 "0003_workspace_slugs", 4 "0004_outbox", 5 "0005_workflow_engine");
 
 /// The gRPC services this role serves to the edge, by full name.
 pub const SERVICES: &[&str] = &[
     <AuthServiceServer<auth::AuthApi> as NamedService>::NAME,
     <ApplicationServiceServer<applications::ApplicationApi> as NamedService>::NAME,
     <TemplateServiceServer<templates::TemplateApi> as NamedService>::NAME,
+    <WorkflowServiceServer<workflows::api::WorkflowApi> as NamedService>::NAME,
 ];
 
 /// The gRPC services this role serves to other roles only: EntityService for its kinds'
@@ -57,10 +59,13 @@ pub struct AppDeps {
     pub stopping: tokio_util::sync::CancellationToken,
     /// Where the events of committed changes go (its relay runs beside the role).
     pub outbox: kiln_common::events::outbox::Outbox,
+    /// Workflows' outgoing requests may reach private addresses (`KILN_WEBHOOK_ALLOW_PRIVATE`).
+    pub allow_private: bool,
 }
 
-/// Every service of the role.
-pub fn routes(deps: AppDeps) -> anyhow::Result<Routes> {
+/// Every service of the role, and the workflow engine, whose triggers
+/// ([`workflows::triggers`]) the process runs beside them.
+pub fn routes(deps: AppDeps) -> anyhow::Result<(Routes, workflows::Workflows)> {
     let limit = deps.max_message_bytes;
     // One engine for both ways in (EntityService and the kinds' own services), announcing
     // every write for WatchEntities.
@@ -68,18 +73,29 @@ pub fn routes(deps: AppDeps) -> anyhow::Result<Routes> {
         .with_feed(ChangeFeed::of(&deps.db).with_outbox(deps.outbox.clone()));
     let records = records::platform_records(engine.clone(), deps.auth.clone(), deps.stopping.clone());
     let kinds = typed::KindRecords::new(engine);
+    let engine = workflows::Workflows::new(
+        deps.db.clone(),
+        deps.queues.clone(),
+        workflows::outgoing::Outgoing::new(deps.allow_private)?,
+        deps.model.clone(),
+        deps.auth.keys().clone(),
+    );
     let applications = applications::ApplicationApi {
         records: kinds.clone(),
         auth: deps.auth.clone(),
         db: deps.db.clone(),
         model: deps.model.clone(),
         build: deps.build.clone(),
-        workflows: workflows::Workflows::new(deps.db.clone(), deps.queues.clone()),
+        workflows: engine.clone(),
     };
+    let workflow_api =
+        workflows::api::WorkflowApi { records: kinds.clone(), auth: deps.auth.clone(), engine: engine.clone() };
     let templates =
         templates::TemplateApi { records: kinds, auth: deps.auth.clone(), applications: applications.clone() };
-    Ok(Routes::new(AuthServiceServer::new(auth::AuthApi::new(deps)).max_decoding_message_size(limit))
+    let routes = Routes::new(AuthServiceServer::new(auth::AuthApi::new(deps)).max_decoding_message_size(limit))
         .add_service(EntityServiceServer::new(records).max_decoding_message_size(limit))
         .add_service(ApplicationServiceServer::new(applications).max_decoding_message_size(limit))
-        .add_service(TemplateServiceServer::new(templates).max_decoding_message_size(limit)))
+        .add_service(TemplateServiceServer::new(templates).max_decoding_message_size(limit))
+        .add_service(WorkflowServiceServer::new(workflow_api).max_decoding_message_size(limit));
+    Ok((routes, engine))
 }

@@ -98,8 +98,20 @@ impl ModelSource for PlatformKinds {
         match model.plural.as_str() {
             "templates" => template_rules(record),
             "applications" => application_rules(record),
+            "workflows" => workflow_rules(record),
             _ => Vec::new(),
         }
+    }
+}
+
+/// A workflow's trigger and actions must be ones that can run (`crate::workflows::spec`).
+/// Absent ones are the required-field rule's to name.
+fn workflow_rules(record: &Map<String, Value>) -> Vec<FieldViolation> {
+    match (record.get("trigger"), record.get("actions")) {
+        (Some(trigger), Some(actions)) if !trigger.is_null() && !actions.is_null() => {
+            crate::workflows::spec::parse(trigger, actions).err().unwrap_or_default()
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -34,6 +34,7 @@ settings! {
     "build_network", "KILN_BUILD_NETWORK", "Docker network mode of image builds, e.g. host when a build downloads through the host's network [default: the engine's]";
     "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus (amqp://…); required by the model, app and build-worker roles of the mesh; unset in all-in-one means in-process events";
     "amqp_exchange", "KILN_AMQP_EXCHANGE", "The RabbitMQ topic exchange events go through (consumer groups' queues are named after it), so installations can share one RabbitMQ [default: kiln.events]";
+    "webhook_allow_private", "KILN_WEBHOOK_ALLOW_PRIVATE", "Let workflows' HTTP requests and webhooks reach loopback, private and link-local addresses (true or false); refused by default, so a workspace cannot reach the platform's own network [default: false]";
     "jwt_secret", "KILN_JWT_SECRET", "Secret that signs access tokens, at least 32 bytes; required outside all-in-one, where one is generated into the data dir";
     "jwt_previous_secrets", "KILN_JWT_PREVIOUS_SECRETS", "Comma-separated secrets of earlier keys, still accepted for verification while tokens they signed expire";
     "http_addr", "KILN_HTTP_ADDR", "Address of the gateway's listener (REST, gRPC, grpc-web), or of the ui role's [default: 0.0.0.0:4000; ui role 0.0.0.0:3000]";
@@ -273,6 +274,8 @@ pub struct Config {
     pub build_network: Option<String>,
     pub amqp_url: Option<String>,
     pub amqp_exchange: String,
+    /// Outgoing requests of workflows and webhooks may reach private addresses.
+    pub webhook_allow_private: bool,
     /// None in all-in-one until one is generated into the data dir.
     pub jwt_secret: Option<String>,
     pub jwt_previous_secrets: Vec<String>,
@@ -319,6 +322,7 @@ impl fmt::Debug for Config {
             .field("build_network", &self.build_network)
             .field("amqp_url", &url(&self.amqp_url))
             .field("amqp_exchange", &self.amqp_exchange)
+            .field("webhook_allow_private", &self.webhook_allow_private)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.iter().map(|_| "***").collect::<Vec<_>>())
             .field("http_addr", &self.http_addr)
@@ -459,6 +463,11 @@ impl Config {
                 format!("required for the {} role (its events reach the other roles through RabbitMQ)", role.name()),
             ));
         }
+        let webhook_allow_private = raw.parse("webhook_allow_private", false, |v| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(format!("`{v}` is not true or false")),
+        })?;
         let build_max_attempts = raw.parse("build_max_attempts", 3, |v| match v.parse::<u32>() {
             Ok(n) if (1..=20).contains(&n) => Ok(n),
             _ => Err(format!("`{v}` is not a whole number from 1 to 20")),
@@ -491,6 +500,7 @@ impl Config {
             build_network: raw.string("build_network"),
             amqp_url,
             amqp_exchange,
+            webhook_allow_private,
             jwt_secret,
             jwt_previous_secrets,
             http_addr,

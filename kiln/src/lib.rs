@@ -6,6 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use kiln_api_gateway::{Backends, GatewayConfig};
+use kiln_app_svc::workflows::{Workflows, triggers};
 use kiln_build_worker::{
     feed::{BuildFeed, LocalFeed, RedisFeed},
     worker::{BUILD_QUEUE, ImageEngine, Worker},
@@ -15,7 +16,7 @@ use kiln_common::{
     config::Role,
     db::DbOptions,
     events::{
-        self,
+        self, SharedBus,
         outbox::{self, Outbox, Owner},
     },
     grpc, net,
@@ -120,7 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             // its kinds' records: the first made is given the other once it exists.
             let (model, model_slot) = GrpcChannel::deferred("model");
             let bus = events::bus(&config).await?;
-            let (app, app_events) =
+            let (app, app_events, workflows) =
                 app_service(&config, &db, auth.clone(), model, build.clone(), &builds, &stop).await?;
             let app = GrpcChannel::local("app", with_support(&app_services(), Some(app)).await?);
             let (model, model_events) = model_service(&config, &db, auth, app.clone(), &stop).await?;
@@ -130,6 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let relays =
                 [app_events, model_events, build_events].map(|events| outbox::relay(events, bus.clone(), stop.clone()));
             workers.extend(relays);
+            workers.extend(workflow_triggers(workflows, bus, &stop));
             let backends =
                 Backends { model, app, build: Some(build), services: all_services(), stopping: stop.clone() };
             serve_gateway(&config, keys, backends, Some(db), workers, stop).await
@@ -158,9 +160,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let builds = BuildParts::new(&config, &db).await?;
             let model = GrpcChannel::remote(&config.model_svc_url)?;
             let build = GrpcChannel::remote(&config.build_worker_url)?;
-            let (routes, events) = app_service(&config, &db, auth, model, build, &builds, &stop).await?;
-            let relay = outbox::relay(events, events::bus(&config).await?, stop.clone());
-            serve_role(&config, &app_services(), Some(routes), Some(db), vec![relay], stop).await
+            let (routes, events, workflows) = app_service(&config, &db, auth, model, build, &builds, &stop).await?;
+            let bus = events::bus(&config).await?;
+            let mut workers = vec![outbox::relay(events, bus.clone(), stop.clone())];
+            workers.extend(workflow_triggers(workflows, bus, &stop));
+            serve_role(&config, &app_services(), Some(routes), Some(db), workers, stop).await
         }
         Role::BuildWorker => {
             let db = database(&config).await?;
@@ -309,8 +313,8 @@ async fn model_service(
 }
 
 /// app-svc's services on `db`, its tables migrated first and workspaces seeded by an
-/// older version brought up to date (seeding belongs with registration, in app-svc), and
-/// the outbox its changes' events go to.
+/// older version brought up to date (seeding belongs with registration, in app-svc), the
+/// outbox its changes' events go to, and its workflow engine.
 async fn app_service(
     config: &Config,
     db: &Db,
@@ -319,7 +323,7 @@ async fn app_service(
     build: GrpcChannel,
     builds: &BuildParts,
     stop: &CancellationToken,
-) -> anyhow::Result<(Routes, Outbox)> {
+) -> anyhow::Result<(Routes, Outbox, Workflows)> {
     db.migrate(&kiln_app_svc::MIGRATIONS).await?;
     let outbox = Outbox::new(db.clone(), Owner::App);
     kiln_app_svc::seeding::upgrade_workspaces(db).await?;
@@ -333,8 +337,18 @@ async fn app_service(
         queues: [(BUILD_QUEUE.to_string(), builds.queue.clone())].into(),
         stopping: stop.clone(),
         outbox: outbox.clone(),
+        allow_private: config.webhook_allow_private,
     };
-    Ok((kiln_app_svc::routes(deps)?, outbox))
+    let (routes, workflows) = kiln_app_svc::routes(deps)?;
+    Ok((routes, outbox, workflows))
+}
+
+/// What starts workflows by themselves, beside app-svc: the bus's events and schedules.
+fn workflow_triggers(workflows: Workflows, bus: SharedBus, stop: &CancellationToken) -> [JoinHandle<()>; 2] {
+    [
+        tokio::spawn(triggers::follow_events(workflows.clone(), bus, stop.clone())),
+        tokio::spawn(triggers::keep_schedules(workflows, stop.clone())),
+    ]
 }
 
 /// Every service app-svc serves: to the edge and to the other roles.

@@ -11,6 +11,7 @@ pub mod builds;
 pub mod entities;
 pub mod models;
 pub mod templates;
+pub mod workflows;
 
 use std::{
     marker::PhantomData,
@@ -284,6 +285,7 @@ pub fn routes() -> Vec<Route> {
         .chain(tagged("models", models::routes()))
         .chain(tagged("applications", applications::routes()))
         .chain(tagged("templates", templates::routes()))
+        .chain(tagged("workflows", workflows::routes()))
         .chain(tagged("builds", builds::routes()))
         .chain(tagged("records", entities::routes()))
         .collect()

@@ -203,7 +203,7 @@ async fn health_and_reflection_are_served_on_the_gateway_port() {
         let answer = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
     }
-    let unknown = health.check(HealthCheckRequest { service: "kiln.v1.WorkflowService".into() }).await.unwrap_err();
+    let unknown = health.check(HealthCheckRequest { service: "kiln.v1.PromptService".into() }).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
     let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
@@ -230,7 +230,8 @@ async fn health_and_reflection_are_served_on_the_gateway_port() {
             "kiln.v1.BuildService",
             "kiln.v1.EntityService",
             "kiln.v1.ModelService",
-            "kiln.v1.TemplateService"
+            "kiln.v1.TemplateService",
+            "kiln.v1.WorkflowService"
         ]
     );
 

@@ -149,15 +149,21 @@ pub fn amqp_url() -> String {
     std::env::var("KILN_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// Removes a test's exchange and its consumer groups' queues from RabbitMQ.
+/// Removes a test's exchange and its consumer groups' queues from RabbitMQ (those that
+/// are there: each on a channel of its own, as RabbitMQ closes a channel that names a
+/// missing one).
 pub async fn remove_exchange(exchange: &str, groups: &[&str]) {
     let connection = lapin::Connection::connect(&amqp_url(), Default::default()).await.unwrap();
-    let channel = connection.create_channel().await.unwrap();
     for group in groups {
-        channel.queue_delete(format!("{exchange}.{group}").into(), Default::default()).await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let _ = channel.queue_delete(format!("{exchange}.{group}").into(), Default::default()).await;
     }
-    channel.exchange_delete(exchange.into(), Default::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let _ = channel.exchange_delete(exchange.into(), Default::default()).await;
 }
+
+/// The consumer groups Kiln's own roles keep on the bus.
+pub const KILN_GROUPS: &[&str] = &[kiln_app_svc::workflows::triggers::EVENT_GROUP];
 
 /// The local Redis the tests share; each test's keys under a prefix of its own.
 pub fn redis_url() -> String {
@@ -191,6 +197,8 @@ pub struct TestApp {
     running: Vec<Running>,
     /// How an all-in-one Kiln was started, to start it again.
     config: Option<Config>,
+    /// The RabbitMQ exchange of the test's own, removed with Kiln's groups' queues at stop.
+    exchange: Option<String>,
     // Dropped last: the database outlives the servers that use it.
     _database: TestDatabase,
 }
@@ -205,6 +213,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let mut config = test_config(Role::AllInOne, &database);
     adjust(&mut config);
     let restartable = (backend != Backend::Mesh).then(|| config.clone());
+    let exchange = (backend == Backend::Mesh || config.amqp_url.is_some()).then(|| config.amqp_exchange.clone());
     let running = match backend {
         Backend::Sqlite | Backend::Postgres => vec![kiln::start(config).await.expect("kiln starts")],
         Backend::Mesh => {
@@ -214,7 +223,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     };
     let addr = running.last().and_then(|gateway| gateway.http_addr).expect("gateway address");
     let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
-    TestApp { addr, http: reqwest::Client::new(), db, running, config: restartable, _database: database }
+    TestApp { addr, http: reqwest::Client::new(), db, running, config: restartable, exchange, _database: database }
 }
 
 /// The roles of a mesh, with the database users its services connect as.
@@ -276,7 +285,7 @@ impl TestApp {
     pub async fn of(running: Vec<Running>, database: TestDatabase) -> TestApp {
         let addr = running.last().and_then(|gateway| gateway.http_addr).expect("gateway address");
         let db = Db::connect(&database.url, Default::default()).await.expect("test connects to the app's database");
-        TestApp { addr, http: reqwest::Client::new(), db, running, config: None, _database: database }
+        TestApp { addr, http: reqwest::Client::new(), db, running, config: None, exchange: None, _database: database }
     }
 
     /// Stops an all-in-one Kiln and starts it again on the same database and data, its
@@ -290,6 +299,14 @@ impl TestApp {
         let running = kiln::start(config.clone()).await.expect("kiln starts again");
         self.addr = running.http_addr.expect("gateway address");
         self.running.push(running);
+    }
+
+    /// A second all-in-one Kiln on the same database and settings (another process of
+    /// the same installation); it stops with this one.
+    pub async fn start_twin(&mut self) {
+        let config = self.config.clone().expect("an all-in-one Kiln has a twin");
+        let twin = kiln::start(config).await.expect("the twin starts");
+        self.add_role(twin);
     }
 
     /// A role started later; it stops after the gateway, with the others.
@@ -373,6 +390,9 @@ impl TestApp {
             running.stop().await.expect("graceful stop");
         }
         self.db.close().await;
+        if let Some(exchange) = self.exchange.take() {
+            remove_exchange(&exchange, KILN_GROUPS).await;
+        }
     }
 }
 

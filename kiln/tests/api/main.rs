@@ -21,3 +21,4 @@ mod system_records;
 mod tenancy;
 mod typed;
 mod ui;
+mod workflows;

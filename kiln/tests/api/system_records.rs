@@ -194,7 +194,7 @@ async fn every_served_system_model_accepts_a_record(backend: Backend) {
         ),
         (
             "workflows",
-            json!({ "name": "Build", "trigger": { "kind": "manual" }, "actions": [{ "kind": "publish_event" }], "enabled": true }),
+            json!({ "name": "Build", "trigger": { "kind": "manual" }, "actions": [{ "name": "queue", "kind": "publish_event", "config": { "queue": "app_builds" } }], "enabled": true }),
         ),
         (
             "prompts",

@@ -22,6 +22,11 @@ use kiln_proto::v1::{
     application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
     build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
     model_service_client::ModelServiceClient, template_service_client::TemplateServiceClient,
+    workflow_service_client::WorkflowServiceClient,
+};
+use kiln_proto::v1::{
+    CreateWorkflowRequest, DeleteWorkflowRequest, ExecuteWorkflowRequest, GetWorkflowRequest, GetWorkflowRunRequest,
+    ListWorkflowRunsRequest, ListWorkflowsRequest, RerunWorkflowRunRequest, Trigger, UpdateWorkflowRequest,
 };
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
@@ -35,6 +40,8 @@ use crate::{
 struct Victim {
     /// A build of A's application.
     build_id: String,
+    /// The run of A's build workflow that queued it.
+    workflow_run_id: String,
     model_id: String,
     record_id: String,
     owner_record_id: String,
@@ -114,6 +121,7 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
     let user = &body["user"];
     Victim {
         build_id: generated["build"]["id"].as_str().unwrap().to_string(),
+        workflow_run_id: generated["workflow_run_id"].as_str().unwrap().to_string(),
         model_id: model["model"]["id"].as_str().unwrap().to_string(),
         record_id,
         owner_record_id,
@@ -218,6 +226,15 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                     let aimed = !(p.ends_with("/deployments") && method == reqwest::Method::GET);
                     variants.push((concrete, String::new(), body.or(body_of(&method)), aimed));
                 }
+                p if p.starts_with("/workflows/{id}") => {
+                    let concrete = p.replace("{id}", &victim.system["workflows"]);
+                    // Listing runs by workflow is a filter: B's own, none, rather than a 404.
+                    let aimed = method != reqwest::Method::GET;
+                    variants.push((concrete, String::new(), body.clone(), aimed));
+                }
+                p if p.starts_with("/workflow-runs/{id}") => {
+                    variants.push((p.replace("{id}", &victim.workflow_run_id), String::new(), body.clone(), true));
+                }
                 p if p.starts_with("/templates/{id}") => {
                     let preview = json!({ "application_id": victim.system["applications"] });
                     variants.push((p.replace("{id}", &victim.system["templates"]), String::new(), Some(preview), true));
@@ -286,6 +303,7 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     let mut applications = ApplicationServiceClient::new(channel.clone());
     let mut templates = TemplateServiceClient::new(channel.clone());
     let mut builds = BuildServiceClient::new(channel.clone());
+    let mut workflows = WorkflowServiceClient::new(channel.clone());
     let mut auth = AuthServiceClient::new(channel);
     let mut covered = BTreeSet::new();
     let mut check = |method: &str, answer: String, code: Code, allowed: &[Code]| {
@@ -461,6 +479,36 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
         let answer = templates.preview_template(with_token(preview, b)).await;
         check("kiln.v1.TemplateService/PreviewTemplate", shown(&answer), code(&answer), AIMED);
     }
+
+    let workflow = victim.system["workflows"].clone();
+    let answer = workflows.get_workflow(with_token(GetWorkflowRequest { id: workflow.clone() }, b)).await;
+    check("kiln.v1.WorkflowService/GetWorkflow", shown(&answer), code(&answer), AIMED);
+    let manual = || Some(Trigger { kind: "manual".into(), ..Default::default() });
+    let update =
+        UpdateWorkflowRequest { id: workflow.clone(), name: "spy".into(), trigger: manual(), ..Default::default() };
+    let answer = workflows.update_workflow(with_token(update, b)).await;
+    check("kiln.v1.WorkflowService/UpdateWorkflow", shown(&answer), code(&answer), AIMED);
+    let answer = workflows.delete_workflow(with_token(DeleteWorkflowRequest { id: workflow.clone() }, b)).await;
+    check("kiln.v1.WorkflowService/DeleteWorkflow", shown(&answer), code(&answer), AIMED);
+    let execute = ExecuteWorkflowRequest { id: workflow.clone(), input: None };
+    let answer = workflows.execute_workflow(with_token(execute, b)).await;
+    check("kiln.v1.WorkflowService/ExecuteWorkflow", shown(&answer), code(&answer), AIMED);
+    let list = ListWorkflowsRequest { page_token: victim.page_token.clone(), ..Default::default() };
+    let answer = workflows.list_workflows(with_token(list, b)).await;
+    check("kiln.v1.WorkflowService/ListWorkflows", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+    let own = CreateWorkflowRequest { name: "mine".into(), trigger: manual(), ..Default::default() };
+    let answer = workflows.create_workflow(with_token(own, b)).await;
+    check("kiln.v1.WorkflowService/CreateWorkflow", shown(&answer), code(&answer), &[Code::Ok]);
+    // A's workflow's runs, listed in B's workspace: none.
+    let list = ListWorkflowRunsRequest { id: workflow.clone(), ..Default::default() };
+    let answer = workflows.list_workflow_runs(with_token(list, b)).await;
+    assert!(answer.as_ref().is_ok_and(|r| r.get_ref().runs.is_empty()), "{answer:?}");
+    check("kiln.v1.WorkflowService/ListWorkflowRuns", shown(&answer), code(&answer), &[Code::Ok]);
+    let run = victim.workflow_run_id.clone();
+    let answer = workflows.get_workflow_run(with_token(GetWorkflowRunRequest { id: run.clone() }, b)).await;
+    check("kiln.v1.WorkflowService/GetWorkflowRun", shown(&answer), code(&answer), AIMED);
+    let answer = workflows.rerun_workflow_run(with_token(RerunWorkflowRunRequest { id: run }, b)).await;
+    check("kiln.v1.WorkflowService/RerunWorkflowRun", shown(&answer), code(&answer), AIMED);
 
     let build = victim.build_id.clone();
     let answer = builds.get_build(with_token(GetBuildRequest { id: build.clone() }, b)).await;

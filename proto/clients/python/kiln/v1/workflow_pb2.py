@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kiln/v1/workflow.proto\x12\x07kiln.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x01\n\x08Workflow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12!\n\x07trigger\x18\x04 \x01(\x0b\x32\x10.kiln.v1.Trigger\x12 \n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x0f.kiln.v1.Action\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x07Trigger\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x0c\n\x04\x63ron\x18\x04 \x01(\t\"M\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa5\x02\n\x0bWorkflowRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06output\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12$\n\x05steps\x18\x07 \x03(\x0b\x32\x15.kiln.v1.ActionResult\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x0c\x41\x63tionResult\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"=\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x15ListWorkflowsResponse\x12$\n\tworkflows\x18\x01 \x03(\x0b\x32\x11.kiln.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x13GetWorkflowResponse\x12#\n\x08workflow\x18\x01 \x01(\x0b\x32\x11.kiln.v1.Workflow\"\x90\x01\n\x15\x43reateWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12!\n\x07trigger\x18\x03 \x01(\x0b\x32\x10.kiln.v1.Trigger\x12 \n\x07\x61\x63tions\x18\x04 \x03(\x0b\x32\x0f.kiln.v1.Action\x12\x0f\n\x07\x65nabled\x18\x05 \x01(\x08\"=\n\x16\x43reateWorkflowResponse\x12#\n\x08workflow\x18\x01 \x01(\x0b\x32\x11.kiln.v1.Workflow\"\x9c\x01\n\x15UpdateWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12!\n\x07trigger\x18\x04 \x01(\x0b\x32\x10.kiln.v1.Trigger\x12 \n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x0f.kiln.v1.Action\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\"=\n\x16UpdateWorkflowResponse\x12#\n\x08workflow\x18\x01 \x01(\x0b\x32\x11.kiln.v1.Workflow\"#\n\x15\x44\x65leteWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteWorkflowResponse\"L\n\x16\x45xecuteWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"<\n\x17\x45xecuteWorkflowResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.kiln.v1.WorkflowRun\"L\n\x17ListWorkflowRunsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x18ListWorkflowRunsResponse\x12\"\n\x04runs\x18\x01 \x03(\x0b\x32\x14.kiln.v1.WorkflowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x15GetWorkflowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x16GetWorkflowRunResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.kiln.v1.WorkflowRun2\xa6\x05\n\x0fWorkflowService\x12N\n\rListWorkflows\x12\x1d.kiln.v1.ListWorkflowsRequest\x1a\x1e.kiln.v1.ListWorkflowsResponse\x12H\n\x0bGetWorkflow\x12\x1b.kiln.v1.GetWorkflowRequest\x1a\x1c.kiln.v1.GetWorkflowResponse\x12Q\n\x0e\x43reateWorkflow\x12\x1e.kiln.v1.CreateWorkflowRequest\x1a\x1f.kiln.v1.CreateWorkflowResponse\x12Q\n\x0eUpdateWorkflow\x12\x1e.kiln.v1.UpdateWorkflowRequest\x1a\x1f.kiln.v1.UpdateWorkflowResponse\x12Q\n\x0e\x44\x65leteWorkflow\x12\x1e.kiln.v1.DeleteWorkflowRequest\x1a\x1f.kiln.v1.DeleteWorkflowResponse\x12T\n\x0f\x45xecuteWorkflow\x12\x1f.kiln.v1.ExecuteWorkflowRequest\x1a .kiln.v1.ExecuteWorkflowResponse\x12W\n\x10ListWorkflowRuns\x12 .kiln.v1.ListWorkflowRunsRequest\x1a!.kiln.v1.ListWorkflowRunsResponse\x12Q\n\x0eGetWorkflowRun\x12\x1e.kiln.v1.GetWorkflowRunRequest\x1a\x1f.kiln.v1.GetWorkflowRunResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kiln/v1/workflow.proto\x12\x07kiln.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x01\n\x08Workflow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12!\n\x07trigger\x18\x04 \x01(\x0b\x32\x10.kiln.v1.Trigger\x12 \n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x0f.kiln.v1.Action\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x07Trigger\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x0c\n\x04\x63ron\x18\x04 \x01(\t\x12\x11\n\tcondition\x18\x05 \x01(\t\"r\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07retries\x18\x04 \x01(\x05\x12\x12\n\nbackoff_ms\x18\x05 \x01(\x05\"\xc8\x02\n\x0bWorkflowRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12&\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06output\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12$\n\x05steps\x18\x07 \x03(\x0b\x32\x15.kiln.v1.ActionResult\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07trigger\x18\n \x01(\t\x12\x10\n\x08rerun_of\x18\x0b \x01(\t\"\xf3\x01\n\x0c\x41\x63tionResult\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12&\n\x05input\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x08 \x01(\x03\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x15ListWorkflowsResponse\x12$\n\tworkflows\x18\x01 \x03(\x0b\x32\x11.kiln.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x13GetWorkflowResponse\x12#\n\x08workflow\x18\x01 \x01(\x0b\x32\x11.kiln.v1.Workflow\"\xa1\x01\n\x15\x43reateWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12!\n\x07trigger\x18\x03 \x01(\x0b\x32\x10.kiln.v1.Trigger\x12 \n\x07\x61\x63tions\x18\x04 \x03(\x0b\x32\x0f.kiln.v1.Action\x12\x14\n\x07\x65nabled\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_enabled\"=\n\x16\x43reateWorkflowResponse\x12#\n\x08workflow\x18\x01 \x01(\x0b\x32\x11.kiln.v1.Workflow\"\xad\x01\n\x15UpdateWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12!\n\x07trigger\x18\x04 \x01(\x0b\x32\x10.kiln.v1.Trigger\x12 \n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x0f.kiln.v1.Action\x12\x14\n\x07\x65nabled\x18\x06 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_enabled\"=\n\x16UpdateWorkflowResponse\x12#\n\x08workflow\x18\x01 \x01(\x0b\x32\x11.kiln.v1.Workflow\"#\n\x15\x44\x65leteWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteWorkflowResponse\"L\n\x16\x45xecuteWorkflowRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"<\n\x17\x45xecuteWorkflowResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.kiln.v1.WorkflowRun\"L\n\x17ListWorkflowRunsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x18ListWorkflowRunsResponse\x12\"\n\x04runs\x18\x01 \x03(\x0b\x32\x14.kiln.v1.WorkflowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x15GetWorkflowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x16GetWorkflowRunResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.kiln.v1.WorkflowRun\"%\n\x17RerunWorkflowRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x18RerunWorkflowRunResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.kiln.v1.WorkflowRun2\xff\x05\n\x0fWorkflowService\x12N\n\rListWorkflows\x12\x1d.kiln.v1.ListWorkflowsRequest\x1a\x1e.kiln.v1.ListWorkflowsResponse\x12H\n\x0bGetWorkflow\x12\x1b.kiln.v1.GetWorkflowRequest\x1a\x1c.kiln.v1.GetWorkflowResponse\x12Q\n\x0e\x43reateWorkflow\x12\x1e.kiln.v1.CreateWorkflowRequest\x1a\x1f.kiln.v1.CreateWorkflowResponse\x12Q\n\x0eUpdateWorkflow\x12\x1e.kiln.v1.UpdateWorkflowRequest\x1a\x1f.kiln.v1.UpdateWorkflowResponse\x12Q\n\x0e\x44\x65leteWorkflow\x12\x1e.kiln.v1.DeleteWorkflowRequest\x1a\x1f.kiln.v1.DeleteWorkflowResponse\x12T\n\x0f\x45xecuteWorkflow\x12\x1f.kiln.v1.ExecuteWorkflowRequest\x1a .kiln.v1.ExecuteWorkflowResponse\x12W\n\x10ListWorkflowRuns\x12 .kiln.v1.ListWorkflowRunsRequest\x1a!.kiln.v1.ListWorkflowRunsResponse\x12Q\n\x0eGetWorkflowRun\x12\x1e.kiln.v1.GetWorkflowRunRequest\x1a\x1f.kiln.v1.GetWorkflowRunResponse\x12W\n\x10RerunWorkflowRun\x12 .kiln.v1.RerunWorkflowRunRequest\x1a!.kiln.v1.RerunWorkflowRunResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,45 +36,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOW']._serialized_start=99
   _globals['_WORKFLOW']._serialized_end=338
   _globals['_TRIGGER']._serialized_start=340
-  _globals['_TRIGGER']._serialized_end=408
-  _globals['_ACTION']._serialized_start=410
-  _globals['_ACTION']._serialized_end=487
-  _globals['_WORKFLOWRUN']._serialized_start=490
-  _globals['_WORKFLOWRUN']._serialized_end=783
-  _globals['_ACTIONRESULT']._serialized_start=785
-  _globals['_ACTIONRESULT']._serialized_end=887
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=889
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=950
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=952
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1038
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=1040
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=1072
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1074
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1132
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=1135
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=1279
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=1281
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=1342
-  _globals['_UPDATEWORKFLOWREQUEST']._serialized_start=1345
-  _globals['_UPDATEWORKFLOWREQUEST']._serialized_end=1501
-  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_start=1503
-  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_end=1564
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=1566
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=1601
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=1603
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=1627
-  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_start=1629
-  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_end=1705
-  _globals['_EXECUTEWORKFLOWRESPONSE']._serialized_start=1707
-  _globals['_EXECUTEWORKFLOWRESPONSE']._serialized_end=1767
-  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_start=1769
-  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_end=1845
-  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_start=1847
-  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_end=1934
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=1936
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=1971
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=1973
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=2032
-  _globals['_WORKFLOWSERVICE']._serialized_start=2035
-  _globals['_WORKFLOWSERVICE']._serialized_end=2713
+  _globals['_TRIGGER']._serialized_end=427
+  _globals['_ACTION']._serialized_start=429
+  _globals['_ACTION']._serialized_end=543
+  _globals['_WORKFLOWRUN']._serialized_start=546
+  _globals['_WORKFLOWRUN']._serialized_end=874
+  _globals['_ACTIONRESULT']._serialized_start=877
+  _globals['_ACTIONRESULT']._serialized_end=1120
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1122
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1183
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1185
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1271
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=1273
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=1305
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1307
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1365
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=1368
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=1529
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=1531
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=1592
+  _globals['_UPDATEWORKFLOWREQUEST']._serialized_start=1595
+  _globals['_UPDATEWORKFLOWREQUEST']._serialized_end=1768
+  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_start=1770
+  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_end=1831
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=1833
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=1868
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=1870
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=1894
+  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_start=1896
+  _globals['_EXECUTEWORKFLOWREQUEST']._serialized_end=1972
+  _globals['_EXECUTEWORKFLOWRESPONSE']._serialized_start=1974
+  _globals['_EXECUTEWORKFLOWRESPONSE']._serialized_end=2034
+  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_start=2036
+  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_end=2112
+  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_start=2114
+  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_end=2201
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=2203
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=2238
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=2240
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=2299
+  _globals['_RERUNWORKFLOWRUNREQUEST']._serialized_start=2301
+  _globals['_RERUNWORKFLOWRUNREQUEST']._serialized_end=2338
+  _globals['_RERUNWORKFLOWRUNRESPONSE']._serialized_start=2340
+  _globals['_RERUNWORKFLOWRUNRESPONSE']._serialized_end=2401
+  _globals['_WORKFLOWSERVICE']._serialized_start=2404
+  _globals['_WORKFLOWSERVICE']._serialized_end=3171
 # @@protoc_insertion_point(module_scope)

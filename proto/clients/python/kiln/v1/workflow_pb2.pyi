@@ -31,29 +31,35 @@ class Workflow(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ..., actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Trigger(_message.Message):
-    __slots__ = ("kind", "model", "events", "cron")
+    __slots__ = ("kind", "model", "events", "cron", "condition")
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
     kind: str
     model: str
     events: _containers.RepeatedScalarFieldContainer[str]
     cron: str
-    def __init__(self, kind: _Optional[str] = ..., model: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., cron: _Optional[str] = ...) -> None: ...
+    condition: str
+    def __init__(self, kind: _Optional[str] = ..., model: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., cron: _Optional[str] = ..., condition: _Optional[str] = ...) -> None: ...
 
 class Action(_message.Message):
-    __slots__ = ("name", "kind", "config")
+    __slots__ = ("name", "kind", "config", "retries", "backoff_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     config: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    retries: int
+    backoff_ms: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., retries: _Optional[int] = ..., backoff_ms: _Optional[int] = ...) -> None: ...
 
 class WorkflowRun(_message.Message):
-    __slots__ = ("id", "workflow_id", "status", "input", "output", "error", "steps", "started_at", "finished_at")
+    __slots__ = ("id", "workflow_id", "status", "input", "output", "error", "steps", "started_at", "finished_at", "trigger", "rerun_of")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +69,8 @@ class WorkflowRun(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    RERUN_OF_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow_id: str
     status: str
@@ -72,19 +80,31 @@ class WorkflowRun(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[ActionResult]
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[ActionResult, _Mapping]]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    trigger: str
+    rerun_of: str
+    def __init__(self, id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[ActionResult, _Mapping]]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger: _Optional[str] = ..., rerun_of: _Optional[str] = ...) -> None: ...
 
 class ActionResult(_message.Message):
-    __slots__ = ("action", "status", "output", "error")
+    __slots__ = ("action", "status", "output", "error", "kind", "input", "attempts", "duration_ms", "started_at")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     action: str
     status: str
     output: _struct_pb2.Struct
     error: str
-    def __init__(self, action: _Optional[str] = ..., status: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    kind: str
+    input: _struct_pb2.Struct
+    attempts: int
+    duration_ms: int
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, action: _Optional[str] = ..., status: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., attempts: _Optional[int] = ..., duration_ms: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListWorkflowsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -205,6 +225,18 @@ class GetWorkflowRunRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class GetWorkflowRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: WorkflowRun
+    def __init__(self, run: _Optional[_Union[WorkflowRun, _Mapping]] = ...) -> None: ...
+
+class RerunWorkflowRunRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RerunWorkflowRunResponse(_message.Message):
     __slots__ = ("run",)
     RUN_FIELD_NUMBER: _ClassVar[int]
     run: WorkflowRun

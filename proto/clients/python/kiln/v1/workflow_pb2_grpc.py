@@ -75,6 +75,11 @@ class WorkflowServiceStub:
                 request_serializer=kiln_dot_v1_dot_workflow__pb2.GetWorkflowRunRequest.SerializeToString,
                 response_deserializer=kiln_dot_v1_dot_workflow__pb2.GetWorkflowRunResponse.FromString,
                 _registered_method=True)
+        self.RerunWorkflowRun = channel.unary_unary(
+                '/kiln.v1.WorkflowService/RerunWorkflowRun',
+                request_serializer=kiln_dot_v1_dot_workflow__pb2.RerunWorkflowRunRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_workflow__pb2.RerunWorkflowRunResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -117,7 +122,9 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecuteWorkflow(self, request, context):
-        """Runs a workflow now with the given input, whatever its trigger.
+        """Starts a run of the workflow now with the given input, whatever its trigger and
+        even when it is disabled; answers with the run as started (follow it with
+        GetWorkflowRun).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +139,13 @@ class WorkflowServiceServicer:
 
     def GetWorkflowRun(self, request, context):
         """Returns one run with the result of each action.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunWorkflowRun(self, request, context):
+        """Runs a past run's workflow again, as it is now, with that run's input.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +193,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.GetWorkflowRun,
                     request_deserializer=kiln_dot_v1_dot_workflow__pb2.GetWorkflowRunRequest.FromString,
                     response_serializer=kiln_dot_v1_dot_workflow__pb2.GetWorkflowRunResponse.SerializeToString,
+            ),
+            'RerunWorkflowRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunWorkflowRun,
+                    request_deserializer=kiln_dot_v1_dot_workflow__pb2.RerunWorkflowRunRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_workflow__pb2.RerunWorkflowRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +417,33 @@ class WorkflowService:
             '/kiln.v1.WorkflowService/GetWorkflowRun',
             kiln_dot_v1_dot_workflow__pb2.GetWorkflowRunRequest.SerializeToString,
             kiln_dot_v1_dot_workflow__pb2.GetWorkflowRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunWorkflowRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.WorkflowService/RerunWorkflowRun',
+            kiln_dot_v1_dot_workflow__pb2.RerunWorkflowRunRequest.SerializeToString,
+            kiln_dot_v1_dot_workflow__pb2.RerunWorkflowRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

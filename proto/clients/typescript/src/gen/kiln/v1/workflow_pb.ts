@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kiln/v1/workflow.proto.
  */
 export const file_kiln_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("ChZraWxuL3YxL3dvcmtmbG93LnByb3RvEgdraWxuLnYxIu8BCghXb3JrZmxvdxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEiEKB3RyaWdnZXIYBCABKAsyEC5raWxuLnYxLlRyaWdnZXISIAoHYWN0aW9ucxgFIAMoCzIPLmtpbG4udjEuQWN0aW9uEg8KB2VuYWJsZWQYBiABKAgSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAoHVHJpZ2dlchIMCgRraW5kGAEgASgJEg0KBW1vZGVsGAIgASgJEg4KBmV2ZW50cxgDIAMoCRIMCgRjcm9uGAQgASgJIk0KBkFjdGlvbhIMCgRuYW1lGAEgASgJEgwKBGtpbmQYAiABKAkSJwoGY29uZmlnGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKlAgoLV29ya2Zsb3dSdW4SCgoCaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEiYKBWlucHV0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAYgASgJEiQKBXN0ZXBzGAcgAygLMhUua2lsbi52MS5BY3Rpb25SZXN1bHQSLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImYKDEFjdGlvblJlc3VsdBIOCgZhY3Rpb24YASABKAkSDgoGc3RhdHVzGAIgASgJEicKBm91dHB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYBCABKAkiPQoUTGlzdFdvcmtmbG93c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVgoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEiQKCXdvcmtmbG93cxgBIAMoCzIRLmtpbG4udjEuV29ya2Zsb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiAKEkdldFdvcmtmbG93UmVxdWVzdBIKCgJpZBgBIAEoCSI6ChNHZXRXb3JrZmxvd1Jlc3BvbnNlEiMKCHdvcmtmbG93GAEgASgLMhEua2lsbi52MS5Xb3JrZmxvdyKQAQoVQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSIQoHdHJpZ2dlchgDIAEoCzIQLmtpbG4udjEuVHJpZ2dlchIgCgdhY3Rpb25zGAQgAygLMg8ua2lsbi52MS5BY3Rpb24SDwoHZW5hYmxlZBgFIAEoCCI9ChZDcmVhdGVXb3JrZmxvd1Jlc3BvbnNlEiMKCHdvcmtmbG93GAEgASgLMhEua2lsbi52MS5Xb3JrZmxvdyKcAQoVVXBkYXRlV29ya2Zsb3dSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSIQoHdHJpZ2dlchgEIAEoCzIQLmtpbG4udjEuVHJpZ2dlchIgCgdhY3Rpb25zGAUgAygLMg8ua2lsbi52MS5BY3Rpb24SDwoHZW5hYmxlZBgGIAEoCCI9ChZVcGRhdGVXb3JrZmxvd1Jlc3BvbnNlEiMKCHdvcmtmbG93GAEgASgLMhEua2lsbi52MS5Xb3JrZmxvdyIjChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSCgoCaWQYASABKAkiGAoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZSJMChZFeGVjdXRlV29ya2Zsb3dSZXF1ZXN0EgoKAmlkGAEgASgJEiYKBWlucHV0GAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI8ChdFeGVjdXRlV29ya2Zsb3dSZXNwb25zZRIhCgNydW4YASABKAsyFC5raWxuLnYxLldvcmtmbG93UnVuIkwKF0xpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlcKGExpc3RXb3JrZmxvd1J1bnNSZXNwb25zZRIiCgRydW5zGAEgAygLMhQua2lsbi52MS5Xb3JrZmxvd1J1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoVR2V0V29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJIjsKFkdldFdvcmtmbG93UnVuUmVzcG9uc2USIQoDcnVuGAEgASgLMhQua2lsbi52MS5Xb3JrZmxvd1J1bjKmBQoPV29ya2Zsb3dTZXJ2aWNlEk4KDUxpc3RXb3JrZmxvd3MSHS5raWxuLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0Gh4ua2lsbi52MS5MaXN0V29ya2Zsb3dzUmVzcG9uc2USSAoLR2V0V29ya2Zsb3cSGy5raWxuLnYxLkdldFdvcmtmbG93UmVxdWVzdBocLmtpbG4udjEuR2V0V29ya2Zsb3dSZXNwb25zZRJRCg5DcmVhdGVXb3JrZmxvdxIeLmtpbG4udjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0Gh8ua2lsbi52MS5DcmVhdGVXb3JrZmxvd1Jlc3BvbnNlElEKDlVwZGF0ZVdvcmtmbG93Eh4ua2lsbi52MS5VcGRhdGVXb3JrZmxvd1JlcXVlc3QaHy5raWxuLnYxLlVwZGF0ZVdvcmtmbG93UmVzcG9uc2USUQoORGVsZXRlV29ya2Zsb3cSHi5raWxuLnYxLkRlbGV0ZVdvcmtmbG93UmVxdWVzdBofLmtpbG4udjEuRGVsZXRlV29ya2Zsb3dSZXNwb25zZRJUCg9FeGVjdXRlV29ya2Zsb3cSHy5raWxuLnYxLkV4ZWN1dGVXb3JrZmxvd1JlcXVlc3QaIC5raWxuLnYxLkV4ZWN1dGVXb3JrZmxvd1Jlc3BvbnNlElcKEExpc3RXb3JrZmxvd1J1bnMSIC5raWxuLnYxLkxpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0GiEua2lsbi52MS5MaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2USUQoOR2V0V29ya2Zsb3dSdW4SHi5raWxuLnYxLkdldFdvcmtmbG93UnVuUmVxdWVzdBofLmtpbG4udjEuR2V0V29ya2Zsb3dSdW5SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChZraWxuL3YxL3dvcmtmbG93LnByb3RvEgdraWxuLnYxIu8BCghXb3JrZmxvdxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEiEKB3RyaWdnZXIYBCABKAsyEC5raWxuLnYxLlRyaWdnZXISIAoHYWN0aW9ucxgFIAMoCzIPLmtpbG4udjEuQWN0aW9uEg8KB2VuYWJsZWQYBiABKAgSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVwoHVHJpZ2dlchIMCgRraW5kGAEgASgJEg0KBW1vZGVsGAIgASgJEg4KBmV2ZW50cxgDIAMoCRIMCgRjcm9uGAQgASgJEhEKCWNvbmRpdGlvbhgFIAEoCSJyCgZBY3Rpb24SDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJEicKBmNvbmZpZxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHcmV0cmllcxgEIAEoBRISCgpiYWNrb2ZmX21zGAUgASgFIsgCCgtXb3JrZmxvd1J1bhIKCgJpZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkSJgoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBm91dHB1dBgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYBiABKAkSJAoFc3RlcHMYByADKAsyFS5raWxuLnYxLkFjdGlvblJlc3VsdBIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdHJpZ2dlchgKIAEoCRIQCghyZXJ1bl9vZhgLIAEoCSLzAQoMQWN0aW9uUmVzdWx0Eg4KBmFjdGlvbhgBIAEoCRIOCgZzdGF0dXMYAiABKAkSJwoGb3V0cHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVlcnJvchgEIAEoCRIMCgRraW5kGAUgASgJEiYKBWlucHV0GAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghhdHRlbXB0cxgHIAEoBRITCgtkdXJhdGlvbl9tcxgIIAEoAxIuCgpzdGFydGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI9ChRMaXN0V29ya2Zsb3dzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJWChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USJAoJd29ya2Zsb3dzGAEgAygLMhEua2lsbi52MS5Xb3JrZmxvdxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoSR2V0V29ya2Zsb3dSZXF1ZXN0EgoKAmlkGAEgASgJIjoKE0dldFdvcmtmbG93UmVzcG9uc2USIwoId29ya2Zsb3cYASABKAsyES5raWxuLnYxLldvcmtmbG93IqEBChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIhCgd0cmlnZ2VyGAMgASgLMhAua2lsbi52MS5UcmlnZ2VyEiAKB2FjdGlvbnMYBCADKAsyDy5raWxuLnYxLkFjdGlvbhIUCgdlbmFibGVkGAUgASgISACIAQFCCgoIX2VuYWJsZWQiPQoWQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRIjCgh3b3JrZmxvdxgBIAEoCzIRLmtpbG4udjEuV29ya2Zsb3cirQEKFVVwZGF0ZVdvcmtmbG93UmVxdWVzdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEiEKB3RyaWdnZXIYBCABKAsyEC5raWxuLnYxLlRyaWdnZXISIAoHYWN0aW9ucxgFIAMoCzIPLmtpbG4udjEuQWN0aW9uEhQKB2VuYWJsZWQYBiABKAhIAIgBAUIKCghfZW5hYmxlZCI9ChZVcGRhdGVXb3JrZmxvd1Jlc3BvbnNlEiMKCHdvcmtmbG93GAEgASgLMhEua2lsbi52MS5Xb3JrZmxvdyIjChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSCgoCaWQYASABKAkiGAoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZSJMChZFeGVjdXRlV29ya2Zsb3dSZXF1ZXN0EgoKAmlkGAEgASgJEiYKBWlucHV0GAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI8ChdFeGVjdXRlV29ya2Zsb3dSZXNwb25zZRIhCgNydW4YASABKAsyFC5raWxuLnYxLldvcmtmbG93UnVuIkwKF0xpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlcKGExpc3RXb3JrZmxvd1J1bnNSZXNwb25zZRIiCgRydW5zGAEgAygLMhQua2lsbi52MS5Xb3JrZmxvd1J1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoVR2V0V29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJIjsKFkdldFdvcmtmbG93UnVuUmVzcG9uc2USIQoDcnVuGAEgASgLMhQua2lsbi52MS5Xb3JrZmxvd1J1biIlChdSZXJ1bldvcmtmbG93UnVuUmVxdWVzdBIKCgJpZBgBIAEoCSI9ChhSZXJ1bldvcmtmbG93UnVuUmVzcG9uc2USIQoDcnVuGAEgASgLMhQua2lsbi52MS5Xb3JrZmxvd1J1bjL/BQoPV29ya2Zsb3dTZXJ2aWNlEk4KDUxpc3RXb3JrZmxvd3MSHS5raWxuLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0Gh4ua2lsbi52MS5MaXN0V29ya2Zsb3dzUmVzcG9uc2USSAoLR2V0V29ya2Zsb3cSGy5raWxuLnYxLkdldFdvcmtmbG93UmVxdWVzdBocLmtpbG4udjEuR2V0V29ya2Zsb3dSZXNwb25zZRJRCg5DcmVhdGVXb3JrZmxvdxIeLmtpbG4udjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0Gh8ua2lsbi52MS5DcmVhdGVXb3JrZmxvd1Jlc3BvbnNlElEKDlVwZGF0ZVdvcmtmbG93Eh4ua2lsbi52MS5VcGRhdGVXb3JrZmxvd1JlcXVlc3QaHy5raWxuLnYxLlVwZGF0ZVdvcmtmbG93UmVzcG9uc2USUQoORGVsZXRlV29ya2Zsb3cSHi5raWxuLnYxLkRlbGV0ZVdvcmtmbG93UmVxdWVzdBofLmtpbG4udjEuRGVsZXRlV29ya2Zsb3dSZXNwb25zZRJUCg9FeGVjdXRlV29ya2Zsb3cSHy5raWxuLnYxLkV4ZWN1dGVXb3JrZmxvd1JlcXVlc3QaIC5raWxuLnYxLkV4ZWN1dGVXb3JrZmxvd1Jlc3BvbnNlElcKEExpc3RXb3JrZmxvd1J1bnMSIC5raWxuLnYxLkxpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0GiEua2lsbi52MS5MaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2USUQoOR2V0V29ya2Zsb3dSdW4SHi5raWxuLnYxLkdldFdvcmtmbG93UnVuUmVxdWVzdBofLmtpbG4udjEuR2V0V29ya2Zsb3dSdW5SZXNwb25zZRJXChBSZXJ1bldvcmtmbG93UnVuEiAua2lsbi52MS5SZXJ1bldvcmtmbG93UnVuUmVxdWVzdBohLmtpbG4udjEuUmVydW5Xb3JrZmxvd1J1blJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message kiln.v1.Workflow
@@ -67,38 +67,49 @@ export const WorkflowSchema: GenMessage<Workflow> = /*@__PURE__*/
   messageDesc(file_kiln_v1_workflow, 0);
 
 /**
- * What starts a workflow.
+ * What starts a workflow. A disabled workflow is not started by its trigger.
  *
  * @generated from message kiln.v1.Trigger
  */
 export type Trigger = Message<"kiln.v1.Trigger"> & {
   /**
-   * "manual", "data_change" or "schedule".
+   * "manual" (ExecuteWorkflow only), "on_event" or "schedule".
    *
    * @generated from field: string kind = 1;
    */
   kind: string;
 
   /**
-   * For data_change: the model's plural name.
+   * For on_event: the subject, a model's plural ("invoices", "models", "builds"); empty
+   * for any.
    *
    * @generated from field: string model = 2;
    */
   model: string;
 
   /**
-   * For data_change: any of "created", "updated", "deleted".
+   * For on_event: the event kinds, e.g. "entity.created", "entity.*", "build.failed";
+   * at least one.
    *
    * @generated from field: repeated string events = 3;
    */
   events: string[];
 
   /**
-   * For schedule: a cron expression.
+   * For schedule: a cron expression in UTC, five fields (minute first) or six (second
+   * first), e.g. "0 9 * * 1-5".
    *
    * @generated from field: string cron = 4;
    */
   cron: string;
+
+  /**
+   * For on_event: a JavaScript expression over the event's record (its fields by name,
+   * and `record`, `before`, `event`), e.g. "amount > 1000"; empty for every event.
+   *
+   * @generated from field: string condition = 5;
+   */
+  condition: string;
 };
 
 /**
@@ -109,7 +120,7 @@ export const TriggerSchema: GenMessage<Trigger> = /*@__PURE__*/
   messageDesc(file_kiln_v1_workflow, 1);
 
 /**
- * One step of a workflow.
+ * One step of a workflow. Settings are checked when the workflow is saved.
  *
  * @generated from message kiln.v1.Action
  */
@@ -120,19 +131,34 @@ export type Action = Message<"kiln.v1.Action"> & {
   name: string;
 
   /**
-   * "publish_event", "http_request", "create_entity", "update_entity",
-   * "delete_entity" or "script".
+   * "publish_event", "http_request", "create_record", "update_record", "send_webhook"
+   * or "script".
    *
    * @generated from field: string kind = 2;
    */
   kind: string;
 
   /**
-   * Kind-specific settings, e.g. {"queue": "app_builds"} for publish_event.
+   * Kind-specific settings, e.g. {"queue": "app_builds"} for publish_event; strings are
+   * tera templates over the run's context (input, event, record, steps).
    *
    * @generated from field: google.protobuf.Struct config = 3;
    */
   config?: JsonObject | undefined;
+
+  /**
+   * Attempts after a failed one before the action, and its run, fail (0 to 10).
+   *
+   * @generated from field: int32 retries = 4;
+   */
+  retries: number;
+
+  /**
+   * Wait before the first retry, doubling for each next one (default 1000).
+   *
+   * @generated from field: int32 backoff_ms = 5;
+   */
+  backoffMs: number;
 };
 
 /**
@@ -169,6 +195,8 @@ export type WorkflowRun = Message<"kiln.v1.WorkflowRun"> & {
   input?: JsonObject | undefined;
 
   /**
+   * The last action's output.
+   *
    * @generated from field: google.protobuf.Struct output = 5;
    */
   output?: JsonObject | undefined;
@@ -192,6 +220,20 @@ export type WorkflowRun = Message<"kiln.v1.WorkflowRun"> & {
    * @generated from field: google.protobuf.Timestamp finished_at = 9;
    */
   finishedAt?: Timestamp | undefined;
+
+  /**
+   * What started it: "manual", "on_event", "schedule" or "rerun".
+   *
+   * @generated from field: string trigger = 10;
+   */
+  trigger: string;
+
+  /**
+   * For a rerun: the run it repeats.
+   *
+   * @generated from field: string rerun_of = 11;
+   */
+  rerunOf: string;
 };
 
 /**
@@ -202,6 +244,8 @@ export const WorkflowRunSchema: GenMessage<WorkflowRun> = /*@__PURE__*/
   messageDesc(file_kiln_v1_workflow, 3);
 
 /**
+ * One action of a run, as far as it went.
+ *
  * @generated from message kiln.v1.ActionResult
  */
 export type ActionResult = Message<"kiln.v1.ActionResult"> & {
@@ -211,6 +255,8 @@ export type ActionResult = Message<"kiln.v1.ActionResult"> & {
   action: string;
 
   /**
+   * "succeeded" or "failed".
+   *
    * @generated from field: string status = 2;
    */
   status: string;
@@ -224,6 +270,35 @@ export type ActionResult = Message<"kiln.v1.ActionResult"> & {
    * @generated from field: string error = 4;
    */
   error: string;
+
+  /**
+   * @generated from field: string kind = 5;
+   */
+  kind: string;
+
+  /**
+   * Its settings as run: templates rendered.
+   *
+   * @generated from field: google.protobuf.Struct input = 6;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * How many times it was tried.
+   *
+   * @generated from field: int32 attempts = 7;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: int64 duration_ms = 8;
+   */
+  durationMs: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 9;
+   */
+  startedAt?: Timestamp | undefined;
 };
 
 /**
@@ -336,9 +411,11 @@ export type CreateWorkflowRequest = Message<"kiln.v1.CreateWorkflowRequest"> & {
   actions: Action[];
 
   /**
-   * @generated from field: bool enabled = 5;
+   * Absent: enabled.
+   *
+   * @generated from field: optional bool enabled = 5;
    */
-  enabled: boolean;
+  enabled?: boolean | undefined;
 };
 
 /**
@@ -395,9 +472,11 @@ export type UpdateWorkflowRequest = Message<"kiln.v1.UpdateWorkflowRequest"> & {
   actions: Action[];
 
   /**
-   * @generated from field: bool enabled = 6;
+   * Absent: as it was.
+   *
+   * @generated from field: optional bool enabled = 6;
    */
-  enabled: boolean;
+  enabled?: boolean | undefined;
 };
 
 /**
@@ -577,6 +656,40 @@ export const GetWorkflowRunResponseSchema: GenMessage<GetWorkflowRunResponse> = 
   messageDesc(file_kiln_v1_workflow, 20);
 
 /**
+ * @generated from message kiln.v1.RerunWorkflowRunRequest
+ */
+export type RerunWorkflowRunRequest = Message<"kiln.v1.RerunWorkflowRunRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message kiln.v1.RerunWorkflowRunRequest.
+ * Use `create(RerunWorkflowRunRequestSchema)` to create a new message.
+ */
+export const RerunWorkflowRunRequestSchema: GenMessage<RerunWorkflowRunRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_workflow, 21);
+
+/**
+ * @generated from message kiln.v1.RerunWorkflowRunResponse
+ */
+export type RerunWorkflowRunResponse = Message<"kiln.v1.RerunWorkflowRunResponse"> & {
+  /**
+   * @generated from field: kiln.v1.WorkflowRun run = 1;
+   */
+  run?: WorkflowRun | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.RerunWorkflowRunResponse.
+ * Use `create(RerunWorkflowRunResponseSchema)` to create a new message.
+ */
+export const RerunWorkflowRunResponseSchema: GenMessage<RerunWorkflowRunResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_workflow, 22);
+
+/**
  * WorkflowService owns workflows: a trigger and an ordered list of actions.
  *
  * @generated from service kiln.v1.WorkflowService
@@ -633,7 +746,9 @@ export const WorkflowService: GenService<{
     output: typeof DeleteWorkflowResponseSchema;
   },
   /**
-   * Runs a workflow now with the given input, whatever its trigger.
+   * Starts a run of the workflow now with the given input, whatever its trigger and
+   * even when it is disabled; answers with the run as started (follow it with
+   * GetWorkflowRun).
    *
    * @generated from rpc kiln.v1.WorkflowService.ExecuteWorkflow
    */
@@ -661,6 +776,16 @@ export const WorkflowService: GenService<{
     methodKind: "unary";
     input: typeof GetWorkflowRunRequestSchema;
     output: typeof GetWorkflowRunResponseSchema;
+  },
+  /**
+   * Runs a past run's workflow again, as it is now, with that run's input.
+   *
+   * @generated from rpc kiln.v1.WorkflowService.RerunWorkflowRun
+   */
+  rerunWorkflowRun: {
+    methodKind: "unary";
+    input: typeof RerunWorkflowRunRequestSchema;
+    output: typeof RerunWorkflowRunResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kiln_v1_workflow, 0);
