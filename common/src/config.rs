@@ -35,6 +35,8 @@ settings! {
     "amqp_url", "KILN_AMQP_URL", "RabbitMQ for the event bus (amqp://…); required by the model, app and build-worker roles of the mesh; unset in all-in-one means in-process events";
     "amqp_exchange", "KILN_AMQP_EXCHANGE", "The RabbitMQ topic exchange events go through (consumer groups' queues are named after it), so installations can share one RabbitMQ [default: kiln.events]";
     "webhook_allow_private", "KILN_WEBHOOK_ALLOW_PRIVATE", "Let workflows' HTTP requests and webhooks reach loopback, private and link-local addresses (true or false); refused by default, so a workspace cannot reach the platform's own network [default: false]";
+    "webhook_retry_base", "KILN_WEBHOOK_RETRY_BASE", "Wait before a failed webhook delivery is tried again; each next wait is four times longer, at most 6h [default: 5s]";
+    "webhook_retry_window", "KILN_WEBHOOK_RETRY_WINDOW", "How long after its event a webhook delivery is still tried; a subscription whose deliveries failed for this long is disabled [default: 1d]";
     "jwt_secret", "KILN_JWT_SECRET", "Secret that signs access tokens, at least 32 bytes; required outside all-in-one, where one is generated into the data dir";
     "jwt_previous_secrets", "KILN_JWT_PREVIOUS_SECRETS", "Comma-separated secrets of earlier keys, still accepted for verification while tokens they signed expire";
     "http_addr", "KILN_HTTP_ADDR", "Address of the gateway's listener (REST, gRPC, grpc-web), or of the ui role's [default: 0.0.0.0:4000; ui role 0.0.0.0:3000]";
@@ -276,6 +278,8 @@ pub struct Config {
     pub amqp_exchange: String,
     /// Outgoing requests of workflows and webhooks may reach private addresses.
     pub webhook_allow_private: bool,
+    pub webhook_retry_base: Duration,
+    pub webhook_retry_window: Duration,
     /// None in all-in-one until one is generated into the data dir.
     pub jwt_secret: Option<String>,
     pub jwt_previous_secrets: Vec<String>,
@@ -323,6 +327,8 @@ impl fmt::Debug for Config {
             .field("amqp_url", &url(&self.amqp_url))
             .field("amqp_exchange", &self.amqp_exchange)
             .field("webhook_allow_private", &self.webhook_allow_private)
+            .field("webhook_retry_base", &self.webhook_retry_base)
+            .field("webhook_retry_window", &self.webhook_retry_window)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.iter().map(|_| "***").collect::<Vec<_>>())
             .field("http_addr", &self.http_addr)
@@ -468,6 +474,18 @@ impl Config {
             "false" | "0" => Ok(false),
             _ => Err(format!("`{v}` is not true or false")),
         })?;
+        let webhook_retry_base =
+            raw.parse("webhook_retry_base", Duration::from_secs(5), |v| match parse_duration(v)? {
+                base if base >= Duration::from_millis(1) => Ok(base),
+                _ => Err(format!("`{v}` is shorter than 1ms")),
+            })?;
+        let webhook_retry_window =
+            raw.parse("webhook_retry_window", Duration::from_secs(86_400), |v| match parse_duration(v)? {
+                window if window >= Duration::from_millis(1) && window <= Duration::from_secs(30 * 86_400) => {
+                    Ok(window)
+                }
+                _ => Err(format!("`{v}` is not between 1ms and 30d")),
+            })?;
         let build_max_attempts = raw.parse("build_max_attempts", 3, |v| match v.parse::<u32>() {
             Ok(n) if (1..=20).contains(&n) => Ok(n),
             _ => Err(format!("`{v}` is not a whole number from 1 to 20")),
@@ -501,6 +519,8 @@ impl Config {
             amqp_url,
             amqp_exchange,
             webhook_allow_private,
+            webhook_retry_base,
+            webhook_retry_window,
             jwt_secret,
             jwt_previous_secrets,
             http_addr,

@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use kiln_api_gateway::{Backends, GatewayConfig};
-use kiln_app_svc::workflows::{Workflows, triggers};
+use kiln_app_svc::{Automation, webhooks, workflows::triggers};
 use kiln_build_worker::{
     feed::{BuildFeed, LocalFeed, RedisFeed},
     worker::{BUILD_QUEUE, ImageEngine, Worker},
@@ -121,7 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             // its kinds' records: the first made is given the other once it exists.
             let (model, model_slot) = GrpcChannel::deferred("model");
             let bus = events::bus(&config).await?;
-            let (app, app_events, workflows) =
+            let (app, app_events, automation) =
                 app_service(&config, &db, auth.clone(), model, build.clone(), &builds, &stop).await?;
             let app = GrpcChannel::local("app", with_support(&app_services(), Some(app)).await?);
             let (model, model_events) = model_service(&config, &db, auth, app.clone(), &stop).await?;
@@ -131,7 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let relays =
                 [app_events, model_events, build_events].map(|events| outbox::relay(events, bus.clone(), stop.clone()));
             workers.extend(relays);
-            workers.extend(workflow_triggers(workflows, bus, &stop));
+            workers.extend(automate(automation, bus, &stop));
             let backends =
                 Backends { model, app, build: Some(build), services: all_services(), stopping: stop.clone() };
             serve_gateway(&config, keys, backends, Some(db), workers, stop).await
@@ -160,10 +160,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let builds = BuildParts::new(&config, &db).await?;
             let model = GrpcChannel::remote(&config.model_svc_url)?;
             let build = GrpcChannel::remote(&config.build_worker_url)?;
-            let (routes, events, workflows) = app_service(&config, &db, auth, model, build, &builds, &stop).await?;
+            let (routes, events, automation) = app_service(&config, &db, auth, model, build, &builds, &stop).await?;
             let bus = events::bus(&config).await?;
             let mut workers = vec![outbox::relay(events, bus.clone(), stop.clone())];
-            workers.extend(workflow_triggers(workflows, bus, &stop));
+            workers.extend(automate(automation, bus, &stop));
             serve_role(&config, &app_services(), Some(routes), Some(db), workers, stop).await
         }
         Role::BuildWorker => {
@@ -314,7 +314,7 @@ async fn model_service(
 
 /// app-svc's services on `db`, its tables migrated first and workspaces seeded by an
 /// older version brought up to date (seeding belongs with registration, in app-svc), the
-/// outbox its changes' events go to, and its workflow engine.
+/// outbox its changes' events go to, and its workflow engine and webhook dispatcher.
 async fn app_service(
     config: &Config,
     db: &Db,
@@ -323,7 +323,7 @@ async fn app_service(
     build: GrpcChannel,
     builds: &BuildParts,
     stop: &CancellationToken,
-) -> anyhow::Result<(Routes, Outbox, Workflows)> {
+) -> anyhow::Result<(Routes, Outbox, Automation)> {
     db.migrate(&kiln_app_svc::MIGRATIONS).await?;
     let outbox = Outbox::new(db.clone(), Owner::App);
     kiln_app_svc::seeding::upgrade_workspaces(db).await?;
@@ -338,16 +338,21 @@ async fn app_service(
         stopping: stop.clone(),
         outbox: outbox.clone(),
         allow_private: config.webhook_allow_private,
+        webhook_retries: webhooks::Retries { base: config.webhook_retry_base, window: config.webhook_retry_window },
     };
-    let (routes, workflows) = kiln_app_svc::routes(deps)?;
-    Ok((routes, outbox, workflows))
+    let (routes, automation) = kiln_app_svc::routes(deps)?;
+    Ok((routes, outbox, automation))
 }
 
-/// What starts workflows by themselves, beside app-svc: the bus's events and schedules.
-fn workflow_triggers(workflows: Workflows, bus: SharedBus, stop: &CancellationToken) -> [JoinHandle<()>; 2] {
+/// What works by itself beside app-svc: workflows started by the bus's events and by
+/// schedules, and webhook deliveries recorded from the bus's events and sent.
+fn automate(automation: Automation, bus: SharedBus, stop: &CancellationToken) -> [JoinHandle<()>; 4] {
+    let Automation { workflows, webhooks } = automation;
     [
-        tokio::spawn(triggers::follow_events(workflows.clone(), bus, stop.clone())),
+        tokio::spawn(triggers::follow_events(workflows.clone(), bus.clone(), stop.clone())),
         tokio::spawn(triggers::keep_schedules(workflows, stop.clone())),
+        tokio::spawn(webhooks::follow_events(webhooks.clone(), bus, stop.clone())),
+        tokio::spawn(webhooks::keep_delivering(webhooks, stop.clone())),
     ]
 }
 

@@ -11,6 +11,7 @@ pub mod builds;
 pub mod entities;
 pub mod models;
 pub mod templates;
+pub mod webhooks;
 pub mod workflows;
 
 use std::{
@@ -286,6 +287,7 @@ pub fn routes() -> Vec<Route> {
         .chain(tagged("applications", applications::routes()))
         .chain(tagged("templates", templates::routes()))
         .chain(tagged("workflows", workflows::routes()))
+        .chain(tagged("webhooks", webhooks::routes()))
         .chain(tagged("builds", builds::routes()))
         .chain(tagged("records", entities::routes()))
         .collect()

@@ -4,7 +4,7 @@
 
 mod input;
 mod password;
-mod store;
+pub(crate) mod store;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;

@@ -463,17 +463,20 @@ fn redacted(settings: &Value) -> Value {
     shown
 }
 
+/// An error with its causes, as one line: reqwest's own message rarely says why.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    chain
+}
+
 /// Sends `request`; a response other than 2xx is the action's failure.
 async fn sent(request: reqwest::RequestBuilder) -> Result<Value, String> {
-    let response = request.send().await.map_err(|e| {
-        let mut chain = format!("{e}");
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            chain.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        chain
-    })?;
+    let response = request.send().await.map_err(|e| error_chain(&e))?;
     let status = response.status();
     let body = outgoing::response_body(response).await;
     if !status.is_success() {

@@ -61,12 +61,17 @@ impl Trigger {
     /// condition aside).
     pub fn listens_for(&self, kind: &str, subject: &str) -> bool {
         let Trigger::OnEvent { events, model, .. } = self else { return false };
-        let kind_matches = events.iter().any(|pattern| match pattern.strip_suffix(".*") {
-            Some(prefix) => kind.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')),
-            None => pattern == kind,
-        });
-        kind_matches && model.as_deref().is_none_or(|model| model == subject)
+        matches_any(events, kind) && model.as_deref().is_none_or(|model| model == subject)
     }
+}
+
+/// Whether an event of `kind` is one `patterns` name (`entity.created`, or `entity.*` for
+/// every event of a subject).
+pub fn matches_any(patterns: &[String], kind: &str) -> bool {
+    patterns.iter().any(|pattern| match pattern.strip_suffix(".*") {
+        Some(prefix) => kind.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')),
+        None => pattern == kind,
+    })
 }
 
 /// One action, with its settings still as JSON (templates are rendered at run time).
@@ -204,7 +209,7 @@ fn parse_trigger(trigger: &Value, broken: &mut Vec<FieldViolation>) -> Option<Tr
 
 /// Why `pattern` names no event: events are `<subject>.<what>` of lowercase words, and
 /// `<subject>.*` names all of a subject's.
-fn event_pattern_error(pattern: &str) -> Option<&'static str> {
+pub fn event_pattern_error(pattern: &str) -> Option<&'static str> {
     let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_');
     match pattern.split_once('.') {
         Some((subject, what)) if word(subject) && (what == "*" || word(what)) => None,

@@ -190,16 +190,30 @@ impl Workflows {
     }
 }
 
-/// Starts the workflows each event of the bus triggers, until `stop`. An event is
-/// acknowledged once its runs are recorded; one that could not be handled (the database
-/// was away) is tried again after a pause.
+/// Starts the workflows each event of the bus triggers, until `stop`.
 pub async fn follow_events(workflows: Workflows, bus: SharedBus, stop: CancellationToken) {
+    consume(bus, EVENT_GROUP, stop, move |event| {
+        let workflows = workflows.clone();
+        async move { workflows.on_event(&event).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// Hands each event of the consumer group `group` to `handle`, until `stop`. An event is
+/// acknowledged once handled; one that could not be (the database was away) is handled
+/// again after a pause, so handlers must be idempotent (the bus delivers at least once
+/// anyway).
+pub async fn consume<F, Fut>(bus: SharedBus, group: &str, stop: CancellationToken, handle: F)
+where
+    F: Fn(Event) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let mut pause = Duration::from_millis(200);
     let mut subscription = loop {
-        match bus.subscribe(EVENT_GROUP).await {
+        match bus.subscribe(group).await {
             Ok(subscription) => break subscription,
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "workflows cannot follow the event bus yet; trying again");
+                tracing::warn!(group, error = %format!("{e:#}"), "cannot follow the event bus yet; trying again");
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_secs(5)),
@@ -216,20 +230,15 @@ pub async fn follow_events(workflows: Workflows, bus: SharedBus, stop: Cancellat
             },
         };
         let mut pause = Duration::from_millis(200);
-        loop {
-            match workflows.on_event(&delivery.event).await {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(event = %delivery.event.id, error = %format!("{e:#}"), "could not start the workflows of an event; trying again");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_secs(5)),
-                    }
-                }
+        while let Err(e) = handle(delivery.event.clone()).await {
+            tracing::warn!(group, event = %delivery.event.id, error = %format!("{e:#}"), "could not handle an event; trying again");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_secs(5)),
             }
         }
         if let Err(e) = delivery.ack().await {
-            tracing::warn!(error = %format!("{e:#}"), "could not acknowledge an event (it comes again, and starts nothing twice)");
+            tracing::warn!(group, error = %format!("{e:#}"), "could not acknowledge an event (it comes again, and is handled once)");
         }
     }
 }

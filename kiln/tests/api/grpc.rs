@@ -231,6 +231,7 @@ async fn health_and_reflection_are_served_on_the_gateway_port() {
             "kiln.v1.EntityService",
             "kiln.v1.ModelService",
             "kiln.v1.TemplateService",
+            "kiln.v1.WebhookService",
             "kiln.v1.WorkflowService"
         ]
     );

@@ -163,7 +163,7 @@ pub async fn remove_exchange(exchange: &str, groups: &[&str]) {
 }
 
 /// The consumer groups Kiln's own roles keep on the bus.
-pub const KILN_GROUPS: &[&str] = &[kiln_app_svc::workflows::triggers::EVENT_GROUP];
+pub const KILN_GROUPS: &[&str] = &[kiln_app_svc::workflows::triggers::EVENT_GROUP, kiln_app_svc::webhooks::EVENT_GROUP];
 
 /// The local Redis the tests share; each test's keys under a prefix of its own.
 pub fn redis_url() -> String {

@@ -21,4 +21,5 @@ mod system_records;
 mod tenancy;
 mod typed;
 mod ui;
+mod webhooks;
 mod workflows;

@@ -22,7 +22,11 @@ use kiln_proto::v1::{
     application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
     build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
     model_service_client::ModelServiceClient, template_service_client::TemplateServiceClient,
-    workflow_service_client::WorkflowServiceClient,
+    webhook_service_client::WebhookServiceClient, workflow_service_client::WorkflowServiceClient,
+};
+use kiln_proto::v1::{
+    CreateWebhookRequest, DeleteWebhookRequest, GetWebhookRequest, ListWebhookDeliveriesRequest, ListWebhooksRequest,
+    RedeliverWebhookDeliveryRequest, UpdateWebhookRequest,
 };
 use kiln_proto::v1::{
     CreateWorkflowRequest, DeleteWorkflowRequest, ExecuteWorkflowRequest, GetWorkflowRequest, GetWorkflowRunRequest,
@@ -42,6 +46,8 @@ struct Victim {
     build_id: String,
     /// The run of A's build workflow that queued it.
     workflow_run_id: String,
+    /// A's webhook subscription.
+    webhook_id: String,
     model_id: String,
     record_id: String,
     owner_record_id: String,
@@ -114,6 +120,10 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
         assert_eq!(status, 201, "{plural}: {created}");
         system.insert(plural, created["record"]["id"].as_str().unwrap().to_string());
     }
+    let hook =
+        json!({ "url": "http://alice-secret.example/hook", "events": ["entity.*"], "description": SECRET_VALUE });
+    let (status, webhook) = post("/api/v1/webhooks", hook).await;
+    assert_eq!(status, 201, "{webhook}");
     let generate = format!("{base}/api/v1/applications/{application}/generate");
     let (status, generated) = send_json(http, reqwest::Method::POST, generate, &access, None).await;
     assert_eq!(status, 202, "{generated}");
@@ -122,6 +132,7 @@ async fn victim(http: &reqwest::Client, base: &str) -> Victim {
     Victim {
         build_id: generated["build"]["id"].as_str().unwrap().to_string(),
         workflow_run_id: generated["workflow_run_id"].as_str().unwrap().to_string(),
+        webhook_id: webhook["webhook"]["id"].as_str().unwrap().to_string(),
         model_id: model["model"]["id"].as_str().unwrap().to_string(),
         record_id,
         owner_record_id,
@@ -232,6 +243,14 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                     let aimed = method != reqwest::Method::GET;
                     variants.push((concrete, String::new(), body.clone(), aimed));
                 }
+                p if p.starts_with("/webhooks/{id}") => {
+                    variants.push((p.replace("{id}", &victim.webhook_id), String::new(), body.clone(), true));
+                }
+                p if p.starts_with("/webhook-deliveries/{id}") => {
+                    // B cannot learn A's delivery ids; any id is not found.
+                    let id = uuid::Uuid::now_v7().to_string();
+                    variants.push((p.replace("{id}", &id), String::new(), body.clone(), true));
+                }
                 p if p.starts_with("/workflow-runs/{id}") => {
                     variants.push((p.replace("{id}", &victim.workflow_run_id), String::new(), body.clone(), true));
                 }
@@ -304,6 +323,7 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     let mut templates = TemplateServiceClient::new(channel.clone());
     let mut builds = BuildServiceClient::new(channel.clone());
     let mut workflows = WorkflowServiceClient::new(channel.clone());
+    let mut webhooks = WebhookServiceClient::new(channel.clone());
     let mut auth = AuthServiceClient::new(channel);
     let mut covered = BTreeSet::new();
     let mut check = |method: &str, answer: String, code: Code, allowed: &[Code]| {
@@ -509,6 +529,36 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     check("kiln.v1.WorkflowService/GetWorkflowRun", shown(&answer), code(&answer), AIMED);
     let answer = workflows.rerun_workflow_run(with_token(RerunWorkflowRunRequest { id: run }, b)).await;
     check("kiln.v1.WorkflowService/RerunWorkflowRun", shown(&answer), code(&answer), AIMED);
+
+    let webhook = victim.webhook_id.clone();
+    let answer = webhooks.get_webhook(with_token(GetWebhookRequest { id: webhook.clone() }, b)).await;
+    check("kiln.v1.WebhookService/GetWebhook", shown(&answer), code(&answer), AIMED);
+    let update = UpdateWebhookRequest {
+        id: webhook.clone(),
+        url: "http://example.com/b".into(),
+        events: vec!["entity.*".into()],
+        ..Default::default()
+    };
+    let answer = webhooks.update_webhook(with_token(update, b)).await;
+    check("kiln.v1.WebhookService/UpdateWebhook", shown(&answer), code(&answer), AIMED);
+    let answer = webhooks.delete_webhook(with_token(DeleteWebhookRequest { id: webhook.clone() }, b)).await;
+    check("kiln.v1.WebhookService/DeleteWebhook", shown(&answer), code(&answer), AIMED);
+    let list = ListWebhookDeliveriesRequest { id: webhook.clone(), ..Default::default() };
+    let answer = webhooks.list_webhook_deliveries(with_token(list, b)).await;
+    check("kiln.v1.WebhookService/ListWebhookDeliveries", shown(&answer), code(&answer), AIMED);
+    let redeliver = RedeliverWebhookDeliveryRequest { id: uuid::Uuid::now_v7().to_string() };
+    let answer = webhooks.redeliver_webhook_delivery(with_token(redeliver, b)).await;
+    check("kiln.v1.WebhookService/RedeliverWebhookDelivery", shown(&answer), code(&answer), AIMED);
+    let answer = webhooks.list_webhooks(with_token(ListWebhooksRequest::default(), b)).await;
+    assert!(answer.as_ref().is_ok_and(|r| r.get_ref().webhooks.is_empty()), "{answer:?}");
+    check("kiln.v1.WebhookService/ListWebhooks", shown(&answer), code(&answer), &[Code::Ok]);
+    let own = CreateWebhookRequest {
+        url: "http://example.com/b".into(),
+        events: vec!["entity.created".into()],
+        ..Default::default()
+    };
+    let answer = webhooks.create_webhook(with_token(own, b)).await;
+    check("kiln.v1.WebhookService/CreateWebhook", shown(&answer), code(&answer), &[Code::Ok]);
 
     let build = victim.build_id.clone();
     let answer = builds.get_build(with_token(GetBuildRequest { id: build.clone() }, b)).await;

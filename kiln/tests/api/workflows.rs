@@ -31,22 +31,22 @@ crate::on_every_backend!(
 
 /// One request a receiver took.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 /// An HTTP receiver on loopback: it keeps every request, and answers 500 on paths under
 /// `/fail`, 200 with `{"ok": true}` elsewhere.
 #[derive(Clone)]
-struct Receiver {
+pub struct Receiver {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         async fn take(
             State(seen): State<Arc<Mutex<Vec<Received>>>>,
@@ -70,16 +70,16 @@ impl Receiver {
         Receiver { addr, seen }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn on(&self, path: &str) -> Vec<Received> {
+    pub fn on(&self, path: &str) -> Vec<Received> {
         self.seen.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
     }
 
     /// The requests to `path` once there are `count`, within a deadline.
-    async fn until(&self, path: &str, count: usize) -> Vec<Received> {
+    pub async fn until(&self, path: &str, count: usize) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let seen = self.on(path);
@@ -102,7 +102,7 @@ async fn kiln_reaching_loopback(backend: Backend) -> TestApp {
 }
 
 /// A user with an Invoice model (number, amount).
-async fn with_invoices(app: &TestApp) -> String {
+pub async fn with_invoices(app: &TestApp) -> String {
     let access = token(&app.register("ada@example.com").await, "access_token");
     let invoice = json!({ "name": "Invoice", "fields": [
         { "name": "number", "type": "text", "required": true },
@@ -141,7 +141,7 @@ async fn finished(app: &TestApp, access: &str, id: &str) -> Value {
 }
 
 /// Checks a Standard Webhooks signature the way a receiver does.
-fn signed_by(secret: &str, received: &Received) -> bool {
+pub fn signed_by(secret: &str, received: &Received) -> bool {
     let header = |name: &str| received.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let key = base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
