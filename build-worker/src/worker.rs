@@ -115,6 +115,20 @@ impl Worker {
             report(&job, self.queue.fail(&job, "the job names no build").await);
             return;
         };
+        // Jobs come from workspaces' workflows: one may only build its own workspace's builds.
+        let named = job.payload.get("workspace_id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok());
+        match self.store.find(build_id).await {
+            Ok(Some(row)) if Some(row.workspace_id) == named => {}
+            Ok(_) => {
+                tracing::warn!(job = %job.id, %build_id, "a build job not of the build's workspace; dropped");
+                report(&job, self.queue.fail(&job, "the job names another workspace's build, or none").await);
+                return;
+            }
+            Err(error) => {
+                report::<()>(&job, Err(anyhow::Error::from(error)));
+                return;
+            }
+        }
         match self.attempt(build_id, &job).await {
             Ok(()) => report(&job, self.queue.complete(&job).await),
             Err(error) if error.downcast_ref::<Lost>().is_some() => {

@@ -147,7 +147,7 @@ async fn failed_attempts_are_retried_then_dead_lettered(postgres: bool) {
         .await
         .unwrap();
     let id = Uuid::parse_str(&build.id).unwrap();
-    jobs.enqueue(&json!({ "build_id": build.id })).await.unwrap();
+    jobs.enqueue(&json!({ "build_id": build.id, "workspace_id": workspace })).await.unwrap();
 
     let take = || async {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -213,7 +213,7 @@ async fn a_run_taken_over_leaves_the_job_to_its_new_holder() {
     let build =
         store.open(workspace, Uuid::new_v4(), Uuid::new_v4(), "shop", &json!({ "templates": [slow] })).await.unwrap();
     let id = Uuid::parse_str(&build.id).unwrap();
-    jobs.enqueue(&json!({ "build_id": build.id })).await.unwrap();
+    jobs.enqueue(&json!({ "build_id": build.id, "workspace_id": workspace })).await.unwrap();
     let first = jobs.take("slow").await.unwrap().unwrap();
     let running = tokio::spawn({
         let worker = worker.clone();
@@ -236,5 +236,34 @@ async fn a_run_taken_over_leaves_the_job_to_its_new_holder() {
     let stats = jobs.stats().await.unwrap();
     assert_eq!((stats.in_flight, stats.waiting, stats.dead), (1, 0, 0), "the job is still the new holder's: {stats:?}");
     assert!(jobs.keep(&second).await.unwrap());
+    drop_database(db, name).await;
+}
+
+#[tokio::test]
+async fn a_job_naming_another_workspace_is_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, db, name) = store(false, &dir).await;
+    db.migrate(&queue::MIGRATIONS).await.unwrap();
+    let settings = QueueSettings { max_attempts: 1, ..QueueSettings::default() };
+    let jobs: Arc<dyn JobQueue> = Arc::new(TableQueue::new(db.clone(), "app_builds", settings));
+    let worker = Worker {
+        name: "w1".into(),
+        store: store.clone(),
+        queue: jobs.clone(),
+        feed: Arc::new(LocalFeed::default()),
+        generated_dir: dir.path().join("generated"),
+        engine: ImageEngine::Off("not in this test".into()),
+        keep_every: Duration::from_secs(10),
+    };
+    let workspace = Uuid::new_v4();
+    let build =
+        store.open(workspace, Uuid::new_v4(), Uuid::new_v4(), "shop", &json!({ "templates": [] })).await.unwrap();
+    let id = Uuid::parse_str(&build.id).unwrap();
+    jobs.enqueue(&json!({ "build_id": build.id, "workspace_id": Uuid::new_v4() })).await.unwrap();
+    worker.handle(jobs.take("w1").await.unwrap().expect("the job")).await;
+    let untouched = store.get(workspace, id).await.unwrap();
+    assert_eq!((untouched.status.as_str(), untouched.attempts), (store::QUEUED, 0), "{untouched:?}");
+    let letters = jobs.dead_letters(10).await.unwrap();
+    assert!(letters[0].reason.contains("another workspace's build"), "{}", letters[0].reason);
     drop_database(db, name).await;
 }

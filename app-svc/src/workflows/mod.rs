@@ -315,7 +315,15 @@ impl Workflows {
             "publish_event" => {
                 let queue_name = text("queue");
                 let queue = self.queues.get(&queue_name).ok_or_else(|| format!("there is no queue `{queue_name}`"))?;
-                let payload = settings.get("payload").cloned().unwrap_or(Value::Null);
+                // A job speaks for the run's workspace only: consumers check it (the build
+                // worker builds only that workspace's builds).
+                let mut payload = settings.get("payload").cloned().unwrap_or(Value::Null);
+                match payload.as_object_mut() {
+                    Some(fields) => {
+                        fields.insert("workspace_id".into(), json!(run.workspace.to_string()));
+                    }
+                    None => return Err("its payload must be an object".into()),
+                }
                 let job = queue
                     .enqueue(&payload)
                     .await
@@ -390,18 +398,19 @@ impl Workflows {
                 let source = action.config.get("source").and_then(Value::as_str).unwrap_or_default().to_string();
                 let limits = action.script_limits();
                 let input = context.clone();
-                let output = tokio::task::spawn_blocking(move || sandbox::run_script(&source, &input, limits))
-                    .await
-                    .map_err(|e| format!("the script engine stopped: {e}"))??;
-                Ok((output, None))
+                Ok((
+                    sandbox::run_bounded(move || sandbox::run_script(&source, &input, limits), limits.time).await?,
+                    None,
+                ))
             }
             other => Err(format!("actions of kind `{other}` are not run by this version")),
         }
     }
 
     /// `message` as a call made by the run's workflow owner, in the run's workspace: a
-    /// token of the owner's automation session (one per user and workspace, so signing
-    /// out of the browser does not stop the workspace's workflows).
+    /// token of the owner's automation session (one per user and workspace, never handed
+    /// out; signing out, even everywhere, does not stop the workspace's workflows, so a
+    /// revoked one is opened again).
     async fn as_owner<T>(&self, run: &Run, message: T) -> Result<tonic::Request<T>, String> {
         let session =
             Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("kiln-workflows:{}:{}", run.owner, run.workspace).as_bytes());
@@ -409,7 +418,7 @@ impl Workflows {
         let opened = with_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO sessions (id, user_id, workspace_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4) \
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (id) DO UPDATE SET revoked_at = NULL",
             )
             .bind(Id(session)).bind(Id(run.owner)).bind(Id(run.workspace)).bind(now)
             .execute(pool).await.map(|_| ())

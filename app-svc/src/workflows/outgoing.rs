@@ -97,13 +97,11 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+            // Global unicast only (2000::/3), less the ranges that carry or translate to
+            // other addresses (6to4, Teredo) and documentation; NAT64, IPv4-compatible,
+            // unique- and link-local forms all fall outside 2000::/3.
+            let [first, second, ..] = v6.segments();
+            (first & 0xe000) == 0x2000 && first != 0x2002 && !(first == 0x2001 && (second == 0 || second == 0x0db8))
         }
     }
 }
@@ -129,7 +127,11 @@ impl Resolve for PublicOnly {
                 found.iter().copied().filter(|addr| allow_private || is_public(addr.ip())).collect();
             match (reachable.is_empty(), found.first()) {
                 (false, _) => Ok(Box::new(reachable.into_iter()) as Addrs),
-                (true, Some(addr)) => Err(format!("{host} resolves to {}", refused(addr.ip())).into()),
+                // The address is not named: a workspace may not map the platform's network.
+                (true, Some(_)) => Err(format!(
+                    "{host} resolves to no public address; the operator allows private ones with KILN_WEBHOOK_ALLOW_PRIVATE"
+                )
+                .into()),
                 (true, None) => Err(format!("{host} has no address").into()),
             }
         })
@@ -161,7 +163,15 @@ pub fn signature_headers(secret: &str, id: &str, timestamp: i64, body: &[u8]) ->
 /// A response body as a run keeps it: JSON when it is, else text, cut to
 /// [`MAX_RESPONSE_BYTES`].
 pub async fn response_body(response: reqwest::Response) -> serde_json::Value {
-    let bytes = response.bytes().await.unwrap_or_default();
+    // Read no further than what is kept: a receiver may answer with gigabytes.
+    let mut response = response;
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
     let kept = &bytes[..bytes.len().min(MAX_RESPONSE_BYTES)];
     serde_json::from_slice(kept)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(kept).into_owned()))
@@ -185,6 +195,11 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
@@ -200,7 +215,7 @@ mod tests {
         assert!(literal.starts_with("127.0.0.1 is not a public address"), "{literal}");
         let named = guarded.request(reqwest::Method::GET, "http://localhost:9/x").unwrap().send().await.unwrap_err();
         let chain = format!("{:?}", anyhow::Error::from(named));
-        assert!(chain.contains("localhost resolves to") && chain.contains("is not a public address"), "{chain}");
+        assert!(chain.contains("localhost resolves to no public address"), "{chain}");
         let open = Outgoing::new(true).unwrap();
         assert!(open.request(reqwest::Method::GET, "http://127.0.0.1:9/x").is_ok());
         assert!(url_error("ftp://example.com").is_err());

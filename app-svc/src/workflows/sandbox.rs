@@ -55,6 +55,27 @@ pub fn condition_holds(expression: &str, input: &Value) -> Result<bool, String> 
     Ok(evaluate(&condition_function(expression), input, CONDITION_LIMITS)? == Value::Bool(true))
 }
 
+/// Snippets running at once in this process; more wait their turn.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Runs `snippet` (one of the functions above) on the blocking pool, at most
+/// [`RUNNING`] at once, and gives up waiting for it a second after `limit`. The engine's
+/// interrupt stops nearly every runaway snippet at `limit`; a built-in that never looks at
+/// the interrupt (a native loop over a huge array-like) is not stopped, so its thread
+/// spins on, but the run, and the events behind it, do not wait for it.
+pub async fn run_bounded<T: Send + 'static>(
+    snippet: impl FnOnce() -> Result<T, String> + Send + 'static,
+    limit: Duration,
+) -> Result<T, String> {
+    let _turn = RUNNING.acquire().await.map_err(|_| "the script engine is closed".to_string())?;
+    let task = tokio::task::spawn_blocking(snippet);
+    match tokio::time::timeout(limit + Duration::from_secs(1), task).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => Err(format!("the script engine stopped: {e}")),
+        Err(_) => Err(format!("stopped after its time limit of {} ms", limit.as_millis())),
+    }
+}
+
 /// Parses `function` (not running it) in a runtime of its own.
 fn compile_error(function: &str) -> Option<String> {
     let limits = Limits { time: Duration::from_millis(500), memory_bytes: 16 << 20 };

@@ -80,7 +80,11 @@ impl Workflows {
             }
             if let spec::Trigger::OnEvent { condition: Some(condition), .. } = &trigger {
                 let (condition, context) = (condition.clone(), input.clone());
-                let holds = tokio::task::spawn_blocking(move || sandbox::condition_holds(&condition, &context)).await?;
+                let holds = sandbox::run_bounded(
+                    move || sandbox::condition_holds(&condition, &context),
+                    sandbox::CONDITION_LIMITS.time,
+                )
+                .await;
                 match holds {
                     Ok(true) => {}
                     Ok(false) => continue,
@@ -160,7 +164,11 @@ impl Workflows {
                         tokio::spawn(async move { engine.finish(run).await });
                     }
                     Ok(None) | Err(kiln_common::ServiceError::FailedPrecondition(_)) => {}
-                    Err(e) => return Err(anyhow::Error::from(e)),
+                    Err(e) => {
+                        // Given back, so this process or another takes it on its next look.
+                        self.give_back_tick(schedule.id, due).await;
+                        return Err(anyhow::Error::from(e));
+                    }
                 }
             }
             if let Ok(after) = cron.find_next_occurrence(&now, false) {
@@ -180,6 +188,16 @@ impl Workflows {
                 .execute(pool).await.map(|done| done.rows_affected() == 1)
         })?;
         Ok(taken)
+    }
+
+    async fn give_back_tick(&self, id: Uuid, due: DateTime<Utc>) {
+        let given = with_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM workflow_ticks WHERE workflow_id = $1 AND tick_at = $2")
+                .bind(Id(id)).bind(due).execute(pool).await.map(|_| ())
+        });
+        if let Err(e) = given {
+            tracing::warn!(workflow = %id, error = %e, "could not give back a schedule tick; it is skipped");
+        }
     }
 
     async fn prune_ticks(&self, now: DateTime<Utc>) -> anyhow::Result<()> {

@@ -427,3 +427,25 @@ async fn outgoing_requests_refuse_private_addresses_unless_allowed() {
     assert!(receiver.on("/inside").is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_published_job_speaks_for_its_own_workspace_only() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let registered = app.register("ada@example.com").await;
+    let access = token(&registered, "access_token");
+    let own = registered["user"]["workspace_id"].as_str().unwrap().to_string();
+    let other = uuid::Uuid::now_v7().to_string();
+    let workflow = create_workflow(&app, &access, json!({
+        "name": "Somebody else's build",
+        "trigger": { "kind": "manual" },
+        "actions": [{ "name": "queue", "kind": "publish_event", "config": {
+            "queue": "app_builds", "payload": { "build_id": uuid::Uuid::now_v7().to_string(), "workspace_id": other }
+        }}]
+    }))
+    .await;
+    let (_, started) = app.post_with_token(&format!("/api/v1/workflows/{workflow}/execute"), &access, json!({})).await;
+    let run = finished(&app, &access, started["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["steps"][0]["output"]["payload"]["workspace_id"].as_str(), Some(own.as_str()), "{run}");
+    app.stop().await;
+}
