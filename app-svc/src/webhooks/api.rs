@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::Webhooks;
-use crate::workflows::{outgoing, spec};
+use crate::workflows::{api::id_in, outgoing, spec};
 
 /// At most this many subscriptions a workspace.
 const MAX_WEBHOOKS: i64 = 100;
@@ -126,10 +126,6 @@ fn check(url: &str, description: &str, events: &[String], secret: &str) -> Resul
         }
     }
     if broken.is_empty() { Ok(()) } else { Err(ServiceError::invalid(broken)) }
-}
-
-fn id_in(field: &str, value: &str) -> Result<Uuid, ServiceError> {
-    Uuid::parse_str(value).map_err(|_| ServiceError::invalid_field(field, "is not an id"))
 }
 
 fn database(e: sqlx::Error) -> ServiceError {

@@ -183,7 +183,7 @@ fn run_of(row: &impl RowExt) -> Result<WorkflowRun, sqlx::Error> {
 const RUN_COLUMNS: &str = "id, workflow_id, status, input, actions, error, started_at, finished_at, trigger, rerun_of";
 
 /// An id from a request, or INVALID_ARGUMENT naming `field`.
-fn id_in(field: &str, value: &str) -> Result<Uuid, ServiceError> {
+pub(crate) fn id_in(field: &str, value: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(value).map_err(|_| ServiceError::invalid_field(field, "is not an id"))
 }
 

@@ -111,6 +111,26 @@ pub struct WorkflowSpec {
     pub actions: Vec<ActionSpec>,
 }
 
+/// A stored `on_event` trigger as it was saved, read without checking it again (its
+/// rules held when it was saved): for the event path, which must not compile the
+/// condition once per event. `None` for another kind of trigger.
+pub fn stored_on_event(trigger: &Value) -> Option<Trigger> {
+    if trigger.get("kind").and_then(Value::as_str) != Some("on_event") {
+        return None;
+    }
+    let text = |key: &str| trigger.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let events = match trigger.get("events") {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    Some(Trigger::OnEvent {
+        events,
+        model: text("model").map(str::to_string),
+        condition: text("condition").map(str::to_string),
+    })
+}
+
 /// Parses a cron expression the way schedules read it: five fields, or six with seconds
 /// first; in UTC.
 pub fn parse_cron(expression: &str) -> Result<Cron, String> {
@@ -179,30 +199,25 @@ fn parse_trigger(trigger: &Value, broken: &mut Vec<FieldViolation>) -> Option<Tr
             }
         }
         _ => {
-            let events: Vec<String> = match trigger.get("events") {
-                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-                Some(Value::String(one)) => vec![one.clone()],
-                _ => Vec::new(),
-            };
+            let read = stored_on_event(&Value::Object(trigger.clone()))?;
+            let Trigger::OnEvent { events, model, condition } = &read else { return None };
             if events.is_empty() {
                 broken.push(FieldViolation::new("trigger.events", "name at least one event, e.g. entity.created"));
             }
-            for event in &events {
+            for event in events {
                 if let Some(why) = event_pattern_error(event) {
                     broken.push(FieldViolation::new("trigger.events", format!("`{event}` {why}")));
                 }
             }
-            let model = text("model").map(str::to_string);
-            if let Some(model) = &model
+            if let Some(model) = model
                 && let Err(e) = names::plural_ref(model)
             {
                 broken.push(FieldViolation::new("trigger.model", format!("is not a model's plural name: {e}")));
             }
-            let condition = text("condition").map(str::to_string);
             if let Some(why) = condition.as_deref().and_then(sandbox::condition_error) {
                 broken.push(FieldViolation::new("trigger.condition", why));
             }
-            Some(Trigger::OnEvent { events, model, condition })
+            Some(read)
         }
     }
 }

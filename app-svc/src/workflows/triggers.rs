@@ -71,10 +71,7 @@ impl Workflows {
         });
         let mut started = Vec::new();
         for candidate in candidates {
-            let Ok(spec::WorkflowSpec { trigger, .. }) = spec::parse(&candidate.trigger, &Value::Array(Vec::new()))
-            else {
-                continue;
-            };
+            let Some(trigger) = spec::stored_on_event(&candidate.trigger) else { continue };
             if !trigger.listens_for(&event.kind, &event.subject) {
                 continue;
             }
