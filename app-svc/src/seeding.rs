@@ -110,7 +110,7 @@ pub async fn seed_workspace(db: &Db, workspace_id: Uuid) -> anyhow::Result<Seede
     let mut current: HashSet<String> = HashSet::new();
     let seeded = with_db!(db, pool => async {
         let mut conn = pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with(db.begin_write()).await?;
         let mut seeded = Seeded::default();
         for workflow in workflows {
             let key = format!("workflow:{}", workflow.key);

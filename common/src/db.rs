@@ -239,6 +239,18 @@ impl Db {
         }
     }
 
+    /// The statement that opens a transaction which reads before it writes. SQLite's
+    /// default (deferred) transaction takes the write lock at its first write, and if
+    /// another connection to the file wrote after the transaction's first read, that write
+    /// fails at once with SQLITE_BUSY_SNAPSHOT (517), which the busy timeout does not wait
+    /// out. IMMEDIATE takes the lock at the start, waiting for it like any write.
+    pub fn begin_write(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => "BEGIN",
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+        }
+    }
+
     pub fn dialect(&self) -> &'static str {
         match self {
             Db::Postgres(_) => "postgres",
@@ -416,6 +428,8 @@ pub trait RowExt {
     fn time(&self, column: &str) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error>;
     fn opt_time(&self, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error>;
     fn json(&self, column: &str) -> Result<serde_json::Value, sqlx::Error>;
+    /// A JSON column that may be NULL: `Value::Null` then.
+    fn opt_json(&self, column: &str) -> Result<serde_json::Value, sqlx::Error>;
 }
 
 macro_rules! impl_row_ext {
@@ -446,6 +460,10 @@ macro_rules! impl_row_ext {
             }
             fn json(&self, column: &str) -> Result<serde_json::Value, sqlx::Error> {
                 sqlx::Row::try_get::<sqlx::types::Json<serde_json::Value>, _>(self, column).map(|j| j.0)
+            }
+            fn opt_json(&self, column: &str) -> Result<serde_json::Value, sqlx::Error> {
+                sqlx::Row::try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(self, column)
+                    .map(|j| j.map(|j| j.0).unwrap_or_default())
             }
         }
     };

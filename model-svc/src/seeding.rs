@@ -99,7 +99,7 @@ pub async fn seed_models(db: &Db, workspace: Uuid) -> anyhow::Result<usize> {
     }
     let added = with_db!(db, pool => async {
         let mut conn = pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with(db.begin_write()).await?;
         let seeded: Option<i32> = sqlx::query_scalar("SELECT version FROM model_seeds WHERE workspace_id = $1")
             .bind(Id(workspace)).fetch_optional(&mut *tx).await?;
         if seeded.is_some_and(|seeded| seeded >= version) {
