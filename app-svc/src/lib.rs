@@ -1,13 +1,15 @@
 //! app-svc: identity (AuthService), applications (ApplicationService, which starts
 //! builds through the workspace's build workflow), code templates (TemplateService),
 //! workflows and their runs (WorkflowService, and the engine that runs them), webhook
-//! subscriptions and their deliveries (WebhookService, and the dispatcher), and
+//! subscriptions and their deliveries (WebhookService, and the dispatcher), prompts
+//! with their versions and test runs (PromptService), and
 //! the records of the platform kinds it owns (applications, components, templates,
 //! workflows, prompts; EntityService, reached through model-svc). [`routes`] is the whole
 //! gRPC surface of the role.
 
 pub mod applications;
 pub mod auth;
+pub mod prompts;
 pub mod records;
 pub mod sdk;
 pub mod seeding;
@@ -22,14 +24,15 @@ use kiln_common::{
 };
 use kiln_proto::v1::{
     application_service_server::ApplicationServiceServer, auth_service_server::AuthServiceServer,
-    entity_service_server::EntityServiceServer, template_service_server::TemplateServiceServer,
-    webhook_service_server::WebhookServiceServer, workflow_service_server::WorkflowServiceServer,
+    entity_service_server::EntityServiceServer, prompt_service_server::PromptServiceServer,
+    template_service_server::TemplateServiceServer, webhook_service_server::WebhookServiceServer,
+    workflow_service_server::WorkflowServiceServer,
 };
 use tonic::{server::NamedService, service::Routes};
 
 /// The tables app-svc owns (identity, sessions, the audit log, the records of the
 /// system kinds it owns, seeding), applied by the process that runs app-svc.
-pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs", 3 "0003_workspace_slugs", 4 "0004_outbox", 5 "0005_workflow_engine", 6 "0006_webhooks");
+pub static MIGRATIONS: kiln_common::db::Migrations = kiln_common::migrations!("app": 1 "0001_app", 2 "0002_workflow_runs", 3 "0003_workspace_slugs", 4 "0004_outbox", 5 "0005_workflow_engine", 6 "0006_webhooks", 7 "0007_prompts");
 
 /// The gRPC services this role serves to the edge, by full name.
 pub const SERVICES: &[&str] = &[
@@ -38,6 +41,7 @@ pub const SERVICES: &[&str] = &[
     <TemplateServiceServer<templates::TemplateApi> as NamedService>::NAME,
     <WorkflowServiceServer<workflows::api::WorkflowApi> as NamedService>::NAME,
     <WebhookServiceServer<webhooks::api::WebhookApi> as NamedService>::NAME,
+    <PromptServiceServer<prompts::PromptApi> as NamedService>::NAME,
 ];
 
 /// The gRPC services this role serves to other roles only: EntityService for its kinds'
@@ -87,6 +91,13 @@ pub fn routes(deps: AppDeps) -> anyhow::Result<(Routes, Automation)> {
     let records = records::platform_records(engine.clone(), deps.auth.clone(), deps.stopping.clone());
     let kinds = typed::KindRecords::new(engine);
     let outgoing = workflows::outgoing::Outgoing::new(deps.allow_private)?;
+    let prompt_api = prompts::PromptApi {
+        records: kinds.clone(),
+        auth: deps.auth.clone(),
+        db: deps.db.clone(),
+        outgoing: outgoing.clone(),
+        keys: deps.auth.keys().clone(),
+    };
     let webhooks =
         webhooks::Webhooks::new(deps.db.clone(), outgoing.clone(), deps.outbox.clone(), deps.webhook_retries);
     let engine = workflows::Workflows::new(
@@ -114,6 +125,7 @@ pub fn routes(deps: AppDeps) -> anyhow::Result<(Routes, Automation)> {
         .add_service(ApplicationServiceServer::new(applications).max_decoding_message_size(limit))
         .add_service(TemplateServiceServer::new(templates).max_decoding_message_size(limit))
         .add_service(WorkflowServiceServer::new(workflow_api).max_decoding_message_size(limit))
-        .add_service(WebhookServiceServer::new(webhook_api).max_decoding_message_size(limit));
+        .add_service(WebhookServiceServer::new(webhook_api).max_decoding_message_size(limit))
+        .add_service(PromptServiceServer::new(prompt_api).max_decoding_message_size(limit));
     Ok((routes, Automation { workflows: engine, webhooks }))
 }

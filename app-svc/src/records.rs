@@ -99,6 +99,7 @@ impl ModelSource for PlatformKinds {
             "templates" => template_rules(record),
             "applications" => application_rules(record),
             "workflows" => workflow_rules(record),
+            "prompts" => crate::prompts::text::rules(record.get("content"), record.get("variables")),
             _ => Vec::new(),
         }
     }

@@ -3,7 +3,11 @@
 //! that serves them over EntityService and the generic `/api/v1/{plural}` routes.
 //! Also how a call made for a user goes on to another service with the user's token.
 
-use kiln_common::{Principal, ServiceError, paging::MAX_PAGE_SIZE, records::engine::Records};
+use kiln_common::{
+    Principal, ServiceError,
+    paging::MAX_PAGE_SIZE,
+    records::{engine::Records, feed::ChangeKind},
+};
 use kiln_proto::{
     v1::{CreateEntityRequest, DeleteEntityRequest, GetEntityRequest, ListEntitiesRequest, UpdateEntityRequest},
     wkt::{Struct, Timestamp},
@@ -69,6 +73,21 @@ impl KindRecords {
     pub async fn delete(&self, caller: Principal, kind: &str, id: &str) -> Result<(), ServiceError> {
         self.records.delete(caller, DeleteEntityRequest { model: kind.into(), id: id.into() }).await?;
         Ok(())
+    }
+
+    /// Tells watchers and the event bus about a change to a record of `kind` that its
+    /// own service made in a transaction of its own.
+    pub async fn announce(
+        &self,
+        caller: Principal,
+        kind: &str,
+        change: ChangeKind,
+        before: Option<Record>,
+        after: Option<Record>,
+    ) {
+        let id = after.as_ref().or(before.as_ref()).map(|record| text(record, "id")).unwrap_or_default();
+        let (before, after) = (before.map(to_struct), after.map(to_struct));
+        self.records.announce(caller, kind, &id, change, before.as_ref(), after.as_ref()).await;
     }
 
     /// A page, `sort` as EntityService takes it, `filter` by equality.

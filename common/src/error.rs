@@ -141,6 +141,10 @@ pub enum ServiceError {
     /// A change that would destroy data and was not confirmed; `losses` names what.
     #[error("{message}")]
     WouldLoseData { message: String, losses: Vec<FieldViolation> },
+    /// A change made on a version that is no longer current: `subject` names what the
+    /// caller based it on, `current` says what is current now.
+    #[error("{message}")]
+    Stale { message: String, subject: String, current: String },
     #[error("{0}")]
     ResourceExhausted(String),
     /// The call was cut short and may be made again (a watcher that fell behind).
@@ -249,6 +253,11 @@ impl From<ServiceError> for Status {
                 for loss in losses {
                     details.add_precondition_failure_violation("DATA_LOSS", loss.field, loss.description);
                 }
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            ServiceError::Stale { message, subject, current } => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation("STALE", subject, current);
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
             ServiceError::ResourceExhausted(m) => Status::resource_exhausted(m),

@@ -49,6 +49,8 @@ struct Key {
     kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Key material for what a service keeps encrypted at rest (never the secret itself).
+    sealing: [u8; 32],
 }
 
 impl Key {
@@ -58,6 +60,7 @@ impl Key {
             kid: hex::encode(&digest[..8]),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            sealing: Sha256::digest(format!("kiln-seal:{secret}").as_bytes()).into(),
         }
     }
 }
@@ -82,6 +85,13 @@ impl TokenKeys {
         let mut keys = vec![Key::new(current)];
         keys.extend(previous.iter().map(|s| Key::new(s)));
         TokenKeys { keys: std::sync::Arc::new(keys), access_ttl }
+    }
+
+    /// Key material for data kept encrypted at rest, derived from each secret: the
+    /// current one first (it seals), then the previous ones (what they sealed still
+    /// opens after the secret rotates).
+    pub fn sealing_keys(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.keys.iter().map(|key| &key.sealing)
     }
 
     /// The id of the signing key.

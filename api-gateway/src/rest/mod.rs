@@ -10,6 +10,7 @@ pub mod auth;
 pub mod builds;
 pub mod entities;
 pub mod models;
+pub mod prompts;
 pub mod templates;
 pub mod webhooks;
 pub mod workflows;
@@ -288,6 +289,7 @@ pub fn routes() -> Vec<Route> {
         .chain(tagged("templates", templates::routes()))
         .chain(tagged("workflows", workflows::routes()))
         .chain(tagged("webhooks", webhooks::routes()))
+        .chain(tagged("prompts", prompts::routes()))
         .chain(tagged("builds", builds::routes()))
         .chain(tagged("records", entities::routes()))
         .collect()

@@ -362,8 +362,9 @@ impl<S: ModelSource> Records<S> {
     }
 
     /// Tells watchers and the event bus (through the feed's outbox) about a committed
-    /// change, with the record before and after it where they apply.
-    async fn announce(
+    /// change, with the record before and after it where they apply. Also for a kind's
+    /// own service, when it writes a record in a transaction of its own.
+    pub async fn announce(
         &self,
         principal: Principal,
         model: &str,

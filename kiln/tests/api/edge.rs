@@ -124,7 +124,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 52);
+    assert_eq!(operations, 61);
 
     // Called as a signed-in user on real identifiers, no documented operation answers 5xx.
     let email = "routes@example.com";
@@ -162,7 +162,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
         }
     }
     // The rest are refusals of the empty body ({}), each a 4xx with its reason.
-    assert_eq!(succeeded, 22);
+    assert_eq!(succeeded, 23);
 
     let docs = app.http.get(app.url("/api/docs")).send().await.unwrap();
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));

@@ -182,10 +182,10 @@ async fn grpc_web_over_plain_http1_with_trailer_frame() {
     });
     assert_eq!(status, "16", "UNAUTHENTICATED; headers {headers:?} trailers {trailers:?}");
 
-    let (headers, body) = grpc_web_call(&app, "/kiln.v1.PromptService/ListPrompts", LoginRequest::default()).await;
+    let (headers, body) = grpc_web_call(&app, "/kiln.v1.NoSuchService/List", LoginRequest::default()).await;
     let (_, trailers) = frames(&body);
     let unimplemented = headers.get("grpc-status").is_some_and(|v| v == "12") || trailers.contains("grpc-status:12");
-    assert!(unimplemented, "services not served yet answer UNIMPLEMENTED");
+    assert!(unimplemented, "a service not served answers UNIMPLEMENTED");
     app.stop().await;
 }
 
@@ -203,7 +203,7 @@ async fn health_and_reflection_are_served_on_the_gateway_port() {
         let answer = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
     }
-    let unknown = health.check(HealthCheckRequest { service: "kiln.v1.PromptService".into() }).await.unwrap_err();
+    let unknown = health.check(HealthCheckRequest { service: "kiln.v1.NoSuchService".into() }).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
     let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
@@ -230,6 +230,7 @@ async fn health_and_reflection_are_served_on_the_gateway_port() {
             "kiln.v1.BuildService",
             "kiln.v1.EntityService",
             "kiln.v1.ModelService",
+            "kiln.v1.PromptService",
             "kiln.v1.TemplateService",
             "kiln.v1.WebhookService",
             "kiln.v1.WorkflowService"

@@ -12,6 +12,7 @@ mod grpc;
 mod harness;
 mod mesh;
 mod models;
+mod prompts;
 mod redelivery;
 mod schema_changes;
 mod sdk;

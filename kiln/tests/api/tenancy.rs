@@ -21,8 +21,15 @@ use kiln_proto::v1::{
     UpdateProfileRequest, UpdateTemplateRequest, WatchBuildRequest, WatchEntitiesRequest,
     application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
     build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
-    model_service_client::ModelServiceClient, template_service_client::TemplateServiceClient,
-    webhook_service_client::WebhookServiceClient, workflow_service_client::WorkflowServiceClient,
+    model_service_client::ModelServiceClient, prompt_service_client::PromptServiceClient,
+    template_service_client::TemplateServiceClient, webhook_service_client::WebhookServiceClient,
+    workflow_service_client::WorkflowServiceClient,
+};
+use kiln_proto::v1::{
+    CreatePromptRequest, CreatePromptVersionRequest, DeletePromptProviderRequest, DeletePromptRequest,
+    DiffPromptVersionsRequest, GetPromptProviderRequest, GetPromptRequest, GetPromptVersionRequest,
+    ListPromptTestRunsRequest, ListPromptVersionsRequest, ListPromptsRequest, PromptVariable, SetPromptProviderRequest,
+    TestPromptRequest, UpdatePromptRequest,
 };
 use kiln_proto::v1::{
     CreateWebhookRequest, DeleteWebhookRequest, GetWebhookRequest, ListWebhookDeliveriesRequest, ListWebhooksRequest,
@@ -246,6 +253,10 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                 p if p.starts_with("/webhooks/{id}") => {
                     variants.push((p.replace("{id}", &victim.webhook_id), String::new(), body.clone(), true));
                 }
+                p if p.starts_with("/prompts/{id}") => {
+                    let concrete = p.replace("{id}", &victim.system["prompts"]).replace("{version}", "1");
+                    variants.push((concrete, "from=1".into(), body.clone(), true));
+                }
                 p if p.starts_with("/webhook-deliveries/{id}") => {
                     // B cannot learn A's delivery ids; any id is not found.
                     let id = uuid::Uuid::now_v7().to_string();
@@ -324,6 +335,7 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     let mut builds = BuildServiceClient::new(channel.clone());
     let mut workflows = WorkflowServiceClient::new(channel.clone());
     let mut webhooks = WebhookServiceClient::new(channel.clone());
+    let mut prompts = PromptServiceClient::new(channel.clone());
     let mut auth = AuthServiceClient::new(channel);
     let mut covered = BTreeSet::new();
     let mut check = |method: &str, answer: String, code: Code, allowed: &[Code]| {
@@ -559,6 +571,59 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
     };
     let answer = webhooks.create_webhook(with_token(own, b)).await;
     check("kiln.v1.WebhookService/CreateWebhook", shown(&answer), code(&answer), &[Code::Ok]);
+
+    let prompt = victim.system["prompts"].clone();
+    let answer = prompts.get_prompt(with_token(GetPromptRequest { id: prompt.clone() }, b)).await;
+    check("kiln.v1.PromptService/GetPrompt", shown(&answer), code(&answer), AIMED);
+    let update = UpdatePromptRequest { id: prompt.clone(), name: Some("spy".into()), ..Default::default() };
+    let answer = prompts.update_prompt(with_token(update, b)).await;
+    check("kiln.v1.PromptService/UpdatePrompt", shown(&answer), code(&answer), AIMED);
+    let version = CreatePromptVersionRequest {
+        id: prompt.clone(),
+        content: "mine".into(),
+        base_version: Some(1),
+        ..Default::default()
+    };
+    let answer = prompts.create_prompt_version(with_token(version, b)).await;
+    check("kiln.v1.PromptService/CreatePromptVersion", shown(&answer), code(&answer), AIMED);
+    let list = ListPromptVersionsRequest { id: prompt.clone(), ..Default::default() };
+    let answer = prompts.list_prompt_versions(with_token(list, b)).await;
+    check("kiln.v1.PromptService/ListPromptVersions", shown(&answer), code(&answer), AIMED);
+    let one = GetPromptVersionRequest { id: prompt.clone(), version: 1 };
+    let answer = prompts.get_prompt_version(with_token(one, b)).await;
+    check("kiln.v1.PromptService/GetPromptVersion", shown(&answer), code(&answer), AIMED);
+    let diff = DiffPromptVersionsRequest { id: prompt.clone(), from: 1, to: 0 };
+    let answer = prompts.diff_prompt_versions(with_token(diff, b)).await;
+    check("kiln.v1.PromptService/DiffPromptVersions", shown(&answer), code(&answer), AIMED);
+    let test = TestPromptRequest { id: prompt.clone(), ..Default::default() };
+    let answer = prompts.test_prompt(with_token(test, b)).await;
+    check("kiln.v1.PromptService/TestPrompt", shown(&answer), code(&answer), AIMED);
+    let runs = ListPromptTestRunsRequest { id: prompt.clone(), ..Default::default() };
+    let answer = prompts.list_prompt_test_runs(with_token(runs, b)).await;
+    check("kiln.v1.PromptService/ListPromptTestRuns", shown(&answer), code(&answer), AIMED);
+    let answer = prompts.delete_prompt(with_token(DeletePromptRequest { id: prompt.clone() }, b)).await;
+    check("kiln.v1.PromptService/DeletePrompt", shown(&answer), code(&answer), AIMED);
+    let list = ListPromptsRequest { page_token: victim.page_token.clone(), ..Default::default() };
+    let answer = prompts.list_prompts(with_token(list, b)).await;
+    check("kiln.v1.PromptService/ListPrompts", shown(&answer), code(&answer), &[Code::InvalidArgument]);
+    let own = CreatePromptRequest {
+        name: "mine".into(),
+        r#type: "llm".into(),
+        content: "Hello {{ who }}".into(),
+        variables: vec![PromptVariable { name: "who".into(), required: true, ..Default::default() }],
+        ..Default::default()
+    };
+    let answer = prompts.create_prompt(with_token(own, b)).await;
+    check("kiln.v1.PromptService/CreatePrompt", shown(&answer), code(&answer), &[Code::Ok]);
+    // The provider is the caller's workspace's: B's own, none.
+    let answer = prompts.get_prompt_provider(with_token(GetPromptProviderRequest {}, b)).await;
+    assert!(answer.as_ref().is_ok_and(|r| r.get_ref().provider.is_none()), "{answer:?}");
+    check("kiln.v1.PromptService/GetPromptProvider", shown(&answer), code(&answer), &[Code::Ok]);
+    let answer = prompts.delete_prompt_provider(with_token(DeletePromptProviderRequest {}, b)).await;
+    check("kiln.v1.PromptService/DeletePromptProvider", shown(&answer), code(&answer), AIMED);
+    let set = SetPromptProviderRequest { url: "http://llm.example/v1".into(), model: "m".into(), key: None };
+    let answer = prompts.set_prompt_provider(with_token(set, b)).await;
+    check("kiln.v1.PromptService/SetPromptProvider", shown(&answer), code(&answer), &[Code::Ok]);
 
     let build = victim.build_id.clone();
     let answer = builds.get_build(with_token(GetBuildRequest { id: build.clone() }, b)).await;

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kiln/v1/prompt.proto\x12\x07kiln.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n\x06Prompt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12*\n\tvariables\x18\x06 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\x12\x17\n\x0f\x63urrent_version\x18\x07 \x01(\x05\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x0ePromptVariable\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x15\n\rdefault_value\x18\x04 \x01(\t\"\xc9\x01\n\rPromptVersion\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12*\n\tvariables\x18\x04 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\x12\x13\n\x0b\x63hange_note\x18\x05 \x01(\t\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x12ListPromptsRequest\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"P\n\x13ListPromptsResponse\x12 \n\x07prompts\x18\x01 \x03(\x0b\x32\x0f.kiln.v1.Prompt\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x10GetPromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x11GetPromptResponse\x12\x1f\n\x06prompt\x18\x01 \x01(\x0b\x32\x0f.kiln.v1.Prompt\"\x80\x01\n\x13\x43reatePromptRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12*\n\tvariables\x18\x05 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\"7\n\x14\x43reatePromptResponse\x12\x1f\n\x06prompt\x18\x01 \x01(\x0b\x32\x0f.kiln.v1.Prompt\"}\n\x13UpdatePromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08\x63\x61tegory\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04type\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_nameB\x0b\n\t_categoryB\x07\n\x05_type\"7\n\x14UpdatePromptResponse\x12\x1f\n\x06prompt\x18\x01 \x01(\x0b\x32\x0f.kiln.v1.Prompt\"!\n\x13\x44\x65letePromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65letePromptResponse\"z\n\x1a\x43reatePromptVersionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12*\n\tvariables\x18\x03 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\x12\x13\n\x0b\x63hange_note\x18\x04 \x01(\t\"F\n\x1b\x43reatePromptVersionResponse\x12\'\n\x07version\x18\x01 \x01(\x0b\x32\x16.kiln.v1.PromptVersion\"N\n\x19ListPromptVersionsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x1aListPromptVersionsResponse\x12(\n\x08versions\x18\x01 \x03(\x0b\x32\x16.kiln.v1.PromptVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa0\x01\n\x11TestPromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12<\n\tvariables\x18\x03 \x03(\x0b\x32).kiln.v1.TestPromptRequest.VariablesEntry\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"&\n\x12TestPromptResponse\x12\x10\n\x08rendered\x18\x01 \x01(\t2\x8c\x05\n\rPromptService\x12H\n\x0bListPrompts\x12\x1b.kiln.v1.ListPromptsRequest\x1a\x1c.kiln.v1.ListPromptsResponse\x12\x42\n\tGetPrompt\x12\x19.kiln.v1.GetPromptRequest\x1a\x1a.kiln.v1.GetPromptResponse\x12K\n\x0c\x43reatePrompt\x12\x1c.kiln.v1.CreatePromptRequest\x1a\x1d.kiln.v1.CreatePromptResponse\x12K\n\x0cUpdatePrompt\x12\x1c.kiln.v1.UpdatePromptRequest\x1a\x1d.kiln.v1.UpdatePromptResponse\x12K\n\x0c\x44\x65letePrompt\x12\x1c.kiln.v1.DeletePromptRequest\x1a\x1d.kiln.v1.DeletePromptResponse\x12`\n\x13\x43reatePromptVersion\x12#.kiln.v1.CreatePromptVersionRequest\x1a$.kiln.v1.CreatePromptVersionResponse\x12]\n\x12ListPromptVersions\x12\".kiln.v1.ListPromptVersionsRequest\x1a#.kiln.v1.ListPromptVersionsResponse\x12\x45\n\nTestPrompt\x12\x1a.kiln.v1.TestPromptRequest\x1a\x1b.kiln.v1.TestPromptResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kiln/v1/prompt.proto\x12\x07kiln.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n\x06Prompt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12*\n\tvariables\x18\x06 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\x12\x17\n\x0f\x63urrent_version\x18\x07 \x01(\x05\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x0ePromptVariable\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x15\n\rdefault_value\x18\x04 \x01(\t\"\xc9\x01\n\rPromptVersion\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12*\n\tvariables\x18\x04 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\x12\x13\n\x0b\x63hange_note\x18\x05 \x01(\t\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x12ListPromptsRequest\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"P\n\x13ListPromptsResponse\x12 \n\x07prompts\x18\x01 \x03(\x0b\x32\x0f.kiln.v1.Prompt\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x10GetPromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x11GetPromptResponse\x12\x1f\n\x06prompt\x18\x01 \x01(\x0b\x32\x0f.kiln.v1.Prompt\"\x80\x01\n\x13\x43reatePromptRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12*\n\tvariables\x18\x05 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\"7\n\x14\x43reatePromptResponse\x12\x1f\n\x06prompt\x18\x01 \x01(\x0b\x32\x0f.kiln.v1.Prompt\"}\n\x13UpdatePromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08\x63\x61tegory\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04type\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_nameB\x0b\n\t_categoryB\x07\n\x05_type\"7\n\x14UpdatePromptResponse\x12\x1f\n\x06prompt\x18\x01 \x01(\x0b\x32\x0f.kiln.v1.Prompt\"!\n\x13\x44\x65letePromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65letePromptResponse\"\xa6\x01\n\x1a\x43reatePromptVersionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12*\n\tvariables\x18\x03 \x03(\x0b\x32\x17.kiln.v1.PromptVariable\x12\x13\n\x0b\x63hange_note\x18\x04 \x01(\t\x12\x19\n\x0c\x62\x61se_version\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0f\n\r_base_version\"F\n\x1b\x43reatePromptVersionResponse\x12\'\n\x07version\x18\x01 \x01(\x0b\x32\x16.kiln.v1.PromptVersion\"N\n\x19ListPromptVersionsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x1aListPromptVersionsResponse\x12(\n\x08versions\x18\x01 \x03(\x0b\x32\x16.kiln.v1.PromptVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x17GetPromptVersionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"C\n\x18GetPromptVersionResponse\x12\'\n\x07version\x18\x01 \x01(\x0b\x32\x16.kiln.v1.PromptVersion\"A\n\x19\x44iffPromptVersionsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\x05\x12\n\n\x02to\x18\x03 \x01(\x05\"$\n\x08\x44iffLine\x12\n\n\x02op\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x9d\x01\n\x1a\x44iffPromptVersionsResponse\x12\x0c\n\x04\x66rom\x18\x01 \x01(\x05\x12\n\n\x02to\x18\x02 \x01(\x05\x12 \n\x05lines\x18\x03 \x03(\x0b\x32\x11.kiln.v1.DiffLine\x12\x0f\n\x07unified\x18\x04 \x01(\t\x12\x17\n\x0fvariables_added\x18\x05 \x03(\t\x12\x19\n\x11variables_removed\x18\x06 \x03(\t\"\xa0\x01\n\x11TestPromptRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12<\n\tvariables\x18\x03 \x03(\x0b\x32).kiln.v1.TestPromptRequest.VariablesEntry\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9b\x03\n\rPromptTestRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tprompt_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x38\n\tvariables\x18\x04 \x03(\x0b\x32%.kiln.v1.PromptTestRun.VariablesEntry\x12\x10\n\x08rendered\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0e\n\x06output\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x03\x12\x15\n\rprompt_tokens\x18\x0b \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0c \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\r \x01(\x05\x12\x12\n\ncreated_by\x18\x0e \x01(\t\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x12TestPromptResponse\x12\x10\n\x08rendered\x18\x01 \x01(\t\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x16.kiln.v1.PromptTestRun\"N\n\x19ListPromptTestRunsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x1aListPromptTestRunsResponse\x12$\n\x04runs\x18\x01 \x03(\x0b\x32\x16.kiln.v1.PromptTestRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x7f\n\x0ePromptProvider\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07has_key\x18\x03 \x01(\x08\x12\x10\n\x08key_hint\x18\x04 \x01(\t\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18GetPromptProviderRequest\"F\n\x19GetPromptProviderResponse\x12)\n\x08provider\x18\x01 \x01(\x0b\x32\x17.kiln.v1.PromptProvider\"P\n\x18SetPromptProviderRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x03key\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x06\n\x04_key\"F\n\x19SetPromptProviderResponse\x12)\n\x08provider\x18\x01 \x01(\x0b\x32\x17.kiln.v1.PromptProvider\"\x1d\n\x1b\x44\x65letePromptProviderRequest\"\x1e\n\x1c\x44\x65letePromptProviderResponse2\xc0\t\n\rPromptService\x12H\n\x0bListPrompts\x12\x1b.kiln.v1.ListPromptsRequest\x1a\x1c.kiln.v1.ListPromptsResponse\x12\x42\n\tGetPrompt\x12\x19.kiln.v1.GetPromptRequest\x1a\x1a.kiln.v1.GetPromptResponse\x12K\n\x0c\x43reatePrompt\x12\x1c.kiln.v1.CreatePromptRequest\x1a\x1d.kiln.v1.CreatePromptResponse\x12K\n\x0cUpdatePrompt\x12\x1c.kiln.v1.UpdatePromptRequest\x1a\x1d.kiln.v1.UpdatePromptResponse\x12K\n\x0c\x44\x65letePrompt\x12\x1c.kiln.v1.DeletePromptRequest\x1a\x1d.kiln.v1.DeletePromptResponse\x12`\n\x13\x43reatePromptVersion\x12#.kiln.v1.CreatePromptVersionRequest\x1a$.kiln.v1.CreatePromptVersionResponse\x12]\n\x12ListPromptVersions\x12\".kiln.v1.ListPromptVersionsRequest\x1a#.kiln.v1.ListPromptVersionsResponse\x12W\n\x10GetPromptVersion\x12 .kiln.v1.GetPromptVersionRequest\x1a!.kiln.v1.GetPromptVersionResponse\x12]\n\x12\x44iffPromptVersions\x12\".kiln.v1.DiffPromptVersionsRequest\x1a#.kiln.v1.DiffPromptVersionsResponse\x12\x45\n\nTestPrompt\x12\x1a.kiln.v1.TestPromptRequest\x1a\x1b.kiln.v1.TestPromptResponse\x12]\n\x12ListPromptTestRuns\x12\".kiln.v1.ListPromptTestRunsRequest\x1a#.kiln.v1.ListPromptTestRunsResponse\x12Z\n\x11GetPromptProvider\x12!.kiln.v1.GetPromptProviderRequest\x1a\".kiln.v1.GetPromptProviderResponse\x12Z\n\x11SetPromptProvider\x12!.kiln.v1.SetPromptProviderRequest\x1a\".kiln.v1.SetPromptProviderResponse\x12\x63\n\x14\x44\x65letePromptProvider\x12$.kiln.v1.DeletePromptProviderRequest\x1a%.kiln.v1.DeletePromptProviderResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TESTPROMPTREQUEST_VARIABLESENTRY']._loaded_options = None
   _globals['_TESTPROMPTREQUEST_VARIABLESENTRY']._serialized_options = b'8\001'
+  _globals['_PROMPTTESTRUN_VARIABLESENTRY']._loaded_options = None
+  _globals['_PROMPTTESTRUN_VARIABLESENTRY']._serialized_options = b'8\001'
   _globals['_PROMPT']._serialized_start=67
   _globals['_PROMPT']._serialized_end=315
   _globals['_PROMPTVARIABLE']._serialized_start=317
@@ -60,20 +62,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEPROMPTREQUEST']._serialized_end=1267
   _globals['_DELETEPROMPTRESPONSE']._serialized_start=1269
   _globals['_DELETEPROMPTRESPONSE']._serialized_end=1291
-  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_start=1293
-  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_end=1415
-  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_start=1417
-  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_end=1487
-  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_start=1489
-  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_end=1567
-  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_start=1569
-  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_end=1664
-  _globals['_TESTPROMPTREQUEST']._serialized_start=1667
-  _globals['_TESTPROMPTREQUEST']._serialized_end=1827
-  _globals['_TESTPROMPTREQUEST_VARIABLESENTRY']._serialized_start=1779
-  _globals['_TESTPROMPTREQUEST_VARIABLESENTRY']._serialized_end=1827
-  _globals['_TESTPROMPTRESPONSE']._serialized_start=1829
-  _globals['_TESTPROMPTRESPONSE']._serialized_end=1867
-  _globals['_PROMPTSERVICE']._serialized_start=1870
-  _globals['_PROMPTSERVICE']._serialized_end=2522
+  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_start=1294
+  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_end=1460
+  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_start=1462
+  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_end=1532
+  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_start=1534
+  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_end=1612
+  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_start=1614
+  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_end=1709
+  _globals['_GETPROMPTVERSIONREQUEST']._serialized_start=1711
+  _globals['_GETPROMPTVERSIONREQUEST']._serialized_end=1765
+  _globals['_GETPROMPTVERSIONRESPONSE']._serialized_start=1767
+  _globals['_GETPROMPTVERSIONRESPONSE']._serialized_end=1834
+  _globals['_DIFFPROMPTVERSIONSREQUEST']._serialized_start=1836
+  _globals['_DIFFPROMPTVERSIONSREQUEST']._serialized_end=1901
+  _globals['_DIFFLINE']._serialized_start=1903
+  _globals['_DIFFLINE']._serialized_end=1939
+  _globals['_DIFFPROMPTVERSIONSRESPONSE']._serialized_start=1942
+  _globals['_DIFFPROMPTVERSIONSRESPONSE']._serialized_end=2099
+  _globals['_TESTPROMPTREQUEST']._serialized_start=2102
+  _globals['_TESTPROMPTREQUEST']._serialized_end=2262
+  _globals['_TESTPROMPTREQUEST_VARIABLESENTRY']._serialized_start=2214
+  _globals['_TESTPROMPTREQUEST_VARIABLESENTRY']._serialized_end=2262
+  _globals['_PROMPTTESTRUN']._serialized_start=2265
+  _globals['_PROMPTTESTRUN']._serialized_end=2676
+  _globals['_PROMPTTESTRUN_VARIABLESENTRY']._serialized_start=2214
+  _globals['_PROMPTTESTRUN_VARIABLESENTRY']._serialized_end=2262
+  _globals['_TESTPROMPTRESPONSE']._serialized_start=2678
+  _globals['_TESTPROMPTRESPONSE']._serialized_end=2753
+  _globals['_LISTPROMPTTESTRUNSREQUEST']._serialized_start=2755
+  _globals['_LISTPROMPTTESTRUNSREQUEST']._serialized_end=2833
+  _globals['_LISTPROMPTTESTRUNSRESPONSE']._serialized_start=2835
+  _globals['_LISTPROMPTTESTRUNSRESPONSE']._serialized_end=2926
+  _globals['_PROMPTPROVIDER']._serialized_start=2928
+  _globals['_PROMPTPROVIDER']._serialized_end=3055
+  _globals['_GETPROMPTPROVIDERREQUEST']._serialized_start=3057
+  _globals['_GETPROMPTPROVIDERREQUEST']._serialized_end=3083
+  _globals['_GETPROMPTPROVIDERRESPONSE']._serialized_start=3085
+  _globals['_GETPROMPTPROVIDERRESPONSE']._serialized_end=3155
+  _globals['_SETPROMPTPROVIDERREQUEST']._serialized_start=3157
+  _globals['_SETPROMPTPROVIDERREQUEST']._serialized_end=3237
+  _globals['_SETPROMPTPROVIDERRESPONSE']._serialized_start=3239
+  _globals['_SETPROMPTPROVIDERRESPONSE']._serialized_end=3309
+  _globals['_DELETEPROMPTPROVIDERREQUEST']._serialized_start=3311
+  _globals['_DELETEPROMPTPROVIDERREQUEST']._serialized_end=3340
+  _globals['_DELETEPROMPTPROVIDERRESPONSE']._serialized_start=3342
+  _globals['_DELETEPROMPTPROVIDERRESPONSE']._serialized_end=3372
+  _globals['_PROMPTSERVICE']._serialized_start=3375
+  _globals['_PROMPTSERVICE']._serialized_end=4591
 # @@protoc_insertion_point(module_scope)

@@ -140,16 +140,18 @@ class DeletePromptResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CreatePromptVersionRequest(_message.Message):
-    __slots__ = ("id", "content", "variables", "change_note")
+    __slots__ = ("id", "content", "variables", "change_note", "base_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     CHANGE_NOTE_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     content: str
     variables: _containers.RepeatedCompositeFieldContainer[PromptVariable]
     change_note: str
-    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., variables: _Optional[_Iterable[_Union[PromptVariable, _Mapping]]] = ..., change_note: _Optional[str] = ...) -> None: ...
+    base_version: int
+    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., variables: _Optional[_Iterable[_Union[PromptVariable, _Mapping]]] = ..., change_note: _Optional[str] = ..., base_version: _Optional[int] = ...) -> None: ...
 
 class CreatePromptVersionResponse(_message.Message):
     __slots__ = ("version",)
@@ -175,6 +177,52 @@ class ListPromptVersionsResponse(_message.Message):
     next_page_token: str
     def __init__(self, versions: _Optional[_Iterable[_Union[PromptVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class GetPromptVersionRequest(_message.Message):
+    __slots__ = ("id", "version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetPromptVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: PromptVersion
+    def __init__(self, version: _Optional[_Union[PromptVersion, _Mapping]] = ...) -> None: ...
+
+class DiffPromptVersionsRequest(_message.Message):
+    __slots__ = ("id", "to")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    to: int
+    def __init__(self, id: _Optional[str] = ..., to: _Optional[int] = ..., **kwargs) -> None: ...
+
+class DiffLine(_message.Message):
+    __slots__ = ("op", "text")
+    OP_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    op: str
+    text: str
+    def __init__(self, op: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class DiffPromptVersionsResponse(_message.Message):
+    __slots__ = ("to", "lines", "unified", "variables_added", "variables_removed")
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    UNIFIED_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_ADDED_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    to: int
+    lines: _containers.RepeatedCompositeFieldContainer[DiffLine]
+    unified: str
+    variables_added: _containers.RepeatedScalarFieldContainer[str]
+    variables_removed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, to: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[DiffLine, _Mapping]]] = ..., unified: _Optional[str] = ..., variables_added: _Optional[_Iterable[str]] = ..., variables_removed: _Optional[_Iterable[str]] = ..., **kwargs) -> None: ...
+
 class TestPromptRequest(_message.Message):
     __slots__ = ("id", "version", "variables")
     class VariablesEntry(_message.Message):
@@ -192,8 +240,117 @@ class TestPromptRequest(_message.Message):
     variables: _containers.ScalarMap[str, str]
     def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., variables: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
-class TestPromptResponse(_message.Message):
-    __slots__ = ("rendered",)
+class PromptTestRun(_message.Message):
+    __slots__ = ("id", "prompt_id", "version", "variables", "rendered", "status", "output", "error", "model", "latency_ms", "prompt_tokens", "completion_tokens", "total_tokens", "created_by", "created_at")
+    class VariablesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
     RENDERED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    prompt_id: str
+    version: int
+    variables: _containers.ScalarMap[str, str]
     rendered: str
-    def __init__(self, rendered: _Optional[str] = ...) -> None: ...
+    status: str
+    output: str
+    error: str
+    model: str
+    latency_ms: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    created_by: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., prompt_id: _Optional[str] = ..., version: _Optional[int] = ..., variables: _Optional[_Mapping[str, str]] = ..., rendered: _Optional[str] = ..., status: _Optional[str] = ..., output: _Optional[str] = ..., error: _Optional[str] = ..., model: _Optional[str] = ..., latency_ms: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TestPromptResponse(_message.Message):
+    __slots__ = ("rendered", "run")
+    RENDERED_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    rendered: str
+    run: PromptTestRun
+    def __init__(self, rendered: _Optional[str] = ..., run: _Optional[_Union[PromptTestRun, _Mapping]] = ...) -> None: ...
+
+class ListPromptTestRunsRequest(_message.Message):
+    __slots__ = ("id", "page_size", "page_token")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    page_size: int
+    page_token: str
+    def __init__(self, id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPromptTestRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[PromptTestRun]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[PromptTestRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PromptProvider(_message.Message):
+    __slots__ = ("url", "model", "has_key", "key_hint", "updated_at")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    HAS_KEY_FIELD_NUMBER: _ClassVar[int]
+    KEY_HINT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    model: str
+    has_key: bool
+    key_hint: str
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, url: _Optional[str] = ..., model: _Optional[str] = ..., has_key: _Optional[bool] = ..., key_hint: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetPromptProviderRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetPromptProviderResponse(_message.Message):
+    __slots__ = ("provider",)
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    provider: PromptProvider
+    def __init__(self, provider: _Optional[_Union[PromptProvider, _Mapping]] = ...) -> None: ...
+
+class SetPromptProviderRequest(_message.Message):
+    __slots__ = ("url", "model", "key")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    model: str
+    key: str
+    def __init__(self, url: _Optional[str] = ..., model: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class SetPromptProviderResponse(_message.Message):
+    __slots__ = ("provider",)
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    provider: PromptProvider
+    def __init__(self, provider: _Optional[_Union[PromptProvider, _Mapping]] = ...) -> None: ...
+
+class DeletePromptProviderRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeletePromptProviderResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

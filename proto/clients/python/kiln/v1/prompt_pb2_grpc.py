@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class PromptServiceStub:
     """PromptService owns prompts and their versions. A version, once written, never
-    changes; a prompt's content is its current version's.
+    changes; a prompt's content is its current version's. Prompts are also records of
+    the `prompts` kind: a content change made there is kept as a version of its own.
     """
 
     def __init__(self, channel):
@@ -71,16 +72,47 @@ class PromptServiceStub:
                 request_serializer=kiln_dot_v1_dot_prompt__pb2.ListPromptVersionsRequest.SerializeToString,
                 response_deserializer=kiln_dot_v1_dot_prompt__pb2.ListPromptVersionsResponse.FromString,
                 _registered_method=True)
+        self.GetPromptVersion = channel.unary_unary(
+                '/kiln.v1.PromptService/GetPromptVersion',
+                request_serializer=kiln_dot_v1_dot_prompt__pb2.GetPromptVersionRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_prompt__pb2.GetPromptVersionResponse.FromString,
+                _registered_method=True)
+        self.DiffPromptVersions = channel.unary_unary(
+                '/kiln.v1.PromptService/DiffPromptVersions',
+                request_serializer=kiln_dot_v1_dot_prompt__pb2.DiffPromptVersionsRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_prompt__pb2.DiffPromptVersionsResponse.FromString,
+                _registered_method=True)
         self.TestPrompt = channel.unary_unary(
                 '/kiln.v1.PromptService/TestPrompt',
                 request_serializer=kiln_dot_v1_dot_prompt__pb2.TestPromptRequest.SerializeToString,
                 response_deserializer=kiln_dot_v1_dot_prompt__pb2.TestPromptResponse.FromString,
                 _registered_method=True)
+        self.ListPromptTestRuns = channel.unary_unary(
+                '/kiln.v1.PromptService/ListPromptTestRuns',
+                request_serializer=kiln_dot_v1_dot_prompt__pb2.ListPromptTestRunsRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_prompt__pb2.ListPromptTestRunsResponse.FromString,
+                _registered_method=True)
+        self.GetPromptProvider = channel.unary_unary(
+                '/kiln.v1.PromptService/GetPromptProvider',
+                request_serializer=kiln_dot_v1_dot_prompt__pb2.GetPromptProviderRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_prompt__pb2.GetPromptProviderResponse.FromString,
+                _registered_method=True)
+        self.SetPromptProvider = channel.unary_unary(
+                '/kiln.v1.PromptService/SetPromptProvider',
+                request_serializer=kiln_dot_v1_dot_prompt__pb2.SetPromptProviderRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_prompt__pb2.SetPromptProviderResponse.FromString,
+                _registered_method=True)
+        self.DeletePromptProvider = channel.unary_unary(
+                '/kiln.v1.PromptService/DeletePromptProvider',
+                request_serializer=kiln_dot_v1_dot_prompt__pb2.DeletePromptProviderRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_prompt__pb2.DeletePromptProviderResponse.FromString,
+                _registered_method=True)
 
 
 class PromptServiceServicer:
     """PromptService owns prompts and their versions. A version, once written, never
-    changes; a prompt's content is its current version's.
+    changes; a prompt's content is its current version's. Prompts are also records of
+    the `prompts` kind: a content change made there is kept as a version of its own.
     """
 
     def ListPrompts(self, request, context):
@@ -119,7 +151,8 @@ class PromptServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreatePromptVersion(self, request, context):
-        """Adds a version and makes it current.
+        """Adds a version and makes it current. With base_version, FAILED_PRECONDITION (409)
+        naming the current version when someone else saved after that one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,8 +165,52 @@ class PromptServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPromptVersion(self, request, context):
+        """One version of a prompt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiffPromptVersions(self, request, context):
+        """The line-by-line difference between two versions of a prompt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TestPrompt(self, request, context):
-        """Renders a version with the given variables; INVALID_ARGUMENT names missing ones.
+        """Renders a version with the given variables (INVALID_ARGUMENT names each missing or
+        unknown one as `variables.<name>`), then, if the workspace has a provider, sends
+        it; the test run is kept either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPromptTestRuns(self, request, context):
+        """A prompt's test runs, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPromptProvider(self, request, context):
+        """The workspace's OpenAI-compatible endpoint for test runs; its key is never shown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPromptProvider(self, request, context):
+        """Sets the endpoint; a key given is kept encrypted, an absent one keeps the last.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePromptProvider(self, request, context):
+        """Removes the endpoint: test runs only render.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -177,10 +254,40 @@ def add_PromptServiceServicer_to_server(servicer, server):
                     request_deserializer=kiln_dot_v1_dot_prompt__pb2.ListPromptVersionsRequest.FromString,
                     response_serializer=kiln_dot_v1_dot_prompt__pb2.ListPromptVersionsResponse.SerializeToString,
             ),
+            'GetPromptVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPromptVersion,
+                    request_deserializer=kiln_dot_v1_dot_prompt__pb2.GetPromptVersionRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_prompt__pb2.GetPromptVersionResponse.SerializeToString,
+            ),
+            'DiffPromptVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffPromptVersions,
+                    request_deserializer=kiln_dot_v1_dot_prompt__pb2.DiffPromptVersionsRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_prompt__pb2.DiffPromptVersionsResponse.SerializeToString,
+            ),
             'TestPrompt': grpc.unary_unary_rpc_method_handler(
                     servicer.TestPrompt,
                     request_deserializer=kiln_dot_v1_dot_prompt__pb2.TestPromptRequest.FromString,
                     response_serializer=kiln_dot_v1_dot_prompt__pb2.TestPromptResponse.SerializeToString,
+            ),
+            'ListPromptTestRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPromptTestRuns,
+                    request_deserializer=kiln_dot_v1_dot_prompt__pb2.ListPromptTestRunsRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_prompt__pb2.ListPromptTestRunsResponse.SerializeToString,
+            ),
+            'GetPromptProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPromptProvider,
+                    request_deserializer=kiln_dot_v1_dot_prompt__pb2.GetPromptProviderRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_prompt__pb2.GetPromptProviderResponse.SerializeToString,
+            ),
+            'SetPromptProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPromptProvider,
+                    request_deserializer=kiln_dot_v1_dot_prompt__pb2.SetPromptProviderRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_prompt__pb2.SetPromptProviderResponse.SerializeToString,
+            ),
+            'DeletePromptProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePromptProvider,
+                    request_deserializer=kiln_dot_v1_dot_prompt__pb2.DeletePromptProviderRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_prompt__pb2.DeletePromptProviderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -192,7 +299,8 @@ def add_PromptServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class PromptService:
     """PromptService owns prompts and their versions. A version, once written, never
-    changes; a prompt's content is its current version's.
+    changes; a prompt's content is its current version's. Prompts are also records of
+    the `prompts` kind: a content change made there is kept as a version of its own.
     """
 
     @staticmethod
@@ -385,6 +493,60 @@ class PromptService:
             _registered_method=True)
 
     @staticmethod
+    def GetPromptVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.PromptService/GetPromptVersion',
+            kiln_dot_v1_dot_prompt__pb2.GetPromptVersionRequest.SerializeToString,
+            kiln_dot_v1_dot_prompt__pb2.GetPromptVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffPromptVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.PromptService/DiffPromptVersions',
+            kiln_dot_v1_dot_prompt__pb2.DiffPromptVersionsRequest.SerializeToString,
+            kiln_dot_v1_dot_prompt__pb2.DiffPromptVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def TestPrompt(request,
             target,
             options=(),
@@ -401,6 +563,114 @@ class PromptService:
             '/kiln.v1.PromptService/TestPrompt',
             kiln_dot_v1_dot_prompt__pb2.TestPromptRequest.SerializeToString,
             kiln_dot_v1_dot_prompt__pb2.TestPromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPromptTestRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.PromptService/ListPromptTestRuns',
+            kiln_dot_v1_dot_prompt__pb2.ListPromptTestRunsRequest.SerializeToString,
+            kiln_dot_v1_dot_prompt__pb2.ListPromptTestRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPromptProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.PromptService/GetPromptProvider',
+            kiln_dot_v1_dot_prompt__pb2.GetPromptProviderRequest.SerializeToString,
+            kiln_dot_v1_dot_prompt__pb2.GetPromptProviderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPromptProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.PromptService/SetPromptProvider',
+            kiln_dot_v1_dot_prompt__pb2.SetPromptProviderRequest.SerializeToString,
+            kiln_dot_v1_dot_prompt__pb2.SetPromptProviderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePromptProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.PromptService/DeletePromptProvider',
+            kiln_dot_v1_dot_prompt__pb2.DeletePromptProviderRequest.SerializeToString,
+            kiln_dot_v1_dot_prompt__pb2.DeletePromptProviderResponse.FromString,
             options,
             channel_credentials,
             insecure,

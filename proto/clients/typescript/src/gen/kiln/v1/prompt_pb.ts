@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kiln/v1/prompt.proto.
  */
 export const file_kiln_v1_prompt: GenFile = /*@__PURE__*/
-  fileDesc("ChRraWxuL3YxL3Byb21wdC5wcm90bxIHa2lsbi52MSL4AQoGUHJvbXB0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2F0ZWdvcnkYAyABKAkSDAoEdHlwZRgEIAEoCRIPCgdjb250ZW50GAUgASgJEioKCXZhcmlhYmxlcxgGIAMoCzIXLmtpbG4udjEuUHJvbXB0VmFyaWFibGUSFwoPY3VycmVudF92ZXJzaW9uGAcgASgFEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlwKDlByb21wdFZhcmlhYmxlEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSFQoNZGVmYXVsdF92YWx1ZRgEIAEoCSLJAQoNUHJvbXB0VmVyc2lvbhIRCglwcm9tcHRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIPCgdjb250ZW50GAMgASgJEioKCXZhcmlhYmxlcxgEIAMoCzIXLmtpbG4udjEuUHJvbXB0VmFyaWFibGUSEwoLY2hhbmdlX25vdGUYBSABKAkSEgoKY3JlYXRlZF9ieRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJNChJMaXN0UHJvbXB0c1JlcXVlc3QSEAoIY2F0ZWdvcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUAoTTGlzdFByb21wdHNSZXNwb25zZRIgCgdwcm9tcHRzGAEgAygLMg8ua2lsbi52MS5Qcm9tcHQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh4KEEdldFByb21wdFJlcXVlc3QSCgoCaWQYASABKAkiNAoRR2V0UHJvbXB0UmVzcG9uc2USHwoGcHJvbXB0GAEgASgLMg8ua2lsbi52MS5Qcm9tcHQigAEKE0NyZWF0ZVByb21wdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIMCgR0eXBlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSKgoJdmFyaWFibGVzGAUgAygLMhcua2lsbi52MS5Qcm9tcHRWYXJpYWJsZSI3ChRDcmVhdGVQcm9tcHRSZXNwb25zZRIfCgZwcm9tcHQYASABKAsyDy5raWxuLnYxLlByb21wdCJ9ChNVcGRhdGVQcm9tcHRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIVCghjYXRlZ29yeRgDIAEoCUgBiAEBEhEKBHR5cGUYBCABKAlIAogBAUIHCgVfbmFtZUILCglfY2F0ZWdvcnlCBwoFX3R5cGUiNwoUVXBkYXRlUHJvbXB0UmVzcG9uc2USHwoGcHJvbXB0GAEgASgLMg8ua2lsbi52MS5Qcm9tcHQiIQoTRGVsZXRlUHJvbXB0UmVxdWVzdBIKCgJpZBgBIAEoCSIWChREZWxldGVQcm9tcHRSZXNwb25zZSJ6ChpDcmVhdGVQcm9tcHRWZXJzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdjb250ZW50GAIgASgJEioKCXZhcmlhYmxlcxgDIAMoCzIXLmtpbG4udjEuUHJvbXB0VmFyaWFibGUSEwoLY2hhbmdlX25vdGUYBCABKAkiRgobQ3JlYXRlUHJvbXB0VmVyc2lvblJlc3BvbnNlEicKB3ZlcnNpb24YASABKAsyFi5raWxuLnYxLlByb21wdFZlcnNpb24iTgoZTGlzdFByb21wdFZlcnNpb25zUmVxdWVzdBIKCgJpZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChpMaXN0UHJvbXB0VmVyc2lvbnNSZXNwb25zZRIoCgh2ZXJzaW9ucxgBIAMoCzIWLmtpbG4udjEuUHJvbXB0VmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkioAEKEVRlc3RQcm9tcHRSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSPAoJdmFyaWFibGVzGAMgAygLMikua2lsbi52MS5UZXN0UHJvbXB0UmVxdWVzdC5WYXJpYWJsZXNFbnRyeRowCg5WYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiYKElRlc3RQcm9tcHRSZXNwb25zZRIQCghyZW5kZXJlZBgBIAEoCTKMBQoNUHJvbXB0U2VydmljZRJICgtMaXN0UHJvbXB0cxIbLmtpbG4udjEuTGlzdFByb21wdHNSZXF1ZXN0Ghwua2lsbi52MS5MaXN0UHJvbXB0c1Jlc3BvbnNlEkIKCUdldFByb21wdBIZLmtpbG4udjEuR2V0UHJvbXB0UmVxdWVzdBoaLmtpbG4udjEuR2V0UHJvbXB0UmVzcG9uc2USSwoMQ3JlYXRlUHJvbXB0Ehwua2lsbi52MS5DcmVhdGVQcm9tcHRSZXF1ZXN0Gh0ua2lsbi52MS5DcmVhdGVQcm9tcHRSZXNwb25zZRJLCgxVcGRhdGVQcm9tcHQSHC5raWxuLnYxLlVwZGF0ZVByb21wdFJlcXVlc3QaHS5raWxuLnYxLlVwZGF0ZVByb21wdFJlc3BvbnNlEksKDERlbGV0ZVByb21wdBIcLmtpbG4udjEuRGVsZXRlUHJvbXB0UmVxdWVzdBodLmtpbG4udjEuRGVsZXRlUHJvbXB0UmVzcG9uc2USYAoTQ3JlYXRlUHJvbXB0VmVyc2lvbhIjLmtpbG4udjEuQ3JlYXRlUHJvbXB0VmVyc2lvblJlcXVlc3QaJC5raWxuLnYxLkNyZWF0ZVByb21wdFZlcnNpb25SZXNwb25zZRJdChJMaXN0UHJvbXB0VmVyc2lvbnMSIi5raWxuLnYxLkxpc3RQcm9tcHRWZXJzaW9uc1JlcXVlc3QaIy5raWxuLnYxLkxpc3RQcm9tcHRWZXJzaW9uc1Jlc3BvbnNlEkUKClRlc3RQcm9tcHQSGi5raWxuLnYxLlRlc3RQcm9tcHRSZXF1ZXN0Ghsua2lsbi52MS5UZXN0UHJvbXB0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChRraWxuL3YxL3Byb21wdC5wcm90bxIHa2lsbi52MSL4AQoGUHJvbXB0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2F0ZWdvcnkYAyABKAkSDAoEdHlwZRgEIAEoCRIPCgdjb250ZW50GAUgASgJEioKCXZhcmlhYmxlcxgGIAMoCzIXLmtpbG4udjEuUHJvbXB0VmFyaWFibGUSFwoPY3VycmVudF92ZXJzaW9uGAcgASgFEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlwKDlByb21wdFZhcmlhYmxlEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSFQoNZGVmYXVsdF92YWx1ZRgEIAEoCSLJAQoNUHJvbXB0VmVyc2lvbhIRCglwcm9tcHRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIPCgdjb250ZW50GAMgASgJEioKCXZhcmlhYmxlcxgEIAMoCzIXLmtpbG4udjEuUHJvbXB0VmFyaWFibGUSEwoLY2hhbmdlX25vdGUYBSABKAkSEgoKY3JlYXRlZF9ieRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJNChJMaXN0UHJvbXB0c1JlcXVlc3QSEAoIY2F0ZWdvcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUAoTTGlzdFByb21wdHNSZXNwb25zZRIgCgdwcm9tcHRzGAEgAygLMg8ua2lsbi52MS5Qcm9tcHQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh4KEEdldFByb21wdFJlcXVlc3QSCgoCaWQYASABKAkiNAoRR2V0UHJvbXB0UmVzcG9uc2USHwoGcHJvbXB0GAEgASgLMg8ua2lsbi52MS5Qcm9tcHQigAEKE0NyZWF0ZVByb21wdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIMCgR0eXBlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSKgoJdmFyaWFibGVzGAUgAygLMhcua2lsbi52MS5Qcm9tcHRWYXJpYWJsZSI3ChRDcmVhdGVQcm9tcHRSZXNwb25zZRIfCgZwcm9tcHQYASABKAsyDy5raWxuLnYxLlByb21wdCJ9ChNVcGRhdGVQcm9tcHRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIVCghjYXRlZ29yeRgDIAEoCUgBiAEBEhEKBHR5cGUYBCABKAlIAogBAUIHCgVfbmFtZUILCglfY2F0ZWdvcnlCBwoFX3R5cGUiNwoUVXBkYXRlUHJvbXB0UmVzcG9uc2USHwoGcHJvbXB0GAEgASgLMg8ua2lsbi52MS5Qcm9tcHQiIQoTRGVsZXRlUHJvbXB0UmVxdWVzdBIKCgJpZBgBIAEoCSIWChREZWxldGVQcm9tcHRSZXNwb25zZSKmAQoaQ3JlYXRlUHJvbXB0VmVyc2lvblJlcXVlc3QSCgoCaWQYASABKAkSDwoHY29udGVudBgCIAEoCRIqCgl2YXJpYWJsZXMYAyADKAsyFy5raWxuLnYxLlByb21wdFZhcmlhYmxlEhMKC2NoYW5nZV9ub3RlGAQgASgJEhkKDGJhc2VfdmVyc2lvbhgFIAEoBUgAiAEBQg8KDV9iYXNlX3ZlcnNpb24iRgobQ3JlYXRlUHJvbXB0VmVyc2lvblJlc3BvbnNlEicKB3ZlcnNpb24YASABKAsyFi5raWxuLnYxLlByb21wdFZlcnNpb24iTgoZTGlzdFByb21wdFZlcnNpb25zUmVxdWVzdBIKCgJpZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChpMaXN0UHJvbXB0VmVyc2lvbnNSZXNwb25zZRIoCgh2ZXJzaW9ucxgBIAMoCzIWLmtpbG4udjEuUHJvbXB0VmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNgoXR2V0UHJvbXB0VmVyc2lvblJlcXVlc3QSCgoCaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJDChhHZXRQcm9tcHRWZXJzaW9uUmVzcG9uc2USJwoHdmVyc2lvbhgBIAEoCzIWLmtpbG4udjEuUHJvbXB0VmVyc2lvbiJBChlEaWZmUHJvbXB0VmVyc2lvbnNSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGZyb20YAiABKAUSCgoCdG8YAyABKAUiJAoIRGlmZkxpbmUSCgoCb3AYASABKAkSDAoEdGV4dBgCIAEoCSKdAQoaRGlmZlByb21wdFZlcnNpb25zUmVzcG9uc2USDAoEZnJvbRgBIAEoBRIKCgJ0bxgCIAEoBRIgCgVsaW5lcxgDIAMoCzIRLmtpbG4udjEuRGlmZkxpbmUSDwoHdW5pZmllZBgEIAEoCRIXCg92YXJpYWJsZXNfYWRkZWQYBSADKAkSGQoRdmFyaWFibGVzX3JlbW92ZWQYBiADKAkioAEKEVRlc3RQcm9tcHRSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSPAoJdmFyaWFibGVzGAMgAygLMikua2lsbi52MS5UZXN0UHJvbXB0UmVxdWVzdC5WYXJpYWJsZXNFbnRyeRowCg5WYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpsDCg1Qcm9tcHRUZXN0UnVuEgoKAmlkGAEgASgJEhEKCXByb21wdF9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgFEjgKCXZhcmlhYmxlcxgEIAMoCzIlLmtpbG4udjEuUHJvbXB0VGVzdFJ1bi5WYXJpYWJsZXNFbnRyeRIQCghyZW5kZXJlZBgFIAEoCRIOCgZzdGF0dXMYBiABKAkSDgoGb3V0cHV0GAcgASgJEg0KBWVycm9yGAggASgJEg0KBW1vZGVsGAkgASgJEhIKCmxhdGVuY3lfbXMYCiABKAMSFQoNcHJvbXB0X3Rva2VucxgLIAEoBRIZChFjb21wbGV0aW9uX3Rva2VucxgMIAEoBRIUCgx0b3RhbF90b2tlbnMYDSABKAUSEgoKY3JlYXRlZF9ieRgOIAEoCRIuCgpjcmVhdGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBowCg5WYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIksKElRlc3RQcm9tcHRSZXNwb25zZRIQCghyZW5kZXJlZBgBIAEoCRIjCgNydW4YAiABKAsyFi5raWxuLnYxLlByb21wdFRlc3RSdW4iTgoZTGlzdFByb21wdFRlc3RSdW5zUmVxdWVzdBIKCgJpZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJbChpMaXN0UHJvbXB0VGVzdFJ1bnNSZXNwb25zZRIkCgRydW5zGAEgAygLMhYua2lsbi52MS5Qcm9tcHRUZXN0UnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/Cg5Qcm9tcHRQcm92aWRlchILCgN1cmwYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHaGFzX2tleRgDIAEoCBIQCghrZXlfaGludBgEIAEoCRIuCgp1cGRhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIaChhHZXRQcm9tcHRQcm92aWRlclJlcXVlc3QiRgoZR2V0UHJvbXB0UHJvdmlkZXJSZXNwb25zZRIpCghwcm92aWRlchgBIAEoCzIXLmtpbG4udjEuUHJvbXB0UHJvdmlkZXIiUAoYU2V0UHJvbXB0UHJvdmlkZXJSZXF1ZXN0EgsKA3VybBgBIAEoCRINCgVtb2RlbBgCIAEoCRIQCgNrZXkYAyABKAlIAIgBAUIGCgRfa2V5IkYKGVNldFByb21wdFByb3ZpZGVyUmVzcG9uc2USKQoIcHJvdmlkZXIYASABKAsyFy5raWxuLnYxLlByb21wdFByb3ZpZGVyIh0KG0RlbGV0ZVByb21wdFByb3ZpZGVyUmVxdWVzdCIeChxEZWxldGVQcm9tcHRQcm92aWRlclJlc3BvbnNlMsAJCg1Qcm9tcHRTZXJ2aWNlEkgKC0xpc3RQcm9tcHRzEhsua2lsbi52MS5MaXN0UHJvbXB0c1JlcXVlc3QaHC5raWxuLnYxLkxpc3RQcm9tcHRzUmVzcG9uc2USQgoJR2V0UHJvbXB0Ehkua2lsbi52MS5HZXRQcm9tcHRSZXF1ZXN0Ghoua2lsbi52MS5HZXRQcm9tcHRSZXNwb25zZRJLCgxDcmVhdGVQcm9tcHQSHC5raWxuLnYxLkNyZWF0ZVByb21wdFJlcXVlc3QaHS5raWxuLnYxLkNyZWF0ZVByb21wdFJlc3BvbnNlEksKDFVwZGF0ZVByb21wdBIcLmtpbG4udjEuVXBkYXRlUHJvbXB0UmVxdWVzdBodLmtpbG4udjEuVXBkYXRlUHJvbXB0UmVzcG9uc2USSwoMRGVsZXRlUHJvbXB0Ehwua2lsbi52MS5EZWxldGVQcm9tcHRSZXF1ZXN0Gh0ua2lsbi52MS5EZWxldGVQcm9tcHRSZXNwb25zZRJgChNDcmVhdGVQcm9tcHRWZXJzaW9uEiMua2lsbi52MS5DcmVhdGVQcm9tcHRWZXJzaW9uUmVxdWVzdBokLmtpbG4udjEuQ3JlYXRlUHJvbXB0VmVyc2lvblJlc3BvbnNlEl0KEkxpc3RQcm9tcHRWZXJzaW9ucxIiLmtpbG4udjEuTGlzdFByb21wdFZlcnNpb25zUmVxdWVzdBojLmtpbG4udjEuTGlzdFByb21wdFZlcnNpb25zUmVzcG9uc2USVwoQR2V0UHJvbXB0VmVyc2lvbhIgLmtpbG4udjEuR2V0UHJvbXB0VmVyc2lvblJlcXVlc3QaIS5raWxuLnYxLkdldFByb21wdFZlcnNpb25SZXNwb25zZRJdChJEaWZmUHJvbXB0VmVyc2lvbnMSIi5raWxuLnYxLkRpZmZQcm9tcHRWZXJzaW9uc1JlcXVlc3QaIy5raWxuLnYxLkRpZmZQcm9tcHRWZXJzaW9uc1Jlc3BvbnNlEkUKClRlc3RQcm9tcHQSGi5raWxuLnYxLlRlc3RQcm9tcHRSZXF1ZXN0Ghsua2lsbi52MS5UZXN0UHJvbXB0UmVzcG9uc2USXQoSTGlzdFByb21wdFRlc3RSdW5zEiIua2lsbi52MS5MaXN0UHJvbXB0VGVzdFJ1bnNSZXF1ZXN0GiMua2lsbi52MS5MaXN0UHJvbXB0VGVzdFJ1bnNSZXNwb25zZRJaChFHZXRQcm9tcHRQcm92aWRlchIhLmtpbG4udjEuR2V0UHJvbXB0UHJvdmlkZXJSZXF1ZXN0GiIua2lsbi52MS5HZXRQcm9tcHRQcm92aWRlclJlc3BvbnNlEloKEVNldFByb21wdFByb3ZpZGVyEiEua2lsbi52MS5TZXRQcm9tcHRQcm92aWRlclJlcXVlc3QaIi5raWxuLnYxLlNldFByb21wdFByb3ZpZGVyUmVzcG9uc2USYwoURGVsZXRlUHJvbXB0UHJvdmlkZXISJC5raWxuLnYxLkRlbGV0ZVByb21wdFByb3ZpZGVyUmVxdWVzdBolLmtpbG4udjEuRGVsZXRlUHJvbXB0UHJvdmlkZXJSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message kiln.v1.Prompt
@@ -395,6 +395,14 @@ export type CreatePromptVersionRequest = Message<"kiln.v1.CreatePromptVersionReq
    * @generated from field: string change_note = 4;
    */
   changeNote: string;
+
+  /**
+   * The version the edit started from; when it is no longer current, the save is
+   * refused with the current version. Absent: saved whatever is current.
+   *
+   * @generated from field: optional int32 base_version = 5;
+   */
+  baseVersion?: number | undefined;
 };
 
 /**
@@ -471,6 +479,144 @@ export const ListPromptVersionsResponseSchema: GenMessage<ListPromptVersionsResp
   messageDesc(file_kiln_v1_prompt, 16);
 
 /**
+ * @generated from message kiln.v1.GetPromptVersionRequest
+ */
+export type GetPromptVersionRequest = Message<"kiln.v1.GetPromptVersionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
+};
+
+/**
+ * Describes the message kiln.v1.GetPromptVersionRequest.
+ * Use `create(GetPromptVersionRequestSchema)` to create a new message.
+ */
+export const GetPromptVersionRequestSchema: GenMessage<GetPromptVersionRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 17);
+
+/**
+ * @generated from message kiln.v1.GetPromptVersionResponse
+ */
+export type GetPromptVersionResponse = Message<"kiln.v1.GetPromptVersionResponse"> & {
+  /**
+   * @generated from field: kiln.v1.PromptVersion version = 1;
+   */
+  version?: PromptVersion | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.GetPromptVersionResponse.
+ * Use `create(GetPromptVersionResponseSchema)` to create a new message.
+ */
+export const GetPromptVersionResponseSchema: GenMessage<GetPromptVersionResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 18);
+
+/**
+ * @generated from message kiln.v1.DiffPromptVersionsRequest
+ */
+export type DiffPromptVersionsRequest = Message<"kiln.v1.DiffPromptVersionsRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: int32 from = 2;
+   */
+  from: number;
+
+  /**
+   * 0 means the current version.
+   *
+   * @generated from field: int32 to = 3;
+   */
+  to: number;
+};
+
+/**
+ * Describes the message kiln.v1.DiffPromptVersionsRequest.
+ * Use `create(DiffPromptVersionsRequestSchema)` to create a new message.
+ */
+export const DiffPromptVersionsRequestSchema: GenMessage<DiffPromptVersionsRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 19);
+
+/**
+ * @generated from message kiln.v1.DiffLine
+ */
+export type DiffLine = Message<"kiln.v1.DiffLine"> & {
+  /**
+   * "equal", "delete" (only in `from`) or "insert" (only in `to`).
+   *
+   * @generated from field: string op = 1;
+   */
+  op: string;
+
+  /**
+   * @generated from field: string text = 2;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message kiln.v1.DiffLine.
+ * Use `create(DiffLineSchema)` to create a new message.
+ */
+export const DiffLineSchema: GenMessage<DiffLine> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 20);
+
+/**
+ * @generated from message kiln.v1.DiffPromptVersionsResponse
+ */
+export type DiffPromptVersionsResponse = Message<"kiln.v1.DiffPromptVersionsResponse"> & {
+  /**
+   * @generated from field: int32 from = 1;
+   */
+  from: number;
+
+  /**
+   * @generated from field: int32 to = 2;
+   */
+  to: number;
+
+  /**
+   * @generated from field: repeated kiln.v1.DiffLine lines = 3;
+   */
+  lines: DiffLine[];
+
+  /**
+   * The same difference as a unified diff.
+   *
+   * @generated from field: string unified = 4;
+   */
+  unified: string;
+
+  /**
+   * Variables only `to` declares, and only `from`.
+   *
+   * @generated from field: repeated string variables_added = 5;
+   */
+  variablesAdded: string[];
+
+  /**
+   * @generated from field: repeated string variables_removed = 6;
+   */
+  variablesRemoved: string[];
+};
+
+/**
+ * Describes the message kiln.v1.DiffPromptVersionsResponse.
+ * Use `create(DiffPromptVersionsResponseSchema)` to create a new message.
+ */
+export const DiffPromptVersionsResponseSchema: GenMessage<DiffPromptVersionsResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 21);
+
+/**
  * @generated from message kiln.v1.TestPromptRequest
  */
 export type TestPromptRequest = Message<"kiln.v1.TestPromptRequest"> & {
@@ -497,7 +643,98 @@ export type TestPromptRequest = Message<"kiln.v1.TestPromptRequest"> & {
  * Use `create(TestPromptRequestSchema)` to create a new message.
  */
 export const TestPromptRequestSchema: GenMessage<TestPromptRequest> = /*@__PURE__*/
-  messageDesc(file_kiln_v1_prompt, 17);
+  messageDesc(file_kiln_v1_prompt, 22);
+
+/**
+ * @generated from message kiln.v1.PromptTestRun
+ */
+export type PromptTestRun = Message<"kiln.v1.PromptTestRun"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string prompt_id = 2;
+   */
+  promptId: string;
+
+  /**
+   * @generated from field: int32 version = 3;
+   */
+  version: number;
+
+  /**
+   * @generated from field: map<string, string> variables = 4;
+   */
+  variables: { [key: string]: string };
+
+  /**
+   * @generated from field: string rendered = 5;
+   */
+  rendered: string;
+
+  /**
+   * "rendered" (no provider), "succeeded" or "failed".
+   *
+   * @generated from field: string status = 6;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string output = 7;
+   */
+  output: string;
+
+  /**
+   * @generated from field: string error = 8;
+   */
+  error: string;
+
+  /**
+   * The provider's model, when one was called.
+   *
+   * @generated from field: string model = 9;
+   */
+  model: string;
+
+  /**
+   * @generated from field: int64 latency_ms = 10;
+   */
+  latencyMs: bigint;
+
+  /**
+   * @generated from field: int32 prompt_tokens = 11;
+   */
+  promptTokens: number;
+
+  /**
+   * @generated from field: int32 completion_tokens = 12;
+   */
+  completionTokens: number;
+
+  /**
+   * @generated from field: int32 total_tokens = 13;
+   */
+  totalTokens: number;
+
+  /**
+   * @generated from field: string created_by = 14;
+   */
+  createdBy: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 15;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.PromptTestRun.
+ * Use `create(PromptTestRunSchema)` to create a new message.
+ */
+export const PromptTestRunSchema: GenMessage<PromptTestRun> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 23);
 
 /**
  * @generated from message kiln.v1.TestPromptResponse
@@ -507,6 +744,11 @@ export type TestPromptResponse = Message<"kiln.v1.TestPromptResponse"> & {
    * @generated from field: string rendered = 1;
    */
   rendered: string;
+
+  /**
+   * @generated from field: kiln.v1.PromptTestRun run = 2;
+   */
+  run?: PromptTestRun | undefined;
 };
 
 /**
@@ -514,11 +756,205 @@ export type TestPromptResponse = Message<"kiln.v1.TestPromptResponse"> & {
  * Use `create(TestPromptResponseSchema)` to create a new message.
  */
 export const TestPromptResponseSchema: GenMessage<TestPromptResponse> = /*@__PURE__*/
-  messageDesc(file_kiln_v1_prompt, 18);
+  messageDesc(file_kiln_v1_prompt, 24);
+
+/**
+ * @generated from message kiln.v1.ListPromptTestRunsRequest
+ */
+export type ListPromptTestRunsRequest = Message<"kiln.v1.ListPromptTestRunsRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message kiln.v1.ListPromptTestRunsRequest.
+ * Use `create(ListPromptTestRunsRequestSchema)` to create a new message.
+ */
+export const ListPromptTestRunsRequestSchema: GenMessage<ListPromptTestRunsRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 25);
+
+/**
+ * @generated from message kiln.v1.ListPromptTestRunsResponse
+ */
+export type ListPromptTestRunsResponse = Message<"kiln.v1.ListPromptTestRunsResponse"> & {
+  /**
+   * @generated from field: repeated kiln.v1.PromptTestRun runs = 1;
+   */
+  runs: PromptTestRun[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message kiln.v1.ListPromptTestRunsResponse.
+ * Use `create(ListPromptTestRunsResponseSchema)` to create a new message.
+ */
+export const ListPromptTestRunsResponseSchema: GenMessage<ListPromptTestRunsResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 26);
+
+/**
+ * An OpenAI-compatible chat-completions endpoint: `url` is its base (the part before
+ * `/chat/completions`, e.g. http://llm.internal:8080/v1).
+ *
+ * @generated from message kiln.v1.PromptProvider
+ */
+export type PromptProvider = Message<"kiln.v1.PromptProvider"> & {
+  /**
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * Whether a key is kept, and its last four characters.
+   *
+   * @generated from field: bool has_key = 3;
+   */
+  hasKey: boolean;
+
+  /**
+   * @generated from field: string key_hint = 4;
+   */
+  keyHint: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 5;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.PromptProvider.
+ * Use `create(PromptProviderSchema)` to create a new message.
+ */
+export const PromptProviderSchema: GenMessage<PromptProvider> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 27);
+
+/**
+ * @generated from message kiln.v1.GetPromptProviderRequest
+ */
+export type GetPromptProviderRequest = Message<"kiln.v1.GetPromptProviderRequest"> & {
+};
+
+/**
+ * Describes the message kiln.v1.GetPromptProviderRequest.
+ * Use `create(GetPromptProviderRequestSchema)` to create a new message.
+ */
+export const GetPromptProviderRequestSchema: GenMessage<GetPromptProviderRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 28);
+
+/**
+ * @generated from message kiln.v1.GetPromptProviderResponse
+ */
+export type GetPromptProviderResponse = Message<"kiln.v1.GetPromptProviderResponse"> & {
+  /**
+   * Absent when none is configured.
+   *
+   * @generated from field: kiln.v1.PromptProvider provider = 1;
+   */
+  provider?: PromptProvider | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.GetPromptProviderResponse.
+ * Use `create(GetPromptProviderResponseSchema)` to create a new message.
+ */
+export const GetPromptProviderResponseSchema: GenMessage<GetPromptProviderResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 29);
+
+/**
+ * @generated from message kiln.v1.SetPromptProviderRequest
+ */
+export type SetPromptProviderRequest = Message<"kiln.v1.SetPromptProviderRequest"> & {
+  /**
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * @generated from field: optional string key = 3;
+   */
+  key?: string | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.SetPromptProviderRequest.
+ * Use `create(SetPromptProviderRequestSchema)` to create a new message.
+ */
+export const SetPromptProviderRequestSchema: GenMessage<SetPromptProviderRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 30);
+
+/**
+ * @generated from message kiln.v1.SetPromptProviderResponse
+ */
+export type SetPromptProviderResponse = Message<"kiln.v1.SetPromptProviderResponse"> & {
+  /**
+   * @generated from field: kiln.v1.PromptProvider provider = 1;
+   */
+  provider?: PromptProvider | undefined;
+};
+
+/**
+ * Describes the message kiln.v1.SetPromptProviderResponse.
+ * Use `create(SetPromptProviderResponseSchema)` to create a new message.
+ */
+export const SetPromptProviderResponseSchema: GenMessage<SetPromptProviderResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 31);
+
+/**
+ * @generated from message kiln.v1.DeletePromptProviderRequest
+ */
+export type DeletePromptProviderRequest = Message<"kiln.v1.DeletePromptProviderRequest"> & {
+};
+
+/**
+ * Describes the message kiln.v1.DeletePromptProviderRequest.
+ * Use `create(DeletePromptProviderRequestSchema)` to create a new message.
+ */
+export const DeletePromptProviderRequestSchema: GenMessage<DeletePromptProviderRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 32);
+
+/**
+ * @generated from message kiln.v1.DeletePromptProviderResponse
+ */
+export type DeletePromptProviderResponse = Message<"kiln.v1.DeletePromptProviderResponse"> & {
+};
+
+/**
+ * Describes the message kiln.v1.DeletePromptProviderResponse.
+ * Use `create(DeletePromptProviderResponseSchema)` to create a new message.
+ */
+export const DeletePromptProviderResponseSchema: GenMessage<DeletePromptProviderResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_prompt, 33);
 
 /**
  * PromptService owns prompts and their versions. A version, once written, never
- * changes; a prompt's content is its current version's.
+ * changes; a prompt's content is its current version's. Prompts are also records of
+ * the `prompts` kind: a content change made there is kept as a version of its own.
  *
  * @generated from service kiln.v1.PromptService
  */
@@ -574,7 +1010,8 @@ export const PromptService: GenService<{
     output: typeof DeletePromptResponseSchema;
   },
   /**
-   * Adds a version and makes it current.
+   * Adds a version and makes it current. With base_version, FAILED_PRECONDITION (409)
+   * naming the current version when someone else saved after that one.
    *
    * @generated from rpc kiln.v1.PromptService.CreatePromptVersion
    */
@@ -594,7 +1031,29 @@ export const PromptService: GenService<{
     output: typeof ListPromptVersionsResponseSchema;
   },
   /**
-   * Renders a version with the given variables; INVALID_ARGUMENT names missing ones.
+   * One version of a prompt.
+   *
+   * @generated from rpc kiln.v1.PromptService.GetPromptVersion
+   */
+  getPromptVersion: {
+    methodKind: "unary";
+    input: typeof GetPromptVersionRequestSchema;
+    output: typeof GetPromptVersionResponseSchema;
+  },
+  /**
+   * The line-by-line difference between two versions of a prompt.
+   *
+   * @generated from rpc kiln.v1.PromptService.DiffPromptVersions
+   */
+  diffPromptVersions: {
+    methodKind: "unary";
+    input: typeof DiffPromptVersionsRequestSchema;
+    output: typeof DiffPromptVersionsResponseSchema;
+  },
+  /**
+   * Renders a version with the given variables (INVALID_ARGUMENT names each missing or
+   * unknown one as `variables.<name>`), then, if the workspace has a provider, sends
+   * it; the test run is kept either way.
    *
    * @generated from rpc kiln.v1.PromptService.TestPrompt
    */
@@ -602,6 +1061,46 @@ export const PromptService: GenService<{
     methodKind: "unary";
     input: typeof TestPromptRequestSchema;
     output: typeof TestPromptResponseSchema;
+  },
+  /**
+   * A prompt's test runs, newest first.
+   *
+   * @generated from rpc kiln.v1.PromptService.ListPromptTestRuns
+   */
+  listPromptTestRuns: {
+    methodKind: "unary";
+    input: typeof ListPromptTestRunsRequestSchema;
+    output: typeof ListPromptTestRunsResponseSchema;
+  },
+  /**
+   * The workspace's OpenAI-compatible endpoint for test runs; its key is never shown.
+   *
+   * @generated from rpc kiln.v1.PromptService.GetPromptProvider
+   */
+  getPromptProvider: {
+    methodKind: "unary";
+    input: typeof GetPromptProviderRequestSchema;
+    output: typeof GetPromptProviderResponseSchema;
+  },
+  /**
+   * Sets the endpoint; a key given is kept encrypted, an absent one keeps the last.
+   *
+   * @generated from rpc kiln.v1.PromptService.SetPromptProvider
+   */
+  setPromptProvider: {
+    methodKind: "unary";
+    input: typeof SetPromptProviderRequestSchema;
+    output: typeof SetPromptProviderResponseSchema;
+  },
+  /**
+   * Removes the endpoint: test runs only render.
+   *
+   * @generated from rpc kiln.v1.PromptService.DeletePromptProvider
+   */
+  deletePromptProvider: {
+    methodKind: "unary";
+    input: typeof DeletePromptProviderRequestSchema;
+    output: typeof DeletePromptProviderResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kiln_v1_prompt, 0);
