@@ -1,7 +1,8 @@
 // Kiln's web UI in headless Chromium against a real `kiln serve` (all-in-one, SQLite in a
 // fresh directory) and the local Docker engine: the seeds' scenario, wrong inputs, slow
-// and unanswered calls, an access token that is no longer accepted, an image built, run
-// and stopped, and a stopped server. Screenshots of the key screens, at desktop and phone
+// and unanswered calls, an access token that is no longer accepted, the workflow
+// designer, webhooks with a receiver here, the prompt editor with a second writer and a
+// chat-completions endpoint here, an image built, run and stopped, and a stopped server. Screenshots of the key screens, at desktop and phone
 // widths, go to ui/e2e/artifacts/.
 //
 //   KILN_BIN=target/debug/kiln node ui/e2e/run.mjs
@@ -10,6 +11,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,7 +46,11 @@ async function until(what, check, ms = 15000) {
 function startKiln(dir) {
   const server = spawn(kiln, ["serve"], {
     cwd: dir,
-    env: { ...process.env, KILN_HTTP_ADDR: `127.0.0.1:${port}`, KILN_LOG_FORMAT: "json", KILN_LOG: "warn" },
+    // Private addresses allowed: the webhook receiver and the model endpoint run here.
+    env: {
+      ...process.env, KILN_HTTP_ADDR: `127.0.0.1:${port}`, KILN_LOG_FORMAT: "json", KILN_LOG: "warn",
+      KILN_WEBHOOK_ALLOW_PRIVATE: "true",
+    },
     stdio: ["ignore", "inherit", "inherit"],
   });
   return server;
@@ -65,6 +71,24 @@ async function shoot(page, name) {
   await page.setViewportSize({ width: 1280, height: 800 });
 }
 
+// A local HTTP server; `answer(request, body)` gives [status, JSON body or null]. Every
+// request is kept in `requests`.
+async function localServer(answer) {
+  const requests = [];
+  const server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => { body += chunk; });
+    request.on("end", () => {
+      requests.push({ method: request.method, url: request.url, headers: request.headers, body });
+      const [status, json] = answer(request, body);
+      response.writeHead(status, json === null ? {} : { "content-type": "application/json" });
+      response.end(json === null ? undefined : JSON.stringify(json));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, requests, url: `http://127.0.0.1:${server.address().port}` };
+}
+
 async function main() {
   rmSync(artifacts, { recursive: true, force: true });
   mkdirSync(artifacts, { recursive: true });
@@ -78,6 +102,8 @@ async function main() {
       "--no-first-run", "--disable-component-update", "--disable-sync"],
   });
   const problems = [];
+  // Stops the local servers the steps start.
+  const closers = [];
   let expectFailures = false;
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   try {
@@ -283,6 +309,190 @@ async function main() {
     const laidOut = await page.inputValue("#field-props");
     if (laidOut !== '{\n  "columns": [\n    "number",\n    2\n  ]\n}') fail(`Format gave ${JSON.stringify(laidOut)}`);
 
+    // The workflow designer: a manual workflow of two actions, reordered with the buttons
+    // and by dragging, saved and kept in that order across a reload; a setting the server
+    // refuses is named by its input; run now, each action's result in the run history.
+    await page.getByTestId("system-models").getByRole("link", { name: "Workflows" }).click();
+    await page.getByRole("link", { name: "New workflow" }).click();
+    await page.waitForURL(`${base}/workflows/new`);
+    await page.fill("#workflow-name", "Welcome customers");
+    const card = (i) => page.getByTestId("action").nth(i);
+    const setting = (i, key) => card(i).locator(`[data-setting=${key}]`).locator("input, textarea, select");
+    await card(0).locator("input[id$=-name]").fill("make");
+    await card(0).locator("select[id$=-kind]").selectOption("create_record");
+    await setting(0, "model").fill("customers");
+    await setting(0, "record").fill('{"name": "Made by a workflow"}');
+    await page.getByRole("button", { name: "Add action" }).click();
+    await card(1).locator("input[id$=-name]").fill("count");
+    await card(1).locator("select[id$=-kind]").selectOption("script");
+    await setting(1, "source").fill("return { made: 1 };");
+    const actionNames = async () => Promise.all(
+      [0, 1].map((i) => card(i).locator("input[id$=-name]").inputValue()));
+    await card(0).getByRole("button", { name: "Move down" }).click();
+    if ((await actionNames()).join() !== "count,make") fail(`Move down gave ${await actionNames()}`);
+    await card(1).locator(".handle").dragTo(card(0));
+    if ((await actionNames()).join() !== "make,count") fail(`dragging gave ${await actionNames()}`);
+    await card(1).getByRole("button", { name: "Move up" }).click();
+    if ((await actionNames()).join() !== "count,make") fail(`Move up gave ${await actionNames()}`);
+    if ((await setting(1, "model").inputValue()) !== "customers") fail("a moved action lost its settings");
+    await shoot(page, "10-workflow-designer");
+    await page.getByRole("button", { name: "Create workflow" }).click();
+    await page.waitForURL(/\/workflows\/[0-9a-f-]{36}$/);
+    const workflowPage = page.url();
+    await page.reload();
+    await until("the workflow to load", async () => (await actionNames()).join() === "count,make");
+    if ((await card(0).locator("select[id$=-kind]").inputValue()) !== "script") fail("the kinds were not kept");
+    await setting(0, "timeout_ms").fill("99999");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await card(0).locator("[data-setting=timeout_ms] .field-error").filter({ hasText: "1 to 10000" }).waitFor();
+    await shoot(page, "10b-workflow-field-error");
+    await setting(0, "timeout_ms").fill("500");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    await page.getByRole("button", { name: "Run now" }).click();
+    const run = page.getByTestId("run");
+    await run.and(page.locator("[data-status=succeeded]")).waitFor();
+    for (const action of ["count", "make"]) {
+      await run.locator(`li.step[data-action=${action}][data-status=succeeded]`).waitFor();
+    }
+    if (!/1 attempt/.test(await run.locator("li.step").first().innerText())) fail("the attempts are not shown");
+    const runRows = page.getByTestId("runs").locator("tbody tr");
+    await until("the run listed", async () => (await runRows.count()) === 1);
+    await shoot(page, "11-workflow-run");
+    await run.getByRole("button", { name: "Re-run" }).click();
+    await until("the rerun listed", async () => (await runRows.count()) === 2);
+    await run.and(page.locator("[data-status=succeeded]")).filter({ hasText: "again, of" }).waitFor();
+    // Opening a workflow from its tab lands in the designer.
+    await page.getByTestId("system-models").getByRole("link", { name: "Workflows" }).click();
+    await page.getByRole("link", { name: "Welcome customers" }).click();
+    await page.waitForURL(workflowPage);
+    await until("the designer", async () => (await page.inputValue("#workflow-name")) === "Welcome customers");
+
+    // Webhooks: a subscription to a receiver here (its secret shown once); a record made
+    // elsewhere is delivered and logged, then delivered again; disabled and enabled again.
+    const receiver = await localServer(() => [204, null]);
+    closers.push(() => receiver.server.close());
+    await page.getByRole("link", { name: "Webhooks" }).click();
+    await page.getByText("No webhooks yet.").waitFor();
+    await page.getByRole("button", { name: "New subscription" }).click();
+    await page.fill("#webhook-url", "ftp://example.com/hook");
+    await page.getByRole("button", { name: "Create subscription" }).click();
+    await page.locator("#webhook-url + .field-error, #webhook-url ~ .field-error").first().waitFor();
+    await page.fill("#webhook-url", `${receiver.url}/hooks`);
+    await page.fill("#webhook-events", "entity.created");
+    await page.fill("#webhook-description", "customers to the CRM");
+    await page.getByRole("button", { name: "Create subscription" }).click();
+    await page.getByTestId("new-secret").filter({ hasText: "whsec_" }).waitFor();
+    await page.getByRole("link", { name: `${receiver.url}/hooks` }).waitFor();
+    await shoot(page, "12-webhooks");
+    await page.getByRole("link", { name: "Open its delivery log" }).click();
+    await page.waitForURL(/\/webhooks\/[0-9a-f-]{36}$/);
+    await page.getByText("Nothing delivered yet.").waitFor();
+    const grace = await rest("POST", "/customers", { name: "Grace" });
+    if (grace.status !== 201) fail(`creating a customer over REST answered ${grace.status}`);
+    const delivery = page.getByTestId("deliveries").locator("li.delivery").first();
+    await delivery.and(page.locator("[data-status=succeeded]")).waitFor({ timeout: 30000 });
+    await delivery.getByTestId("http-status").filter({ hasText: "204" }).waitFor();
+    if (!receiver.requests.some((r) => r.body.includes("Grace") && r.headers["webhook-signature"])) {
+      fail("the receiver got no signed delivery of the record");
+    }
+    const deliveredBefore = receiver.requests.length;
+    await delivery.getByRole("button", { name: "Redeliver" }).click();
+    await until("the delivery sent again", async () => receiver.requests.length > deliveredBefore);
+    await delivery.filter({ hasText: "2 attempts" }).waitFor({ timeout: 30000 });
+    await shoot(page, "13-webhook-deliveries");
+    await page.getByLabel("Enabled").uncheck();
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await page.getByTestId("disabled").waitFor();
+    await page.getByRole("button", { name: "Enable again" }).click();
+    await page.getByRole("status").filter({ hasText: "Enabled again." }).waitFor();
+    if (await page.getByTestId("disabled").count()) fail("the subscription is still disabled");
+
+    // The prompt editor: a prompt and a second version; a save after someone else's is
+    // refused and said, the user's text kept; a diff; test runs without a provider, then
+    // with a chat-completions endpoint here.
+    await page.getByTestId("system-models").getByRole("link", { name: "Prompts" }).click();
+    await page.getByRole("link", { name: "New prompt" }).click();
+    await page.waitForURL(`${base}/prompts/new`);
+    await page.fill("#prompt-name", "Summary");
+    await page.fill("#prompt-category", "support");
+    await page.fill("#prompt-content", "Summarise {{ topic }} in a {{ tone }} tone.");
+    const variable = (i) => page.getByTestId("variables").locator("li").nth(i);
+    await page.getByRole("button", { name: "Add variable" }).click();
+    await variable(0).getByLabel("Variable name").fill("topic");
+    await variable(0).getByText("required").click();
+    await page.getByRole("button", { name: "Add variable" }).click();
+    await variable(1).getByLabel("Variable name").fill("tone");
+    await variable(1).getByLabel("Default").fill("plain");
+    await page.getByRole("button", { name: "Create prompt" }).click();
+    await page.waitForURL(/\/prompts\/[0-9a-f-]{36}$/);
+    const promptId = page.url().split("/").pop();
+    await page.getByTestId("base-version").filter({ hasText: "version 1" }).waitFor();
+    await page.fill("#prompt-content", "Summarise {{ topic }} in a {{ tone }} tone.\nKeep it short.");
+    await page.fill("#prompt-note", "shorter");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await page.getByRole("status").filter({ hasText: "Saved version 2." }).waitFor();
+    // Someone else saves version 3 on version 2 while this editor still works on 2.
+    const elsewhereSaved = await rest("POST", `/prompts/${promptId}/versions`, {
+      content: "Summarise {{ topic }} for a new customer.",
+      variables: [{ name: "topic", required: true }],
+      change_note: "for new customers",
+      base_version: 2,
+    });
+    if (elsewhereSaved.status !== 201) fail(`saving a version over REST answered ${elsewhereSaved.status}`);
+    const mine = "Summarise {{ topic }} in a {{ tone }} tone.\nKeep it very short.";
+    await page.fill("#prompt-content", mine);
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    const conflict = page.getByTestId("conflict");
+    await conflict.filter({ hasText: "Someone else saved version 3 while you were editing" }).waitFor();
+    if ((await page.inputValue("#my-text")) !== mine) fail("the user's text is not kept in the conflict message");
+    await shoot(page, "14-prompt-conflict");
+    await conflict.getByRole("button", { name: "Load version 3" }).click();
+    await page.getByTestId("base-version").filter({ hasText: "version 3" }).waitFor();
+    if (!(await page.inputValue("#prompt-content")).includes("new customer")) fail("the latest was not loaded");
+    if ((await page.inputValue("#my-text")) !== mine) fail("the user's text went away with the latest");
+    const versionRows = page.getByTestId("versions").locator("tbody tr");
+    await until("three versions", async () => (await versionRows.count()) === 3);
+    await page.selectOption("#diff-from", "1");
+    await page.selectOption("#diff-to", "3");
+    await page.getByRole("button", { name: "Compare" }).click();
+    const diff = page.getByTestId("diff");
+    await diff.filter({ hasText: "From version 1 to version 3" }).waitFor();
+    await diff.locator(".diff-line.insert").filter({ hasText: "new customer" }).waitFor();
+    await diff.locator(".diff-line.delete").filter({ hasText: "tone" }).waitFor();
+    await diff.getByText("Variables removed: tone").waitFor();
+    await shoot(page, "15-prompt-diff");
+    const test = page.getByTestId("test");
+    await test.getByRole("button", { name: "Run test" }).click();
+    await test.locator(".field-error").filter({ hasText: "is required" }).waitFor();
+    await page.fill("#test-var-topic", "billing");
+    await test.getByRole("button", { name: "Run test" }).click();
+    await page.getByTestId("test-error").filter({ hasText: "no provider is configured" }).waitFor();
+    await page.getByTestId("test-rendered").filter({ hasText: "Summarise billing for a new customer." }).waitFor();
+    const model = await localServer((request, body) => {
+      if (request.method !== "POST" || request.url !== "/v1/chat/completions") return [404, { error: "no such route" }];
+      const asked = JSON.parse(body).messages.map((m) => m.content).join(" ");
+      return [200, {
+        choices: [{ message: { role: "assistant", content: `Billing, briefly: ${asked.length} characters asked.` } }],
+        usage: { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17 },
+      }];
+    });
+    closers.push(() => model.server.close());
+    const provider = page.getByTestId("provider");
+    await provider.getByText("No provider is configured").waitFor();
+    await page.fill("#provider-url", `${model.url}/v1`);
+    await page.fill("#provider-model", "tiny-1");
+    await page.fill("#provider-key", "sk-test-9876");
+    await provider.getByRole("button", { name: "Save provider" }).click();
+    await provider.getByText("A key is kept (…9876)").waitFor();
+    if ((await page.inputValue("#provider-key")) !== "") fail("the key stays in its input after saving");
+    await test.getByRole("button", { name: "Run test" }).click();
+    await page.getByTestId("test-output").filter({ hasText: "Billing, briefly:" }).waitFor();
+    const facts = await page.getByTestId("test-facts").innerText();
+    if (!/latency \d+ ms/.test(facts) || !facts.includes("12 prompt, 5 completion, 17 total")) fail(`the run said ${facts}`);
+    if (!model.requests.some((r) => r.headers.authorization === "Bearer sk-test-9876")) fail("the key was not sent");
+    await shoot(page, "16-prompt-test");
+
     // An access token the server no longer accepts is refreshed without the user noticing.
     await page.evaluate(() => {
       const [, refresh, expires] = localStorage.getItem("kiln.session").split("\n");
@@ -412,6 +622,7 @@ async function main() {
     console.error(problems.join("\n"));
     throw error;
   } finally {
+    for (const close of closers) close();
     await browser.close();
     server.kill("SIGTERM");
     rmSync(dir, { recursive: true, force: true });

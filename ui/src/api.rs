@@ -10,7 +10,8 @@ use std::{cell::RefCell, rc::Rc};
 use kiln_proto::v1::{
     TokenPair, application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
     build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
-    model_service_client::ModelServiceClient,
+    model_service_client::ModelServiceClient, prompt_service_client::PromptServiceClient,
+    webhook_service_client::WebhookServiceClient, workflow_service_client::WorkflowServiceClient,
 };
 use tonic::{
     Code, Request, Status,
@@ -85,6 +86,16 @@ pub struct ApiError {
 impl ApiError {
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(field, _)| field == name).map(|(_, description)| description.as_str())
+    }
+
+    /// For a save refused because someone else saved first (FAILED_PRECONDITION whose
+    /// message says "version N is current"): N.
+    pub fn current_version(&self) -> Option<i32> {
+        if self.code != Code::FailedPrecondition {
+            return None;
+        }
+        let (before, _) = self.message.split_once(" is current")?;
+        before.rsplit_once("version ")?.1.trim().parse().ok()
     }
 
     /// Whether trying again later may help (the server or the network, not the request).
@@ -220,6 +231,15 @@ impl Api {
     }
     pub fn builds(&self) -> BuildServiceClient<Channel> {
         BuildServiceClient::new(self.channel())
+    }
+    pub fn workflows(&self) -> WorkflowServiceClient<Channel> {
+        WorkflowServiceClient::new(self.channel())
+    }
+    pub fn webhooks(&self) -> WebhookServiceClient<Channel> {
+        WebhookServiceClient::new(self.channel())
+    }
+    pub fn prompts(&self) -> PromptServiceClient<Channel> {
+        PromptServiceClient::new(self.channel())
     }
 
     /// Refreshes the access token if it is about to expire.
@@ -362,6 +382,16 @@ mod tests {
         assert_eq!(error.field("number"), None);
         assert!(!error.is_transient());
         assert!(ApiError::from(Status::unavailable("down")).is_transient());
+    }
+
+    #[test]
+    fn a_stale_save_names_the_version_that_is_current() {
+        let stale = ApiError::from(Status::failed_precondition(
+            "prompt 1f was saved by someone else since version 2: version 3 is current; read it, then save your change on it",
+        ));
+        assert_eq!(stale.current_version(), Some(3));
+        assert_eq!(ApiError::from(Status::invalid_argument("version 3 is current")).current_version(), None);
+        assert_eq!(ApiError::from(Status::failed_precondition("no version named")).current_version(), None);
     }
 
     #[test]

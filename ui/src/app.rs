@@ -40,6 +40,19 @@ pub enum AppRoute {
     Build { id: String },
     #[to("/settings")]
     Settings,
+    #[to("/webhooks")]
+    Webhooks,
+    #[to("/webhooks/<id>")]
+    Webhook { id: String },
+    // Workflows and prompts open in screens of their own; their lists are the generic ones.
+    #[to("/workflows/new")]
+    NewWorkflow,
+    #[to("/workflows/<id>")]
+    Workflow { id: String },
+    #[to("/prompts/new")]
+    NewPrompt,
+    #[to("/prompts/<id>")]
+    Prompt { id: String },
     #[to("/<plural>")]
     Records { plural: String },
     #[to("/<plural>/new")]
@@ -231,6 +244,12 @@ fn Shell(route: AppRoute) -> View {
         AppRoute::Application { id } => view! { pages::applications::ApplicationDetail(id=id) },
         AppRoute::Build { id } => view! { pages::applications::BuildPage(id=id) },
         AppRoute::Settings => view! { pages::settings::Settings {} },
+        AppRoute::Webhooks => view! { pages::webhooks::WebhookList {} },
+        AppRoute::Webhook { id } => view! { pages::webhooks::WebhookDetail(id=id) },
+        AppRoute::NewWorkflow => view! { pages::workflows::WorkflowDesigner() },
+        AppRoute::Workflow { id } => view! { pages::workflows::WorkflowDesigner(id=id) },
+        AppRoute::NewPrompt => view! { pages::prompts::PromptEditor() },
+        AppRoute::Prompt { id } => view! { pages::prompts::PromptEditor(id=id) },
         AppRoute::Records { plural } => view! { pages::records::RecordList(plural=plural) },
         AppRoute::NewRecord { plural } => view! { pages::records::RecordForm(plural=plural) },
         AppRoute::EditRecord { plural, id } => view! { pages::records::RecordForm(plural=plural, id=id) },
@@ -300,6 +319,7 @@ fn Navigation(path: String) -> View {
                 (group("Your models", tabs.with(|t| t.user.clone()), "user-models"))
                 (group("Platform", tabs.with(|t| t.system.clone()), "system-models"))
                 div(class="nav-group") {
+                    (tab("/webhooks".into(), "Webhooks".into()))
                     (tab("/settings".into(), "Settings".into()))
                 }
             }

@@ -104,7 +104,8 @@ fn to_json(value: &Value) -> String {
     plain_json(value).to_string()
 }
 
-fn to_pretty_json(value: &Value) -> String {
+/// `value` as JSON laid out two spaces to a level, whole numbers without a fraction.
+pub fn to_pretty_json(value: &Value) -> String {
     serde_json::to_string_pretty(&plain_json(value)).unwrap_or_default()
 }
 

@@ -1,8 +1,8 @@
 //! Kiln's web UI: a Sycamore app in the browser that talks to the gateway over grpc-web
 //! only. It owns no data: navigation and the record views are built from `ListModels`,
 //! so a model created anywhere gets its tab, list, forms and detail pages without a
-//! deploy. `nav` and `fields` hold the logic the views are drawn from (tested natively);
-//! `api` the session and the calls; `pages` the screens.
+//! deploy. `nav`, `fields` and `workflow` hold the logic the views are drawn from (tested
+//! natively); `api` the session and the calls; `pages` the screens.
 
 pub mod api;
 #[cfg(target_arch = "wasm32")]
@@ -13,6 +13,7 @@ pub mod nav;
 mod pages;
 #[cfg(target_arch = "wasm32")]
 mod widgets;
+pub mod workflow;
 
 /// Starts the app in `#app`.
 #[cfg(target_arch = "wasm32")]

@@ -57,6 +57,43 @@ pub fn field_error(errors: Signal<Vec<(String, String)>>, name: String) -> View 
     }
 }
 
+/// A status as a coloured badge; `data-status` carries it for tests and styles.
+pub fn badge(status: &str) -> View {
+    let (class, text, attribute) = (format!("badge {status}"), status.to_string(), status.to_string());
+    view! { span(class=class, data-status=attribute) { (text) } }
+}
+
+/// The server's errors about `prefix` or any part of it (`actions[1].config.record`
+/// shows `…record.amount` too, saying which part), under the input of `prefix`.
+pub fn errors_under(errors: Signal<Vec<(String, String)>>, prefix: String) -> View {
+    view! {
+        (errors.with(|all| {
+            all.iter()
+                .filter(|(field, _)| crate::workflow::covers(&prefix, field))
+                .map(|(field, message)| {
+                    let part = field[prefix.len()..].trim_start_matches('.');
+                    let text = if part.is_empty() { message.clone() } else { format!("{part}: {message}") };
+                    view! { div(class="field-error", role="alert") { (text) } }
+                })
+                .collect::<Vec<View>>()
+        }))
+    }
+}
+
+/// Whether the server refused `prefix` or any part of it.
+pub fn has_error_under(errors: Signal<Vec<(String, String)>>, prefix: &str) -> bool {
+    errors.with(|all| all.iter().any(|(field, _)| crate::workflow::covers(prefix, field)))
+}
+
+/// JSON of a Struct, laid out, as the run views show settings, inputs and outputs.
+pub fn struct_json(value: Option<&kiln_proto::wkt::Struct>) -> String {
+    use kiln_proto::wkt::{Value, value::Kind};
+    match value {
+        Some(s) => crate::fields::to_pretty_json(&Value { kind: Some(Kind::StructValue(s.clone())) }),
+        None => String::new(),
+    }
+}
+
 /// The value of the input, select or textarea an event came from.
 pub fn event_value(event: &web_sys::Event) -> String {
     use sycamore::web::wasm_bindgen::JsCast;

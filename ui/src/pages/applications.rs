@@ -18,15 +18,10 @@ use crate::{
     api::ApiError,
     app::use_shared,
     call,
-    widgets::{ErrorNotice, Load, Loading, event_value, field_error, load_each, when},
+    widgets::{ErrorNotice, Load, Loading, badge, event_value, field_error, load_each, when},
 };
 
 const FINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
-
-fn badge(status: &str) -> View {
-    let (class, text, attribute) = (format!("badge {status}"), status.to_string(), status.to_string());
-    view! { span(class=class, data-status=attribute) { (text) } }
-}
 
 #[component]
 pub fn ApplicationList() -> View {

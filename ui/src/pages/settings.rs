@@ -1,4 +1,5 @@
-//! Settings: the profile, the theme, and signing out.
+//! Settings: the profile, the theme, the workspace's provider for prompt test runs, and
+//! signing out.
 
 use kiln_proto::v1::{GetProfileRequest, LogoutRequest, UpdateProfileRequest, User};
 use sycamore::prelude::*;
@@ -99,6 +100,7 @@ pub fn Settings() -> View {
     view! {
         h1 { "Settings" }
         (body())
+        super::prompts::ProviderSettings {}
         div(class="card", style="margin-top:1rem") {
             h2(style="margin-top:0") { "Theme" }
             div(class="form-actions", role="group", aria-label="Theme") {
