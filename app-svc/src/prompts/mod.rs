@@ -110,6 +110,12 @@ fn test_run_of(row: &impl RowExt) -> Result<PromptTestRun, sqlx::Error> {
     })
 }
 
+/// A new row of `prompt_versions`, from both the save path and the adoption of an edit
+/// made through the records API.
+const INSERT_VERSION: &str = "INSERT INTO prompt_versions \
+     (prompt_id, version, workspace_id, content, variables, change_note, created_by, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
 const TEST_RUN_COLUMNS: &str = "id, prompt_id, version, variables, rendered, status, output, error, model, \
      latency_ms, prompt_tokens, completion_tokens, total_tokens, created_by, created_at";
 
@@ -148,15 +154,18 @@ macro_rules! in_line {
             let (content, variables) = (row.text("content")?, row.opt_json("variables")?);
             let pointer: Option<i64> = sqlx::Row::try_get(&row, "current_version")?;
             let current = pointer.unwrap_or(1);
-            let stored = sqlx::query("SELECT content, variables FROM prompt_versions WHERE prompt_id = $1 AND version = $2")
-                .bind(Id($prompt))
-                .bind(current)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            let latest: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM prompt_versions WHERE prompt_id = $1")
-                .bind(Id($prompt))
-                .fetch_one(&mut *$tx)
-                .await?;
+            let stored =
+                sqlx::query("SELECT content, variables FROM prompt_versions WHERE prompt_id = $1 AND version = $2")
+                    .bind(Id($prompt))
+                    .bind(current)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            let latest: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM prompt_versions WHERE prompt_id = $1",
+            )
+            .bind(Id($prompt))
+            .fetch_one(&mut *$tx)
+            .await?;
             let (version, note) = match stored {
                 None => (current, ""),
                 Some(stored) if stored.text("content")? == content && stored.opt_json("variables")? == variables => {
@@ -164,20 +173,17 @@ macro_rules! in_line {
                 }
                 Some(_) => (latest + 1, RECORDS_NOTE),
             };
-            sqlx::query(
-                "INSERT INTO prompt_versions (prompt_id, version, workspace_id, content, variables, change_note, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(Id($prompt))
-            .bind(version)
-            .bind(Id($workspace))
-            .bind(&content)
-            .bind((!variables.is_null()).then(|| sqlx::types::Json(&variables)))
-            .bind(note)
-            .bind(row.opt_id("created_by")?.map(Id))
-            .bind(row.time("updated_at")?)
-            .execute(&mut *$tx)
-            .await?;
+            sqlx::query(INSERT_VERSION)
+                .bind(Id($prompt))
+                .bind(version)
+                .bind(Id($workspace))
+                .bind(&content)
+                .bind((!variables.is_null()).then(|| sqlx::types::Json(&variables)))
+                .bind(note)
+                .bind(row.opt_id("created_by")?.map(Id))
+                .bind(row.time("updated_at")?)
+                .execute(&mut *$tx)
+                .await?;
             if pointer != Some(version) {
                 sqlx::query("UPDATE prompts SET current_version = $1 WHERE id = $2")
                     .bind(version)
@@ -262,10 +268,7 @@ impl PromptApi {
             if moved == 0 {
                 return Ok(Err(None));
             }
-            sqlx::query(
-                "INSERT INTO prompt_versions (prompt_id, version, workspace_id, content, variables, change_note, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
+            sqlx::query(INSERT_VERSION)
             .bind(Id(id)).bind(version).bind(Id(caller.workspace_id)).bind(content).bind(variables)
             .bind(note).bind(Id(caller.user_id)).bind(now)
             .execute(&mut *tx).await?;

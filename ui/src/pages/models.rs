@@ -338,25 +338,12 @@ pub fn ModelBuilder(id: Option<String>) -> View {
         add(None);
     }
     let move_field = move |key: u32, by: isize| {
-        drafts.update(|d| {
-            if let Some(at) = d.iter().position(|x| x.key == key) {
-                let to = (at as isize + by).clamp(0, d.len() as isize - 1) as usize;
-                let item = d.remove(at);
-                d.insert(to, item);
-            }
-        });
+        drafts.update(|d| crate::reorder::step(d, |x| x.key, key, by));
         plan.set(None);
     };
     let drop_on = move |key: u32| {
         if let Some(from) = dragged.get() {
-            drafts.update(|d| {
-                if let (Some(at), Some(to)) =
-                    (d.iter().position(|x| x.key == from), d.iter().position(|x| x.key == key))
-                {
-                    let item = d.remove(at);
-                    d.insert(to, item);
-                }
-            });
+            drafts.update(|d| crate::reorder::onto(d, |x| x.key, from, key));
         }
         dragged.set(None);
         plan.set(None);

@@ -194,25 +194,12 @@ pub fn WorkflowDesigner(id: Option<String>) -> View {
     }
     // Errors name actions by their place: after a move they would name the wrong card.
     let move_action = move |key: u32, by: isize| {
-        drafts.update(|d| {
-            if let Some(at) = d.iter().position(|x| x.key == key) {
-                let to = (at as isize + by).clamp(0, d.len() as isize - 1) as usize;
-                let item = d.remove(at);
-                d.insert(to, item);
-            }
-        });
+        drafts.update(|d| crate::reorder::step(d, |x| x.key, key, by));
         errors.set(Vec::new());
     };
     let drop_on = move |key: u32| {
         if let Some(from) = dragged.get() {
-            drafts.update(|d| {
-                if let (Some(at), Some(to)) =
-                    (d.iter().position(|x| x.key == from), d.iter().position(|x| x.key == key))
-                {
-                    let item = d.remove(at);
-                    d.insert(to, item);
-                }
-            });
+            drafts.update(|d| crate::reorder::onto(d, |x| x.key, from, key));
             errors.set(Vec::new());
         }
         dragged.set(None);
