@@ -485,7 +485,10 @@ impl PromptService for PromptApi {
         let id = id_in("id", &r.id)?;
         // Whose prompt it is decides first: another workspace's is not found, whatever the edit.
         let before = self.records.get(caller, KIND, &r.id).await?;
-        let variables = checked_version(&r.content, &r.variables, &r.change_note)?;
+        // An edit of the text alone keeps the variables the prompt declares: a version
+        // that dropped them could not render the text it was saved with.
+        let declared = if r.variables.is_empty() { prompt_of(&before).variables } else { r.variables };
+        let variables = checked_version(&r.content, &declared, &r.change_note)?;
         let version = self.add_version(caller, id, r.base_version, &r.content, &variables, &r.change_note).await?;
         let after = self.records.get(caller, KIND, &r.id).await?;
         self.records.announce(caller, KIND, ChangeKind::Updated, Some(before), Some(after)).await;

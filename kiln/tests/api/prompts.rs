@@ -180,6 +180,15 @@ async fn two_people_saving_one_version_get_one_success_and_one_conflict(backend:
     let (_, latest) = app.get_with_token(&format!("/api/v1/prompts/{id}/diff?from=3"), &access).await;
     assert_eq!(latest["to"], 4, "{latest}");
 
+    // A save of the text alone keeps the variables, so the new version still renders.
+    let (status, text_only) =
+        app.post_with_token(&path, &access, json!({ "content": "Name {{ model }}.", "base_version": 4 })).await;
+    assert_eq!(status, 201, "{text_only}");
+    assert_eq!(text_only["version"]["variables"][0]["name"], "model", "{text_only}");
+    let test = format!("/api/v1/prompts/{id}/test");
+    let (status, run) = app.post_with_token(&test, &access, json!({ "variables": { "model": "Invoice" } })).await;
+    assert_eq!((status, run["rendered"].as_str()), (201, Some("Name Invoice.")), "{run}");
+
     // Wrong inputs: each named.
     let broken = json!({ "content": "Describe {{ model", "variables": [{ "name": "model" }, { "name": "no spaces" }, { "name": "model" }] });
     let (status, body) = app.post_with_token(&path, &access, broken).await;

@@ -387,6 +387,8 @@ export type CreatePromptVersionRequest = Message<"kiln.v1.CreatePromptVersionReq
   content: string;
 
   /**
+   * The new version's variables; none given keeps the ones the prompt declares.
+   *
    * @generated from field: repeated kiln.v1.PromptVariable variables = 3;
    */
   variables: PromptVariable[];
