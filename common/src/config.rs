@@ -166,6 +166,11 @@ impl RawSettings {
         Ok(raw)
     }
 
+    /// Where the value of setting `key` came from; None: its default.
+    pub fn source(&self, key: &str) -> Option<&Source> {
+        self.values.get(key).filter(|(value, _)| !value.trim().is_empty()).map(|(_, source)| source)
+    }
+
     /// Sets a value given as a flag.
     pub fn set_flag(&mut self, key: &str, value: String) {
         if let Some(setting) = SETTINGS.iter().find(|s| s.key == key) {
@@ -314,48 +319,148 @@ pub struct Config {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = |u: &Option<String>| u.as_deref().map(crate::db::redact_url);
-        f.debug_struct("Config")
-            .field("role", &self.role)
-            .field("database_url", &crate::db::redact_url(&self.database_url))
-            .field("redis_url", &url(&self.redis_url))
-            .field("redis_prefix", &self.redis_prefix)
-            .field("build_max_attempts", &self.build_max_attempts)
-            .field("build_workers", &self.build_workers)
-            .field("build_lease", &self.build_lease)
-            .field("build_network", &self.build_network)
-            .field("amqp_url", &url(&self.amqp_url))
-            .field("amqp_exchange", &self.amqp_exchange)
-            .field("webhook_allow_private", &self.webhook_allow_private)
-            .field("webhook_retry_base", &self.webhook_retry_base)
-            .field("webhook_retry_window", &self.webhook_retry_window)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
-            .field("jwt_previous_secrets", &self.jwt_previous_secrets.iter().map(|_| "***").collect::<Vec<_>>())
-            .field("http_addr", &self.http_addr)
-            .field("ui_api_url", &self.ui_api_url)
-            .field("grpc_addr", &self.grpc_addr)
-            .field("model_svc_url", &self.model_svc_url)
-            .field("app_svc_url", &self.app_svc_url)
-            .field("build_worker_url", &self.build_worker_url)
-            .field("data_dir", &self.data_dir)
-            .field("docker_host", &self.docker_host)
-            .field("generated_dir", &self.generated_dir)
-            .field("otlp_endpoint", &url(&self.otlp_endpoint))
-            .field("cors_origins", &self.cors_origins)
-            .field("access_token_ttl", &self.access_token_ttl)
-            .field("refresh_token_ttl", &self.refresh_token_ttl)
-            .field("auth_rate_limit_per_minute", &self.auth_rate_limit_per_minute)
-            .field("user_rate_limit_per_minute", &self.user_rate_limit_per_minute)
-            .field("workspace_rate_limit_per_minute", &self.workspace_rate_limit_per_minute)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_concurrent_requests", &self.max_concurrent_requests)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("statement_timeout", &self.statement_timeout)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("log", &self.log)
-            .field("log_format", &self.log_format)
-            .finish()
+        f.debug_map().entry(&"role", &self.role.name()).entries(self.effective()).finish()
+    }
+}
+
+impl Config {
+    /// Every setting's value as it may be shown (secrets masked, URLs without their
+    /// password), in the order of [`SETTINGS`]: what `kiln config check` prints and
+    /// what `Debug` shows.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let url = |u: &Option<String>| u.as_deref().map(crate::db::redact_url).unwrap_or_default();
+        let text = |t: &Option<String>| t.clone().unwrap_or_default();
+        let list = |items: &[String]| items.join(",");
+        SETTINGS
+            .iter()
+            .map(|setting| {
+                let value = match setting.key {
+                    "database_url" => crate::db::redact_url(&self.database_url),
+                    "redis_url" => url(&self.redis_url),
+                    "redis_prefix" => self.redis_prefix.clone(),
+                    "build_max_attempts" => self.build_max_attempts.to_string(),
+                    "build_lease" => duration_text(self.build_lease),
+                    "build_workers" => self.build_workers.to_string(),
+                    "build_network" => text(&self.build_network),
+                    "amqp_url" => url(&self.amqp_url),
+                    "amqp_exchange" => self.amqp_exchange.clone(),
+                    "webhook_allow_private" => self.webhook_allow_private.to_string(),
+                    "webhook_retry_base" => duration_text(self.webhook_retry_base),
+                    "webhook_retry_window" => duration_text(self.webhook_retry_window),
+                    "jwt_secret" => self.jwt_secret.as_ref().map(|_| "***".to_string()).unwrap_or_default(),
+                    "jwt_previous_secrets" => {
+                        list(&self.jwt_previous_secrets.iter().map(|_| "***".into()).collect::<Vec<_>>())
+                    }
+                    "http_addr" => self.http_addr.to_string(),
+                    "ui_api_url" => self.ui_api_url.clone(),
+                    "grpc_addr" => self.grpc_addr.to_string(),
+                    "model_svc_url" => self.model_svc_url.clone(),
+                    "app_svc_url" => self.app_svc_url.clone(),
+                    "build_worker_url" => self.build_worker_url.clone(),
+                    "data_dir" => self.data_dir.display().to_string(),
+                    "docker_host" => text(&self.docker_host),
+                    "generated_dir" => self.generated_dir.display().to_string(),
+                    "otlp_endpoint" => url(&self.otlp_endpoint),
+                    "cors_origins" => list(&self.cors_origins),
+                    "access_token_ttl" => duration_text(self.access_token_ttl),
+                    "refresh_token_ttl" => duration_text(self.refresh_token_ttl),
+                    "auth_rate_limit" => self.auth_rate_limit_per_minute.to_string(),
+                    "user_rate_limit" => self.user_rate_limit_per_minute.to_string(),
+                    "workspace_rate_limit" => self.workspace_rate_limit_per_minute.to_string(),
+                    "trusted_proxies" => {
+                        list(&self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    }
+                    "request_timeout" => duration_text(self.request_timeout),
+                    "max_concurrent_requests" => self.max_concurrent_requests.to_string(),
+                    "shutdown_timeout" => duration_text(self.shutdown_timeout),
+                    "statement_timeout" => duration_text(self.statement_timeout),
+                    "max_body_bytes" => self.max_body_bytes.to_string(),
+                    "log" => self.log.clone(),
+                    "log_format" => format!("{:?}", self.log_format).to_lowercase(),
+                    other => unreachable!("setting `{other}` has no field in Config"),
+                };
+                (setting.key, value)
+            })
+            .collect()
+    }
+
+    /// What makes this configuration unsafe to serve a network with, one line each: a
+    /// secret anyone can read or guess, a well-known password on a database reached
+    /// over the network, an API every web page may call. The mesh roles refuse to
+    /// start with any; `kiln config check` names them for every role.
+    pub fn hazards(&self) -> Vec<ConfigError> {
+        let mut found = Vec::new();
+        let secrets = self.jwt_secret.iter().map(|s| ("KILN_JWT_SECRET", s));
+        for (env, secret) in secrets.chain(self.jwt_previous_secrets.iter().map(|s| ("KILN_JWT_PREVIOUS_SECRETS", s))) {
+            if let Some(why) = guessable_secret(secret) {
+                found.push(ConfigError::new(env, why));
+            }
+        }
+        if self.cors_origins.iter().any(|origin| origin == "*") {
+            found.push(ConfigError::new(
+                "KILN_CORS_ORIGINS",
+                "`*` lets every web page call the API with its visitors' access tokens; list the origins the web UI is served from",
+            ));
+        }
+        let urls = [
+            ("KILN_DATABASE_URL", Some(&self.database_url)),
+            ("KILN_REDIS_URL", self.redis_url.as_ref()),
+            ("KILN_AMQP_URL", self.amqp_url.as_ref()),
+        ];
+        for (env, url) in urls {
+            if let Some(why) = url.and_then(|url| default_password(url)) {
+                found.push(ConfigError::new(env, why));
+            }
+        }
+        found
+    }
+}
+
+/// Secrets written in this repository's examples and test set-ups: anyone can read them.
+const PUBLISHED_SECRETS: &[&str] =
+    &["ci-only-secret-ci-only-secret-0123456789", "test-secret-test-secret-test-secret-000"];
+
+/// Passwords an intruder tries first: the images' and installers' defaults.
+const DEFAULT_PASSWORDS: &[&str] =
+    &["postgres", "password", "guest", "admin", "root", "secret", "changeme", "change-me", "kiln", "redis", "rabbitmq"];
+
+/// Fewest different characters a random secret of 32 bytes or more has by any chance
+/// (a hex one has about 16); fewer means it was typed, not drawn.
+const MIN_SECRET_VARIETY: usize = 10;
+
+fn guessable_secret(secret: &str) -> Option<String> {
+    const MAKE_ONE: &str = "make one with `openssl rand -hex 32`";
+    if PUBLISHED_SECRETS.contains(&secret) {
+        return Some(format!("is an example secret published with Kiln; {MAKE_ONE}"));
+    }
+    let variety = secret.chars().collect::<std::collections::BTreeSet<_>>().len();
+    let characters = if variety == 1 { "character" } else { "characters" };
+    (variety < MIN_SECRET_VARIETY)
+        .then(|| format!("has only {variety} different {characters}, so it was typed rather than drawn; {MAKE_ONE}"))
+}
+
+/// Why a URL's password must not be used: it is a well-known default and the host is
+/// not this machine (a local service with its default password is a developer's).
+fn default_password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let (userinfo, host) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let host = host.rsplit_once(':').map_or(host, |(host, _)| host).trim_matches(['[', ']']);
+    let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!local && DEFAULT_PASSWORDS.contains(&password.to_ascii_lowercase().as_str()))
+        .then(|| format!("the password of `{user}` at {host} is a well-known default; set a password of its own"))
+}
+
+/// A duration as the settings take it: `250ms`, `90s`, `15m`, `12h`, `30d`.
+fn duration_text(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        _ if duration.subsec_nanos() != 0 || secs == 0 => format!("{}ms", duration.as_millis()),
+        _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
+        _ if secs.is_multiple_of(3_600) => format!("{}h", secs / 3_600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
     }
 }
 
@@ -714,6 +819,78 @@ mod tests {
                 assert!(!shown.contains(secret), "{secret} in {shown}");
             }
             assert!(shown.contains("postgres://kiln:***@db/kiln"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn the_effective_configuration_shows_every_setting_in_a_form_it_takes_back() {
+        let env = RawSettings::from_env([
+            ("KILN_BUILD_LEASE", "90s"),
+            ("KILN_WEBHOOK_RETRY_BASE", "250ms"),
+            ("KILN_CORS_ORIGINS", "https://a.example,http://localhost:3000"),
+            ("KILN_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("KILN_LOG_FORMAT", "json"),
+        ]);
+        let config = Config::from_raw(Role::Gateway, env.overlay(secret_env())).unwrap();
+        let shown = config.effective();
+        let keys: Vec<&str> = shown.iter().map(|(key, _)| *key).collect();
+        assert_eq!(keys, SETTINGS.iter().map(|s| s.key).collect::<Vec<_>>());
+        let mut again = secret_env();
+        for (key, value) in shown.iter().filter(|(key, _)| !key.contains("secret")) {
+            again.set_env(key, value.clone());
+        }
+        let reread = Config::from_raw(Role::Gateway, again).unwrap();
+        assert_eq!(reread.effective(), shown);
+        let value = |key: &str| shown.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+        assert_eq!(value("build_lease"), Some("90s"));
+        assert_eq!(value("webhook_retry_base"), Some("250ms"));
+        assert_eq!(value("refresh_token_ttl"), Some("30d"));
+        assert_eq!(value("jwt_secret"), Some("***"));
+    }
+
+    fn secret_env() -> RawSettings {
+        RawSettings::from_env([("KILN_JWT_SECRET", "3f9c0d7a51e24b8896a1c5e07d4f2b6a")])
+    }
+
+    #[test]
+    fn hazards_name_guessable_secrets_open_cors_and_default_passwords_on_the_network() {
+        let safe = Config::from_raw(
+            Role::Gateway,
+            RawSettings::from_env([
+                ("KILN_JWT_SECRET", "3f9c0d7a51e24b8896a1c5e07d4f2b6a"),
+                ("KILN_DATABASE_URL", "postgres://kiln:Vb8sK2pQ@db.internal/kiln"),
+                // A developer's local services with their defaults are theirs.
+                ("KILN_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+                ("KILN_REDIS_URL", "redis://:redis@[::1]:6379"),
+                ("KILN_CORS_ORIGINS", "https://kiln.example"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(safe.hazards(), []);
+
+        let unsafe_ = Config::from_raw(
+            Role::Gateway,
+            RawSettings::from_env([
+                ("KILN_JWT_SECRET", "ci-only-secret-ci-only-secret-0123456789"),
+                ("KILN_JWT_PREVIOUS_SECRETS", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                ("KILN_DATABASE_URL", "postgres://postgres:Postgres@db.internal:5432/kiln"),
+                ("KILN_AMQP_URL", "amqp://guest:guest@rabbitmq:5672/%2f"),
+                ("KILN_CORS_ORIGINS", "*"),
+            ]),
+        )
+        .unwrap();
+        let lines: Vec<String> = unsafe_.hazards().iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        let starts = [
+            "configuration error: KILN_JWT_SECRET: is an example secret published with Kiln",
+            "configuration error: KILN_JWT_PREVIOUS_SECRETS: has only 1 different character,",
+            "configuration error: KILN_CORS_ORIGINS: `*` lets every web page call the API",
+            "configuration error: KILN_DATABASE_URL: the password of `postgres` at db.internal is a well-known default",
+            "configuration error: KILN_AMQP_URL: the password of `guest` at rabbitmq is a well-known default",
+        ];
+        for (line, start) in lines.iter().zip(starts) {
+            assert!(line.starts_with(start), "{line}");
+            assert!(!line.contains("Postgres@") && !line.contains("guest@"), "no password is shown: {line}");
         }
     }
 

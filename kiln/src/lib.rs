@@ -80,6 +80,33 @@ async fn database(config: &Config) -> anyhow::Result<Db> {
     Db::connect(&config.database_url, DbOptions { statement_timeout: config.statement_timeout }).await
 }
 
+/// Brings the tables the role owns up to date and stops: what a deployment's migration
+/// job runs before the new version's processes start (they would migrate too, each at
+/// its start; this makes the change once, before any of them serves). The owners
+/// migrated, in order.
+pub async fn migrate(config: &Config) -> anyhow::Result<Vec<&'static str>> {
+    let owned: &[&kiln_common::db::Migrations] = match config.role {
+        Role::AllInOne => &[&kiln_model_svc::MIGRATIONS, &kiln_app_svc::MIGRATIONS, &kiln_build_worker::MIGRATIONS],
+        Role::Model => &[&kiln_model_svc::MIGRATIONS],
+        Role::App => &[&kiln_app_svc::MIGRATIONS],
+        Role::BuildWorker => &[&kiln_build_worker::MIGRATIONS],
+        Role::Gateway | Role::Ui => anyhow::bail!("the {} role owns no tables", config.role.name()),
+    };
+    let db = database(config).await?;
+    let mut done = Vec::new();
+    for migrations in owned {
+        db.migrate(migrations).await?;
+        done.push(migrations.owner);
+    }
+    // Without Redis the build queue is a table, made by whoever runs builds.
+    if config.redis_url.is_none() && matches!(config.role, Role::AllInOne | Role::BuildWorker) {
+        db.migrate(&queue::MIGRATIONS).await?;
+        done.push(queue::MIGRATIONS.owner);
+    }
+    db.close().await;
+    Ok(done)
+}
+
 /// The database, and the token check of a process that owns the sessions table
 /// (app-svc, all-in-one).
 async fn storage(config: &Config) -> anyhow::Result<(Db, Authenticator)> {

@@ -24,6 +24,19 @@ fn cli() -> Command {
             Command::new("serve").about("Run Kiln: every service in one process (default), or one role of the mesh"),
         )
         .subcommand(
+            Command::new("config").about("Look at the configuration").subcommand_required(true).subcommand(
+                Command::new("check").about(
+                    "Print the effective configuration of the role (secrets masked) and where each value came from, \
+                     then what is wrong or unsafe; exit 0 when nothing is, 1 when something is unsafe, 2 when a value \
+                     cannot be used",
+                ),
+            ),
+        )
+        .subcommand(Command::new("migrate").about(
+            "Bring the database tables the role owns up to date, then exit (every role migrates at start too; \
+             a deployment runs this once before rolling out): all-in-one, model, app or build-worker",
+        ))
+        .subcommand(
             Command::new("healthcheck")
                 .about(
                     "Exit 0 when the Kiln process at --url answers its gRPC health check with SERVING, or, for the ui role, \
@@ -70,6 +83,20 @@ fn cli() -> Command {
 }
 
 fn load(matches: &ArgMatches) -> Result<Config, String> {
+    let (role, raw) = raw_settings(matches)?;
+    Config::from_raw(role, raw).map_err(|e| e.to_string())
+}
+
+/// The configuration, or its error said on stderr and the exit code for it.
+fn load_or_say(matches: &ArgMatches) -> Result<Config, ExitCode> {
+    load(matches).map_err(|line| {
+        eprintln!("{line}");
+        ExitCode::from(2)
+    })
+}
+
+/// The role and the settings given for it, each with its source, not yet parsed.
+fn raw_settings(matches: &ArgMatches) -> Result<(Role, RawSettings), String> {
     let role: Role = match matches.get_one::<String>("role") {
         Some(name) => name.parse().map_err(|e: kiln_common::config::ConfigError| e.to_string())?,
         None => Role::AllInOne,
@@ -95,7 +122,51 @@ fn load(matches: &ArgMatches) -> Result<Config, String> {
             }
         }
     }
-    Config::from_raw(role, file.overlay(given)).map_err(|e| e.to_string())
+    Ok((role, file.overlay(given)))
+}
+
+/// `kiln config check`: the effective configuration as a table, then every problem.
+fn config_check(matches: &ArgMatches) -> ExitCode {
+    let parsed = raw_settings(matches).and_then(|(role, raw)| {
+        Config::from_raw(role, raw.clone()).map(|config| (config, raw)).map_err(|e| e.to_string())
+    });
+    let (config, raw) = match parsed {
+        Ok(parsed) => parsed,
+        Err(line) => {
+            eprintln!("{line}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", check_report(&config, &raw));
+    if config.hazards().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn check_report(config: &Config, raw: &RawSettings) -> String {
+    use std::fmt::Write as _;
+    let mut report = format!("kiln {} · role {}\n\n", env!("CARGO_PKG_VERSION"), config.role.name());
+    let shown = config.effective();
+    let width = shown.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+    let value_width = shown.iter().map(|(_, value)| value.len()).max().unwrap_or(0).min(48);
+    for (key, value) in &shown {
+        let from = raw.source(key).map_or_else(|| "default".to_string(), ToString::to_string);
+        let value = if value.is_empty() { "(unset)" } else { value };
+        let _ = writeln!(report, "{key:width$}  {value:value_width$}  {from}");
+    }
+    let hazards = config.hazards();
+    match hazards.len() {
+        0 => report.push_str("\nnothing unsafe found\n"),
+        n => {
+            let serve = match config.role {
+                Role::AllInOne => "all-in-one starts with a warning for each",
+                _ => "`kiln serve` refuses to start this role with any",
+            };
+            let _ = writeln!(report, "\n{n} unsafe setting{} ({serve}):", if n == 1 { "" } else { "s" });
+            for hazard in hazards {
+                let _ = writeln!(report, "  {hazard}");
+            }
+        }
+    }
+    report
 }
 
 async fn shutdown_signal() {
@@ -170,16 +241,45 @@ async fn main() -> ExitCode {
         let url = check.get_one::<String>("url").map(String::as_str).unwrap_or(default);
         return if ui { http_healthcheck(url).await } else { healthcheck(url).await };
     }
+    if let Some(check) = matches.subcommand_matches("config").and_then(|config| config.subcommand_matches("check")) {
+        return config_check(check);
+    }
+    if let Some(migrate) = matches.subcommand_matches("migrate") {
+        let config = match load_or_say(migrate) {
+            Ok(config) => config,
+            Err(code) => return code,
+        };
+        telemetry::init(&config);
+        return match kiln::migrate(&config).await {
+            Ok(owners) => {
+                println!("migrated: {}", owners.join(", "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kiln could not migrate: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Global flags reach the subcommand's matches; `kiln` alone serves with the root's.
     let serve = matches.subcommand_matches("serve").unwrap_or(&matches);
-    let config = match load(serve) {
+    let config = match load_or_say(serve) {
         Ok(config) => config,
-        Err(line) => {
-            eprintln!("{line}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
+    // A role of the mesh serves a network: it does not start with a secret anyone can
+    // read, a default password or an API open to every web page.
+    let hazards = config.hazards();
+    if config.role != Role::AllInOne && !hazards.is_empty() {
+        for hazard in hazards {
+            eprintln!("{hazard}");
+        }
+        return ExitCode::from(2);
+    }
     telemetry::init(&config);
+    for hazard in hazards {
+        tracing::warn!("{hazard} (the mesh roles refuse this)");
+    }
     let running = match kiln::start(config).await {
         Ok(running) => running,
         Err(e) => {
@@ -220,6 +320,37 @@ mod tests {
             }
             assert!(help.contains("KILN_ROLE") && help.contains("KILN_CONFIG"));
         }
+    }
+
+    #[test]
+    fn config_check_shows_each_value_with_its_source_and_no_secret() {
+        let matches = cli().get_matches_from([
+            "kiln",
+            "config",
+            "check",
+            "--role",
+            "gateway",
+            "--jwt-secret",
+            "ci-only-secret-ci-only-secret-0123456789",
+            "--database-url",
+            "postgres://kiln:Vb8sK2pQzz@db/kiln",
+        ]);
+        let check = matches.subcommand_matches("config").and_then(|c| c.subcommand_matches("check")).unwrap();
+        let (role, raw) = raw_settings(check).unwrap();
+        let report = check_report(&Config::from_raw(role, raw.clone()).unwrap(), &raw);
+        assert!(report.contains("role gateway"), "{report}");
+        let line =
+            |key: &str| report.lines().find(|l| l.starts_with(&format!("{key} "))).unwrap_or_default().to_string();
+        assert!(
+            line("database_url").contains("postgres://kiln:***@db/kiln")
+                && line("database_url").ends_with("--database-url")
+        );
+        assert!(line("jwt_secret").contains("***") && line("jwt_secret").ends_with("--jwt-secret"));
+        assert!(line("request_timeout").contains("30s") && line("request_timeout").ends_with("default"));
+        assert!(line("otlp_endpoint").contains("(unset)"), "{report}");
+        assert!(!report.contains("Vb8sK2pQzz") && !report.contains("ci-only-secret"), "{report}");
+        assert!(report.contains("1 unsafe setting (`kiln serve` refuses to start this role with any):"), "{report}");
+        assert!(report.contains("  configuration error: KILN_JWT_SECRET: is an example secret published with Kiln"));
     }
 
     #[test]

@@ -243,6 +243,82 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
 }
 
 #[tokio::test]
+async fn a_mesh_role_refuses_unsafe_settings_and_config_check_names_them() {
+    let kiln = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+        command.args(args).env_remove("KILN_JWT_SECRET").env_remove("KILN_CORS_ORIGINS");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        (output.status.code(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let unsafe_env = [
+        ("KILN_JWT_SECRET", "ci-only-secret-ci-only-secret-0123456789"),
+        ("KILN_CORS_ORIGINS", "*"),
+        ("KILN_HTTP_ADDR", "127.0.0.1:0"),
+    ];
+    let (code, _, stderr) = kiln(&["serve", "--role", "gateway"], &unsafe_env);
+    assert_eq!(code, Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one line for each: {stderr}");
+    assert!(lines[0].starts_with("configuration error: KILN_JWT_SECRET: is an example secret"), "{stderr}");
+    assert!(lines[1].starts_with("configuration error: KILN_CORS_ORIGINS: `*`"), "{stderr}");
+
+    let (code, report, _) = kiln(&["config", "check", "--role", "gateway"], &unsafe_env);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("2 unsafe settings") && report.contains("KILN_CORS_ORIGINS: `*`"), "{report}");
+    assert!(!report.contains("ci-only-secret"), "{report}");
+
+    let safe = [("KILN_JWT_SECRET", "3f9c0d7a51e24b8896a1c5e07d4f2b6a"), ("KILN_CORS_ORIGINS", "https://kiln.example")];
+    let (code, report, _) = kiln(&["config", "check", "--role", "gateway"], &safe);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("nothing unsafe found"), "{report}");
+    let (code, _, stderr) = kiln(&["config", "check"], &[("KILN_REQUEST_TIMEOUT", "soon")]);
+    assert_eq!(
+        (code, stderr.trim_end()),
+        (Some(2), "configuration error: KILN_REQUEST_TIMEOUT: `soon` is not a duration like 900s, 15m, 12h or 30d")
+    );
+}
+
+#[tokio::test]
+async fn migrate_brings_the_roles_tables_up_to_date_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("kiln.db").display());
+    let migrate = |role: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["migrate", "--role", role])
+            .env("KILN_DATABASE_URL", &database)
+            .env("KILN_DATA_DIR", dir.path())
+            .env("KILN_JWT_SECRET", "3f9c0d7a51e24b8896a1c5e07d4f2b6a")
+            .env("KILN_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+            .env_remove("KILN_REDIS_URL")
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let (code, stdout, stderr) = migrate("all-in-one");
+    assert_eq!((code, stdout.as_str()), (Some(0), "migrated: model, app, build, queue\n"), "{stderr}");
+    // Run again, it finds nothing to do; a role migrates only what it owns.
+    assert_eq!(migrate("all-in-one").0, Some(0));
+    assert_eq!(migrate("app").1, "migrated: app\n");
+    let (code, _, stderr) = migrate("gateway");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("the gateway role owns no tables"), "{stderr}");
+    let db = sqlx::SqlitePool::connect(&database).await.unwrap();
+    for table in ["models", "prompt_versions", "builds", "queue_jobs"] {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?")
+                .bind(table)
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        assert_eq!(found.as_deref(), Some(table), "made by kiln migrate");
+    }
+    db.close().await;
+}
+
+#[tokio::test]
 async fn sigterm_drains_and_exits_cleanly() {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
