@@ -178,12 +178,25 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
         .max_age(Duration::from_secs(600)))
 }
 
+/// Bucket bounds of every histogram (all are durations in seconds): from a fast request
+/// (1 ms) to a long build (30 min).
+const SECONDS_BUCKETS: [f64; 16] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 1800.0];
+
 /// One Prometheus recorder per process: metrics are global in `metrics`.
 fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Histograms with buckets rather than the recorder's default summaries: buckets
+            // add up across replicas (histogram_quantile over the sum), quantiles do not.
+            let recorder = match PrometheusBuilder::new().set_buckets(&SECONDS_BUCKETS) {
+                Ok(builder) => builder.build_recorder(),
+                Err(error) => {
+                    tracing::warn!(%error, "histogram buckets refused; /metrics shows summaries");
+                    PrometheusBuilder::new().build_recorder()
+                }
+            };
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only this one's");

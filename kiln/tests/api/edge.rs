@@ -187,7 +187,14 @@ async fn health_readiness_and_metrics_answer() {
             && l.contains("status=\"401\"")),
         "{metrics}"
     );
-    assert!(metrics.contains("kiln_http_request_duration_seconds"));
+    // A histogram with buckets (they add up across replicas), not a summary.
+    assert!(
+        metrics.lines().any(|l| l.starts_with("kiln_http_request_duration_seconds_bucket{")
+            && l.contains("route=\"/api/v1/auth/login\"")
+            && l.contains("le=\"0.005\"")),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("quantile="), "{metrics}");
     app.stop().await;
 }
 
