@@ -36,7 +36,7 @@ use tokio::{
     process::{Child, Command},
 };
 
-const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-00";
+const JWT_SECRET: &str = "bench-3f9c0d7a51e24b88-secret-96a1c5e0";
 const ROWS: usize = 2000;
 const PG: &str = "postgres://postgres@127.0.0.1:5432";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

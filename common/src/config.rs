@@ -416,9 +416,8 @@ impl Config {
     }
 }
 
-/// Secrets written in this repository's examples and test set-ups: anyone can read them.
-const PUBLISHED_SECRETS: &[&str] =
-    &["ci-only-secret-ci-only-secret-0123456789", "test-secret-test-secret-test-secret-000"];
+/// Secrets written in this repository's examples: anyone can read them.
+const PUBLISHED_SECRETS: &[&str] = &["ci-only-secret-ci-only-secret-0123456789"];
 
 /// Passwords an intruder tries first: the images' and installers' defaults.
 const DEFAULT_PASSWORDS: &[&str] =

@@ -8,7 +8,7 @@ use kiln_common::{Config, Db, config::Role};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
-pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-000";
+pub const JWT_SECRET: &str = "test-7f3a9c1e5b8d0246-secret-ace13579bdf0";
 pub const PASSWORD: &str = "correct horse 9";
 
 /// Which database a test runs against, and how Kiln is laid out over it.
