@@ -10,7 +10,7 @@ pub mod rest;
 pub mod ui;
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -23,12 +23,11 @@ use axum::{
     routing::{MethodRouter, get},
 };
 use kiln_common::{ErrorCode, grpc};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
-    trace::TraceLayer,
 };
+use tracing::Instrument;
 
 pub use error::ApiError;
 pub use grpc_edge::Backends;
@@ -73,10 +72,10 @@ pub struct GatewayState {
     health: grpc_edge::RoleHealth,
     openapi_json: Arc<String>,
     docs_html: Arc<String>,
-    metrics: PrometheusHandle,
 }
 
-/// The whole app on one router. Serve it with connect info (see [`serve`]): the auth
+/// The whole app on one router. Serve it with connect info
+/// ([`kiln_common::net::serve_http`]): the auth
 /// rate limit is keyed by client address, one budget for REST `/auth` and AuthService
 /// over gRPC and grpc-web.
 pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result<Router> {
@@ -84,13 +83,14 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
     rest::check(&routes, rest::descriptors())?;
     let doc = openapi::document(&routes, rest::descriptors())?;
     let (reporter, support) = grpc::with_support(&backends.service_names(), None).await?;
+    // Installed before the first request, so nothing recorded is lost.
+    kiln_common::telemetry::metrics_handle();
     let backends = Arc::new(backends);
     let health = grpc_edge::RoleHealth::new(backends.clone(), reporter);
     let state = GatewayState {
         health: health.clone(),
         openapi_json: Arc::new(serde_json::to_string_pretty(&doc)?),
         docs_html: Arc::new(openapi::docs_page(&doc)),
-        metrics: metrics_handle(),
         backends: backends.clone(),
     };
 
@@ -121,7 +121,7 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         .nest("/api", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(kiln_common::telemetry::metrics_page))
         .with_state(state)
         .merge(grpc)
         .fallback(move |request| fallback(ui.clone(), backends.clone(), request))
@@ -133,23 +133,8 @@ pub async fn router(config: GatewayConfig, backends: Backends) -> anyhow::Result
         ))
         .layer(middleware::from_fn(record_metrics))
         .layer(cors(&config.cors_origins)?)
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(trace_request))
         .layer(CatchPanicLayer::custom(|_| ApiError::new(ErrorCode::Internal, "internal error").into_response())))
-}
-
-/// Serves `router` on `listener` (HTTP/1.1 and h2c together) until `shutdown` completes;
-/// accepted connections get [`kiln_common::net::configure_accepted`].
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|stream| kiln_common::net::configure_accepted(stream));
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Into::into)
 }
 
 fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
@@ -173,47 +158,57 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             header::HeaderName::from_static("x-grpc-web"),
             header::HeaderName::from_static("x-user-agent"),
             header::HeaderName::from_static("grpc-timeout"),
+            // A browser's own trace continues through the gateway.
+            header::HeaderName::from_static("traceparent"),
+            header::HeaderName::from_static("tracestate"),
         ])
         .expose_headers(expose)
         .max_age(Duration::from_secs(600)))
 }
 
-/// Bucket bounds of every histogram (all are durations in seconds): from a fast request
-/// (1 ms) to a long build (30 min).
-const SECONDS_BUCKETS: [f64; 16] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 1800.0];
-
-/// One Prometheus recorder per process: metrics are global in `metrics`.
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            // Histograms with buckets rather than the recorder's default summaries: buckets
-            // add up across replicas (histogram_quantile over the sum), quantiles do not.
-            let recorder = match PrometheusBuilder::new().set_buckets(&SECONDS_BUCKETS) {
-                Ok(builder) => builder.build_recorder(),
-                Err(error) => {
-                    tracing::warn!(%error, "histogram buckets refused; /metrics shows summaries");
-                    PrometheusBuilder::new().build_recorder()
-                }
-            };
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics shows only this one's");
-            }
-            // Without its own HTTP listener the recorder keeps every histogram sample until
-            // upkeep folds them in: memory grew ~12 MB a minute under load, unscraped.
-            let upkeep = handle.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(5));
-                loop {
-                    tick.tick().await;
-                    upkeep.run_upkeep();
-                }
-            });
-            handle
-        })
-        .clone()
+/// One server span per request, continuing the client's trace when it sends a
+/// `traceparent`. Named by OpenTelemetry's conventions: `GET /api/v1/records/{kind}` for
+/// REST (the route, never the query: it may hold record values), the gRPC method for
+/// gRPC and grpc-web. Probes and scrapes are not traced.
+async fn trace_request(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
+    let span = if grpc_edge::is_grpc(&request) {
+        grpc::rpc_span(path, "server")
+    } else {
+        let method = request.method().as_str();
+        let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+        let name = match route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        };
+        tracing::info_span!(
+            "http",
+            otel.name = name,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = method,
+            http.route = route,
+            url.path = path,
+            http.response.status_code = tracing::field::Empty,
+        )
+    };
+    kiln_common::telemetry::extract(&span, request.headers());
+    let grpc = grpc_edge::is_grpc(&request);
+    let response = next.run(request).instrument(span.clone()).await;
+    if grpc {
+        let code =
+            response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
+        span.record("rpc.grpc.status_code", code.unwrap_or(0));
+    } else {
+        span.record("http.response.status_code", response.status().as_u16());
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    response
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {
@@ -237,10 +232,6 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::counter!("kiln_http_requests_total", &labels).increment(1);
     metrics::histogram!("kiln_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
-}
-
-async fn metrics(State(state): State<GatewayState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 /// What a browser sees at the root until the UI is served there.

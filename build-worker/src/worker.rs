@@ -27,6 +27,7 @@ use kiln_proto::v1::{BuildEvent, BuildLogLine, build_event};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -106,8 +107,24 @@ impl Worker {
         }
     }
 
-    /// Runs one job to its end and settles it with the queue.
+    /// Runs one job to its end and settles it with the queue, in the trace of whoever
+    /// queued it.
     pub async fn handle(&self, job: Job) {
+        let span = tracing::info_span!(
+            "build",
+            otel.name = format!("process {BUILD_QUEUE}"),
+            otel.kind = "consumer",
+            messaging.operation.type = "process",
+            messaging.destination.name = BUILD_QUEUE,
+            messaging.message.id = job.id.as_str(),
+            kiln.build.attempt = job.attempt,
+        );
+        let trace = job.payload.get(kiln_common::telemetry::TRACEPARENT).and_then(Value::as_str);
+        kiln_common::telemetry::follow(&span, trace);
+        self.handle_job(job).instrument(span).await
+    }
+
+    async fn handle_job(&self, job: Job) {
         let Some(build_id) =
             job.payload.get("build_id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok())
         else {

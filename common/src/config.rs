@@ -48,7 +48,8 @@ settings! {
     "data_dir", "KILN_DATA_DIR", "Directory for embedded data: SQLite files, the generated JWT secret [default: ./data]";
     "docker_host", "KILN_DOCKER_HOST", "Docker engine for image builds [default: the local socket]";
     "generated_dir", "KILN_GENERATED_DIR", "Where builds write rendered source trees [default: ./generated]";
-    "otlp_endpoint", "KILN_OTLP_ENDPOINT", "OpenTelemetry collector (OTLP/gRPC); unset means no trace export";
+    "otlp_endpoint", "KILN_OTLP_ENDPOINT", "OpenTelemetry collector traces are exported to, e.g. http://collector:4317 (gRPC) or http://collector:4318 (HTTP); unset means none are exported (logs still carry trace ids)";
+    "otlp_protocol", "KILN_OTLP_PROTOCOL", "How traces reach the collector: grpc (OTLP/gRPC) or http (OTLP/HTTP protobuf, to the endpoint's /v1/traces) [default: grpc]";
     "cors_origins", "KILN_CORS_ORIGINS", "Comma-separated origins browsers may call the API from; empty allows none";
     "access_token_ttl", "KILN_ACCESS_TOKEN_TTL", "Lifetime of access tokens, e.g. 900s, 15m [default: 15m]";
     "refresh_token_ttl", "KILN_REFRESH_TOKEN_TTL", "Lifetime of refresh tokens, e.g. 30d [default: 30d]";
@@ -268,6 +269,13 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// How traces are sent to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    Http,
+}
+
 /// The whole configuration of one process. Its `Debug` shows no secret and no password.
 #[derive(Clone)]
 pub struct Config {
@@ -299,6 +307,7 @@ pub struct Config {
     pub docker_host: Option<String>,
     pub generated_dir: PathBuf,
     pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: OtlpProtocol,
     pub cors_origins: Vec<String>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
@@ -361,6 +370,7 @@ impl Config {
                     "docker_host" => text(&self.docker_host),
                     "generated_dir" => self.generated_dir.display().to_string(),
                     "otlp_endpoint" => url(&self.otlp_endpoint),
+                    "otlp_protocol" => format!("{:?}", self.otlp_protocol).to_lowercase(),
                     "cors_origins" => list(&self.cors_origins),
                     "access_token_ttl" => duration_text(self.access_token_ttl),
                     "refresh_token_ttl" => duration_text(self.refresh_token_ttl),
@@ -602,6 +612,18 @@ impl Config {
             Ok(n) if n >= 1024 => Ok(n),
             _ => Err(format!("`{v}` is not a number of bytes of at least 1024")),
         })?;
+        let otlp_protocol = raw.parse("otlp_protocol", OtlpProtocol::Grpc, |v| match v {
+            "grpc" => Ok(OtlpProtocol::Grpc),
+            "http" => Ok(OtlpProtocol::Http),
+            _ => Err(format!("`{v}` is not one of grpc, http")),
+        })?;
+        let otlp_endpoint = raw.parse("otlp_endpoint", None, |v| {
+            if v.starts_with("http://") || v.starts_with("https://") {
+                Ok(Some(v.to_string()))
+            } else {
+                Err(format!("`{}` is not an http:// or https:// URL", crate::db::redact_url(v)))
+            }
+        })?;
         let log_format = raw.parse("log_format", LogFormat::Auto, |v| match v {
             "auto" => Ok(LogFormat::Auto),
             "json" => Ok(LogFormat::Json),
@@ -636,7 +658,8 @@ impl Config {
             data_dir,
             docker_host: raw.string("docker_host"),
             generated_dir,
-            otlp_endpoint: raw.string("otlp_endpoint"),
+            otlp_endpoint,
+            otlp_protocol,
             cors_origins,
             access_token_ttl,
             refresh_token_ttl,

@@ -79,6 +79,21 @@ async fn checkpoint(options: SqliteConnectOptions, mut stop: tokio::sync::onesho
     let _ = conn.close().await;
 }
 
+/// Keeps `kiln_db_pool_connections` (by pool, `in_use` and `max`) up to date from
+/// `usage` (each pool's connections out and its bound) until it says the pools closed.
+async fn report_pool_usage(usage: impl Fn() -> Option<Vec<(&'static str, (usize, usize))>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(pools) = usage() else { return };
+        for (pool, (in_use, max)) in pools {
+            metrics::gauge!("kiln_db_pool_connections", "pool" => pool, "state" => "in_use").set(in_use as f64);
+            metrics::gauge!("kiln_db_pool_connections", "pool" => pool, "state" => "max").set(max as f64);
+        }
+    }
+}
+
 impl SqlitePools {
     /// Opens (creating it if need be) the database file `path`.
     pub async fn open(path: &std::path::Path, readers: u32, read_timeout: Option<Duration>) -> anyhow::Result<Self> {
@@ -203,12 +218,24 @@ impl Db {
                 .get_filename()
                 .to_path_buf();
             let pools = SqlitePools::open(&path, 8, Some(options.statement_timeout)).await?;
+            let (writer, reader) = (pools.writer.clone(), pools.reader.clone());
+            tokio::spawn(report_pool_usage(move || {
+                (!writer.is_closed() && !reader.is_closed())
+                    .then(|| [("sqlite_writer", writer.usage()), ("sqlite_reader", reader.usage())].to_vec())
+            }));
             Ok(Db::Sqlite(pools))
         } else {
             let base = PgConnectOptions::from_str(url).map_err(|_| {
                 anyhow::anyhow!("KILN_DATABASE_URL: `{}` is not a valid PostgreSQL URL", redact_url(url))
             })?;
-            Ok(Db::Postgres(connect_postgres(&base, options).await?))
+            let pool = connect_postgres(&base, options).await?;
+            let watched = pool.clone();
+            tokio::spawn(report_pool_usage(move || {
+                let max = watched.options().get_max_connections() as usize;
+                let in_use = (watched.size() as usize).saturating_sub(watched.num_idle());
+                (!watched.is_closed()).then(|| vec![("postgres", (in_use, max))])
+            }));
+            Ok(Db::Postgres(pool))
         }
     }
 

@@ -1,24 +1,23 @@
 //! How services reach each other: [`GrpcChannel`] is what every generated client is built
 //! on. It wraps either a network channel (mesh) or a service's own routes in this process
-//! (all-in-one); callers never know which. Also the support services every gRPC listener
-//! serves: health and reflection (v1 and v1alpha).
+//! (all-in-one); callers never know which. Each call is a client span whose trace
+//! context travels in the request's `traceparent`; each served call is a server span
+//! under it, counted and timed per method ([`observed`]). Also the support services
+//! every gRPC listener serves: health and reflection (v1 and v1alpha).
 
 use std::{
     convert::Infallible,
     future::Future,
     task::{Context, Poll},
+    time::Instant,
 };
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
-use tonic::{
-    body::Body,
-    service::Routes,
-    transport::{Endpoint, Server},
-};
+use tonic::{body::Body, service::Routes, transport::Endpoint};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
+use tracing::Instrument;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,9 +38,10 @@ impl GrpcChannel {
     /// Calls go straight to `routes` in this process, through the same codec and
     /// interceptors a network call meets.
     pub fn local(name: &str, routes: Routes) -> Self {
-        let svc = ServiceExt::<http::Request<Body>>::map_err(routes.prepare(), |never: Infallible| -> BoxError {
-            match never {}
-        });
+        let svc =
+            ServiceExt::<http::Request<Body>>::map_err(observed(routes).prepare(), |never: Infallible| -> BoxError {
+                match never {}
+            });
         GrpcChannel { inner: BoxCloneSyncService::new(svc), target: format!("in-process:{name}") }
     }
 
@@ -92,16 +92,99 @@ impl GrpcChannel {
 impl Service<http::Request<Body>> for GrpcChannel {
     type Response = http::Response<Body>;
     type Error = BoxError;
-    type Future = <BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError> as Service<
-        http::Request<Body>,
-    >>::Future;
+    type Future = futures::future::BoxFuture<'static, Result<http::Response<Body>, BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        self.inner.call(request)
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let span = rpc_span(request.uri().path(), "client");
+        crate::telemetry::inject_from(&span, request.headers_mut());
+        Box::pin(self.inner.call(request).instrument(span))
+    }
+}
+
+/// A span of one gRPC call, named and described by OpenTelemetry's RPC conventions
+/// (`kiln.v1.ModelService/CreateModel`); `kind` is `client` or `server`. The status is
+/// recorded once the answer begins.
+pub fn rpc_span(path: &str, kind: &'static str) -> tracing::Span {
+    let name = path.trim_start_matches('/');
+    let (service, method) = name.split_once('/').unwrap_or((name, ""));
+    tracing::info_span!(
+        "rpc",
+        otel.name = name,
+        otel.kind = kind,
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = tracing::field::Empty,
+    )
+}
+
+/// `routes` with a server span per call, continuing the caller's trace, and its count
+/// and duration by method in `/metrics`. Health checks and reflection are left out:
+/// probes would drown the calls.
+pub fn observed(routes: Routes) -> Routes {
+    Routes::from(routes.into_axum_router().layer(axum::middleware::from_fn(observe_call)))
+}
+
+async fn observe_call(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    if path.starts_with("/grpc.") {
+        return next.run(request).await;
+    }
+    let span = rpc_span(&path, "server");
+    crate::telemetry::extract(&span, request.headers());
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    // A failed call answers with its status in the headers (trailers-only); a call that
+    // answers has it in the trailers, after its messages: it is counted as OK here.
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .unwrap_or(0);
+    span.record("rpc.grpc.status_code", code);
+    if server_fault(code) {
+        span.record("otel.status_code", "ERROR");
+    }
+    let (service, method) = method_labels(&path, code);
+    let labels = [("service", service), ("method", method), ("code", format!("{:?}", tonic::Code::from(code)))];
+    metrics::counter!("kiln_grpc_server_requests_total", &labels).increment(1);
+    metrics::histogram!("kiln_grpc_server_duration_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The codes a server span counts as its own failure (OpenTelemetry's RPC conventions:
+/// the server's fault, not the caller's).
+fn server_fault(code: i32) -> bool {
+    use tonic::Code;
+    matches!(
+        Code::from(code),
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+/// The metric labels of a call: the platform's services by name; a workspace's typed
+/// services (named after its models, without bound) and unknown paths together.
+fn method_labels(path: &str, code: i32) -> (String, String) {
+    let name = path.trim_start_matches('/');
+    match name.split_once('/') {
+        Some((service, method))
+            if service.starts_with("kiln.v1.") && tonic::Code::from(code) != tonic::Code::Unimplemented =>
+        {
+            (service.to_string(), method.to_string())
+        }
+        Some((service, _)) if service.starts_with("kiln.ws.") => ("kiln.ws".into(), "typed".into()),
+        _ => ("other".into(), "other".into()),
     }
 }
 
@@ -154,17 +237,19 @@ pub fn reflection(
     Ok((v1, v1alpha))
 }
 
-/// Serves gRPC (HTTP/2) on `listener` until `shutdown` completes, then drains. Accepted
-/// connections get [`crate::net::configure_accepted`]: tonic's own socket options apply
-/// only to listeners it binds itself.
-pub async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let incoming = TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted {
-            crate::net::configure_accepted(stream);
-        }
-        accepted
-    });
-    Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, shutdown).await.context("serving gRPC")
+/// Serves gRPC on `listener` until `shutdown` completes, then drains; beside it, over
+/// HTTP/1.1 too, `/metrics` for Prometheus and `/healthz` for probes.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    crate::telemetry::metrics_handle();
+    let router = observed(routes)
+        .into_axum_router()
+        .route("/metrics", axum::routing::get(crate::telemetry::metrics_page))
+        .route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }));
+    crate::net::serve_http(listener, router, shutdown).await.context("serving gRPC")
 }
 
 /// Checks that a channel's `service` answers its health check with SERVING.

@@ -122,20 +122,8 @@ fn asking_app_svc(config: &Config, db: &Db, app: GrpcChannel) -> anyhow::Result<
     Ok(Authenticator::with_sessions(token_keys(config)?, LiveSessions::new(source, db.clone())))
 }
 
-/// Settings this version reads but does not act on yet; said at start-up rather than
-/// silently ignored.
-fn warn_unused_settings(config: &Config) {
-    let unused = [("KILN_OTLP_ENDPOINT", config.otlp_endpoint.is_some())];
-    for (setting, set) in unused {
-        if set {
-            tracing::warn!(setting, "set, but this version does not use it yet");
-        }
-    }
-}
-
 /// Binds and starts the role `config.role` names.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    warn_unused_settings(&config);
     let stop = CancellationToken::new();
     match config.role {
         Role::AllInOne => {
@@ -413,7 +401,7 @@ async fn serve_http(
     let http_addr = listener.local_addr()?;
     let database = db.as_ref().map(Db::dialect).unwrap_or("none");
     tracing::info!(role = config.role.name(), %http_addr, database, "kiln is up: http://{http_addr}");
-    let served = kiln_api_gateway::serve(listener, router, shutdown_on(&stop));
+    let served = net::serve_http(listener, router, shutdown_on(&stop));
     let task = tokio::spawn(drained_within(served, stop.clone(), config.shutdown_timeout, db, background));
     Ok(Running { http_addr: Some(http_addr), grpc_addr: None, stop, task })
 }

@@ -293,7 +293,11 @@ async fn main() -> ExitCode {
         tracing::info!("shutting down");
         stop.cancel();
     });
-    match running.wait().await {
+    let stopped = running.wait().await;
+    // The last spans (the shutdown's) leave before the process does; the exporter's
+    // calls need the runtime free to run them.
+    let _ = tokio::task::spawn_blocking(telemetry::flush).await;
+    match stopped {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kiln stopped with an error: {e:#}");

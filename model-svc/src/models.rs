@@ -314,11 +314,13 @@ pub(crate) fn model_from_row(row: &impl RowExt) -> Result<Model, ServiceError> {
 }
 
 /// Runs a model change to its end even if the caller goes away: a change stopped between
-/// the workspace file and the platform file (SQLite) would leave them disagreeing.
+/// the workspace file and the platform file (SQLite) would leave them disagreeing. It
+/// stays in the call's span (trace).
 async fn run_to_completion<T: Send + 'static>(
     change: impl Future<Output = Result<T, ServiceError>> + Send + 'static,
 ) -> Result<T, ServiceError> {
-    tokio::spawn(change).await.map_err(|e| anyhow::anyhow!("model change task failed: {e}"))?
+    use tracing::Instrument;
+    tokio::spawn(change.in_current_span()).await.map_err(|e| anyhow::anyhow!("model change task failed: {e}"))?
 }
 
 #[tonic::async_trait]

@@ -109,7 +109,7 @@ impl Webhooks {
             rows.iter().map(|row| Ok((row.id("id")?, row.json("events")?))).collect::<Result<Vec<_>, sqlx::Error>>()
         })
         .context("reading webhook subscriptions")?;
-        let payload = json!({ "type": event.kind, "timestamp": event.at, "data": event });
+        let payload = json!({ "type": event.kind, "timestamp": event.at, "data": event.to_public_json() });
         let now = kiln_common::db::now();
         let mut recorded = 0;
         for (webhook, events) in subscriptions {

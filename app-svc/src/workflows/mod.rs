@@ -324,10 +324,13 @@ impl Workflows {
                     }
                     None => return Err("its payload must be an object".into()),
                 }
-                let job = queue
-                    .enqueue(&payload)
-                    .await
-                    .map_err(|e| format!("queue `{queue_name}` refused the job: {e:#}"))?;
+                // The job carries the run's trace: its worker's work joins it.
+                let mut job = payload.clone();
+                if let (Some(fields), Some(trace)) = (job.as_object_mut(), kiln_common::telemetry::traceparent()) {
+                    fields.insert(kiln_common::telemetry::TRACEPARENT.into(), json!(trace));
+                }
+                let job =
+                    queue.enqueue(&job).await.map_err(|e| format!("queue `{queue_name}` refused the job: {e:#}"))?;
                 let output = json!({ "queue": queue_name, "job_id": job, "payload": payload });
                 Ok((output, Some((queue_name, job, payload))))
             }

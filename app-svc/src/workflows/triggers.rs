@@ -17,6 +17,7 @@ use kiln_common::{
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Started, Workflows, sandbox, spec};
@@ -63,7 +64,7 @@ impl Workflows {
     /// logged.
     pub async fn on_event(&self, event: &Event) -> anyhow::Result<Vec<Uuid>> {
         let candidates = enabled_with(&self.db, "on_event", Some(event.workspace)).await?;
-        let event_json = serde_json::to_value(event)?;
+        let event_json = event.to_public_json();
         let input = json!({
             "event": event_json,
             "record": event.after.as_ref().or(event.before.as_ref()),
@@ -107,7 +108,7 @@ impl Workflows {
                 Ok(Some(run)) => {
                     started.push(run.id);
                     let engine = self.clone();
-                    tokio::spawn(async move { engine.finish(run).await });
+                    tokio::spawn(async move { engine.finish(run).await }.in_current_span());
                 }
                 // Started before, for an earlier delivery of this event.
                 Ok(None) => {}
@@ -158,7 +159,7 @@ impl Workflows {
                     Ok(Some(run)) => {
                         started.push(run.id);
                         let engine = self.clone();
-                        tokio::spawn(async move { engine.finish(run).await });
+                        tokio::spawn(async move { engine.finish(run).await }.in_current_span());
                     }
                     Ok(None) | Err(kiln_common::ServiceError::FailedPrecondition(_)) => {}
                     Err(e) => {
@@ -245,7 +246,8 @@ where
             },
         };
         let mut pause = Duration::from_millis(200);
-        while let Err(e) = handle(delivery.event.clone()).await {
+        let span = delivery.begin(group);
+        while let Err(e) = handle(delivery.event.clone()).instrument(span.clone()).await {
             tracing::warn!(group, event = %delivery.event.id, error = %format!("{e:#}"), "could not handle an event; trying again");
             tokio::select! {
                 _ = stop.cancelled() => return,

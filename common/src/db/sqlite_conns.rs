@@ -41,6 +41,7 @@ struct Inner {
     options: SqliteConnectOptions,
     idle: Mutex<Vec<Slot>>,
     permits: Arc<Semaphore>,
+    max: usize,
     acquire_timeout: Duration,
     statement_timeout: Option<Duration>,
 }
@@ -80,6 +81,7 @@ impl SqliteConns {
             options,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            max: max.max(1) as usize,
             acquire_timeout,
             statement_timeout,
         });
@@ -108,6 +110,15 @@ impl SqliteConns {
             slot.deadline.store(now_ms() + limit.as_millis() as u64, Ordering::Relaxed);
         }
         Ok(SqliteConn { slot: Some(slot), inner: self.inner.clone(), discard: false, _permit: permit })
+    }
+
+    /// Connections out now, and how many may be.
+    pub fn usage(&self) -> (usize, usize) {
+        (self.inner.max.saturating_sub(self.inner.permits.available_permits()), self.inner.max)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.permits.is_closed()
     }
 
     /// Refuses further checkouts and closes the idle connections; those out close when

@@ -42,6 +42,9 @@ pub struct Event {
     /// The subject after the change (creates and updates), as the API shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// The trace of the change (W3C `traceparent`): its consumers' work joins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Event {
@@ -56,6 +59,7 @@ impl Event {
             at: Utc::now(),
             before: None,
             after: None,
+            traceparent: crate::telemetry::traceparent(),
         }
     }
 
@@ -67,6 +71,16 @@ impl Event {
     pub fn with_after(mut self, after: Option<Value>) -> Self {
         self.after = after;
         self
+    }
+
+    /// The event as workspaces see it (workflow inputs, webhook payloads): without the
+    /// platform's trace context.
+    pub fn to_public_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("traceparent");
+        }
+        value
     }
 }
 
@@ -103,6 +117,25 @@ enum Acker {
 }
 
 impl Delivery {
+    /// The span of handling this delivery in consumer group `group`, in the trace of the
+    /// change that caused it (OpenTelemetry's messaging conventions); records how long
+    /// after the change the group got it (`kiln_event_lag_seconds`).
+    pub fn begin(&self, group: &str) -> tracing::Span {
+        let lag = (Utc::now() - self.event.at).to_std().unwrap_or_default();
+        metrics::histogram!("kiln_event_lag_seconds", "group" => group.to_string()).record(lag.as_secs_f64());
+        let span = tracing::info_span!(
+            "event",
+            otel.name = format!("process {}", self.event.kind),
+            otel.kind = "consumer",
+            messaging.operation.type = "process",
+            messaging.destination.name = self.event.kind.as_str(),
+            messaging.consumer.group.name = group,
+            messaging.message.id = %self.event.id,
+        );
+        crate::telemetry::follow(&span, self.event.traceparent.as_deref());
+        span
+    }
+
     pub async fn ack(self) -> anyhow::Result<()> {
         match self.acker {
             Acker::Nobody => Ok(()),

@@ -20,6 +20,7 @@ mod security;
 mod sockets;
 mod system_records;
 mod tenancy;
+mod traces;
 mod typed;
 mod ui;
 mod webhooks;
