@@ -2,6 +2,8 @@
 //! serves until its [`Running::stop`] (or a signal, from `main`). Tests start the same
 //! way on port 0.
 
+pub mod backup;
+
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;

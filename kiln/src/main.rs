@@ -37,6 +37,23 @@ fn cli() -> Command {
              a deployment runs this once before rolling out): all-in-one, model, app or build-worker",
         ))
         .subcommand(
+            Command::new("backup")
+                .about(
+                    "Write the whole database (SQLite: the platform file and every workspace file; PostgreSQL: the \
+                     platform tables and every ws_* schema) to one archive, consistent as of one moment, while Kiln \
+                     serves",
+                )
+                .arg(Arg::new("to").long("to").value_name("FILE").required(true).help("The archive to write (.tar.gz)")),
+        )
+        .subcommand(
+            Command::new("restore")
+                .about(
+                    "Put an archive of `kiln backup` into the database KILN_DATABASE_URL names, which must be empty and \
+                     of the same kind (SQLite or PostgreSQL); then start Kiln on it",
+                )
+                .arg(Arg::new("from").long("from").value_name("FILE").required(true).help("The archive to read")),
+        )
+        .subcommand(
             Command::new("healthcheck")
                 .about(
                     "Exit 0 when the Kiln process at --url answers its gRPC health check with SERVING, or, for the ui role, \
@@ -257,6 +274,34 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("kiln could not migrate: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    for (command, verb) in [("backup", "back up"), ("restore", "restore")] {
+        let Some(matches) = matches.subcommand_matches(command) else { continue };
+        let config = match load_or_say(matches) {
+            Ok(config) => config,
+            Err(code) => return code,
+        };
+        let file =
+            PathBuf::from(matches.get_one::<String>(if command == "backup" { "to" } else { "from" }).map_or("", |v| v));
+        let done = if command == "backup" {
+            kiln::backup::backup(&config, &file).await
+        } else {
+            kiln::backup::restore(&config, &file).await
+        };
+        return match done {
+            Ok(summary) => {
+                println!(
+                    "{}: {summary}: {}",
+                    if command == "backup" { "backed up" } else { "restored" },
+                    file.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kiln could not {verb}: {e:#}");
                 ExitCode::FAILURE
             }
         };

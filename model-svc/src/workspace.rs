@@ -30,6 +30,11 @@ pub const IDLE: Duration = Duration::from_secs(600);
 /// Read-only connections per open SQLite workspace file.
 const READERS: u32 = 4;
 
+/// The directory of the workspaces' SQLite files, beside the platform file.
+pub fn workspace_dir(platform_file: &Path) -> PathBuf {
+    platform_file.parent().map(|p| p.join("workspaces")).unwrap_or_else(|| PathBuf::from("workspaces"))
+}
+
 /// Where a workspace's SQLite file lives in the workspace directory `dir`.
 fn workspace_file(dir: &Path, workspace_id: Uuid) -> PathBuf {
     dir.join(format!("{}.db", workspace_id.hyphenated()))
@@ -58,10 +63,7 @@ impl Workspaces {
     /// At most `max_open` SQLite files open, each closed after `idle` unused.
     pub fn with_limits(db: Db, max_open: usize, idle: Duration) -> Self {
         let sqlite_dir = match &db {
-            Db::Sqlite(pools) => {
-                let file = pools.path();
-                Some(file.parent().map(|p| p.join("workspaces")).unwrap_or_else(|| PathBuf::from("workspaces")))
-            }
+            Db::Sqlite(pools) => Some(workspace_dir(&pools.path())),
             Db::Postgres(_) => None,
         };
         let workspaces = Workspaces {

@@ -319,6 +319,31 @@ impl TestApp {
         send_json(&self.http, method, self.url(path), access, body).await
     }
 
+    /// The database URL the app was started on.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
+    /// Every item of a paged list at `path` (its `key` array), page after page.
+    pub async fn all_pages(&self, path: &str, key: &str, token: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let (status, page) =
+                self.get_with_token(&format!("{path}{separator}page_size=100&page_token={page_token}"), token).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            let keys: Vec<&String> = page.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+            items.extend(
+                page[key].as_array().unwrap_or_else(|| panic!("{path}: no `{key}`, only {keys:?}")).iter().cloned(),
+            );
+            match page["next_page_token"].as_str() {
+                Some(next) if !next.is_empty() => page_token = next.to_string(),
+                _ => return items,
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -437,6 +462,20 @@ macro_rules! on_every_backend {
         }
         mod mesh {
             $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Mesh).await })*
+        }
+    };
+}
+
+/// Runs each named `async fn(Backend)` test on the two stores of one process: SQLite and
+/// PostgreSQL (what holds for the mesh's database is what holds for PostgreSQL's).
+#[macro_export]
+macro_rules! on_sqlite_and_postgres {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Postgres).await })*
         }
     };
 }

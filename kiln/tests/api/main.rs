@@ -2,6 +2,7 @@
 //! fresh PostgreSQL database, called over real HTTP/1.1, h2c gRPC and grpc-web.
 
 mod auth;
+mod backup;
 mod builds;
 mod docker;
 mod edge;
