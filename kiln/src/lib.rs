@@ -82,18 +82,29 @@ async fn database(config: &Config) -> anyhow::Result<Db> {
     Db::connect(&config.database_url, DbOptions { statement_timeout: config.statement_timeout }).await
 }
 
+/// The migrations of the tables a role's services own, in the order they run.
+fn owned_migrations(role: Role) -> &'static [&'static kiln_common::db::Migrations] {
+    use kiln_common::db::Migrations;
+    static ALL: [&Migrations; 3] =
+        [&kiln_model_svc::MIGRATIONS, &kiln_app_svc::MIGRATIONS, &kiln_build_worker::MIGRATIONS];
+    match role {
+        Role::AllInOne => &ALL,
+        Role::Model => &ALL[0..1],
+        Role::App => &ALL[1..2],
+        Role::BuildWorker => &ALL[2..3],
+        Role::Gateway | Role::Ui => &[],
+    }
+}
+
 /// Brings the tables the role owns up to date and stops: what a deployment's migration
 /// job runs before the new version's processes start (they would migrate too, each at
 /// its start; this makes the change once, before any of them serves). The owners
 /// migrated, in order.
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<&'static str>> {
-    let owned: &[&kiln_common::db::Migrations] = match config.role {
-        Role::AllInOne => &[&kiln_model_svc::MIGRATIONS, &kiln_app_svc::MIGRATIONS, &kiln_build_worker::MIGRATIONS],
-        Role::Model => &[&kiln_model_svc::MIGRATIONS],
-        Role::App => &[&kiln_app_svc::MIGRATIONS],
-        Role::BuildWorker => &[&kiln_build_worker::MIGRATIONS],
-        Role::Gateway | Role::Ui => anyhow::bail!("the {} role owns no tables", config.role.name()),
-    };
+    let owned = owned_migrations(config.role);
+    if owned.is_empty() {
+        anyhow::bail!("the {} role owns no tables", config.role.name());
+    }
     let db = database(config).await?;
     let mut done = Vec::new();
     for migrations in owned {
@@ -277,7 +288,7 @@ async fn build_service(
     auth: Authenticator,
     builds: &BuildParts,
 ) -> anyhow::Result<(Routes, Outbox)> {
-    db.migrate(&kiln_build_worker::MIGRATIONS).await?;
+    db.migrate(owned_migrations(Role::BuildWorker)[0]).await?;
     let outbox = Outbox::new(db.clone(), Owner::Build);
     // Deployments whose containers changed while no process watched: in line with the
     // engine, in the background (an engine that does not answer must not hold start-up).
@@ -316,7 +327,7 @@ async fn model_service(
     app: GrpcChannel,
     stop: &CancellationToken,
 ) -> anyhow::Result<(Routes, Outbox)> {
-    db.migrate(&kiln_model_svc::MIGRATIONS).await?;
+    db.migrate(owned_migrations(Role::Model)[0]).await?;
     let outbox = Outbox::new(db.clone(), Owner::Model);
     let deps = kiln_model_svc::ModelDeps {
         db: db.clone(),
@@ -341,7 +352,7 @@ async fn app_service(
     builds: &BuildParts,
     stop: &CancellationToken,
 ) -> anyhow::Result<(Routes, Outbox, Automation)> {
-    db.migrate(&kiln_app_svc::MIGRATIONS).await?;
+    db.migrate(owned_migrations(Role::App)[0]).await?;
     let outbox = Outbox::new(db.clone(), Owner::App);
     kiln_app_svc::seeding::upgrade_workspaces(db).await?;
     let deps = kiln_app_svc::AppDeps {

@@ -100,16 +100,27 @@ fn cli() -> Command {
 }
 
 fn load(matches: &ArgMatches) -> Result<Config, String> {
+    load_with_sources(matches).map(|(config, _)| config)
+}
+
+/// The configuration and the raw settings it was made of (where each value came from).
+fn load_with_sources(matches: &ArgMatches) -> Result<(Config, RawSettings), String> {
     let (role, raw) = raw_settings(matches)?;
-    Config::from_raw(role, raw).map_err(|e| e.to_string())
+    let config = Config::from_raw(role, raw.clone()).map_err(|e| e.to_string())?;
+    Ok((config, raw))
+}
+
+/// `loaded`, or its error said on stderr and the exit code for it.
+fn or_say<T>(loaded: Result<T, String>) -> Result<T, ExitCode> {
+    loaded.map_err(|line| {
+        eprintln!("{line}");
+        ExitCode::from(2)
+    })
 }
 
 /// The configuration, or its error said on stderr and the exit code for it.
 fn load_or_say(matches: &ArgMatches) -> Result<Config, ExitCode> {
-    load(matches).map_err(|line| {
-        eprintln!("{line}");
-        ExitCode::from(2)
-    })
+    or_say(load(matches))
 }
 
 /// The role and the settings given for it, each with its source, not yet parsed.
@@ -144,15 +155,9 @@ fn raw_settings(matches: &ArgMatches) -> Result<(Role, RawSettings), String> {
 
 /// `kiln config check`: the effective configuration as a table, then every problem.
 fn config_check(matches: &ArgMatches) -> ExitCode {
-    let parsed = raw_settings(matches).and_then(|(role, raw)| {
-        Config::from_raw(role, raw.clone()).map(|config| (config, raw)).map_err(|e| e.to_string())
-    });
-    let (config, raw) = match parsed {
+    let (config, raw) = match or_say(load_with_sources(matches)) {
         Ok(parsed) => parsed,
-        Err(line) => {
-            eprintln!("{line}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     print!("{}", check_report(&config, &raw));
     if config.hazards().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
