@@ -17,6 +17,7 @@ use kiln_proto::{
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 use std::{future::Future, sync::Arc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -205,6 +206,24 @@ enum Tried<T> {
     Done(T),
     /// The model was changed by another process since it was compiled.
     Stale,
+}
+
+/// A span of one statement on a model's table, named by OpenTelemetry's database
+/// conventions (`INSERT ent_invoices`). The statement's text is left out: its shape is in
+/// the name, and its values, bound, never appear.
+fn statement_span(operation: &'static str, place: &Placement) -> tracing::Span {
+    let system = match place.dialect {
+        Dialect::Postgres => "postgresql",
+        Dialect::Sqlite => "sqlite",
+    };
+    tracing::info_span!(
+        "db",
+        otel.name = format!("{operation} {}", place.table_name),
+        otel.kind = "client",
+        db.system.name = system,
+        db.operation.name = operation,
+        db.collection.name = place.table_name.as_str(),
+    )
 }
 
 /// Runs one write statement (`sql` with its values `bound`) and reads its rows with
@@ -530,7 +549,8 @@ impl<S: ModelSource> Records<S> {
             columns.join(", "),
             model.select_list
         );
-        match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
+        let span = statement_span("INSERT", &model.place);
+        match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await {
             Ok(rows) => Ok(rows.into_iter().next().map_or(Tried::Stale, Tried::Done)),
             Err(e) => stale_or(e, |e| write_error(e, &model, &written)),
         }
@@ -554,8 +574,9 @@ impl<S: ModelSource> Records<S> {
         let mut bound = Vec::new();
         let condition = model.where_record(workspace, record_id, &mut bound);
         let sql = format!("SELECT {} FROM {}{condition}", model.select_list, model.place.table);
+        let span = statement_span("SELECT", &model.place);
         let found = with_ws_read!(&pool, pool => {
-            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).await {
+            match bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_optional(pool).instrument(span).await {
                 Ok(Some(row)) => Some(row_to_struct(&row, &model.specs)?),
                 Ok(None) => None,
                 Err(e) => return stale_or(e, ServiceError::from),
@@ -623,7 +644,8 @@ impl<S: ModelSource> Records<S> {
         let condition = model.where_record(workspace, record_id, &mut bound);
         let sql =
             format!("UPDATE {} SET {}{condition} RETURNING {}", model.place.table, sets.join(", "), model.select_list);
-        let found = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
+        let span = statement_span("UPDATE", &model.place);
+        let found = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await {
             Ok(rows) => rows.into_iter().next(),
             Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
         };
@@ -654,7 +676,9 @@ impl<S: ModelSource> Records<S> {
         let condition = model.where_record(workspace, record_id, &mut bound);
         // The record as it was: the change's event carries it.
         let sql = format!("DELETE FROM {}{condition} RETURNING {}", model.place.table, model.select_list);
-        let deleted = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).await {
+        let span = statement_span("DELETE", &model.place);
+        let deleted = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await
+        {
             Ok(rows) => rows.into_iter().next(),
             Err(e) => {
                 return stale_or(e, |e| match &e {
@@ -704,9 +728,10 @@ impl<S: ModelSource> Records<S> {
             order.order_by(),
             paging.fetch()
         );
+        let span = statement_span("SELECT", &target.place);
         let records = with_ws_read!(&pool, pool => {
             let query = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound);
-            match query.fetch_all(pool).await {
+            match query.fetch_all(pool).instrument(span).await {
                 Ok(rows) => rows.iter().map(|row| row_to_struct(row, &target.specs)).collect::<Result<Vec<_>, _>>()?,
                 Err(e) => return stale_or(e, ServiceError::from),
             }

@@ -1,7 +1,8 @@
 //! Traces across processes: the mesh's roles as separate `kiln` processes exporting to
 //! an OTLP receiver the test serves. One REST call, one grpc-web call and one build each
 //! show as one trace across the processes they touch, continuing the client's own
-//! `traceparent`; the roles' log lines carry the trace id; no record value is in a span.
+//! `traceparent`; statements are spans too; the roles' log lines carry the trace id; no
+//! record value is in a span or a log line.
 
 use std::{
     collections::HashMap,
@@ -237,15 +238,23 @@ async fn one_trace_crosses_the_mesh_for_rest_grpc_web_and_a_build() {
 
     // A record's values stay out of spans.
     let secret_value = "INV-do-not-trace-4711";
+    let (traceparent, record_trace) = client_traceparent();
     let response = http
         .post(url("/api/v1/invoices"))
         .bearer_auth(&access)
-        .header("traceparent", client_traceparent().0)
+        .header("traceparent", &traceparent)
         .json(&json!({ "number": secret_value }))
         .send()
         .await
         .unwrap();
     assert_eq!(read(response).await.0, 201);
+    // The statement is a span of its own, named by the database conventions.
+    let spans = receiver
+        .trace(&record_trace, "a record's INSERT", |spans| has(spans, "kiln-model", "INSERT ent_invoices"))
+        .await;
+    let insert = spans.iter().find(|s| s.name == "INSERT ent_invoices").unwrap();
+    assert_eq!(insert.attributes["db.system.name"], "postgresql");
+    assert_eq!(insert.attributes["db.collection.name"], "ent_invoices");
 
     // A grpc-web call, as the UI makes it, likewise.
     let (traceparent, web_trace) = client_traceparent();
