@@ -175,7 +175,8 @@ async fn trace_request(request: Request, next: Next) -> Response {
     if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return next.run(request).await;
     }
-    let span = if grpc_edge::is_grpc(&request) {
+    let grpc = grpc_edge::is_grpc(&request);
+    let span = if grpc {
         grpc::rpc_span(path, "server")
     } else {
         let method = request.method().as_str();

@@ -139,14 +139,7 @@ async fn observe_call(request: axum::extract::Request, next: axum::middleware::N
     crate::telemetry::extract(&span, request.headers());
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
-    // A failed call answers with its status in the headers (trailers-only); a call that
-    // answers has it in the trailers, after its messages: it is counted as OK here.
-    let code = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<i32>().ok())
-        .unwrap_or(0);
+    let code = answered_status(response.headers());
     span.record("rpc.grpc.status_code", code);
     if server_fault(code) {
         span.record("otel.status_code", "ERROR");
@@ -156,6 +149,13 @@ async fn observe_call(request: axum::extract::Request, next: axum::middleware::N
     metrics::counter!("kiln_grpc_server_requests_total", &labels).increment(1);
     metrics::histogram!("kiln_grpc_server_duration_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The status code of a call as its answer's headers say it: a failed call answers with
+/// its status there (trailers-only); a call that answers has it in the trailers, after its
+/// messages, and counts as OK here.
+pub fn answered_status(headers: &http::HeaderMap) -> i32 {
+    headers.get("grpc-status").and_then(|value| value.to_str().ok()).and_then(|value| value.parse().ok()).unwrap_or(0)
 }
 
 /// The codes a server span counts as its own failure (OpenTelemetry's RPC conventions:

@@ -2,7 +2,7 @@
 //! (the mesh). Every span is also an OpenTelemetry span, exported over OTLP when
 //! `KILN_OTLP_ENDPOINT` is set; every log line written inside one carries its trace id.
 //! The trace context crosses processes as a W3C `traceparent`: in HTTP and gRPC headers
-//! ([`inject`], [`extract`]) and in the messages of the build queue and the event bus
+//! ([`inject_from`], [`extract`]) and in the messages of the build queue and the event bus
 //! ([`traceparent`], [`follow`]). Metrics (`metrics` macros) are rendered for
 //! Prometheus by the one recorder of the process ([`metrics_handle`]).
 
@@ -172,11 +172,6 @@ pub fn follow(span: &tracing::Span, traceparent: Option<&str>) {
     }
 }
 
-/// Puts the current span's trace context in outgoing `headers`.
-pub fn inject(headers: &mut http::HeaderMap) {
-    inject_from(&tracing::Span::current(), headers);
-}
-
 /// Puts `span`'s trace context in outgoing `headers`.
 pub fn inject_from(span: &tracing::Span, headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(&span.context(), &mut opentelemetry_http::HeaderInjector(headers));
@@ -189,13 +184,6 @@ pub fn extract(span: &tracing::Span, headers: &http::HeaderMap) {
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
     }
-}
-
-/// The trace id of `span`, as logs and collectors print it; none outside a trace.
-pub fn trace_id(span: &tracing::Span) -> Option<String> {
-    let context = span.context();
-    let ids = context.span().span_context().clone();
-    ids.is_valid().then(|| ids.trace_id().to_string())
 }
 
 /// Bucket bounds of every histogram (all are durations in seconds): from a fast request

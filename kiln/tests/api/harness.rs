@@ -454,12 +454,7 @@ pub fn token(body: &Value, which: &str) -> String {
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Postgres).await })*
-        }
+        $crate::on_sqlite_and_postgres!($($name),*);
         mod mesh {
             $(#[tokio::test] async fn $name() { super::$name($crate::harness::Backend::Mesh).await })*
         }
