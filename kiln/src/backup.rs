@@ -118,10 +118,10 @@ impl std::fmt::Display for Summary {
 }
 
 /// A directory removed when dropped: where an archive is put together or taken apart.
-struct Staging(PathBuf);
+pub(crate) struct Staging(pub(crate) PathBuf);
 
 impl Staging {
-    fn new(near: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn new(near: &Path) -> anyhow::Result<Self> {
         let parent = near.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let dir = parent.join(format!(".kiln-staging-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -179,29 +179,49 @@ pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<Summary> {
     }
     std::fs::write(staging.0.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
 
-    let partial = PathBuf::from(format!("{}.partial", to.display()));
-    {
-        let file = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
-        // The manifest first: a restore knows what it reads before it reads the rest.
-        tar.append_path_with_name(staging.0.join("manifest.json"), "manifest.json")?;
-        for entry in std::fs::read_dir(&staging.0)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if name != "manifest.json" {
-                let path = entry.path();
-                if path.is_dir() {
-                    tar.append_dir_all(&name, &path)?;
-                } else {
-                    tar.append_path_with_name(&path, &name)?;
-                }
-            }
-        }
-        tar.into_inner()?.finish()?.sync_all()?;
-    }
-    std::fs::rename(&partial, to).with_context(|| format!("moving the archive to {}", to.display()))?;
+    write_archive(&staging, to)?;
     summary.bytes = std::fs::metadata(to)?.len();
     Ok(summary)
+}
+
+/// Writes what `staging` holds (a `manifest.json` and the rest) to `to` as a gzipped tar,
+/// manifest first, so a reader knows what it reads before it reads the rest; through a
+/// temporary file renamed into place once whole.
+pub(crate) fn write_archive(staging: &Staging, to: &Path) -> anyhow::Result<()> {
+    let partial = PathBuf::from(format!("{}.partial", to.display()));
+    let written = (|| -> anyhow::Result<()> {
+        let file = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+        tar.append_path_with_name(staging.0.join("manifest.json"), "manifest.json")?;
+        append_sorted(&mut tar, &staging.0, Path::new(""))?;
+        tar.into_inner()?.finish()?.sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, to).with_context(|| format!("moving the archive to {}", to.display()))
+}
+
+/// Appends what the directory `dir` holds (as `name` in the archive), by name at every
+/// level: archives that are read as they stream put what comes first first.
+fn append_sorted<W: std::io::Write>(tar: &mut tar::Builder<W>, dir: &Path, name: &Path) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let (path, inner) = (entry.path(), name.join(entry.file_name()));
+        if inner == Path::new("manifest.json") {
+            continue;
+        }
+        if path.is_dir() {
+            tar.append_dir(&inner, &path)?;
+            append_sorted(tar, &path, &inner)?;
+        } else {
+            tar.append_path_with_name(&path, &inner)?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies the platform file and every workspace file into `staging/sqlite/`, as of one

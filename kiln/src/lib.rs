@@ -2,6 +2,7 @@
 //! serves until its [`Running::stop`] (or a signal, from `main`). Tests start the same
 //! way on port 0.
 
+pub mod archive;
 pub mod backup;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};

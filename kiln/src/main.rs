@@ -54,6 +54,31 @@ fn cli() -> Command {
                 .arg(Arg::new("from").long("from").value_name("FILE").required(true).help("The archive to read")),
         )
         .subcommand(
+            Command::new("export")
+                .about(
+                    "Write the caller's workspace (models, records, templates, workflows, prompts) to one archive \
+                     through the REST API of the Kiln at --url, printing progress",
+                )
+                .arg(Arg::new("to").long("to").value_name("FILE").required(true).help("The archive to write (.tar.gz)"))
+                .args(remote_args()),
+        )
+        .subcommand(
+            Command::new("import")
+                .about(
+                    "Read an archive of `kiln export` into the caller's workspace through the REST API of the Kiln at \
+                     --url: the models it lacks are created, records keep their ids and times, ids it has are \
+                     skipped (run it again to finish an import that stopped)",
+                )
+                .arg(Arg::new("from").long("from").value_name("FILE").required(true).help("The archive to read"))
+                .arg(
+                    Arg::new("dry-run")
+                        .long("dry-run")
+                        .action(ArgAction::SetTrue)
+                        .help("Check every record and write nothing; row errors are listed by line"),
+                )
+                .args(remote_args()),
+        )
+        .subcommand(
             Command::new("healthcheck")
                 .about(
                     "Exit 0 when the Kiln process at --url answers its gRPC health check with SERVING, or, for the ui role, \
@@ -97,6 +122,64 @@ fn cli() -> Command {
         );
     }
     kiln
+}
+
+/// Where `export` and `import` find the API, and whose workspace they move.
+fn remote_args() -> [Arg; 2] {
+    [
+        Arg::new("url")
+            .long("url")
+            .value_name("URL")
+            .default_value("http://localhost:4000")
+            .help("The gateway of the Kiln holding the workspace"),
+        Arg::new("token")
+            .long("token")
+            .env("KILN_TOKEN")
+            .hide_env_values(true)
+            .value_name("TOKEN")
+            .help("An access token of the workspace's user (POST /api/v1/auth/login)"),
+    ]
+}
+
+/// `kiln export` or `kiln import`.
+async fn move_workspace(command: &str, matches: &ArgMatches) -> ExitCode {
+    let arg = |name: &str| matches.get_one::<String>(name).map_or("", String::as_str);
+    let remote = match kiln::archive::Remote::new(arg("url"), arg("token")) {
+        Ok(remote) => remote,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut progress = std::io::stdout();
+    let done = if command == "export" {
+        let file = PathBuf::from(arg("to"));
+        kiln::archive::export(&remote, &file, &mut progress).await.map(|done| (done, file))
+    } else {
+        let file = PathBuf::from(arg("from"));
+        let dry_run = matches.get_flag("dry-run");
+        kiln::archive::import(&remote, &file, dry_run, &mut progress).await.map(|done| (done, file))
+    };
+    match done {
+        Ok((done, file)) => {
+            let (models, records, skipped) = (done.models, done.records, done.skipped);
+            match command {
+                "export" => println!("exported: {models} models, {records} records: {}", file.display()),
+                _ if matches.get_flag("dry-run") => {
+                    println!("checked: {records} records would be imported, {skipped} skipped: {}", file.display())
+                }
+                _ => println!(
+                    "imported: {models} models created, {records} records imported, {skipped} skipped: {}",
+                    file.display()
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kiln could not {command}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load(matches: &ArgMatches) -> Result<Config, String> {
@@ -262,6 +345,11 @@ async fn main() -> ExitCode {
         let default = if ui { "http://127.0.0.1:3000" } else { "http://127.0.0.1:4000" };
         let url = check.get_one::<String>("url").map(String::as_str).unwrap_or(default);
         return if ui { http_healthcheck(url).await } else { healthcheck(url).await };
+    }
+    for command in ["export", "import"] {
+        if let Some(matches) = matches.subcommand_matches(command) {
+            return move_workspace(command, matches).await;
+        }
     }
     if let Some(check) = matches.subcommand_matches("config").and_then(|config| config.subcommand_matches("check")) {
         return config_check(check);

@@ -10,7 +10,8 @@ use kiln_common::limits::MAX_SAFE_INTEGER;
 use kiln_proto::{
     v1::{
         CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, GetEntityRequest,
-        GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse, UpdateEntityRequest, UpdateEntityResponse,
+        GetEntityResponse, ImportEntitiesRequest, ImportEntitiesResponse, ListEntitiesRequest, ListEntitiesResponse,
+        UpdateEntityRequest, UpdateEntityResponse,
     },
     wkt::{Struct, Value as WktValue, value::Kind},
 };
@@ -83,6 +84,17 @@ pub fn routes() -> Vec<Route> {
             "Delete a record",
         )
         .operation_id("deleteRecord")
+        .into(),
+        route::<ImportEntitiesRequest, ImportEntitiesResponse>(
+            Method::POST,
+            "/{model}/import",
+            "kiln.v1.EntityService/ImportEntities",
+            StatusCode::OK,
+            "Import records (`records`, or CSV text in `csv`), keeping the ids and times they give; every row is \
+             checked first, and `dry_run` lists the row errors by line without writing",
+        )
+        .operation_id("importRecords")
+        .body(Body::Message)
         .into(),
     ]
 }

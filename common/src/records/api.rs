@@ -7,9 +7,9 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use kiln_proto::v1::{
     CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, EntityChange,
-    GetEntityRequest, GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse, UpdateEntityRequest,
-    UpdateEntityResponse, WatchEntitiesRequest, entity_service_client::EntityServiceClient,
-    entity_service_server::EntityService,
+    GetEntityRequest, GetEntityResponse, ImportEntitiesRequest, ImportEntitiesResponse, ListEntitiesRequest,
+    ListEntitiesResponse, UpdateEntityRequest, UpdateEntityResponse, WatchEntitiesRequest,
+    entity_service_client::EntityServiceClient, entity_service_server::EntityService,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -107,4 +107,5 @@ entity_service! {
     create_entity, create, CreateEntityRequest, CreateEntityResponse;
     update_entity, update, UpdateEntityRequest, UpdateEntityResponse;
     delete_entity, delete, DeleteEntityRequest, DeleteEntityResponse;
+    import_entities, import, ImportEntitiesRequest, ImportEntitiesResponse;
 }

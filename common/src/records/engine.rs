@@ -6,11 +6,12 @@
 //! by another process is run once more on a fresh one. Paging is keyset on (sort column,
 //! id): no OFFSET scans and no COUNT(*). Reads use SQLite's readers, writes its writer.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kiln_proto::{
     v1::{
         CreateEntityRequest, CreateEntityResponse, DeleteEntityRequest, DeleteEntityResponse, GetEntityRequest,
-        GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse, UpdateEntityRequest, UpdateEntityResponse,
+        GetEntityResponse, ImportEntitiesRequest, ImportEntitiesResponse, ListEntitiesRequest, ListEntitiesResponse,
+        RowError, UpdateEntityRequest, UpdateEntityResponse,
     },
     wkt::{Struct, Value as WktValue, value::Kind},
 };
@@ -369,6 +370,56 @@ fn write_error(e: sqlx::Error, target: &CompiledModel, written: &[&FieldSpec]) -
     e.into()
 }
 
+/// Most rows one import call takes: all of them are checked before any is written.
+pub const MAX_IMPORT_ROWS: usize = 10_000;
+
+/// The system columns a new record is written with: its own for a create, those an
+/// export gave for an import.
+struct Kept {
+    id: Id,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    created_by: Option<Id>,
+}
+
+impl Kept {
+    /// A new record's: a new id, made now by the caller.
+    fn new(principal: Principal) -> Self {
+        let now = crate::db::now();
+        Kept { id: Id::new(), created_at: now, updated_at: now, created_by: Some(Id(principal.user_id)) }
+    }
+}
+
+/// The values a write gives, by field index, checked.
+type Checked = Vec<(usize, SqlValue)>;
+
+/// Whose an existing record id is.
+enum Whose {
+    Caller,
+    Other,
+}
+
+/// A row's line number as the contract carries it.
+fn line_number(line: usize) -> i32 {
+    i32::try_from(line).unwrap_or(i32::MAX)
+}
+
+/// An error met writing the row at `line`, saying the line.
+fn at_line(line: i32, e: ServiceError) -> ServiceError {
+    match e {
+        ServiceError::InvalidArgument { violations, .. } => ServiceError::invalid(
+            violations
+                .into_iter()
+                .map(|v| FieldViolation::new(format!("line {line}: {}", v.field), v.description))
+                .collect(),
+        ),
+        ServiceError::AlreadyExists { message, field } => {
+            ServiceError::AlreadyExists { message: format!("line {line}: {message}"), field }
+        }
+        other => other,
+    }
+}
+
 impl<S: ModelSource> Records<S> {
     pub fn new(source: S) -> Self {
         Records { source, feed: None }
@@ -465,7 +516,7 @@ impl<S: ModelSource> Records<S> {
         model: &CompiledModel,
         record: &Map<String, Value>,
         write: Write,
-    ) -> Result<Vec<(usize, SqlValue)>, ServiceError> {
+    ) -> Result<Checked, ServiceError> {
         let values = check_record(&model.specs, record, write).map_err(ServiceError::invalid)?;
         let broken = self.source.rules(model, record);
         if broken.is_empty() { Ok(values) } else { Err(ServiceError::invalid(broken)) }
@@ -517,7 +568,20 @@ impl<S: ModelSource> Records<S> {
         record: &Map<String, Value>,
     ) -> Result<Tried<Struct>, ServiceError> {
         let values = self.checked(&model, record, Write::Create)?;
-        self.check_scoped_relations(&model, &pool, workspace, &values).await?;
+        let kept = Kept::new(principal);
+        self.insert_once(&model, &pool, workspace, &kept, values).await
+    }
+
+    /// Inserts a record of checked `values` with the system columns `kept`.
+    async fn insert_once(
+        &self,
+        model: &CompiledModel,
+        pool: &RecordPool,
+        workspace: Id,
+        kept: &Kept,
+        values: Checked,
+    ) -> Result<Tried<Struct>, ServiceError> {
+        self.check_scoped_relations(model, pool, workspace, &values).await?;
         let written: Vec<&FieldSpec> = values.iter().map(|(i, _)| &model.specs[*i]).collect();
         let mut columns =
             vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into(), "\"created_by\"".into()];
@@ -525,12 +589,11 @@ impl<S: ModelSource> Records<S> {
         if model.place.shared_table {
             columns.push("\"workspace_id\"".into());
         }
-        let now = crate::db::now();
         let mut bound = vec![
-            SqlValue::Uuid(Id::new()),
-            SqlValue::DateTime(now),
-            SqlValue::DateTime(now),
-            SqlValue::Uuid(Id(principal.user_id)),
+            SqlValue::Uuid(kept.id),
+            SqlValue::DateTime(kept.created_at),
+            SqlValue::DateTime(kept.updated_at),
+            kept.created_by.map_or(SqlValue::Null(FieldType::Uuid), SqlValue::Uuid),
         ];
         bound.extend(values.into_iter().map(|(_, v)| v));
         if model.place.shared_table {
@@ -550,10 +613,179 @@ impl<S: ModelSource> Records<S> {
             model.select_list
         );
         let span = statement_span("INSERT", &model.place);
-        match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await {
+        match write_rows(pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await {
             Ok(rows) => Ok(rows.into_iter().next().map_or(Tried::Stale, Tried::Done)),
-            Err(e) => stale_or(e, |e| write_error(e, &model, &written)),
+            Err(e) => stale_or(e, |e| write_error(e, model, &written)),
         }
+    }
+
+    /// Imports rows as they were exported (see `ImportEntities` in the contract): every
+    /// row checked first; then each written with the id and times it gives, unless the
+    /// workspace has its id already.
+    pub async fn import(
+        &self,
+        principal: Principal,
+        req: ImportEntitiesRequest,
+    ) -> Result<ImportEntitiesResponse, ServiceError> {
+        if !req.csv.is_empty() && !req.records.is_empty() {
+            return Err(ServiceError::invalid_field("csv", "give the rows as records or as csv, not both"));
+        }
+        let mut given = Vec::with_capacity(req.records.len());
+        for (i, record) in req.records.iter().enumerate() {
+            given.push((line_number(i + 1), from_struct(Some(record.clone()))?, Vec::new()));
+        }
+        let (answer, created) = self
+            .on_model(principal, &req.model, |model, pool, workspace| {
+                self.import_once(principal, model, pool, workspace, &req, &given)
+            })
+            .await?;
+        for record in &created {
+            self.announce(principal, &req.model, &record_id(record), ChangeKind::Created, None, Some(record)).await;
+        }
+        Ok(answer)
+    }
+
+    async fn import_once(
+        &self,
+        principal: Principal,
+        model: Arc<CompiledModel>,
+        pool: RecordPool,
+        workspace: Id,
+        req: &ImportEntitiesRequest,
+        given: &[codec::CsvRow],
+    ) -> Result<Tried<(ImportEntitiesResponse, Vec<Struct>)>, ServiceError> {
+        let parsed;
+        let rows = if req.csv.is_empty() {
+            given
+        } else {
+            parsed = codec::csv_rows(&model.specs, &req.csv).map_err(|why| ServiceError::invalid_field("csv", why))?;
+            &parsed[..]
+        };
+        if rows.is_empty() {
+            return Err(ServiceError::invalid_field("records", "give at least one row"));
+        }
+        if rows.len() > MAX_IMPORT_ROWS {
+            return Err(ServiceError::invalid_field(
+                "records",
+                format!("at most {MAX_IMPORT_ROWS} rows per call; import the rest in further calls"),
+            ));
+        }
+        let mut answer = ImportEntitiesResponse { checked: rows.len() as i32, ..Default::default() };
+        let mut checked = Vec::with_capacity(rows.len());
+        let mut lines_by_id = std::collections::HashMap::new();
+        // A row's errors in the order of the model's fields (its own columns first).
+        let place = |field: &str| model.specs.iter().position(|s| s.name.as_str() == field).map_or(0, |i| i + 1);
+        for (line, record, unread) in rows {
+            let mut broken = unread.clone();
+            match self.import_row(principal, &model, record) {
+                Ok((kept, values)) if unread.is_empty() => {
+                    if let Some(first) = lines_by_id.insert(kept.id, *line) {
+                        broken.push(FieldViolation::new("id", format!("repeats the id of line {first}")));
+                    }
+                    checked.push((*line, kept, values));
+                }
+                Ok(_) => {}
+                // A cell that could not be read is left out of the record: it is not
+                // also reported missing.
+                Err(found) => broken.extend(found.into_iter().filter(|v| !unread.iter().any(|u| u.field == v.field))),
+            }
+            broken.sort_by_key(|v| place(&v.field));
+            let row_error = |v: FieldViolation| RowError { line: *line, field: v.field, description: v.description };
+            answer.errors.extend(broken.into_iter().map(row_error));
+        }
+        if !answer.errors.is_empty() && !req.dry_run {
+            let violations = answer
+                .errors
+                .iter()
+                .map(|e| FieldViolation::new(format!("line {}: {}", e.line, e.field), e.description.clone()))
+                .collect();
+            return Err(ServiceError::invalid(violations));
+        }
+        let mut created = Vec::new();
+        for (line, mut kept, values) in checked {
+            match self.where_is(&model, &pool, workspace, kept.id).await? {
+                Some(Whose::Caller) => {
+                    answer.skipped += 1;
+                    continue;
+                }
+                // Ids are the workspace's own: one taken in another workspace's share of
+                // the table is given up for a new one.
+                Some(Whose::Other) => kept.id = Id::new(),
+                None => {}
+            }
+            if req.dry_run {
+                answer.imported += 1;
+                continue;
+            }
+            match self.insert_once(&model, &pool, workspace, &kept, values).await.map_err(|e| at_line(line, e))? {
+                Tried::Done(record) => created.push(record),
+                // What was written stays, and is skipped when the call is run again.
+                Tried::Stale => return Ok(Tried::Stale),
+            }
+            answer.imported += 1;
+        }
+        Ok(Tried::Done((answer, created)))
+    }
+
+    /// One imported row, checked: the system columns it keeps and the values it writes.
+    fn import_row(
+        &self,
+        principal: Principal,
+        model: &CompiledModel,
+        record: &Map<String, Value>,
+    ) -> Result<(Kept, Checked), Vec<FieldViolation>> {
+        let mut kept = Kept::new(principal);
+        let mut broken = Vec::new();
+        for column in codec::SYSTEM_COLUMNS {
+            let Some(value) = record.get(*column) else { continue };
+            let ty = system_column(column).unwrap_or(FieldType::Uuid);
+            let read = match (column, value) {
+                // An export of a record nobody made (seeded) says so with null.
+                (&"created_by", Value::Null) => Ok(SqlValue::Null(FieldType::Uuid)),
+                _ => system_value(ty, value),
+            };
+            match (column, read) {
+                (_, Err(why)) => broken.push(FieldViolation::new(*column, why)),
+                (&"id", Ok(SqlValue::Uuid(id))) => kept.id = id,
+                (&"created_at", Ok(SqlValue::DateTime(at))) => kept.created_at = at,
+                (&"updated_at", Ok(SqlValue::DateTime(at))) => kept.updated_at = at,
+                (&"created_by", Ok(SqlValue::Uuid(by))) => kept.created_by = Some(by),
+                (_, Ok(_)) => kept.created_by = None,
+            }
+        }
+        match self.checked(model, record, Write::Create) {
+            Ok(values) if broken.is_empty() => Ok((kept, values)),
+            Ok(_) => Err(broken),
+            Err(ServiceError::InvalidArgument { violations, .. }) => {
+                broken.extend(violations);
+                Err(broken)
+            }
+            Err(other) => {
+                broken.push(FieldViolation::new("record", other.to_string()));
+                Err(broken)
+            }
+        }
+    }
+
+    /// Whose record the id `id` is, if anyone's: the caller's workspace's, or (in a shared
+    /// table) another's.
+    async fn where_is(
+        &self,
+        model: &CompiledModel,
+        pool: &RecordPool,
+        workspace: Id,
+        id: Id,
+    ) -> Result<Option<Whose>, ServiceError> {
+        let column = if model.place.shared_table { "\"workspace_id\"" } else { "\"id\"" };
+        let sql = format!("SELECT {column} FROM {} WHERE \"id\" = $1", model.place.table);
+        let span = statement_span("SELECT", &model.place);
+        let found: Option<Id> = with_ws_read!(pool, pool => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).instrument(span).await?
+        });
+        Ok(found.map(|owner| match model.place.shared_table && owner != workspace {
+            true => Whose::Other,
+            false => Whose::Caller,
+        }))
     }
 
     pub async fn get(&self, principal: Principal, req: GetEntityRequest) -> Result<GetEntityResponse, ServiceError> {
@@ -948,11 +1180,7 @@ fn cut_page(mut records: Vec<Struct>, paging: &Paging<(Value, uuid::Uuid)>, sort
 
 /// A filter's text as the column's type.
 fn filter_value(ty: FieldType, spec: Option<&FieldSpec>, raw: &str) -> Result<SqlValue, String> {
-    let json = match ty {
-        FieldType::Boolean => Value::Bool(raw.parse::<bool>().map_err(|_| "must be true or false")?),
-        // Everything else, numbers included, the codec reads from its text.
-        _ => Value::String(raw.to_string()),
-    };
+    let json = codec::from_text(ty, raw)?;
     match spec {
         // Filters compare; they do not enforce the write rules (required, bounds, pattern).
         Some(spec) => {

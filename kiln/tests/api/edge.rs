@@ -124,7 +124,7 @@ async fn openapi_is_generated_and_every_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 61);
+    assert_eq!(operations, 62);
 
     // Called as a signed-in user on real identifiers, no documented operation answers 5xx.
     let email = "routes@example.com";

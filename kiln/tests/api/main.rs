@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `kiln` started on port 0 against a temp SQLite file or a
 //! fresh PostgreSQL database, called over real HTTP/1.1, h2c gRPC and grpc-web.
 
+mod archive;
 mod auth;
 mod backup;
 mod builds;

@@ -14,11 +14,11 @@ use kiln_proto::v1::{
     DeleteEntityRequest, DeleteModelRequest, DeleteTemplateRequest, Field, GenerateApplicationRequest,
     GenerateSdkRequest, GetApplicationRequest, GetBuildArtifactRequest, GetBuildQueueRequest, GetBuildRequest,
     GetEntityRequest, GetModelRequest, GetProfileRequest, GetTemplateRequest, GetTypedContractRequest,
-    ListApplicationsRequest, ListAuditEventsRequest, ListBuildsRequest, ListComponentsRequest, ListDeploymentsRequest,
-    ListEntitiesRequest, ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest, LoginRequest,
-    LogoutRequest, PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest, Relation,
-    RunBuildRequest, UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest, UpdateModelRequest,
-    UpdateProfileRequest, UpdateTemplateRequest, WatchBuildRequest, WatchEntitiesRequest,
+    ImportEntitiesRequest, ListApplicationsRequest, ListAuditEventsRequest, ListBuildsRequest, ListComponentsRequest,
+    ListDeploymentsRequest, ListEntitiesRequest, ListModelVersionsRequest, ListModelsRequest, ListTemplatesRequest,
+    LoginRequest, LogoutRequest, PlanModelChangeRequest, PreviewTemplateRequest, RefreshRequest, RegisterRequest,
+    Relation, RunBuildRequest, UpdateApplicationRequest, UpdateComponentRequest, UpdateEntityRequest,
+    UpdateModelRequest, UpdateProfileRequest, UpdateTemplateRequest, WatchBuildRequest, WatchEntitiesRequest,
     application_service_client::ApplicationServiceClient, auth_service_client::AuthServiceClient,
     build_service_client::BuildServiceClient, entity_service_client::EntityServiceClient,
     model_service_client::ModelServiceClient, prompt_service_client::PromptServiceClient,
@@ -223,6 +223,18 @@ async fn rest_matrix(http: &reqwest::Client, base: &str, victim: &Victim, b: &st
                         variants.push((format!("/{plural}/{id}"), String::new(), Some(body), true));
                     }
                 }
+                "/{model}/import" => {
+                    let row = json!({ "id": victim.record_id, "confidential_note": "mine" });
+                    variants.push(("/ledgers/import".into(), String::new(), Some(json!({ "records": [row] })), true));
+                    for (plural, id) in &victim.system {
+                        // Into B's own collection of the kind, with the id of A's record:
+                        // B's record under a new id, A's untouched.
+                        let mut row = valid_record(plural, &victim.system["applications"]);
+                        row["id"] = json!(id);
+                        let rows = Some(json!({ "records": [row] }));
+                        variants.push((format!("/{plural}/import"), String::new(), rows, false));
+                    }
+                }
                 "/models" => {
                     // A relation aimed at A's model from a model of B's.
                     let model = json!({ "name": "Spy", "fields": [
@@ -421,6 +433,17 @@ async fn grpc_matrix(channel: Channel, victim: &Victim, b: &str) -> usize {
         let answer = entities.create_entity(with_token(request, b)).await;
         let allowed: &[Code] = if model == "ledgers" || model == "vaults" { AIMED } else { &[Code::InvalidArgument] };
         check("kiln.v1.EntityService/CreateEntity", shown(&answer), code(&answer), allowed);
+        let mut row = valid_record(model, &victim.system["applications"]);
+        row["id"] = json!(id);
+        let request = ImportEntitiesRequest {
+            model: model.clone(),
+            records: record(row).into_iter().collect(),
+            ..Default::default()
+        };
+        let answer = entities.import_entities(with_token(request, b)).await;
+        let allowed: &[Code] =
+            if model == "ledgers" || model == "vaults" { AIMED } else { &[Code::Ok, Code::InvalidArgument] };
+        check("kiln.v1.EntityService/ImportEntities", shown(&answer), code(&answer), allowed);
     }
     // A relation of B's pointing at A's record: refused without saying whether it exists.
     let component = record(json!({ "application": victim.system["applications"], "name": "spy", "kind": "list" }));

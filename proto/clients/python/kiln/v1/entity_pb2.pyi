@@ -109,3 +109,37 @@ class EntityChange(_message.Message):
     id: str
     record: _struct_pb2.Struct
     def __init__(self, kind: _Optional[str] = ..., id: _Optional[str] = ..., record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ImportEntitiesRequest(_message.Message):
+    __slots__ = ("model", "records", "csv", "dry_run")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    CSV_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    records: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    csv: str
+    dry_run: bool
+    def __init__(self, model: _Optional[str] = ..., records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., csv: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class ImportEntitiesResponse(_message.Message):
+    __slots__ = ("imported", "skipped", "checked", "errors")
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    imported: int
+    skipped: int
+    checked: int
+    errors: _containers.RepeatedCompositeFieldContainer[RowError]
+    def __init__(self, imported: _Optional[int] = ..., skipped: _Optional[int] = ..., checked: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RowError, _Mapping]]] = ...) -> None: ...
+
+class RowError(_message.Message):
+    __slots__ = ("line", "field", "description")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    line: int
+    field: str
+    description: str
+    def __init__(self, line: _Optional[int] = ..., field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...

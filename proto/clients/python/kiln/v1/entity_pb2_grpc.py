@@ -69,6 +69,11 @@ class EntityServiceStub:
                 request_serializer=kiln_dot_v1_dot_entity__pb2.WatchEntitiesRequest.SerializeToString,
                 response_deserializer=kiln_dot_v1_dot_entity__pb2.EntityChange.FromString,
                 _registered_method=True)
+        self.ImportEntities = channel.unary_unary(
+                '/kiln.v1.EntityService/ImportEntities',
+                request_serializer=kiln_dot_v1_dot_entity__pb2.ImportEntitiesRequest.SerializeToString,
+                response_deserializer=kiln_dot_v1_dot_entity__pb2.ImportEntitiesResponse.FromString,
+                _registered_method=True)
 
 
 class EntityServiceServicer:
@@ -124,6 +129,20 @@ class EntityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportEntities(self, request, context):
+        """Imports records as they were exported: each keeps its `id`, `created_at`,
+        `updated_at` and `created_by` when it gives them. Every row is checked before any is
+        written; a row whose id the workspace already has is skipped, so an import that
+        stopped can be run again. With `dry_run` nothing is written and the answer lists
+        every row error; otherwise a row error fails the call with INVALID_ARGUMENT, its
+        details naming each row by line ("line 3: amount"), and nothing is written. A row
+        the database refuses as it is written (a unique value taken, a relation to no
+        record) stops the import at that line; the rows before it stay written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +175,11 @@ def add_EntityServiceServicer_to_server(servicer, server):
                     servicer.WatchEntities,
                     request_deserializer=kiln_dot_v1_dot_entity__pb2.WatchEntitiesRequest.FromString,
                     response_serializer=kiln_dot_v1_dot_entity__pb2.EntityChange.SerializeToString,
+            ),
+            'ImportEntities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportEntities,
+                    request_deserializer=kiln_dot_v1_dot_entity__pb2.ImportEntitiesRequest.FromString,
+                    response_serializer=kiln_dot_v1_dot_entity__pb2.ImportEntitiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -325,6 +349,33 @@ class EntityService:
             '/kiln.v1.EntityService/WatchEntities',
             kiln_dot_v1_dot_entity__pb2.WatchEntitiesRequest.SerializeToString,
             kiln_dot_v1_dot_entity__pb2.EntityChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportEntities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kiln.v1.EntityService/ImportEntities',
+            kiln_dot_v1_dot_entity__pb2.ImportEntitiesRequest.SerializeToString,
+            kiln_dot_v1_dot_entity__pb2.ImportEntitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

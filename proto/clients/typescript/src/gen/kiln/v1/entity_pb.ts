@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kiln/v1/entity.proto.
  */
 export const file_kiln_v1_entity: GenFile = /*@__PURE__*/
-  fileDesc("ChRraWxuL3YxL2VudGl0eS5wcm90bxIHa2lsbi52MSLCAQoTTGlzdEVudGl0aWVzUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIMCgRzb3J0GAQgASgJEjgKBmZpbHRlchgFIAMoCzIoLmtpbG4udjEuTGlzdEVudGl0aWVzUmVxdWVzdC5GaWx0ZXJFbnRyeRotCgtGaWx0ZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFExpc3RFbnRpdGllc1Jlc3BvbnNlEigKB3JlY29yZHMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChBHZXRFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIjwKEUdldEVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiTQoTQ3JlYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRInCgZyZWNvcmQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KFENyZWF0ZUVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiagoTVXBkYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIKCgJpZBgCIAEoCRInCgZyZWNvcmQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB3BhcnRpYWwYBCABKAgiPwoUVXBkYXRlRW50aXR5UmVzcG9uc2USJwoGcmVjb3JkGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIwChNEZWxldGVFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIhYKFERlbGV0ZUVudGl0eVJlc3BvbnNlIiUKFFdhdGNoRW50aXRpZXNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJIlEKDEVudGl0eUNoYW5nZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEicKBnJlY29yZBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3Qy0AMKDUVudGl0eVNlcnZpY2USSwoMTGlzdEVudGl0aWVzEhwua2lsbi52MS5MaXN0RW50aXRpZXNSZXF1ZXN0Gh0ua2lsbi52MS5MaXN0RW50aXRpZXNSZXNwb25zZRJCCglHZXRFbnRpdHkSGS5raWxuLnYxLkdldEVudGl0eVJlcXVlc3QaGi5raWxuLnYxLkdldEVudGl0eVJlc3BvbnNlEksKDENyZWF0ZUVudGl0eRIcLmtpbG4udjEuQ3JlYXRlRW50aXR5UmVxdWVzdBodLmtpbG4udjEuQ3JlYXRlRW50aXR5UmVzcG9uc2USSwoMVXBkYXRlRW50aXR5Ehwua2lsbi52MS5VcGRhdGVFbnRpdHlSZXF1ZXN0Gh0ua2lsbi52MS5VcGRhdGVFbnRpdHlSZXNwb25zZRJLCgxEZWxldGVFbnRpdHkSHC5raWxuLnYxLkRlbGV0ZUVudGl0eVJlcXVlc3QaHS5raWxuLnYxLkRlbGV0ZUVudGl0eVJlc3BvbnNlEkcKDVdhdGNoRW50aXRpZXMSHS5raWxuLnYxLldhdGNoRW50aXRpZXNSZXF1ZXN0GhUua2lsbi52MS5FbnRpdHlDaGFuZ2UwAWIGcHJvdG8z", [file_google_protobuf_struct]);
+  fileDesc("ChRraWxuL3YxL2VudGl0eS5wcm90bxIHa2lsbi52MSLCAQoTTGlzdEVudGl0aWVzUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIMCgRzb3J0GAQgASgJEjgKBmZpbHRlchgFIAMoCzIoLmtpbG4udjEuTGlzdEVudGl0aWVzUmVxdWVzdC5GaWx0ZXJFbnRyeRotCgtGaWx0ZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFExpc3RFbnRpdGllc1Jlc3BvbnNlEigKB3JlY29yZHMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChBHZXRFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIjwKEUdldEVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiTQoTQ3JlYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRInCgZyZWNvcmQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KFENyZWF0ZUVudGl0eVJlc3BvbnNlEicKBnJlY29yZBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiagoTVXBkYXRlRW50aXR5UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIKCgJpZBgCIAEoCRInCgZyZWNvcmQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB3BhcnRpYWwYBCABKAgiPwoUVXBkYXRlRW50aXR5UmVzcG9uc2USJwoGcmVjb3JkGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIwChNEZWxldGVFbnRpdHlSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgoKAmlkGAIgASgJIhYKFERlbGV0ZUVudGl0eVJlc3BvbnNlIiUKFFdhdGNoRW50aXRpZXNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJIlEKDEVudGl0eUNoYW5nZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEicKBnJlY29yZBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QibgoVSW1wb3J0RW50aXRpZXNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEigKB3JlY29yZHMYAiADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgsKA2NzdhgDIAEoCRIPCgdkcnlfcnVuGAQgASgIIm8KFkltcG9ydEVudGl0aWVzUmVzcG9uc2USEAoIaW1wb3J0ZWQYASABKAUSDwoHc2tpcHBlZBgCIAEoBRIPCgdjaGVja2VkGAMgASgFEiEKBmVycm9ycxgEIAMoCzIRLmtpbG4udjEuUm93RXJyb3IiPAoIUm93RXJyb3ISDAoEbGluZRgBIAEoBRINCgVmaWVsZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCTKjBAoNRW50aXR5U2VydmljZRJLCgxMaXN0RW50aXRpZXMSHC5raWxuLnYxLkxpc3RFbnRpdGllc1JlcXVlc3QaHS5raWxuLnYxLkxpc3RFbnRpdGllc1Jlc3BvbnNlEkIKCUdldEVudGl0eRIZLmtpbG4udjEuR2V0RW50aXR5UmVxdWVzdBoaLmtpbG4udjEuR2V0RW50aXR5UmVzcG9uc2USSwoMQ3JlYXRlRW50aXR5Ehwua2lsbi52MS5DcmVhdGVFbnRpdHlSZXF1ZXN0Gh0ua2lsbi52MS5DcmVhdGVFbnRpdHlSZXNwb25zZRJLCgxVcGRhdGVFbnRpdHkSHC5raWxuLnYxLlVwZGF0ZUVudGl0eVJlcXVlc3QaHS5raWxuLnYxLlVwZGF0ZUVudGl0eVJlc3BvbnNlEksKDERlbGV0ZUVudGl0eRIcLmtpbG4udjEuRGVsZXRlRW50aXR5UmVxdWVzdBodLmtpbG4udjEuRGVsZXRlRW50aXR5UmVzcG9uc2USRwoNV2F0Y2hFbnRpdGllcxIdLmtpbG4udjEuV2F0Y2hFbnRpdGllc1JlcXVlc3QaFS5raWxuLnYxLkVudGl0eUNoYW5nZTABElEKDkltcG9ydEVudGl0aWVzEh4ua2lsbi52MS5JbXBvcnRFbnRpdGllc1JlcXVlc3QaHy5raWxuLnYxLkltcG9ydEVudGl0aWVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * @generated from message kiln.v1.ListEntitiesRequest
@@ -296,6 +296,117 @@ export const EntityChangeSchema: GenMessage<EntityChange> = /*@__PURE__*/
   messageDesc(file_kiln_v1_entity, 11);
 
 /**
+ * @generated from message kiln.v1.ImportEntitiesRequest
+ */
+export type ImportEntitiesRequest = Message<"kiln.v1.ImportEntitiesRequest"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * The rows as records (line n is records[n-1]), at most 10000 per call.
+   *
+   * @generated from field: repeated google.protobuf.Struct records = 2;
+   */
+  records: JsonObject[];
+
+  /**
+   * Or the rows as CSV text: a header line of field names (and any of id, created_at,
+   * updated_at, created_by), then one record per line, each cell read by its field's
+   * type; an empty cell leaves the field out. Lines are counted from the header's (1).
+   *
+   * @generated from field: string csv = 3;
+   */
+  csv: string;
+
+  /**
+   * Check every row and write nothing.
+   *
+   * @generated from field: bool dry_run = 4;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message kiln.v1.ImportEntitiesRequest.
+ * Use `create(ImportEntitiesRequestSchema)` to create a new message.
+ */
+export const ImportEntitiesRequestSchema: GenMessage<ImportEntitiesRequest> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_entity, 12);
+
+/**
+ * @generated from message kiln.v1.ImportEntitiesResponse
+ */
+export type ImportEntitiesResponse = Message<"kiln.v1.ImportEntitiesResponse"> & {
+  /**
+   * Rows written (in a dry run, the rows without errors that would be).
+   *
+   * @generated from field: int32 imported = 1;
+   */
+  imported: number;
+
+  /**
+   * Rows whose id the workspace already had.
+   *
+   * @generated from field: int32 skipped = 2;
+   */
+  skipped: number;
+
+  /**
+   * Rows read and checked.
+   *
+   * @generated from field: int32 checked = 3;
+   */
+  checked: number;
+
+  /**
+   * Every row error (a dry run's; a real import fails instead).
+   *
+   * @generated from field: repeated kiln.v1.RowError errors = 4;
+   */
+  errors: RowError[];
+};
+
+/**
+ * Describes the message kiln.v1.ImportEntitiesResponse.
+ * Use `create(ImportEntitiesResponseSchema)` to create a new message.
+ */
+export const ImportEntitiesResponseSchema: GenMessage<ImportEntitiesResponse> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_entity, 13);
+
+/**
+ * What is wrong with one field of one imported row.
+ *
+ * @generated from message kiln.v1.RowError
+ */
+export type RowError = Message<"kiln.v1.RowError"> & {
+  /**
+   * The row's line: its place in `records` (from 1), or its line in the CSV text.
+   *
+   * @generated from field: int32 line = 1;
+   */
+  line: number;
+
+  /**
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message kiln.v1.RowError.
+ * Use `create(RowErrorSchema)` to create a new message.
+ */
+export const RowErrorSchema: GenMessage<RowError> = /*@__PURE__*/
+  messageDesc(file_kiln_v1_entity, 14);
+
+/**
  * EntityService is the generic CRUD over the records of any model, system or user, in
  * the caller's workspace. Records travel as Struct: field name to value, plus the
  * columns every record has (`id`, `created_at`, `updated_at`, `created_by`). An integer
@@ -367,6 +478,23 @@ export const EntityService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEntitiesRequestSchema;
     output: typeof EntityChangeSchema;
+  },
+  /**
+   * Imports records as they were exported: each keeps its `id`, `created_at`,
+   * `updated_at` and `created_by` when it gives them. Every row is checked before any is
+   * written; a row whose id the workspace already has is skipped, so an import that
+   * stopped can be run again. With `dry_run` nothing is written and the answer lists
+   * every row error; otherwise a row error fails the call with INVALID_ARGUMENT, its
+   * details naming each row by line ("line 3: amount"), and nothing is written. A row
+   * the database refuses as it is written (a unique value taken, a relation to no
+   * record) stops the import at that line; the rows before it stay written.
+   *
+   * @generated from rpc kiln.v1.EntityService.ImportEntities
+   */
+  importEntities: {
+    methodKind: "unary";
+    input: typeof ImportEntitiesRequestSchema;
+    output: typeof ImportEntitiesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kiln_v1_entity, 0);
