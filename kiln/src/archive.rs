@@ -19,7 +19,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    io::{BufRead, BufReader, BufWriter, Read, Write},
+    io::{BufRead, BufReader, BufWriter, Write},
     path::Path,
 };
 
@@ -27,7 +27,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::backup::{Staging, write_archive};
+use crate::backup::{Staging, read_manifest, write_archive};
 
 /// What the manifest says the archive is.
 pub const FORMAT: &str = "kiln-workspace";
@@ -263,24 +263,6 @@ pub async fn export(remote: &Remote, to: &Path, progress: &mut impl Write) -> an
     Ok(done)
 }
 
-/// The manifest at the head of an archive, checked.
-fn read_manifest(entry: impl Read, from: &Path) -> anyhow::Result<Manifest> {
-    let manifest: Manifest = serde_json::from_reader(entry)
-        .with_context(|| format!("{} has a manifest.json Kiln cannot read", from.display()))?;
-    if manifest.format != FORMAT {
-        bail!("{} is not a Kiln workspace export (its manifest says `{}`)", from.display(), manifest.format);
-    }
-    if manifest.version != FORMAT_VERSION {
-        bail!(
-            "{} is a workspace export of format version {}; this kiln ({}) reads version {FORMAT_VERSION}",
-            from.display(),
-            manifest.version,
-            env!("CARGO_PKG_VERSION")
-        );
-    }
-    Ok(manifest)
-}
-
 /// The fields that make a model what it is, to compare a model with an archive's.
 fn shape(definition: &Value) -> Vec<(String, String)> {
     definition["fields"]
@@ -388,7 +370,8 @@ pub async fn import(remote: &Remote, from: &Path, dry_run: bool, progress: &mut 
         }
         Ok(Some(entry))
     };
-    let manifest = read_manifest(next("manifest.json")?.with_context(not_an_export)?, from)?;
+    let manifest = next("manifest.json")?.with_context(not_an_export)?;
+    let manifest: Manifest = read_manifest(manifest, from, "Kiln workspace export", FORMAT, FORMAT_VERSION)?;
     let definitions: Vec<Value> = serde_json::from_reader(next("models.json")?.with_context(not_an_export)?)
         .with_context(|| format!("{}: models.json cannot be read", from.display()))?;
     let totals: HashMap<&str, u64> = manifest.kinds.iter().map(|k| (k.plural.as_str(), k.records)).collect();

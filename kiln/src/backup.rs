@@ -401,6 +401,33 @@ async fn backup_postgres(url: &str, staging: &Path) -> anyhow::Result<PgSchema> 
     Ok(PgSchema { schemas, sequences, tables: described })
 }
 
+/// The manifest `reader` holds, once it says the archive `from` is a `what` of `format`
+/// in the `version` this Kiln reads.
+pub(crate) fn read_manifest<M: serde::de::DeserializeOwned>(
+    reader: impl Read,
+    from: &Path,
+    what: &str,
+    format: &str,
+    version: u32,
+) -> anyhow::Result<M> {
+    let unreadable = || format!("{} has a manifest.json Kiln cannot read", from.display());
+    let manifest: serde_json::Value = serde_json::from_reader(reader).with_context(unreadable)?;
+    let said = |key: &str| manifest.get(key).cloned().unwrap_or_default();
+    if said("format") != format {
+        let said = said("format");
+        bail!("{} is not a {what} (its manifest says `{}`)", from.display(), said.as_str().unwrap_or_default());
+    }
+    if said("version") != version {
+        bail!(
+            "{} is a {what} of format version {}; this kiln ({}) reads version {version}",
+            from.display(),
+            said("version"),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    serde_json::from_value(manifest).with_context(unreadable)
+}
+
 /// Puts the archive `from` into `config`'s database, which must be empty.
 pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Summary> {
     let staging = Staging::new(&config.data_dir.join("restore"))?;
@@ -415,23 +442,9 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Summary> {
             bail!("{} holds a path outside the archive: {}", from.display(), entry.path()?.display());
         }
     }
-    let mut text = String::new();
-    std::fs::File::open(staging.0.join("manifest.json"))
-        .with_context(|| format!("{} is not a Kiln backup: it has no manifest.json", from.display()))?
-        .read_to_string(&mut text)?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{} has a manifest.json Kiln cannot read", from.display()))?;
-    if manifest.format != FORMAT {
-        bail!("{} is not a Kiln backup (its manifest says `{}`)", from.display(), manifest.format);
-    }
-    if manifest.version != FORMAT_VERSION {
-        bail!(
-            "{} is a backup of format version {}; this kiln ({}) reads version {FORMAT_VERSION}",
-            from.display(),
-            manifest.version,
-            env!("CARGO_PKG_VERSION")
-        );
-    }
+    let manifest = std::fs::File::open(staging.0.join("manifest.json"))
+        .with_context(|| format!("{} is not a Kiln backup: it has no manifest.json", from.display()))?;
+    let manifest: Manifest = read_manifest(manifest, from, "Kiln backup", FORMAT, FORMAT_VERSION)?;
     let target = if is_sqlite(&config.database_url) { "sqlite" } else { "postgres" };
     if manifest.database != target {
         bail!(

@@ -694,12 +694,14 @@ impl<S: ModelSource> Records<S> {
             answer.errors.extend(broken.into_iter().map(row_error));
         }
         if !answer.errors.is_empty() && !req.dry_run {
+            let lines: std::collections::HashSet<i32> = answer.errors.iter().map(|e| e.line).collect();
+            let message = format!("{} rows have errors; nothing was imported", lines.len());
             let violations = answer
                 .errors
                 .iter()
                 .map(|e| FieldViolation::new(format!("line {}: {}", e.line, e.field), e.description.clone()))
                 .collect();
-            return Err(ServiceError::invalid(violations));
+            return Err(ServiceError::InvalidArgument { message, violations });
         }
         let mut created = Vec::new();
         for (line, mut kept, values) in checked {
@@ -742,6 +744,8 @@ impl<S: ModelSource> Records<S> {
             let read = match (column, value) {
                 // An export of a record nobody made (seeded) says so with null.
                 (&"created_by", Value::Null) => Ok(SqlValue::Null(FieldType::Uuid)),
+                // As if left out: a new id, made now.
+                (_, Value::Null) => continue,
                 _ => system_value(ty, value),
             };
             match (column, read) {

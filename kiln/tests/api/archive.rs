@@ -203,6 +203,22 @@ async fn a_workspace_round_trips_through_an_archive_on_either_database(backend: 
     let (code, _, err) = kiln(&["import", "--url", &url, "--from", not_one.to_str().unwrap()], &target_access).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("is not a Kiln workspace export"), "{err}");
+    let backup = dir.path().join("backup.tar.gz");
+    {
+        let manifest = br#"{ "format": "kiln-backup", "version": 1 }"#;
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            std::fs::File::create(&backup).unwrap(),
+            flate2::Compression::fast(),
+        ));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, "manifest.json", &manifest[..]).unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let (code, _, err) = kiln(&["import", "--url", &url, "--from", backup.to_str().unwrap()], &target_access).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is not a Kiln workspace export (its manifest says `kiln-backup`)"), "{err}");
     let third = token(&target.register("linus@example.com").await, "access_token");
     let (status, body) = target
         .post_with_token(
@@ -329,7 +345,10 @@ async fn imported_records_keep_their_ids_and_times_and_repeats_are_skipped(backe
     let (status, checked) = app.post_with_token("/api/v1/specimens/import", &access, twice).await;
     assert_eq!(status, 200, "{checked}");
     assert_eq!(checked["errors"], json!([{ "line": 2, "field": "id", "description": "repeats the id of line 1" }]));
-    let bad_times = json!({ "records": [{ "id": "nope", "created_at": "yesterday", "name": "c" }], "dry_run": true });
+    let bad_times = json!({ "records": [
+        { "id": "nope", "created_at": "yesterday", "name": "c" },
+        { "id": null, "created_at": null, "name": "d" }
+    ], "dry_run": true });
     let (_, checked) = app.post_with_token("/api/v1/specimens/import", &access, bad_times).await;
     let fields: Vec<&str> = checked["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, ["id", "created_at"], "{checked}");
