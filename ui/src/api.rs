@@ -84,6 +84,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A form's own refusal before any call: the fields it found wrong (`noun` names what
+    /// they are to the user, "field" or "setting"); none when nothing is.
+    pub fn found_in_form(found: Vec<(String, String)>, noun: &str) -> Option<Self> {
+        let count = found.len();
+        let message = match count {
+            0 => return None,
+            1 => format!("1 {noun} needs a look."),
+            _ => format!("{count} {noun}s need a look."),
+        };
+        Some(ApiError { code: Code::InvalidArgument, message, fields: found })
+    }
+
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(field, _)| field == name).map(|(_, description)| description.as_str())
     }
@@ -347,6 +359,18 @@ mod tests {
         let pauses: Vec<i32> =
             std::iter::successors(Some(FIRST_REOPEN_PAUSE_MS), |p| Some(next_reopen_pause(*p))).take(7).collect();
         assert_eq!(pauses, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+    }
+
+    #[test]
+    fn a_form_refuses_itself_only_for_what_it_found_and_counts_it() {
+        assert_eq!(ApiError::found_in_form(Vec::new(), "field"), None);
+        let one = ApiError::found_in_form(vec![("name".into(), "is required".into())], "field").unwrap();
+        assert_eq!(
+            (one.code, one.message.as_str(), one.field("name")),
+            (Code::InvalidArgument, "1 field needs a look.", Some("is required"))
+        );
+        let two = vec![("a".into(), "x".into()), ("b".into(), "y".into())];
+        assert_eq!(ApiError::found_in_form(two, "setting").unwrap().message, "2 settings need a look.");
     }
 
     #[test]

@@ -161,15 +161,12 @@ pub fn PromptEditor(id: Option<String>) -> View {
             }
             errors.set(found.clone());
             status.set(None);
-            if !found.is_empty() {
-                failure.set(Some(ApiError {
-                    code: tonic::Code::InvalidArgument,
-                    message: "Some fields need a look.".into(),
-                    fields: found,
-                }));
+            let refused = ApiError::found_in_form(found, "field");
+            let stop = refused.is_some();
+            failure.set(refused);
+            if stop {
                 return;
             }
-            failure.set(None);
             busy.set(true);
             let (api, id) = (api.clone(), id.clone());
             let (typed_name, typed_category, typed_kind, typed_content) = (

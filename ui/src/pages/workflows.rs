@@ -226,20 +226,12 @@ pub fn WorkflowDesigner(id: Option<String>) -> View {
             }
             errors.set(found.clone());
             saved.set(None);
-            if !found.is_empty() {
-                let count = found.len();
-                failure.set(Some(ApiError {
-                    code: tonic::Code::InvalidArgument,
-                    message: format!(
-                        "{count} setting{} need{} a look.",
-                        if count == 1 { "" } else { "s" },
-                        if count == 1 { "s" } else { "" }
-                    ),
-                    fields: found,
-                }));
+            let refused = ApiError::found_in_form(found, "setting");
+            let stop = refused.is_some();
+            failure.set(refused);
+            if stop {
                 return;
             }
-            failure.set(None);
             busy.set(true);
             let (api, id) = (api.clone(), id.clone());
             let (name, description, trigger, enabled) = (
