@@ -197,12 +197,9 @@ async fn trace_request(request: Request, next: Next) -> Response {
         )
     };
     kiln_common::telemetry::extract(&span, request.headers());
-    let grpc = grpc_edge::is_grpc(&request);
     let response = next.run(request).instrument(span.clone()).await;
     if grpc {
-        let code =
-            response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
-        span.record("rpc.grpc.status_code", code.unwrap_or(0));
+        span.record("rpc.grpc.status_code", grpc::answered_status(response.headers()));
     } else {
         span.record("http.response.status_code", response.status().as_u16());
         if response.status().is_server_error() {

@@ -1,8 +1,9 @@
 //! How services reach each other: [`GrpcChannel`] is what every generated client is built
 //! on. It wraps either a network channel (mesh) or a service's own routes in this process
-//! (all-in-one); callers never know which. Each call is a client span whose trace
-//! context travels in the request's `traceparent`; each served call is a server span
-//! under it, counted and timed per method ([`observed`]). Also the support services
+//! (all-in-one); callers never know which. Each call over the network is a client span
+//! whose trace context travels in the request's `traceparent`; each served call is a
+//! server span under it (in process, under the caller's span), counted and timed per
+//! method ([`observed`]). Also the support services
 //! every gRPC listener serves: health and reflection (v1 and v1alpha).
 
 use std::{
@@ -26,6 +27,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct GrpcChannel {
     inner: BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>,
     target: String,
+    /// Whether calls leave the process: only those get a client span and carry the
+    /// trace context in a `traceparent` header (in this process, the server span opens
+    /// inside the caller's span and is its child already).
+    remote: bool,
 }
 
 impl std::fmt::Debug for GrpcChannel {
@@ -42,7 +47,7 @@ impl GrpcChannel {
             ServiceExt::<http::Request<Body>>::map_err(observed(routes).prepare(), |never: Infallible| -> BoxError {
                 match never {}
             });
-        GrpcChannel { inner: BoxCloneSyncService::new(svc), target: format!("in-process:{name}") }
+        GrpcChannel { inner: BoxCloneSyncService::new(svc), target: format!("in-process:{name}"), remote: false }
     }
 
     /// Calls go over HTTP/2 to `url`; the connection is made on first use and remade
@@ -53,7 +58,7 @@ impl GrpcChannel {
             .connect_timeout(std::time::Duration::from_secs(5))
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy().map_err(BoxError::from);
-        Ok(GrpcChannel { inner: BoxCloneSyncService::new(channel), target: url.to_string() })
+        Ok(GrpcChannel { inner: BoxCloneSyncService::new(channel), target: url.to_string(), remote: true })
     }
 }
 
@@ -85,7 +90,12 @@ impl GrpcChannel {
                 }
             }
         });
-        (GrpcChannel { inner: BoxCloneSyncService::new(service), target: format!("in-process:{name}") }, slot)
+        let channel = GrpcChannel {
+            inner: BoxCloneSyncService::new(service),
+            target: format!("in-process:{name}"),
+            remote: false,
+        };
+        (channel, slot)
     }
 }
 
@@ -99,6 +109,11 @@ impl Service<http::Request<Body>> for GrpcChannel {
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // In this process the served call's server span, opened inside the caller's span,
+        // is the whole story; a client span is what a call leaving the process adds.
+        if !self.remote {
+            return Box::pin(self.inner.call(request));
+        }
         let span = rpc_span(request.uri().path(), "client");
         crate::telemetry::inject_from(&span, request.headers_mut());
         Box::pin(self.inner.call(request).instrument(span))

@@ -47,7 +47,14 @@ pub fn init(config: &Config) {
         Err(error) => (SdkTracerProvider::builder().build(), Some(error)),
     };
     let tracer = provider.tracer("kiln");
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_threads(false).with_location(false);
+    // Only what the conventions name: no busy/idle timing of every enter and exit (a
+    // request's span is entered at each poll of its future), no thread, source or target.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_threads(false)
+        .with_location(false)
+        .with_target(false)
+        .with_tracked_inactivity(false);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if json {
         let format = WithTraceId { inner: fmt::format().json().with_current_span(false), json: true };

@@ -325,13 +325,13 @@ async fn run_to_completion<T: Send + 'static>(
 
 #[tonic::async_trait]
 impl ModelService for ModelApi {
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_models(&self, request: Request<ListModelsRequest>) -> Result<Response<ListModelsResponse>, Status> {
         let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.list(principal, request.into_inner()).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_model(
         &self,
         request: Request<CreateModelRequest>,
@@ -341,7 +341,7 @@ impl ModelService for ModelApi {
         Ok(Response::new(run_to_completion(async move { api.create(principal, request).await }).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn plan_model_change(
         &self,
         request: Request<PlanModelChangeRequest>,
@@ -350,7 +350,7 @@ impl ModelService for ModelApi {
         Ok(Response::new(self.plan_change(principal, request.into_inner()).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_model(
         &self,
         request: Request<UpdateModelRequest>,
@@ -360,7 +360,7 @@ impl ModelService for ModelApi {
         Ok(Response::new(run_to_completion(async move { api.update(principal, request).await }).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_model(
         &self,
         request: Request<DeleteModelRequest>,
@@ -370,7 +370,7 @@ impl ModelService for ModelApi {
         Ok(Response::new(run_to_completion(async move { api.delete(principal, request).await }).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_model_versions(
         &self,
         request: Request<ListModelVersionsRequest>,
@@ -379,7 +379,7 @@ impl ModelService for ModelApi {
         Ok(Response::new(self.versions(principal, request.into_inner()).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_typed_contract(
         &self,
         request: Request<GetTypedContractRequest>,
@@ -394,7 +394,7 @@ impl ModelService for ModelApi {
         }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_model(&self, request: Request<GetModelRequest>) -> Result<Response<GetModelResponse>, Status> {
         let principal = self.callers.principal(request.metadata()).await?;
         Ok(Response::new(self.get(principal, request.into_inner()).await?))

@@ -377,35 +377,35 @@ fn user_message(user: &UserRecord) -> User {
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
         Ok(Response::new(AuthApi::register(self, request.into_inner()).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
         Ok(Response::new(AuthApi::login(self, request.into_inner()).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
         Ok(Response::new(AuthApi::refresh(self, request.into_inner()).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
         Ok(Response::new(AuthApi::logout(self, principal, request.into_inner()).await?))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_profile(&self, request: Request<GetProfileRequest>) -> Result<Response<GetProfileResponse>, Status> {
         let principal = self.deps.auth.authenticate(request.metadata()).await?;
         let user = self.profile(principal).await?;
         Ok(Response::new(GetProfileResponse { user: Some(user_message(&user)) }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_profile(
         &self,
         request: Request<UpdateProfileRequest>,
@@ -415,7 +415,7 @@ impl AuthService for AuthApi {
         Ok(Response::new(UpdateProfileResponse { user: Some(user_message(&user)) }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit_events(
         &self,
         request: Request<ListAuditEventsRequest>,

@@ -69,7 +69,7 @@ macro_rules! entity_service {
     ($($method:ident, $op:ident, $request:ty, $response:ty;)*) => {
         #[tonic::async_trait]
         impl<S: ModelSource + Clone + 'static, G: Gate> EntityService for EntityApi<S, G> {
-            #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+            #[tracing::instrument(level = "debug", skip_all, fields(model = %request.get_ref().model))]
             async fn watch_entities(
                 &self,
                 request: Request<WatchEntitiesRequest>,
@@ -89,7 +89,7 @@ macro_rules! entity_service {
                 }
             }
             $(
-                #[tracing::instrument(skip_all, fields(model = %request.get_ref().model))]
+                #[tracing::instrument(level = "debug", skip_all, fields(model = %request.get_ref().model))]
                 async fn $method(&self, request: Request<$request>) -> Result<Response<$response>, Status> {
                     match self.gate.answer(request.metadata(), &request.get_ref().model).await? {
                         Answer::PassOn(mut owner) => owner.$method(request).await,
