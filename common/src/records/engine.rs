@@ -227,24 +227,56 @@ fn statement_span(operation: &'static str, place: &Placement) -> tracing::Span {
     )
 }
 
-/// Runs one write statement (`sql` with its values `bound`) and reads its rows with
-/// `each`: on PostgreSQL on the pool, on SQLite through the file's group commit, which
-/// commits the writes that queue for the single writer together.
+/// Where a write statement runs.
+enum WriteOn<'a> {
+    /// Committed on its own: on PostgreSQL on the pool, on SQLite through the file's
+    /// group commit, which commits the writes that queue for the single writer together.
+    Alone(&'a RecordPool),
+    /// In an open transaction (an import's rows, which commit together).
+    Postgres(&'a mut sqlx::PgConnection),
+    Sqlite(&'a mut sqlx::SqliteConnection),
+}
+
+/// Runs one write statement (`sql` with its values `bound`) where `on` says and reads
+/// its rows with `each`.
 async fn write_rows<T>(
-    pool: &RecordPool,
+    on: WriteOn<'_>,
     sql: String,
     bound: Vec<SqlValue>,
     each: impl Fn(&dyn RecordRow) -> Result<T, sqlx::Error>,
 ) -> Result<Vec<T>, sqlx::Error> {
-    match pool {
-        RecordPool::Postgres(pg) => {
+    match on {
+        WriteOn::Alone(RecordPool::Postgres(pg)) => {
             let rows = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_all(pg).await?;
             rows.iter().map(|row| each(row)).collect()
         }
-        RecordPool::Sqlite(lite) => {
+        WriteOn::Alone(RecordPool::Sqlite(lite)) => {
             let bind = Box::new(move |binds: SqliteBinds| bind_values!(binds, &bound));
             let rows = lite.writes.fetch_all(sql, bind).await?;
             rows.iter().map(|row| each(row)).collect()
+        }
+        WriteOn::Postgres(conn) => {
+            let rows = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_all(conn).await?;
+            rows.iter().map(|row| each(row)).collect()
+        }
+        WriteOn::Sqlite(conn) => {
+            let rows = bind_values!(sqlx::query(sqlx::AssertSqlSafe(sql)), &bound).fetch_all(conn).await?;
+            rows.iter().map(|row| each(row)).collect()
+        }
+    }
+}
+
+/// An open transaction an import writes its rows in.
+enum Open<'a> {
+    Postgres(&'a mut sqlx::PgConnection),
+    Sqlite(&'a mut sqlx::SqliteConnection),
+}
+
+impl Open<'_> {
+    fn on(&mut self) -> WriteOn<'_> {
+        match self {
+            Open::Postgres(conn) => WriteOn::Postgres(conn),
+            Open::Sqlite(conn) => WriteOn::Sqlite(conn),
         }
     }
 }
@@ -569,14 +601,16 @@ impl<S: ModelSource> Records<S> {
     ) -> Result<Tried<Struct>, ServiceError> {
         let values = self.checked(&model, record, Write::Create)?;
         let kept = Kept::new(principal);
-        self.insert_once(&model, &pool, workspace, &kept, values).await
+        self.insert_once(&model, &pool, WriteOn::Alone(&pool), workspace, &kept, values).await
     }
 
-    /// Inserts a record of checked `values` with the system columns `kept`.
+    /// Inserts a record of checked `values` with the system columns `kept`, where `on`
+    /// says (`pool` is where its relations are checked).
     async fn insert_once(
         &self,
         model: &CompiledModel,
         pool: &RecordPool,
+        on: WriteOn<'_>,
         workspace: Id,
         kept: &Kept,
         values: Checked,
@@ -613,7 +647,7 @@ impl<S: ModelSource> Records<S> {
             model.select_list
         );
         let span = statement_span("INSERT", &model.place);
-        match write_rows(pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await {
+        match write_rows(on, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await {
             Ok(rows) => Ok(rows.into_iter().next().map_or(Tried::Stale, Tried::Done)),
             Err(e) => stale_or(e, |e| write_error(e, model, &written)),
         }
@@ -703,9 +737,48 @@ impl<S: ModelSource> Records<S> {
                 .collect();
             return Err(ServiceError::InvalidArgument { message, violations });
         }
+        // The rows commit together: a row the database refuses leaves nothing written,
+        // and neither does a call cut short. A dry run only counts.
+        let created = match &pool {
+            _ if req.dry_run => self.write_imported(&model, &pool, None, workspace, checked, &mut answer).await?,
+            RecordPool::Postgres(pg) => {
+                let mut tx = pg.begin().await?;
+                let open = Some(Open::Postgres(&mut tx));
+                let written = self.write_imported(&model, &pool, open, workspace, checked, &mut answer).await?;
+                if written.is_some() {
+                    tx.commit().await?;
+                }
+                written
+            }
+            RecordPool::Sqlite(lite) => {
+                let mut conn = lite.writer.acquire().await?;
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                let open = Some(Open::Sqlite(&mut tx));
+                let written = self.write_imported(&model, &pool, open, workspace, checked, &mut answer).await?;
+                if written.is_some() {
+                    tx.commit().await?;
+                }
+                written
+            }
+        };
+        Ok(created.map_or(Tried::Stale, |created| Tried::Done((answer, created))))
+    }
+
+    /// Writes the `checked` rows of an import in the transaction `open` (only counts them
+    /// without one: a dry run), counting them in `answer`; the records written, or none
+    /// if the model moved on meanwhile.
+    async fn write_imported(
+        &self,
+        model: &CompiledModel,
+        pool: &RecordPool,
+        mut open: Option<Open<'_>>,
+        workspace: Id,
+        checked: Vec<(i32, Kept, Checked)>,
+        answer: &mut ImportEntitiesResponse,
+    ) -> Result<Option<Vec<Struct>>, ServiceError> {
         let mut created = Vec::new();
         for (line, mut kept, values) in checked {
-            match self.where_is(&model, &pool, workspace, kept.id).await? {
+            match self.where_is(model, pool, workspace, kept.id).await? {
                 Some(Whose::Caller) => {
                     answer.skipped += 1;
                     continue;
@@ -715,18 +788,15 @@ impl<S: ModelSource> Records<S> {
                 Some(Whose::Other) => kept.id = Id::new(),
                 None => {}
             }
-            if req.dry_run {
-                answer.imported += 1;
-                continue;
-            }
-            match self.insert_once(&model, &pool, workspace, &kept, values).await.map_err(|e| at_line(line, e))? {
-                Tried::Done(record) => created.push(record),
-                // What was written stays, and is skipped when the call is run again.
-                Tried::Stale => return Ok(Tried::Stale),
-            }
             answer.imported += 1;
+            let Some(open) = open.as_mut() else { continue };
+            let inserted = self.insert_once(model, pool, open.on(), workspace, &kept, values).await;
+            match inserted.map_err(|e| at_line(line, e))? {
+                Tried::Done(record) => created.push(record),
+                Tried::Stale => return Ok(None),
+            }
         }
-        Ok(Tried::Done((answer, created)))
+        Ok(Some(created))
     }
 
     /// One imported row, checked: the system columns it keeps and the values it writes.
@@ -881,7 +951,10 @@ impl<S: ModelSource> Records<S> {
         let sql =
             format!("UPDATE {} SET {}{condition} RETURNING {}", model.place.table, sets.join(", "), model.select_list);
         let span = statement_span("UPDATE", &model.place);
-        let found = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await {
+        let found = match write_rows(WriteOn::Alone(&pool), sql, bound, |row| row_to_struct(row, &model.specs))
+            .instrument(span)
+            .await
+        {
             Ok(rows) => rows.into_iter().next(),
             Err(e) => return stale_or(e, |e| write_error(e, &model, &written)),
         };
@@ -913,7 +986,9 @@ impl<S: ModelSource> Records<S> {
         // The record as it was: the change's event carries it.
         let sql = format!("DELETE FROM {}{condition} RETURNING {}", model.place.table, model.select_list);
         let span = statement_span("DELETE", &model.place);
-        let deleted = match write_rows(&pool, sql, bound, |row| row_to_struct(row, &model.specs)).instrument(span).await
+        let deleted = match write_rows(WriteOn::Alone(&pool), sql, bound, |row| row_to_struct(row, &model.specs))
+            .instrument(span)
+            .await
         {
             Ok(rows) => rows.into_iter().next(),
             Err(e) => {

@@ -281,7 +281,7 @@ async fn csv_rows_are_checked_by_line_and_bad_ones_write_nothing(backend: Backen
     assert_eq!(records[1]["name"], "two,\nlines");
     assert_eq!(records[1]["extra"], Value::Null, "an empty cell leaves the field out");
 
-    // A unique value taken stops the import at its line.
+    // A unique value taken fails the import at its line, and nothing of it is written.
     let (status, taken) =
         app.post_with_token("/api/v1/specimens/import", &access, json!({ "csv": "name\nthree\none\n" })).await;
     let message = assert_error(status, &taken, 409, "already_exists")["message"].clone();
@@ -292,7 +292,7 @@ async fn csv_rows_are_checked_by_line_and_bad_ones_write_nothing(backend: Backen
         .into_iter()
         .map(|r| r["name"].clone())
         .collect();
-    assert_eq!(names, [json!("one"), json!("three"), json!("two,\nlines")], "the rows before it stay written");
+    assert_eq!(names, [json!("one"), json!("two,\nlines")], "the rows before it are not written either");
 
     // The call itself wrong.
     for (body, field) in [

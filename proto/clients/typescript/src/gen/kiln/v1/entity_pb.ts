@@ -485,9 +485,10 @@ export const EntityService: GenService<{
    * written; a row whose id the workspace already has is skipped, so an import that
    * stopped can be run again. With `dry_run` nothing is written and the answer lists
    * every row error; otherwise a row error fails the call with INVALID_ARGUMENT, its
-   * details naming each row by line ("line 3: amount"), and nothing is written. A row
-   * the database refuses as it is written (a unique value taken, a relation to no
-   * record) stops the import at that line; the rows before it stay written.
+   * details naming each row by line ("line 3: amount"), and nothing is written. The
+   * rows are written in one transaction: a row the database refuses as it is written (a
+   * unique value taken, a relation to no record) fails the call naming its line, and
+   * nothing is written.
    *
    * @generated from rpc kiln.v1.EntityService.ImportEntities
    */
