@@ -729,7 +729,10 @@ impl<S: ModelSource> Records<S> {
         }
         if !answer.errors.is_empty() && !req.dry_run {
             let lines: std::collections::HashSet<i32> = answer.errors.iter().map(|e| e.line).collect();
-            let message = format!("{} rows have errors; nothing was imported", lines.len());
+            let message = match lines.len() {
+                1 => "1 row has errors; nothing was imported".to_string(),
+                rows => format!("{rows} rows have errors; nothing was imported"),
+            };
             let violations = answer
                 .errors
                 .iter()

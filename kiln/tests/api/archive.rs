@@ -264,6 +264,7 @@ async fn csv_rows_are_checked_by_line_and_bad_ones_write_nothing(backend: Backen
     let details = &assert_error(status, &refused, 400, "invalid_argument")["details"];
     assert_eq!(details[0]["field"], "line 5: count", "{refused}");
     assert_eq!(details[4]["field"], "line 6: name", "{refused}");
+    assert_eq!(refused["error"]["message"], "2 rows have errors; nothing was imported");
     assert_eq!(details.as_array().map(Vec::len), Some(5));
     let (_, page) = app.get_with_token("/api/v1/specimens", &access).await;
     assert_eq!(page["records"], json!([]), "a row error writes nothing");
