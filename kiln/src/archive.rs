@@ -104,6 +104,30 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// Each item of the paged list at `path` (its `key` array), page after page.
+    async fn each_listed(
+        &self,
+        path: &str,
+        key: &str,
+        mut each: impl FnMut(&Value) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut token = String::new();
+        loop {
+            let page = format!("{path}{separator}page_size={PAGE_SIZE}&page_token={token}");
+            let page = self.ok(reqwest::Method::GET, &page, None).await?;
+            for item in page[key].as_array().into_iter().flatten() {
+                each(item)?;
+            }
+            token = page["next_page_token"].as_str().unwrap_or_default().to_string();
+            if token.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// An error body's message and field details, in one line.
 fn said(answer: &Value) -> String {
     let message = answer["error"]["message"].as_str().map_or_else(|| answer.to_string(), str::to_string);
@@ -191,15 +215,12 @@ pub struct Done {
 /// Writes the caller's workspace to `to`.
 pub async fn export(remote: &Remote, to: &Path, progress: &mut impl Write) -> anyhow::Result<Done> {
     let mut models = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = remote.ok(reqwest::Method::GET, &format!("/models?page_size=100&page_token={token}"), None).await?;
-        models.extend(page["models"].as_array().cloned().unwrap_or_default());
-        token = page["next_page_token"].as_str().unwrap_or_default().to_string();
-        if token.is_empty() {
-            break;
-        }
-    }
+    remote
+        .each_listed("/models", "models", |model| {
+            models.push(model.clone());
+            Ok(())
+        })
+        .await?;
     let plurals_by_id: HashMap<String, String> = models
         .iter()
         .filter_map(|m| Some((m["id"].as_str()?.to_string(), m["plural"].as_str()?.to_string())))
@@ -228,31 +249,20 @@ pub async fn export(remote: &Remote, to: &Path, progress: &mut impl Write) -> an
         let path = staging.0.join("records").join(format!("{:04}.{plural}.jsonl", n + 1));
         let mut file = BufWriter::new(std::fs::File::create(&path)?);
         let mut records = 0u64;
-        let mut token = String::new();
-        loop {
-            let page = remote
-                .ok(
-                    reqwest::Method::GET,
-                    &format!("/{plural}?sort=created_at&page_size={PAGE_SIZE}&page_token={token}"),
-                    None,
-                )
-                .await?;
-            for record in page["records"].as_array().into_iter().flatten() {
-                if system && untouched_starter(record) {
-                    continue;
-                }
-                serde_json::to_writer(&mut file, record)?;
-                file.write_all(b"\n")?;
-                records += 1;
-                if records.is_multiple_of(PROGRESS_EVERY) {
-                    writeln!(progress, "exporting {plural}: {records} records")?;
-                }
+        let path = format!("/{plural}?sort=created_at");
+        let listed = remote.each_listed(&path, "records", |record| {
+            if system && untouched_starter(record) {
+                return Ok(());
             }
-            token = page["next_page_token"].as_str().unwrap_or_default().to_string();
-            if token.is_empty() {
-                break;
+            serde_json::to_writer(&mut file, record)?;
+            file.write_all(b"\n")?;
+            records += 1;
+            if records.is_multiple_of(PROGRESS_EVERY) {
+                writeln!(progress, "exporting {plural}: {records} records")?;
             }
-        }
+            Ok(())
+        });
+        listed.await?;
         file.flush()?;
         writeln!(progress, "exported {plural}: {records} records")?;
         done.records += records;

@@ -436,15 +436,17 @@ fn line_number(line: usize) -> i32 {
     i32::try_from(line).unwrap_or(i32::MAX)
 }
 
+/// A row's field violation as a call's: its field prefixed with the row's line.
+fn on_line(line: i32, violation: FieldViolation) -> FieldViolation {
+    FieldViolation::new(format!("line {line}: {}", violation.field), violation.description)
+}
+
 /// An error met writing the row at `line`, saying the line.
 fn at_line(line: i32, e: ServiceError) -> ServiceError {
     match e {
-        ServiceError::InvalidArgument { violations, .. } => ServiceError::invalid(
-            violations
-                .into_iter()
-                .map(|v| FieldViolation::new(format!("line {line}: {}", v.field), v.description))
-                .collect(),
-        ),
+        ServiceError::InvalidArgument { violations, .. } => {
+            ServiceError::invalid(violations.into_iter().map(|v| on_line(line, v)).collect())
+        }
         ServiceError::AlreadyExists { message, field } => {
             ServiceError::AlreadyExists { message: format!("line {line}: {message}"), field }
         }
@@ -659,14 +661,14 @@ impl<S: ModelSource> Records<S> {
     pub async fn import(
         &self,
         principal: Principal,
-        req: ImportEntitiesRequest,
+        mut req: ImportEntitiesRequest,
     ) -> Result<ImportEntitiesResponse, ServiceError> {
         if !req.csv.is_empty() && !req.records.is_empty() {
             return Err(ServiceError::invalid_field("csv", "give the rows as records or as csv, not both"));
         }
         let mut given = Vec::with_capacity(req.records.len());
-        for (i, record) in req.records.iter().enumerate() {
-            given.push((line_number(i + 1), from_struct(Some(record.clone()))?, Vec::new()));
+        for (i, record) in std::mem::take(&mut req.records).into_iter().enumerate() {
+            given.push((line_number(i + 1), from_struct(Some(record))?, Vec::new()));
         }
         let (answer, created) = self
             .on_model(principal, &req.model, |model, pool, workspace| {
@@ -736,7 +738,7 @@ impl<S: ModelSource> Records<S> {
             let violations = answer
                 .errors
                 .iter()
-                .map(|e| FieldViolation::new(format!("line {}: {}", e.line, e.field), e.description.clone()))
+                .map(|e| on_line(e.line, FieldViolation::new(e.field.clone(), e.description.clone())))
                 .collect();
             return Err(ServiceError::InvalidArgument { message, violations });
         }
